@@ -1,0 +1,135 @@
+"""The streaming stages over one Arrow batch: language ID, then quality rules.
+
+No Ray here: `Annotator` is a plain callable over a `pyarrow.Table`, so it is
+unit-testable and the pipeline decides how to run it. A document rejected by
+one stage skips the later ones; its stage, rule, value and reason are recorded
+in the internal columns (see columns.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+
+from . import columns as col
+from .config import JobConfig
+from .langid import LanguageIdentifier
+from .quality import QualityFilter
+
+
+class Annotator:
+    def __init__(self, cfg: JobConfig):
+        self.cfg = cfg
+        self.text_column = cfg.input.text_column
+        lang_cfg = cfg.langid
+        self.langid = (
+            LanguageIdentifier(lang_cfg.model, lang_cfg.max_chars) if lang_cfg.enabled else None
+        )
+        self.allowed = frozenset(lang_cfg.languages) if lang_cfg.languages else None
+        self.quality = QualityFilter(cfg.quality) if cfg.quality.enabled else None
+        self.signal_names = (
+            self.quality.signal_names if self.quality and cfg.quality.emit_signals else []
+        )
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        batch = _Batch(table, self.text_column)
+        if self.langid is not None:
+            started = time.perf_counter()
+            self._identify_languages(batch)
+            batch.seconds["langid"] = time.perf_counter() - started
+        if self.quality is not None:
+            started = time.perf_counter()
+            self._apply_quality(batch)
+            batch.seconds["quality"] = time.perf_counter() - started
+        return batch.to_table(self.signal_names)
+
+    def _identify_languages(self, batch: _Batch) -> None:
+        active = batch.active()
+        languages, scores = self.langid.predict([batch.texts[i] for i in active])
+        min_score = self.cfg.langid.min_score
+        for i, language, score in zip(active, languages, scores.tolist()):
+            batch.languages[i], batch.scores[i] = language, score
+            if self.allowed is not None and language not in self.allowed:
+                allowed = ", ".join(sorted(self.allowed))
+                reason = f"langid_language: {language} (score {score:.3f}) not in [{allowed}]"
+                batch.reject(i, "langid", "langid_language", score, reason)
+            elif score < min_score:
+                reason = f"langid_min_score: {language} {score:.3f} < {min_score:g}"
+                batch.reject(i, "langid", "langid_min_score", score, reason)
+
+    def _apply_quality(self, batch: _Batch) -> None:
+        for i in batch.active():
+            verdict = self.quality.evaluate(batch.texts[i], batch.languages[i])
+            if not verdict.kept:
+                batch.reject(i, "quality", verdict.rule.name, verdict.value, verdict.reason)
+                continue
+            batch.signals[i] = verdict.signals
+            if verdict.text is not None:
+                batch.texts[i] = verdict.text
+                batch.text_changed = True
+
+
+class _Batch:
+    """Mutable per-row view of a table while the stages run."""
+
+    def __init__(self, table: pa.Table, text_column: str):
+        self.table = table
+        self.text_column = text_column
+        n = table.num_rows
+        self.texts: list[str] = table.column(text_column).to_pylist()
+        self.stage: list[Optional[str]] = table.column(col.STAGE).to_pylist()
+        self.rule: list[Optional[str]] = table.column(col.RULE).to_pylist()
+        self.value: list[Optional[float]] = table.column(col.VALUE).to_pylist()
+        self.reason: list[Optional[str]] = table.column(col.REASON).to_pylist()
+        self.languages: list[Optional[str]] = [None] * n
+        self.scores: list[Optional[float]] = [None] * n
+        self.signals: list[Optional[dict[str, float]]] = [None] * n
+        self.seconds: dict[str, float] = {}
+        self.text_changed = False
+
+    def active(self) -> list[int]:
+        return [i for i, s in enumerate(self.stage) if s is None]
+
+    def reject(self, i: int, stage: str, rule: str, value: Optional[float], reason: str) -> None:
+        self.stage[i], self.rule[i], self.value[i], self.reason[i] = stage, rule, value, reason
+
+    def to_table(self, signal_names: list[str]) -> pa.Table:
+        t = self.table
+        n = t.num_rows
+        if self.text_changed:
+            index = t.schema.get_field_index(self.text_column)
+            t = t.set_column(index, self.text_column, pa.array(self.texts, pa.string()))
+        for name, values, kind in (
+            (col.STAGE, self.stage, pa.string()),
+            (col.RULE, self.rule, pa.string()),
+            (col.VALUE, self.value, pa.float64()),
+            (col.REASON, self.reason, pa.string()),
+        ):
+            t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, kind))
+        t = t.append_column(col.LANGUAGE, pa.array(self.languages, pa.string()))
+        t = t.append_column(col.LANGUAGE_SCORE, pa.array(self.scores, pa.float32()))
+        for name in signal_names:
+            values = [s.get(name) if s is not None else None for s in self.signals]
+            t = t.append_column(col.SIGNAL_PREFIX + name, pa.array(values, pa.float32()))
+        for stage in ("langid", "quality"):
+            share = self.seconds.get(stage, 0.0) / n if n else 0.0
+            t = t.append_column(col.SECONDS_PREFIX + stage, pa.array(np.full(n, share)))
+        return t
+
+
+_ANNOTATORS: dict[str, Annotator] = {}
+
+
+def annotate_batch(table: pa.Table, cfg: JobConfig) -> pa.Table:
+    """Entry point for Ray tasks. Ray reuses worker processes, so keeping the
+    Annotator in the process loads each model once per worker, not per batch."""
+    key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    annotator = _ANNOTATORS.get(key)
+    if annotator is None:
+        _ANNOTATORS.clear()
+        annotator = _ANNOTATORS[key] = Annotator(cfg)
+    return annotator(table)

@@ -1,0 +1,121 @@
+"""Command line: `dedupe-at-scale run | generate`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from .config import ConfigError, load_config
+from .langid import ModelError
+from .reader import InputError
+from .storage import StorageError
+
+KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dedupe-at-scale",
+        description="Curate LLM training data on Ray Data: language ID, quality rules, "
+        "deduplication and mixtures over sharded Parquet.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the curation job")
+    run.add_argument("--input", required=True, help="directory, file or glob of Parquet shards")
+    run.add_argument("--output", required=True, help="output directory")
+    run.add_argument("--config", help="YAML job config (defaults apply without one)")
+    run.add_argument(
+        "--address",
+        help="Ray cluster to join: 'auto' or 'ray://host:port'; default starts a local Ray",
+    )
+    run.add_argument(
+        "--num-cpus", type=int, help="CPUs for a local Ray (default: all cores)"
+    )
+    run.add_argument("--overwrite", action="store_true", help="replace a complete output")
+    run.add_argument("--quiet", action="store_true", help="no progress output from Ray Data")
+
+    gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
+    gen.add_argument("--docs", type=int, default=6000)
+    gen.add_argument("--shards", type=int, default=8)
+    gen.add_argument("--output", required=True)
+    gen.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        return _run(args)
+    except Exception as exc:  # report known problems plainly, re-raise bugs
+        known = find_known_error(exc)
+        if known is None:
+            raise
+        print(f"error: {known}", file=sys.stderr)
+        return 2 if isinstance(known, ConfigError) else 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .sample import generate_sample
+
+    paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
+    print(f"wrote {args.docs} documents in {len(paths)} shards to {args.output}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)  # before Ray starts: a bad config fails fast
+    connect(args.address, args.num_cpus, quiet=args.quiet)
+
+    from .output import OutputExistsError
+    from .pipeline import AccountingError, run_job
+    from .report import summarize
+
+    try:
+        result = run_job(args.input, args.output, cfg, overwrite=args.overwrite)
+    except (OutputExistsError, AccountingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(summarize(result.manifest))
+    return 0
+
+
+def connect(address: Optional[str], num_cpus: Optional[int], quiet: bool = False) -> None:
+    """Join `address`, or start a local Ray with `num_cpus` (all cores by default)."""
+    import ray
+
+    if quiet:
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    if ray.is_initialized():
+        return
+    if address and address != "local":
+        ray.init(address=address, logging_level="WARNING")
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
+    if quiet:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def find_known_error(exc: BaseException) -> Optional[BaseException]:
+    """The first error of ours in an exception chain (Ray wraps task errors)."""
+    seen: set[int] = set()
+    stack: list[Optional[BaseException]] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, KNOWN_ERRORS):
+            return current
+        stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

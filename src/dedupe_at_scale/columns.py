@@ -1,0 +1,20 @@
+"""Names of the columns the job adds while it runs.
+
+Internal columns carry a prefix no input is expected to use, and are dropped
+before documents are written to data/.
+"""
+
+INTERNAL_PREFIX = "__dds_"
+FILE = "__dds_file"  # input file, relative to the input root
+ROW = "__dds_row"  # row index within that file
+STAGE = "__dds_stage"  # stage that rejected the document; null while kept
+RULE = "__dds_rule"
+VALUE = "__dds_value"
+REASON = "__dds_reason"
+SECONDS_PREFIX = "__dds_seconds_"  # per-row share of a stage's busy time
+
+LANGUAGE = "language"
+LANGUAGE_SCORE = "language_score"
+SIGNAL_PREFIX = "q_"
+
+STAGES = ("input", "langid", "quality")

@@ -1,0 +1,287 @@
+"""Typed job configuration, loaded from YAML and validated strictly.
+
+Every section is a dataclass; an unknown key or a value of the wrong type is a
+`ConfigError` that names the dotted key (``quality.gopher_quality.min_words``).
+Defaults make a sensible run with no config file at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The job config is invalid; the message names the offending key."""
+
+
+# Scripts written without spaces between words: whitespace "words" are whole
+# sentences there, so word-count based rules do not apply to them.
+UNSEGMENTED_LANGUAGES = ["zh", "ja", "th", "lo", "km", "my", "bo", "dz", "yue", "wuu"]
+
+GOPHER_STOP_WORDS = {"en": ["the", "be", "to", "of", "and", "that", "have", "with"]}
+
+
+@dataclass
+class InputConfig:
+    text_column: str = "text"
+    # When the column is absent, ids are generated as "<relative path>#<row>".
+    id_column: str = "id"
+    # What a document with null text or invalid UTF-8 does: stop the job with
+    # an error naming the file and row, or go to rejected/ with stage "input".
+    on_invalid_document: Literal["error", "quarantine"] = "error"
+    # Upper bound on rows per read task; files are split at row-group borders.
+    rows_per_task: int = 20_000
+
+
+@dataclass
+class LangIdConfig:
+    enabled: bool = True
+    # Path to a fastText language-ID model; null means the bundled lid.176.ftz.
+    model: Optional[str] = None
+    # ISO codes to keep; null keeps every language.
+    languages: Optional[list[str]] = None
+    min_score: float = 0.65
+    # Only the first characters are classified (bounds time on huge documents).
+    max_chars: int = 20_000
+
+
+@dataclass
+class GopherQualityConfig:
+    enabled: bool = True
+    min_words: Optional[int] = 50
+    max_words: Optional[int] = 100_000
+    min_mean_word_length: Optional[float] = 3.0
+    max_mean_word_length: Optional[float] = 10.0
+    max_hash_to_word_ratio: Optional[float] = 0.1
+    max_ellipsis_to_word_ratio: Optional[float] = 0.1
+    max_bullet_lines_ratio: Optional[float] = 0.9
+    max_ellipsis_lines_ratio: Optional[float] = 0.3
+    min_alpha_words_ratio: Optional[float] = 0.8
+    min_stop_words: Optional[int] = 2
+    # The stop-word rule applies only to languages listed here.
+    stop_words: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in GOPHER_STOP_WORDS.items()}
+    )
+
+
+@dataclass
+class GopherRepetitionConfig:
+    enabled: bool = True
+    max_duplicate_lines_fraction: Optional[float] = 0.3
+    max_duplicate_paragraphs_fraction: Optional[float] = 0.3
+    max_duplicate_line_chars_fraction: Optional[float] = 0.2
+    max_duplicate_paragraph_chars_fraction: Optional[float] = 0.2
+    # n -> max fraction of characters in the most frequent n-gram.
+    top_ngram_max_chars_fraction: dict[int, float] = field(
+        default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16}
+    )
+    # n -> max fraction of characters in n-grams that occur more than once.
+    duplicate_ngram_max_chars_fraction: dict[int, float] = field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+
+
+@dataclass
+class C4Config:
+    enabled: bool = True
+    drop_lorem_ipsum: bool = True
+    drop_curly_brace: bool = True
+    # Line filters: a line failing one is removed before sentences are counted.
+    remove_lines_without_terminal_punctuation: bool = True
+    remove_javascript_lines: bool = True
+    remove_policy_lines: bool = True
+    min_words_per_line: Optional[int] = 3
+    max_word_length: Optional[int] = 1000
+    min_sentences: Optional[int] = 5
+    # True replaces the text of kept documents by the lines C4 keeps (the
+    # original C4 cleaning); false only filters and leaves text untouched.
+    clean_text: bool = False
+
+
+@dataclass
+class FineWebConfig:
+    enabled: bool = True
+    min_line_punctuation_ratio: Optional[float] = 0.12
+    short_line_length: int = 30
+    max_short_line_ratio: Optional[float] = 0.67
+    max_duplicate_line_chars_ratio: Optional[float] = 0.01
+    max_newline_to_word_ratio: Optional[float] = 0.3
+
+
+@dataclass
+class QualityConfig:
+    enabled: bool = True
+    # Languages whose whitespace tokens are not words (word rules skip them).
+    unsegmented_languages: list[str] = field(default_factory=lambda: list(UNSEGMENTED_LANGUAGES))
+    # Add one float column per measured rule value ("q_<rule>") to kept documents.
+    emit_signals: bool = True
+    gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
+    gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
+    c4: C4Config = field(default_factory=C4Config)
+    fineweb: FineWebConfig = field(default_factory=FineWebConfig)
+
+
+@dataclass
+class DedupConfig:
+    # Global deduplication arrives in a later release; the section is reserved.
+    enabled: bool = False
+
+
+@dataclass
+class MixtureConfig:
+    # Mixture weighting arrives in a later release; the section is reserved.
+    enabled: bool = False
+
+
+@dataclass
+class OutputConfig:
+    # Target rows per output shard; bytes_per_shard, when set, takes precedence
+    # and is converted to rows from the average size of the documents.
+    rows_per_shard: int = 100_000
+    bytes_per_shard: Optional[int] = None
+    compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
+    # Copy the text of dropped documents into rejected/ (off: ids and reasons only).
+    rejected_text: bool = False
+
+
+@dataclass
+class JobConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    langid: LangIdConfig = field(default_factory=LangIdConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None) -> JobConfig:
+    """Read a YAML job config; ``None`` gives the defaults."""
+    if path is None:
+        return JobConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    return config_from_dict(data or {}, source=str(path))
+
+
+def config_from_dict(data: Any, source: str = "config") -> JobConfig:
+    config = _build(JobConfig, data, prefix="", source=source)
+    _check_semantics(config, source)
+    return config
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{where}' must be a mapping, got {_type_name(data)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{unknown[0]}' (allowed in {where}: "
+            f"{', '.join(sorted(known))})"
+        )
+    values = {}
+    for name, raw in data.items():
+        values[name] = _coerce(hints[name], raw, f"{prefix}{name}", source)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value if value is not None else {}, f"{key}.", source)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, source)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{source}: '{key}' must be one of {choices}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise _wrong_type(source, key, "a list", value)
+        return [_coerce(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _wrong_type(source, key, "a mapping", value)
+        return {
+            _coerce(args[0], k, f"{key} (key {k!r})", source): _coerce(
+                args[1], v, f"{key}.{k}", source
+            )
+            for k, v in value.items()
+        }
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _wrong_type(source, key, "true or false", value)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong_type(source, key, "an integer", value)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _wrong_type(source, key, "a number", value)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _wrong_type(source, key, "a string", value)
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug, not user input
+
+
+def _wrong_type(source: str, key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{source}: '{key}' must be {expected}, got {_type_name(value)} {value!r}")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_semantics(config: JobConfig, source: str) -> None:
+    def require(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"{source}: '{key}' {message}")
+
+    require(config.input.rows_per_task > 0, "input.rows_per_task", "must be positive")
+    require(0.0 <= config.langid.min_score <= 1.0, "langid.min_score", "must be within [0, 1]")
+    require(config.langid.max_chars > 0, "langid.max_chars", "must be positive")
+    require(config.output.rows_per_shard > 0, "output.rows_per_shard", "must be positive")
+    if config.output.bytes_per_shard is not None:
+        require(config.output.bytes_per_shard > 0, "output.bytes_per_shard", "must be positive")
+    for n in config.quality.gopher_repetition.top_ngram_max_chars_fraction:
+        require(n >= 1, "quality.gopher_repetition.top_ngram_max_chars_fraction", "n must be >= 1")
+    for n in config.quality.gopher_repetition.duplicate_ngram_max_chars_fraction:
+        require(
+            n >= 1, "quality.gopher_repetition.duplicate_ngram_max_chars_fraction", "n must be >= 1"
+        )
+    require(
+        not config.dedup.enabled,
+        "dedup.enabled",
+        "is not supported yet: global deduplication is not part of this release",
+    )
+    require(
+        not config.mixture.enabled,
+        "mixture.enabled",
+        "is not supported yet: mixture weighting is not part of this release",
+    )

@@ -1,0 +1,57 @@
+"""Language identification with fastText's lid.176 model (176 languages).
+
+The compressed model (lid.176.ftz, CC BY-SA 3.0, see models/NOTICE.md) ships
+inside this package, so it is on disk after install and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .text import single_line
+
+LABEL_PREFIX = "__label__"
+
+
+class ModelError(RuntimeError):
+    """A model file is missing or cannot be loaded."""
+
+
+def bundled_lid_model_path() -> Path:
+    return Path(str(resources.files("dedupe_at_scale") / "models" / "lid.176.ftz"))
+
+
+@functools.lru_cache(maxsize=4)
+def load_fasttext_model(path: str):
+    """Load a fastText model once per process (Ray reuses worker processes)."""
+    import fasttext
+
+    if not Path(path).is_file():
+        raise ModelError(f"fastText model not found: {path}")
+    try:
+        return fasttext.load_model(path)
+    except Exception as exc:  # fasttext raises ValueError or RuntimeError
+        raise ModelError(f"cannot load fastText model {path}: {exc}") from exc
+
+
+class LanguageIdentifier:
+    """Predicts (ISO code, score) for texts with a fastText language-ID model."""
+
+    def __init__(self, model_path: Optional[str] = None, max_chars: int = 20_000):
+        self.model_path = model_path or str(bundled_lid_model_path())
+        self.max_chars = max_chars
+        self.model = load_fasttext_model(self.model_path)
+
+    def predict(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        if not texts:
+            return [], np.zeros(0, dtype=np.float32)
+        # fastText wants one line per text and, with numpy 2, a list input.
+        lines = [single_line(t[: self.max_chars]) for t in texts]
+        labels, scores = self.model.predict(lines, k=1)
+        languages = [label[0].removeprefix(LABEL_PREFIX) if label else "" for label in labels]
+        return languages, np.array([s[0] if len(s) else 0.0 for s in scores], dtype=np.float32)

@@ -1,0 +1,110 @@
+"""manifest.json: what ran, on what, and where every input document went."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter, defaultdict
+from importlib import metadata
+from typing import Any
+
+from . import columns as col
+from .config import JobConfig
+from .reader import InputFile
+
+FORMAT = "dedupe-at-scale/manifest/v1"
+PACKAGES = ["dedupe-at-scale", "ray", "pyarrow", "numpy", "fasttext", "datasketch", "fsspec", "pyyaml"]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def stage_counts(cfg: JobConfig, total: int, rejected_by_stage: Counter) -> dict[str, dict]:
+    """in / kept / rejected per stage, in pipeline order."""
+    enabled = {"input": True, "langid": cfg.langid.enabled, "quality": cfg.quality.enabled}
+    counts, remaining = {}, total
+    for stage in col.STAGES:
+        rejected = rejected_by_stage.get(stage, 0)
+        counts[stage] = {
+            "enabled": enabled[stage],
+            "in": remaining,
+            "kept": remaining - rejected,
+            "rejected": rejected,
+        }
+        remaining -= rejected
+    return counts
+
+
+def build_manifest(
+    *,
+    cfg: JobConfig,
+    input_uri: str,
+    output_uri: str,
+    files: list[InputFile],
+    stats: list[dict[str, Any]],
+    data_shards: list[dict[str, Any]],
+    rejected_shards: list[dict[str, Any]],
+    timings: dict[str, float],
+    started: float,
+) -> dict[str, Any]:
+    total = sum(f.num_rows for f in files)
+    by_stage: Counter = Counter()
+    by_rule: dict[str, dict[str, int]] = defaultdict(dict)
+    languages: dict[str, Counter] = defaultdict(Counter)
+    busy: Counter = Counter()
+    for row in stats:
+        stage, rule, language = row[col.STAGE], row[col.RULE], row[col.LANGUAGE] or "unknown"
+        if stage:
+            by_stage[stage] += row["count"]
+            by_rule[stage][rule] = by_rule[stage].get(rule, 0) + row["count"]
+        languages[language]["rejected" if stage else "kept"] += row["count"]
+        for key, value in row.items():
+            if key.startswith(col.SECONDS_PREFIX):
+                busy[key.removeprefix(col.SECONDS_PREFIX)] += value
+    kept = total - sum(by_stage.values())
+    return {
+        "format": FORMAT,
+        "status": "complete",
+        "started_at": _iso(started),
+        "finished_at": _iso(time.time()),
+        "input": {
+            "uri": input_uri,
+            "documents": total,
+            "files": [{"path": f.display, "rows": f.num_rows, "bytes": f.size_bytes} for f in files],
+        },
+        "output": {
+            "uri": output_uri,
+            "data": data_shards,
+            "rejected": rejected_shards,
+        },
+        "counts": {
+            "input": total,
+            "kept": kept,
+            "rejected": total - kept,
+            "stages": stage_counts(cfg, total, by_stage),
+            "rules": {stage: dict(sorted(rules.items(), key=lambda kv: -kv[1])) for stage, rules in by_rule.items()},
+            "languages": {
+                lang: {"kept": c["kept"], "rejected": c["rejected"]}
+                for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
+            },
+        },
+        "timings": {
+            "wall_seconds": {k: round(v, 3) for k, v in timings.items()},
+            # Summed over all workers; stages overlap in time, so these are
+            # busy seconds, not wall time.
+            "stage_busy_seconds": {k: round(v, 3) for k, v in sorted(busy.items())},
+        },
+        "config": cfg.to_dict(),
+        "versions": package_versions(),
+    }
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -1,0 +1,244 @@
+"""The job, composed on Ray Data. The only module that builds Ray datasets.
+
+Phases:
+  1. annotate  read shards -> language ID -> quality rules, streamed and fused
+               into one task per read unit, written to OUT/_staging/annotated/
+  2. write     staging -> data/ (kept) and rejected/ (one row per dropped doc)
+  3. account   per-block counts from the staging columns, merged on the driver
+  4. commit    check input = kept + rejected, drop staging, write manifest.json
+A failed run never writes a manifest, and the manifest is the marker of a
+complete output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+from ray.data import SaveMode
+from ray.data.datasource import FilenameProvider
+
+from . import columns as col
+from .annotate import annotate_batch
+from .config import JobConfig
+from .manifest import build_manifest
+from .output import OutputLayout, count_rows
+from .reader import ShardDatasource, discover_inputs, plan_units
+from .storage import resolve
+
+log = logging.getLogger(__name__)
+
+
+class AccountingError(RuntimeError):
+    """Documents were lost or counted twice; the output is not committed."""
+
+
+class PartFilenames(FilenameProvider):
+    """part-<task>.parquet: ordered, deterministic shard names."""
+
+    def __init__(self, prefix: str = "part"):
+        self.prefix = prefix
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        return f"{self.prefix}-{task_index:05d}.parquet"
+
+
+@dataclass
+class JobResult:
+    manifest: dict[str, Any]
+    output_uri: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_job(
+    input_uri: str,
+    output_uri: str,
+    cfg: JobConfig,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> JobResult:
+    """Run the whole job on the Ray cluster this process is connected to."""
+    started = time.time()
+    timings: dict[str, float] = {}
+    source = resolve(input_uri, storage_options)
+    layout = OutputLayout(resolve(output_uri, storage_options))
+
+    with _timed(timings, "discover"):
+        layout.prepare(overwrite)
+        files = discover_inputs(source, cfg.input)
+        units = plan_units(files, cfg.input.rows_per_task)
+
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+
+    with _timed(timings, "annotate"):
+        annotated = ray.data.read_datasource(ShardDatasource(source, units, cfg.input))
+        annotated = annotated.map_batches(
+            annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
+        )
+        _write(annotated, layout.staging, layout, cfg, rows_per_file=None, prefix="annotated")
+
+    staging_files = layout.list_parquet(layout.staging)
+    with _timed(timings, "write"):
+        rows_per_shard = _rows_per_shard(cfg, layout, staging_files)
+        _write(
+            _read(layout, staging_files).map_batches(
+                _kept_documents, batch_format="pyarrow", batch_size=None
+            ),
+            layout.data, layout, cfg, rows_per_shard, prefix="part",
+        )  # fmt: skip
+        _write(
+            _read(layout, staging_files, columns=_rejected_columns(cfg)).map_batches(
+                _rejected_documents,
+                fn_kwargs={"cfg": cfg},
+                batch_format="pyarrow",
+                batch_size=None,
+            ),
+            layout.rejected, layout, cfg, rows_per_shard, prefix="part",
+        )  # fmt: skip
+
+    with _timed(timings, "account"):
+        stats = _collect_stats(layout, staging_files)
+        data_shards = layout.describe_shards(layout.data)
+        rejected_shards = layout.describe_shards(layout.rejected)
+        _check_accounting(files, stats, data_shards, rejected_shards)
+
+    timings["total"] = time.time() - started
+    manifest = build_manifest(
+        cfg=cfg,
+        input_uri=input_uri,
+        output_uri=output_uri,
+        files=files,
+        stats=stats,
+        data_shards=data_shards,
+        rejected_shards=rejected_shards,
+        timings=timings,
+        started=started,
+    )
+    layout.commit(manifest)
+    return JobResult(manifest=manifest, output_uri=output_uri, timings=timings)
+
+
+class _timed:
+    def __init__(self, timings: dict[str, float], name: str):
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.started = time.time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = round(time.time() - self.started, 3)
+
+
+def _read(layout: OutputLayout, files: list[str], columns: list[str] | None = None) -> ray.data.Dataset:
+    # An explicit sorted file list keeps the order of staged blocks.
+    return ray.data.read_parquet(
+        files, filesystem=layout.location.arrow_fs, columns=columns, shuffle=None
+    )
+
+
+def _write(
+    ds: ray.data.Dataset,
+    path: str,
+    layout: OutputLayout,
+    cfg: JobConfig,
+    rows_per_file: int | None,
+    prefix: str,
+) -> None:
+    compression = None if cfg.output.compression == "none" else cfg.output.compression
+    ds.write_parquet(
+        path,
+        filesystem=layout.location.arrow_fs,
+        filename_provider=PartFilenames(prefix),
+        min_rows_per_file=rows_per_file,
+        max_rows_per_file=rows_per_file,
+        compression=compression,
+        # Our names are deterministic (no write UUID); the directory is ours
+        # and was cleared by OutputLayout.prepare.
+        mode=SaveMode.OVERWRITE,
+    )
+
+
+def _kept_documents(table: pa.Table) -> pa.Table:
+    kept = table.filter(pc.is_null(table.column(col.STAGE)))
+    return kept.select([n for n in kept.column_names if not n.startswith(col.INTERNAL_PREFIX)])
+
+
+def _rejected_columns(cfg: JobConfig) -> list[str]:
+    names = [cfg.input.id_column, col.STAGE, col.RULE, col.VALUE, col.REASON]
+    return names + ([cfg.input.text_column] if cfg.output.rejected_text else [])
+
+
+def _rejected_documents(table: pa.Table, cfg: JobConfig) -> pa.Table:
+    rejected = table.filter(pc.is_valid(table.column(col.STAGE)))
+    out = {
+        "id": rejected.column(cfg.input.id_column),
+        "stage": rejected.column(col.STAGE),
+        "rule": rejected.column(col.RULE),
+        "value": rejected.column(col.VALUE),
+        "reason": rejected.column(col.REASON),
+    }
+    if cfg.output.rejected_text:
+        out["text"] = rejected.column(cfg.input.text_column)
+    return pa.table(out)
+
+
+def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[str]) -> int:
+    if cfg.output.bytes_per_shard is None:
+        return cfg.output.rows_per_shard
+    # Staged documents are zstd Parquet too: their bytes per row predict ours.
+    rows, size = 0, 0
+    for path in staging_files:
+        rows += count_rows(layout.location, path)
+        size += layout.location.fs.size(path)
+    return max(1, int(cfg.output.bytes_per_shard * rows / size)) if size else cfg.output.rows_per_shard
+
+
+STAT_KEYS = [col.STAGE, col.RULE, col.LANGUAGE]
+
+
+def _block_stats(table: pa.Table) -> pa.Table:
+    """Counts and busy seconds per (stage, rule, language) within one block."""
+    keys = {k: pc.fill_null(table.column(k), "") for k in STAT_KEYS}
+    seconds = [n for n in table.column_names if n.startswith(col.SECONDS_PREFIX)]
+    grouped = pa.table({**keys, **{n: table.column(n) for n in seconds}}).group_by(STAT_KEYS)
+    result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in seconds])
+    return result.rename_columns(
+        [c.replace(f"{STAT_KEYS[0]}_count", "count").removesuffix("_sum") for c in result.column_names]
+    )
+
+
+def _collect_stats(layout: OutputLayout, staging_files: list[str]) -> list[dict[str, Any]]:
+    if not staging_files:
+        return []
+    with layout.location.fs.open(staging_files[0], "rb") as handle:
+        names = pq.read_schema(handle).names
+    seconds = [n for n in names if n.startswith(col.SECONDS_PREFIX)]
+    ds = _read(layout, staging_files, columns=STAT_KEYS + seconds)
+    # Per-block partial counts only: a few rows per block reach the driver.
+    return ds.map_batches(_block_stats, batch_format="pyarrow", batch_size=None).take_all()
+
+
+def _check_accounting(files, stats, data_shards, rejected_shards) -> None:
+    total = sum(f.num_rows for f in files)
+    kept = sum(s["count"] for s in stats if not s[col.STAGE])
+    rejected = sum(s["count"] for s in stats if s[col.STAGE])
+    written_kept = sum(s["rows"] for s in data_shards)
+    written_rejected = sum(s["rows"] for s in rejected_shards)
+    problems = []
+    if kept + rejected != total:
+        problems.append(f"input has {total} documents but {kept} kept + {rejected} rejected")
+    if written_kept != kept:
+        problems.append(f"data/ holds {written_kept} documents, expected {kept}")
+    if written_rejected != rejected:
+        problems.append(f"rejected/ holds {written_rejected} rows, expected {rejected}")
+    if problems:
+        raise AccountingError("output not committed: " + "; ".join(problems))
+
+
+__all__ = ["run_job", "JobResult", "AccountingError"]

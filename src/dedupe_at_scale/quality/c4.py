@@ -1,0 +1,75 @@
+"""C4 heuristics (Raffel et al. 2020, "Exploring the Limits of Transfer Learning").
+
+C4 removes bad lines (no terminal punctuation, too few words, mentions of
+javascript, cookie and policy notices, absurdly long words), then drops the page
+if too few sentences survive, or if it holds "lorem ipsum" or a curly brace.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import text as textlib
+from ..config import C4Config
+from .base import Doc, RuleGroup, bounded_rules
+
+POLICY_PHRASES = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
+
+
+class C4(RuleGroup):
+    name = "c4"
+
+    def __init__(self, cfg: C4Config):
+        self.cfg = cfg
+        self.rules = bounded_rules(
+            ("c4_lorem_ipsum", "c4_lorem_ipsum", "max", 0 if cfg.drop_lorem_ipsum else None),
+            ("c4_curly_brace", "c4_curly_brace", "max", 0 if cfg.drop_curly_brace else None),
+            ("c4_min_sentences", "c4_sentences", "min", cfg.min_sentences),
+        )
+
+    def kept_lines(self, doc: Doc) -> list[str]:
+        """The lines C4 keeps; word-count line rules skip unsegmented scripts."""
+        cfg = self.cfg
+        kept = []
+        for line in doc.lines:
+            if cfg.remove_lines_without_terminal_punctuation and (
+                not line.endswith(textlib.TERMINAL_PUNCTUATION) or line.endswith(textlib.ELLIPSES)
+            ):
+                continue
+            lower = line.lower()
+            if cfg.remove_javascript_lines and "javascript" in lower:
+                continue
+            if cfg.remove_policy_lines and any(p in lower for p in POLICY_PHRASES):
+                continue
+            if doc.segmented or cfg.max_word_length is not None:
+                line_words = line.split()
+                if (
+                    doc.segmented
+                    and cfg.min_words_per_line is not None
+                    and len(line_words) < cfg.min_words_per_line
+                ):
+                    continue
+                if cfg.max_word_length is not None and any(
+                    len(w) > cfg.max_word_length for w in line_words
+                ):
+                    continue
+            kept.append(line)
+        return kept
+
+    def measure(self, doc: Doc) -> dict[str, float]:
+        lower = doc.text.lower()
+        return {
+            "c4_lorem_ipsum": float("lorem ipsum" in lower),
+            "c4_curly_brace": float("{" in doc.text),
+            "c4_sentences": len(textlib.sentences("\n".join(self.kept_lines(doc)))),
+        }
+
+    def clean(self, doc: Doc) -> Optional[str]:
+        return "\n".join(self.kept_lines(doc)) if self.cfg.clean_text else None

@@ -1,0 +1,43 @@
+"""FineWeb's own line-level filters (Penedo et al. 2024, "The FineWeb Datasets")."""
+
+from __future__ import annotations
+
+from .. import text as textlib
+from ..config import FineWebConfig
+from .base import Doc, RuleGroup, bounded_rules, safe_ratio
+
+
+class FineWeb(RuleGroup):
+    name = "fineweb"
+
+    def __init__(self, cfg: FineWebConfig):
+        self.cfg = cfg
+        self.rules = bounded_rules(
+            ("fineweb_line_punctuation", "fineweb_line_punctuation_ratio", "min",
+             cfg.min_line_punctuation_ratio),
+            ("fineweb_short_lines", "fineweb_short_line_ratio", "max", cfg.max_short_line_ratio),
+            ("fineweb_duplicate_line_chars", "fineweb_duplicate_line_chars_ratio", "max",
+             cfg.max_duplicate_line_chars_ratio),
+            ("fineweb_newline_to_word_ratio", "fineweb_newline_to_word_ratio", "max",
+             cfg.max_newline_to_word_ratio),
+        )  # fmt: skip
+
+    def measure(self, doc: Doc) -> dict[str, float]:
+        lines = doc.lines
+        n_lines = len(lines)
+        signals = {
+            "fineweb_line_punctuation_ratio": safe_ratio(
+                sum(1 for line in lines if line.endswith(textlib.TERMINAL_PUNCTUATION)), n_lines
+            ),
+            "fineweb_short_line_ratio": safe_ratio(
+                sum(1 for line in lines if len(line) <= self.cfg.short_line_length), n_lines
+            ),
+            "fineweb_duplicate_line_chars_ratio": safe_ratio(
+                textlib.duplicated_elements(lines)[1], len(doc.text.replace("\n", ""))
+            ),
+        }
+        if doc.segmented:
+            signals["fineweb_newline_to_word_ratio"] = safe_ratio(
+                doc.text.count("\n"), len(doc.words)
+            )
+        return signals

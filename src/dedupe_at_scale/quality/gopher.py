@@ -1,0 +1,121 @@
+"""Gopher quality and repetition filters (Rae et al. 2021, "Scaling Language
+Models: Methods, Analysis & Insights from Training Gopher", appendix A)."""
+
+from __future__ import annotations
+
+import re
+
+from .. import text as textlib
+from ..config import GopherQualityConfig, GopherRepetitionConfig
+from .base import Doc, RuleGroup, bounded_rules, safe_ratio
+
+_NEWLINES_RE = re.compile(r"\n+")
+
+
+class GopherQuality(RuleGroup):
+    name = "gopher_quality"
+
+    def __init__(self, cfg: GopherQualityConfig):
+        self.cfg = cfg
+        self.stop_words = {lang: frozenset(w.lower() for w in ws) for lang, ws in cfg.stop_words.items()}
+        self.rules = bounded_rules(
+            ("gopher_min_words", "gopher_word_count", "min", cfg.min_words),
+            ("gopher_max_words", "gopher_word_count", "max", cfg.max_words),
+            ("gopher_min_mean_word_length", "gopher_mean_word_length", "min", cfg.min_mean_word_length),
+            ("gopher_max_mean_word_length", "gopher_mean_word_length", "max", cfg.max_mean_word_length),
+            ("gopher_hash_to_word_ratio", "gopher_hash_to_word_ratio", "max", cfg.max_hash_to_word_ratio),
+            (
+                "gopher_ellipsis_to_word_ratio",
+                "gopher_ellipsis_to_word_ratio",
+                "max",
+                cfg.max_ellipsis_to_word_ratio,
+            ),
+            ("gopher_bullet_lines_ratio", "gopher_bullet_lines_ratio", "max", cfg.max_bullet_lines_ratio),
+            (
+                "gopher_ellipsis_lines_ratio",
+                "gopher_ellipsis_lines_ratio",
+                "max",
+                cfg.max_ellipsis_lines_ratio,
+            ),
+            ("gopher_alpha_words_ratio", "gopher_alpha_words_ratio", "min", cfg.min_alpha_words_ratio),
+            ("gopher_stop_words", "gopher_stop_words", "min", cfg.min_stop_words),
+        )
+
+    def measure(self, doc: Doc) -> dict[str, float]:
+        words = doc.words
+        n_words = len(words)
+        text = doc.text
+        signals: dict[str, float] = {}
+        if doc.segmented:
+            signals["gopher_word_count"] = n_words
+            signals["gopher_mean_word_length"] = safe_ratio(sum(len(w) for w in words), n_words)
+            signals["gopher_alpha_words_ratio"] = safe_ratio(
+                sum(1 for w in words if any(c.isalpha() for c in w)), n_words
+            )
+        # Symbol ratios are per word; with no words at all a symbol is all there is.
+        per_word = max(n_words, 1)
+        signals["gopher_hash_to_word_ratio"] = text.count("#") / per_word
+        ellipses = text.count("...") + text.count("…")
+        signals["gopher_ellipsis_to_word_ratio"] = ellipses / per_word
+        lines = doc.lines
+        signals["gopher_bullet_lines_ratio"] = safe_ratio(
+            sum(1 for line in lines if line.startswith(textlib.BULLETS)), len(lines)
+        )
+        signals["gopher_ellipsis_lines_ratio"] = safe_ratio(
+            sum(1 for line in lines if line.endswith(textlib.ELLIPSES)), len(lines)
+        )
+        stop_words = self.stop_words.get(doc.language or "")
+        if stop_words:
+            signals["gopher_stop_words"] = sum(1 for w in doc.lower_words if w in stop_words)
+        return signals
+
+
+class GopherRepetition(RuleGroup):
+    name = "gopher_repetition"
+
+    def __init__(self, cfg: GopherRepetitionConfig):
+        self.cfg = cfg
+        self.top_ngrams = sorted(cfg.top_ngram_max_chars_fraction.items())
+        self.dup_ngrams = sorted(cfg.duplicate_ngram_max_chars_fraction.items())
+        self.rules = bounded_rules(
+            ("gopher_duplicate_lines", "gopher_duplicate_lines_fraction", "max",
+             cfg.max_duplicate_lines_fraction),
+            ("gopher_duplicate_paragraphs", "gopher_duplicate_paragraphs_fraction", "max",
+             cfg.max_duplicate_paragraphs_fraction),
+            ("gopher_duplicate_line_chars", "gopher_duplicate_line_chars_fraction", "max",
+             cfg.max_duplicate_line_chars_fraction),
+            ("gopher_duplicate_paragraph_chars", "gopher_duplicate_paragraph_chars_fraction", "max",
+             cfg.max_duplicate_paragraph_chars_fraction),
+            *[(f"gopher_top_{n}gram", f"gopher_top_{n}gram_chars_fraction", "max", t)
+              for n, t in self.top_ngrams],
+            *[(f"gopher_duplicate_{n}grams", f"gopher_duplicate_{n}gram_chars_fraction", "max", t)
+              for n, t in self.dup_ngrams],
+        )  # fmt: skip
+
+    def measure(self, doc: Doc) -> dict[str, float]:
+        text = doc.text
+        n_chars = len(text)
+        signals: dict[str, float] = {}
+        paragraphs = textlib.paragraphs(text)
+        dup_paras, dup_para_chars = textlib.duplicated_elements(paragraphs)
+        signals["gopher_duplicate_paragraphs_fraction"] = safe_ratio(dup_paras, len(paragraphs))
+        signals["gopher_duplicate_paragraph_chars_fraction"] = safe_ratio(dup_para_chars, n_chars)
+        lines = [line for line in _NEWLINES_RE.split(text) if line.strip()]
+        dup_lines, dup_line_chars = textlib.duplicated_elements(lines)
+        signals["gopher_duplicate_lines_fraction"] = safe_ratio(dup_lines, len(lines))
+        signals["gopher_duplicate_line_chars_fraction"] = safe_ratio(dup_line_chars, n_chars)
+        if not doc.segmented:
+            return signals
+        words = doc.lower_words
+        word_chars = sum(len(w) for w in words)
+        for n, _ in self.top_ngrams:
+            signals[f"gopher_top_{n}gram_chars_fraction"] = safe_ratio(
+                textlib.top_ngram_chars(words, n), word_chars
+            )
+        repeated = True
+        for n, _ in self.dup_ngrams:
+            # If no n-gram repeats, no longer one can: skip the work.
+            covered = textlib.duplicated_ngram_chars(words, n) if repeated else 0
+            repeated = covered > 0
+            signals[f"gopher_duplicate_{n}gram_chars_fraction"] = safe_ratio(covered, word_chars)
+        return signals

@@ -1,0 +1,232 @@
+"""Finding, checking and reading the input Parquet shards.
+
+Every file's footer is checked on the driver before any work starts, so a
+missing column, a wrong type or a file that is not Parquet fails fast with the
+file's name. Reading is a Ray Data datasource whose tasks are cut at row-group
+borders (independent of the cluster size, so output does not depend on it) and
+which tags every row with its file and row index.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+from . import columns as col
+from .config import InputConfig
+from .storage import Location, StorageError, list_parquet_files
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the file (and row) and the problem."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # on the filesystem
+    display: str  # as shown to the user
+    relpath: str  # relative to the input root; used for generated ids
+    num_rows: int
+    size_bytes: int
+    row_group_rows: tuple[int, ...]
+    has_id: bool
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    file: InputFile
+    row_groups: tuple[int, ...]
+    first_row: int
+    num_rows: int
+
+
+TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
+
+
+def discover_inputs(location: Location, cfg: InputConfig) -> list[InputFile]:
+    """List and check every input file's footer (in parallel threads)."""
+    paths, root = list_parquet_files(location)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(lambda p: inspect_file(location, p, root, cfg), paths))
+
+
+def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> InputFile:
+    display = location.display(path)
+    try:
+        size = location.fs.size(path)
+    except (OSError, PermissionError) as exc:
+        raise InputError(f"{display}: cannot be read: {exc}") from exc
+    if size == 0:
+        raise InputError(f"{display}: file is empty (0 bytes), not a Parquet file")
+    try:
+        with location.fs.open(path, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+            schema = meta.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"{display}: not a readable Parquet file: {exc}") from exc
+    check_text_column(schema, cfg.text_column, display)
+    rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    relpath = posixpath.relpath(path, root) if root else path
+    return InputFile(path, display, relpath, meta.num_rows, size, rows, cfg.id_column in schema.names)
+
+
+def check_text_column(schema: pa.Schema, text_column: str, display: str) -> None:
+    if text_column not in schema.names:
+        raise InputError(
+            f"{display}: missing text column '{text_column}' "
+            f"(columns: {', '.join(schema.names) or 'none'}; set input.text_column)"
+        )
+    text_type = schema.field(text_column).type
+    if pa.types.is_dictionary(text_type):
+        text_type = text_type.value_type
+    if text_type not in TEXT_TYPES:
+        raise InputError(
+            f"{display}: text column '{text_column}' has type {text_type}, expected string"
+        )
+
+
+def plan_units(files: list[InputFile], rows_per_task: int) -> list[ReadUnit]:
+    """Cut files into read units of whole row groups, about rows_per_task rows."""
+    units = []
+    for f in files:
+        group: list[int] = []
+        first = start = 0
+        rows = 0
+        for index, n in enumerate(f.row_group_rows):
+            if group and rows + n > rows_per_task:
+                units.append(ReadUnit(f, tuple(group), first, rows))
+                group, first, rows = [], start, 0
+            group.append(index)
+            rows += n
+            start += n
+        if group or not f.row_group_rows:
+            units.append(ReadUnit(f, tuple(group), first, rows))
+    return units
+
+
+class ShardDatasource(Datasource):
+    """Reads ReadUnits; each block carries the file and row index of its rows."""
+
+    def __init__(self, location: Location, units: list[ReadUnit], cfg: InputConfig):
+        super().__init__()
+        self.location = location
+        self.units = units
+        self.cfg = cfg
+
+    def estimate_inmemory_data_size(self) -> Optional[int]:
+        return sum(u.file.size_bytes * u.num_rows // max(u.file.num_rows, 1) for u in self.units)
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
+        # One task per unit, whatever `parallelism` says: the units, not the
+        # cluster, decide block boundaries, so output is the same on any cluster.
+        tasks = []
+        for unit in self.units:
+            meta = BlockMetadata(
+                num_rows=unit.num_rows,
+                size_bytes=unit.file.size_bytes * unit.num_rows // max(unit.file.num_rows, 1),
+                exec_stats=None,
+                input_files=[unit.file.display],
+            )
+            tasks.append(ReadTask(_reader(self.location, unit, self.cfg), meta))
+        return tasks
+
+
+def _reader(location: Location, unit: ReadUnit, cfg: InputConfig):
+    def read() -> Iterator[pa.Table]:
+        yield read_unit(location, unit, cfg)
+
+    return read
+
+
+def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
+    f = unit.file
+    try:
+        with location.fs.open(f.path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            table = (
+                parquet.read_row_groups(list(unit.row_groups))
+                if unit.row_groups
+                else parquet.schema_arrow.empty_table()
+            )
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}") from exc
+    return prepare_table(table, f, unit.first_row, cfg)
+
+
+def prepare_table(table: pa.Table, f: InputFile, first_row: int, cfg: InputConfig) -> pa.Table:
+    """Tag rows with file and row index, make ids and text, flag bad rows."""
+    n = table.num_rows
+    rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
+    table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))
+    table = table.append_column(col.ROW, rows)
+    if not f.has_id:
+        ids = pc.binary_join_element_wise(
+            pa.array([f.relpath] * n, pa.string()), pc.cast(rows, pa.string()), "#"
+        )
+        table = table.append_column(cfg.id_column, ids)
+    text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
+    table = table.set_column(table.schema.get_field_index(cfg.text_column), cfg.text_column, text)
+    stage = pa.array([("input" if p else None) for p in problems], pa.string())
+    table = table.append_column(col.STAGE, stage)
+    table = table.append_column(col.RULE, pa.array(problems, pa.string()))
+    table = table.append_column(col.VALUE, pa.nulls(n, pa.float64()))
+    reasons = [f"{p}: row {first_row + i} of {f.display}" if p else None for i, p in enumerate(problems)]
+    return table.append_column(col.REASON, pa.array(reasons, pa.string()))
+
+
+def text_as_string(
+    column: pa.ChunkedArray, f: InputFile, first_row: int, cfg: InputConfig
+) -> tuple[pa.Array, list[Optional[str]]]:
+    """The text column as UTF-8 strings, and per row the problem (or None).
+
+    Null text and invalid UTF-8 either stop the job naming the file and row,
+    or are flagged for quarantine, as input.on_invalid_document says."""
+    array = column.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    problems: list[Optional[str]] = [None] * len(array)
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        values = []
+        for i, raw in enumerate(array.to_pylist()):
+            try:
+                values.append(None if raw is None else raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                problems[i] = "invalid_utf8"
+                values.append("")
+        array = pa.array(values, pa.string())
+    elif not pa.types.is_string(array.type):
+        array = array.cast(pa.string())
+    if array.null_count:
+        for i in np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False)):
+            problems[i] = "null_text"
+        array = pc.fill_null(array, "")
+    bad = next((i for i, p in enumerate(problems) if p), None)
+    if bad is not None and cfg.on_invalid_document == "error":
+        what = "null text" if problems[bad] == "null_text" else "text that is not valid UTF-8"
+        raise InputError(
+            f"{f.display}: row {first_row + bad} has {what} in column '{cfg.text_column}' "
+            f"({sum(1 for p in problems if p)} such rows in this block; "
+            "set input.on_invalid_document: quarantine to reject them instead)"
+        )
+    return array, problems
+
+
+__all__ = [
+    "InputError",
+    "InputFile",
+    "ReadUnit",
+    "ShardDatasource",
+    "StorageError",
+    "discover_inputs",
+    "plan_units",
+    "prepare_table",
+]

@@ -1,0 +1,51 @@
+"""The end-of-run summary a person reads: stages, top reasons, languages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths]), *map(fmt, cells[1:])])
+
+
+def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: int = 15) -> str:
+    counts = manifest["counts"]
+    total = counts["input"] or 1
+    stage_rows = [
+        [name, "on" if s["enabled"] else "off", s["in"], s["kept"], s["rejected"]]
+        for name, s in counts["stages"].items()
+    ]
+    reasons = sorted(
+        ((stage, rule, n) for stage, rules in counts["rules"].items() for rule, n in rules.items()),
+        key=lambda r: -r[2],
+    )
+    reason_rows = [[rule, stage, n, f"{100 * n / total:.1f}%"] for stage, rule, n in reasons[:top_reasons]]
+    language_rows = [
+        [lang, c["kept"], c["rejected"]] for lang, c in list(counts["languages"].items())[:top_languages]
+    ]
+    wall = manifest["timings"]["wall_seconds"]
+    data_rows = sum(s["rows"] for s in manifest["output"]["data"])
+    parts = [
+        "Stages",
+        _table(["stage", "enabled", "in", "kept", "rejected"], stage_rows),
+        "",
+        "Top rejection reasons",
+        _table(["rule", "stage", "documents", "of input"], reason_rows) if reason_rows else "(none)",
+        "",
+        "Languages",
+        _table(["language", "kept", "rejected"], language_rows),
+        "",
+        f"Kept {counts['kept']} of {counts['input']} documents "
+        f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
+        f"({data_rows} rows); {counts['rejected']} rejected.",
+        "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
+        f"Output: {manifest['output']['uri']} (manifest.json, data/, rejected/)",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,100 @@
+"""Plain text helpers shared by the stages: tokens, lines, paragraphs, sentences."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+# A word is a run of word characters, optionally joined by ' or -; anything
+# else that is not space becomes a symbol token ("#", "...", "|").
+_TOKEN_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]+")
+_PARAGRAPH_SPLIT_RE = re.compile(r"\n{2,}")
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?。！？؟।])[\"'”’»)\]]*(?:\s+|$)|(?<=[。！？])")
+_WHITESPACE_RE = re.compile(r"\s+")
+
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "»", "。", "！", "？", "؟", "।")
+ELLIPSES = ("...", "…")
+BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪")
+
+
+def tokens(text: str) -> list[str]:
+    """Word and symbol tokens of `text` in order."""
+    return _TOKEN_RE.findall(text)
+
+
+def is_word(token: str) -> bool:
+    """True for tokens with at least one letter or digit (not pure symbols)."""
+    return any(ch.isalnum() for ch in token)
+
+
+def words(text: str) -> list[str]:
+    """Tokens that are words, not symbols."""
+    return [t for t in tokens(text) if is_word(t)]
+
+
+def lines(text: str) -> list[str]:
+    """Non-empty lines, stripped of surrounding whitespace."""
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def paragraphs(text: str) -> list[str]:
+    """Blocks separated by blank lines."""
+    return [p.strip() for p in _PARAGRAPH_SPLIT_RE.split(text.strip()) if p.strip()]
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences split at terminal punctuation (Latin, CJK, Arabic, Devanagari)."""
+    parts = _SENTENCE_END_RE.split(text)
+    return [p.strip() for p in parts if p and p.strip() and is_word(p)]
+
+
+def single_line(text: str) -> str:
+    """Collapse all whitespace (newlines included) into single spaces."""
+    return _WHITESPACE_RE.sub(" ", text).strip()
+
+
+def duplicated_elements(elements: Sequence[str]) -> tuple[int, int]:
+    """(number of repeated elements, characters in them), counting each
+    occurrence after the first, as Gopher's repetition filter does."""
+    seen: set[str] = set()
+    count = chars = 0
+    for element in elements:
+        if element in seen:
+            count += 1
+            chars += len(element)
+        else:
+            seen.add(element)
+    return count, chars
+
+
+def top_ngram_chars(word_list: Sequence[str], n: int) -> int:
+    """Characters covered by all occurrences of the most frequent n-gram,
+    0 when no n-gram occurs twice."""
+    if len(word_list) < n:
+        return 0
+    counts = Counter(tuple(word_list[i : i + n]) for i in range(len(word_list) - n + 1))
+    gram, count = counts.most_common(1)[0]
+    if count < 2:
+        return 0
+    return count * sum(len(w) for w in gram)
+
+
+def duplicated_ngram_chars(word_list: Sequence[str], n: int) -> int:
+    """Characters of words that lie inside any n-gram occurring more than once
+    (each word counted once, overlaps not double counted)."""
+    if len(word_list) <= n:
+        return 0
+    first_seen: dict[tuple[str, ...], int] = {}
+    covered = bytearray(len(word_list))
+    any_dup = False
+    for i in range(len(word_list) - n + 1):
+        gram = tuple(word_list[i : i + n])
+        start = first_seen.setdefault(gram, i)
+        if start != i:
+            any_dup = True
+            covered[start : start + n] = b"\x01" * n
+            covered[i : i + n] = b"\x01" * n
+    if not any_dup:
+        return 0
+    return sum(len(w) for w, flag in zip(word_list, covered) if flag)
