@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -53,13 +52,14 @@ class Annotator:
         min_score = self.cfg.langid.min_score
         for i, language, score in zip(active, languages, scores.tolist()):
             batch.languages[i], batch.scores[i] = language, score
-            if self.allowed is not None and language not in self.allowed:
+            # Confidence first: a low-confidence label is no reason to name.
+            if score < min_score:
+                reason = f"langid_min_score: {language} {score:.3f} < {min_score:g}"
+                batch.reject(i, "langid", "langid_min_score", score, reason)
+            elif self.allowed is not None and language not in self.allowed:
                 allowed = ", ".join(sorted(self.allowed))
                 reason = f"langid_language: {language} (score {score:.3f}) not in [{allowed}]"
                 batch.reject(i, "langid", "langid_language", score, reason)
-            elif score < min_score:
-                reason = f"langid_min_score: {language} {score:.3f} < {min_score:g}"
-                batch.reject(i, "langid", "langid_min_score", score, reason)
 
     def _apply_quality(self, batch: _Batch) -> None:
         for i in batch.active():
@@ -81,20 +81,20 @@ class _Batch:
         self.text_column = text_column
         n = table.num_rows
         self.texts: list[str] = table.column(text_column).to_pylist()
-        self.stage: list[Optional[str]] = table.column(col.STAGE).to_pylist()
-        self.rule: list[Optional[str]] = table.column(col.RULE).to_pylist()
-        self.value: list[Optional[float]] = table.column(col.VALUE).to_pylist()
-        self.reason: list[Optional[str]] = table.column(col.REASON).to_pylist()
-        self.languages: list[Optional[str]] = [None] * n
-        self.scores: list[Optional[float]] = [None] * n
-        self.signals: list[Optional[dict[str, float]]] = [None] * n
+        self.stage: list[str | None] = table.column(col.STAGE).to_pylist()
+        self.rule: list[str | None] = table.column(col.RULE).to_pylist()
+        self.value: list[float | None] = table.column(col.VALUE).to_pylist()
+        self.reason: list[str | None] = table.column(col.REASON).to_pylist()
+        self.languages: list[str | None] = [None] * n
+        self.scores: list[float | None] = [None] * n
+        self.signals: list[dict[str, float] | None] = [None] * n
         self.seconds: dict[str, float] = {}
         self.text_changed = False
 
     def active(self) -> list[int]:
         return [i for i, s in enumerate(self.stage) if s is None]
 
-    def reject(self, i: int, stage: str, rule: str, value: Optional[float], reason: str) -> None:
+    def reject(self, i: int, stage: str, rule: str, value: float | None, reason: str) -> None:
         self.stage[i], self.rule[i], self.value[i], self.reason[i] = stage, rule, value, reason
 
     def to_table(self, signal_names: list[str]) -> pa.Table:

@@ -6,14 +6,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Optional
 
 from .config import ConfigError, load_config
 from .langid import ModelError
+from .pipeline import AccountingError
 from .reader import InputError
 from .storage import StorageError
 
-KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError)
+# OutputExistsError is a StorageError.
+KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError, AccountingError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--address",
         help="Ray cluster to join: 'auto' or 'ray://host:port'; default starts a local Ray",
     )
-    run.add_argument(
-        "--num-cpus", type=int, help="CPUs for a local Ray (default: all cores)"
-    )
+    run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all cores)")
     run.add_argument("--overwrite", action="store_true", help="replace a complete output")
     run.add_argument("--quiet", action="store_true", help="no progress output from Ray Data")
 
@@ -46,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "generate":
@@ -69,24 +68,20 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)  # before Ray starts: a bad config fails fast
-    connect(args.address, args.num_cpus, quiet=args.quiet)
-
-    from .output import OutputExistsError
-    from .pipeline import AccountingError, run_job
+    from .pipeline import execute, plan_job
     from .report import summarize
 
-    try:
-        result = run_job(args.input, args.output, cfg, overwrite=args.overwrite)
-    except (OutputExistsError, AccountingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    # Config, output and every input footer are checked before Ray starts.
+    cfg = load_config(args.config)
+    plan = plan_job(args.input, args.output, cfg, overwrite=args.overwrite)
+    connect(args.address, args.num_cpus, quiet=args.quiet)
+    result = execute(plan)
     print()
     print(summarize(result.manifest))
     return 0
 
 
-def connect(address: Optional[str], num_cpus: Optional[int], quiet: bool = False) -> None:
+def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:
     """Join `address`, or start a local Ray with `num_cpus` (all cores by default)."""
     import ray
 
@@ -102,10 +97,10 @@ def connect(address: Optional[str], num_cpus: Optional[int], quiet: bool = False
         ray.data.DataContext.get_current().enable_progress_bars = False
 
 
-def find_known_error(exc: BaseException) -> Optional[BaseException]:
+def find_known_error(exc: BaseException) -> BaseException | None:
     """The first error of ours in an exception chain (Ray wraps task errors)."""
     seen: set[int] = set()
-    stack: list[Optional[BaseException]] = [exc]
+    stack: list[BaseException | None] = [exc]
     while stack:
         current = stack.pop()
         if current is None or id(current) in seen:

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -44,9 +44,9 @@ class InputConfig:
 class LangIdConfig:
     enabled: bool = True
     # Path to a fastText language-ID model; null means the bundled lid.176.ftz.
-    model: Optional[str] = None
+    model: str | None = None
     # ISO codes to keep; null keeps every language.
-    languages: Optional[list[str]] = None
+    languages: list[str] | None = None
     min_score: float = 0.65
     # Only the first characters are classified (bounds time on huge documents).
     max_chars: int = 20_000
@@ -55,16 +55,16 @@ class LangIdConfig:
 @dataclass
 class GopherQualityConfig:
     enabled: bool = True
-    min_words: Optional[int] = 50
-    max_words: Optional[int] = 100_000
-    min_mean_word_length: Optional[float] = 3.0
-    max_mean_word_length: Optional[float] = 10.0
-    max_hash_to_word_ratio: Optional[float] = 0.1
-    max_ellipsis_to_word_ratio: Optional[float] = 0.1
-    max_bullet_lines_ratio: Optional[float] = 0.9
-    max_ellipsis_lines_ratio: Optional[float] = 0.3
-    min_alpha_words_ratio: Optional[float] = 0.8
-    min_stop_words: Optional[int] = 2
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    min_mean_word_length: float | None = 3.0
+    max_mean_word_length: float | None = 10.0
+    max_hash_to_word_ratio: float | None = 0.1
+    max_ellipsis_to_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8
+    min_stop_words: int | None = 2
     # The stop-word rule applies only to languages listed here.
     stop_words: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in GOPHER_STOP_WORDS.items()}
@@ -74,10 +74,10 @@ class GopherQualityConfig:
 @dataclass
 class GopherRepetitionConfig:
     enabled: bool = True
-    max_duplicate_lines_fraction: Optional[float] = 0.3
-    max_duplicate_paragraphs_fraction: Optional[float] = 0.3
-    max_duplicate_line_chars_fraction: Optional[float] = 0.2
-    max_duplicate_paragraph_chars_fraction: Optional[float] = 0.2
+    max_duplicate_lines_fraction: float | None = 0.3
+    max_duplicate_paragraphs_fraction: float | None = 0.3
+    max_duplicate_line_chars_fraction: float | None = 0.2
+    max_duplicate_paragraph_chars_fraction: float | None = 0.2
     # n -> max fraction of characters in the most frequent n-gram.
     top_ngram_max_chars_fraction: dict[int, float] = field(
         default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16}
@@ -97,9 +97,9 @@ class C4Config:
     remove_lines_without_terminal_punctuation: bool = True
     remove_javascript_lines: bool = True
     remove_policy_lines: bool = True
-    min_words_per_line: Optional[int] = 3
-    max_word_length: Optional[int] = 1000
-    min_sentences: Optional[int] = 5
+    min_words_per_line: int | None = 3
+    max_word_length: int | None = 1000
+    min_sentences: int | None = 5
     # True replaces the text of kept documents by the lines C4 keeps (the
     # original C4 cleaning); false only filters and leaves text untouched.
     clean_text: bool = False
@@ -108,11 +108,11 @@ class C4Config:
 @dataclass
 class FineWebConfig:
     enabled: bool = True
-    min_line_punctuation_ratio: Optional[float] = 0.12
+    min_line_punctuation_ratio: float | None = 0.12
     short_line_length: int = 30
-    max_short_line_ratio: Optional[float] = 0.67
-    max_duplicate_line_chars_ratio: Optional[float] = 0.01
-    max_newline_to_word_ratio: Optional[float] = 0.3
+    max_short_line_ratio: float | None = 0.67
+    max_duplicate_line_chars_ratio: float | None = 0.01
+    max_newline_to_word_ratio: float | None = 0.3
 
 
 @dataclass
@@ -145,7 +145,7 @@ class OutputConfig:
     # Target rows per output shard; bytes_per_shard, when set, takes precedence
     # and is converted to rows from the average size of the documents.
     rows_per_shard: int = 100_000
-    bytes_per_shard: Optional[int] = None
+    bytes_per_shard: int | None = None
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
     # Copy the text of dropped documents into rejected/ (off: ids and reasons only).
     rejected_text: bool = False

@@ -7,9 +7,9 @@ inside this package, so it is on disk after install and nothing is downloaded.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def load_fasttext_model(path: str):
 class LanguageIdentifier:
     """Predicts (ISO code, score) for texts with a fastText language-ID model."""
 
-    def __init__(self, model_path: Optional[str] = None, max_chars: int = 20_000):
+    def __init__(self, model_path: str | None = None, max_chars: int = 20_000):
         self.model_path = model_path or str(bundled_lid_model_path())
         self.max_chars = max_chars
         self.model = load_fasttext_model(self.model_path)

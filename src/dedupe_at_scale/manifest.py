@@ -13,7 +13,16 @@ from .config import JobConfig
 from .reader import InputFile
 
 FORMAT = "dedupe-at-scale/manifest/v1"
-PACKAGES = ["dedupe-at-scale", "ray", "pyarrow", "numpy", "fasttext", "datasketch", "fsspec", "pyyaml"]
+PACKAGES = [
+    "dedupe-at-scale",
+    "ray",
+    "pyarrow",
+    "numpy",
+    "fasttext",
+    "datasketch",
+    "fsspec",
+    "pyyaml",
+]
 
 
 def package_versions() -> dict[str, str]:
@@ -77,7 +86,9 @@ def build_manifest(
         "input": {
             "uri": input_uri,
             "documents": total,
-            "files": [{"path": f.display, "rows": f.num_rows, "bytes": f.size_bytes} for f in files],
+            "files": [
+                {"path": f.display, "rows": f.num_rows, "bytes": f.size_bytes} for f in files
+            ],
         },
         "output": {
             "uri": output_uri,
@@ -89,7 +100,10 @@ def build_manifest(
             "kept": kept,
             "rejected": total - kept,
             "stages": stage_counts(cfg, total, by_stage),
-            "rules": {stage: dict(sorted(rules.items(), key=lambda kv: -kv[1])) for stage, rules in by_rule.items()},
+            "rules": {
+                stage: dict(sorted(rules.items(), key=lambda kv: -kv[1]))
+                for stage, rules in by_rule.items()
+            },
             "languages": {
                 lang: {"kept": c["kept"], "rejected": c["rejected"]}
                 for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))

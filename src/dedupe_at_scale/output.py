@@ -26,10 +26,9 @@ class OutputLayout:
         self.staging = location.join("_staging", "annotated")
         self.manifest = location.join(MANIFEST)
 
-    def prepare(self, overwrite: bool) -> None:
-        """Refuse a complete output unless `overwrite`; clear what a previous
-        run left. The old manifest goes first, so an interrupted overwrite can
-        never leave a manifest beside new, partial data."""
+    def check(self, overwrite: bool) -> None:
+        """Refuse a complete output unless `overwrite`, and any directory
+        holding files that are not ours."""
         fs, root = self.location.fs, self.location.path
         if fs.exists(self.manifest) and not overwrite:
             raise OutputExistsError(
@@ -44,6 +43,12 @@ class OutputLayout:
                     f"{self.location.uri} is not empty and is not a dedupe-at-scale output "
                     f"(found {', '.join(foreign[:5])}); choose an empty or new directory"
                 )
+
+    def prepare(self, overwrite: bool) -> None:
+        """Clear what a previous run left. The old manifest goes first, so an
+        interrupted overwrite never leaves a manifest beside partial data."""
+        self.check(overwrite)
+        fs, root = self.location.fs, self.location.path
         if fs.exists(self.manifest):
             fs.rm(self.manifest)
         for name in OWN_ENTRIES - {MANIFEST}:

@@ -12,7 +12,9 @@ complete output.
 
 from __future__ import annotations
 
+import functools
 import logging
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +31,16 @@ from .annotate import annotate_batch
 from .config import JobConfig
 from .manifest import build_manifest
 from .output import OutputLayout, count_rows
-from .reader import ShardDatasource, discover_inputs, plan_units
-from .storage import resolve
+from .reader import (
+    InputFile,
+    ReadUnit,
+    discover_inputs,
+    input_datasource,
+    parquet_datasource,
+    plan_units,
+    prepare_table,
+)
+from .storage import Location, resolve
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,39 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class JobPlan:
+    """Everything checked before Ray starts: config, output, input footers."""
+
+    input_uri: str
+    output_uri: str
+    cfg: JobConfig
+    source: Location
+    layout: OutputLayout
+    files: list[InputFile]
+    units: list[ReadUnit]
+    planning_seconds: float
+
+
+def plan_job(
+    input_uri: str,
+    output_uri: str,
+    cfg: JobConfig,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> JobPlan:
+    """Check the output and every input footer; needs no Ray. Clears what an
+    earlier run left in the output (refusing a complete one without overwrite)."""
+    started = time.time()
+    source = resolve(input_uri, storage_options)
+    layout = OutputLayout(resolve(output_uri, storage_options))
+    layout.check(overwrite)
+    files = discover_inputs(source, cfg.input)
+    units = plan_units(files, cfg.input.rows_per_task)
+    layout.prepare(overwrite)
+    return JobPlan(input_uri, output_uri, cfg, source, layout, files, units, time.time() - started)
+
+
 def run_job(
     input_uri: str,
     output_uri: str,
@@ -63,21 +106,19 @@ def run_job(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> JobResult:
-    """Run the whole job on the Ray cluster this process is connected to."""
-    started = time.time()
-    timings: dict[str, float] = {}
-    source = resolve(input_uri, storage_options)
-    layout = OutputLayout(resolve(output_uri, storage_options))
+    """Plan and execute on the Ray cluster this process is connected to."""
+    return execute(plan_job(input_uri, output_uri, cfg, overwrite, storage_options))
 
-    with _timed(timings, "discover"):
-        layout.prepare(overwrite)
-        files = discover_inputs(source, cfg.input)
-        units = plan_units(files, cfg.input.rows_per_task)
+
+def execute(plan: JobPlan) -> JobResult:
+    started = time.time() - plan.planning_seconds
+    timings: dict[str, float] = {"plan": round(plan.planning_seconds, 3)}
+    cfg, source, layout, files, units = plan.cfg, plan.source, plan.layout, plan.files, plan.units
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
     with _timed(timings, "annotate"):
-        annotated = ray.data.read_datasource(ShardDatasource(source, units, cfg.input))
+        annotated = ray.data.read_datasource(input_datasource(source, units, cfg.input))
         annotated = annotated.map_batches(
             annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
         )
@@ -101,6 +142,7 @@ def run_job(
             ),
             layout.rejected, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
+        _write_empty_shards(plan)
 
     with _timed(timings, "account"):
         stats = _collect_stats(layout, staging_files)
@@ -111,8 +153,8 @@ def run_job(
     timings["total"] = time.time() - started
     manifest = build_manifest(
         cfg=cfg,
-        input_uri=input_uri,
-        output_uri=output_uri,
+        input_uri=plan.input_uri,
+        output_uri=plan.output_uri,
         files=files,
         stats=stats,
         data_shards=data_shards,
@@ -121,7 +163,7 @@ def run_job(
         started=started,
     )
     layout.commit(manifest)
-    return JobResult(manifest=manifest, output_uri=output_uri, timings=timings)
+    return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
 
 
 class _timed:
@@ -135,11 +177,12 @@ class _timed:
         self.timings[self.name] = round(time.time() - self.started, 3)
 
 
-def _read(layout: OutputLayout, files: list[str], columns: list[str] | None = None) -> ray.data.Dataset:
-    # An explicit sorted file list keeps the order of staged blocks.
-    return ray.data.read_parquet(
-        files, filesystem=layout.location.arrow_fs, columns=columns, shuffle=None
-    )
+def _read(
+    layout: OutputLayout, files: list[str], columns: list[str] | None = None
+) -> ray.data.Dataset:
+    # Our own ordered reader: staged blocks come back in the order they were
+    # written, whatever the cluster size.
+    return ray.data.read_datasource(parquet_datasource(layout.location, files, columns))
 
 
 def _write(
@@ -162,6 +205,27 @@ def _write(
         # and was cleared by OutputLayout.prepare.
         mode=SaveMode.OVERWRITE,
     )
+
+
+def _write_empty_shards(plan: JobPlan) -> None:
+    """A zero-row shard with the right schema where nothing was written, so
+    readers of data/ and rejected/ always find a readable dataset."""
+    layout, cfg = plan.layout, plan.cfg
+    targets = [
+        (layout.data, _kept_documents),
+        (layout.rejected, functools.partial(_rejected_documents, cfg=cfg)),
+    ]
+    missing = [(path, make) for path, make in targets if not layout.list_parquet(path)]
+    if not missing:
+        return
+    first = plan.files[0]
+    with plan.source.fs.open(first.path, "rb") as handle:
+        empty = pq.read_schema(handle).empty_table()
+    annotated = annotate_batch(prepare_table(empty, first, 0, cfg.input), cfg)
+    for path, make in missing:
+        layout.location.fs.makedirs(path, exist_ok=True)
+        target = posixpath.join(path, "part-00000-0.parquet")
+        pq.write_table(make(annotated), target, filesystem=layout.location.arrow_fs)
 
 
 def _kept_documents(table: pa.Table) -> pa.Table:
@@ -196,7 +260,9 @@ def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[st
     for path in staging_files:
         rows += count_rows(layout.location, path)
         size += layout.location.fs.size(path)
-    return max(1, int(cfg.output.bytes_per_shard * rows / size)) if size else cfg.output.rows_per_shard
+    return (
+        max(1, int(cfg.output.bytes_per_shard * rows / size)) if size else cfg.output.rows_per_shard
+    )
 
 
 STAT_KEYS = [col.STAGE, col.RULE, col.LANGUAGE]
@@ -209,7 +275,10 @@ def _block_stats(table: pa.Table) -> pa.Table:
     grouped = pa.table({**keys, **{n: table.column(n) for n in seconds}}).group_by(STAT_KEYS)
     result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in seconds])
     return result.rename_columns(
-        [c.replace(f"{STAT_KEYS[0]}_count", "count").removesuffix("_sum") for c in result.column_names]
+        [
+            c.replace(f"{STAT_KEYS[0]}_count", "count").removesuffix("_sum")
+            for c in result.column_names
+        ]
     )
 
 
@@ -241,4 +310,4 @@ def _check_accounting(files, stats, data_shards, rejected_shards) -> None:
         raise AccountingError("output not committed: " + "; ".join(problems))
 
 
-__all__ = ["run_job", "JobResult", "AccountingError"]
+__all__ = ["AccountingError", "JobPlan", "JobResult", "execute", "plan_job", "run_job"]

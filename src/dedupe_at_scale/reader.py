@@ -9,10 +9,11 @@ which tags every row with its file and row index.
 
 from __future__ import annotations
 
+import functools
 import posixpath
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -76,7 +77,9 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
     check_text_column(schema, cfg.text_column, display)
     rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     relpath = posixpath.relpath(path, root) if root else path
-    return InputFile(path, display, relpath, meta.num_rows, size, rows, cfg.id_column in schema.names)
+    return InputFile(
+        path, display, relpath, meta.num_rows, size, rows, cfg.id_column in schema.names
+    )
 
 
 def check_text_column(schema: pa.Schema, text_column: str, display: str) -> None:
@@ -113,41 +116,70 @@ def plan_units(files: list[InputFile], rows_per_task: int) -> list[ReadUnit]:
     return units
 
 
-class ShardDatasource(Datasource):
-    """Reads ReadUnits; each block carries the file and row index of its rows."""
+class UnitDatasource(Datasource):
+    """One read task per ReadUnit, in order: the units, not the cluster size,
+    decide block boundaries, so output is the same on any cluster."""
 
-    def __init__(self, location: Location, units: list[ReadUnit], cfg: InputConfig):
+    def __init__(
+        self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table]
+    ):
         super().__init__()
         self.location = location
         self.units = units
-        self.cfg = cfg
+        self.read = read
 
-    def estimate_inmemory_data_size(self) -> Optional[int]:
-        return sum(u.file.size_bytes * u.num_rows // max(u.file.num_rows, 1) for u in self.units)
+    def estimate_inmemory_data_size(self) -> int | None:
+        return sum(_unit_bytes(u) for u in self.units)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
-        # One task per unit, whatever `parallelism` says: the units, not the
-        # cluster, decide block boundaries, so output is the same on any cluster.
         tasks = []
         for unit in self.units:
             meta = BlockMetadata(
                 num_rows=unit.num_rows,
-                size_bytes=unit.file.size_bytes * unit.num_rows // max(unit.file.num_rows, 1),
+                size_bytes=_unit_bytes(unit),
                 exec_stats=None,
                 input_files=[unit.file.display],
             )
-            tasks.append(ReadTask(_reader(self.location, unit, self.cfg), meta))
+            tasks.append(ReadTask(functools.partial(_read_one, self.read, unit), meta))
         return tasks
 
 
-def _reader(location: Location, unit: ReadUnit, cfg: InputConfig):
-    def read() -> Iterator[pa.Table]:
-        yield read_unit(location, unit, cfg)
+def _unit_bytes(unit: ReadUnit) -> int:
+    return unit.file.size_bytes * unit.num_rows // max(unit.file.num_rows, 1)
 
-    return read
+
+def _read_one(read: Callable[[ReadUnit], pa.Table], unit: ReadUnit) -> Iterator[pa.Table]:
+    yield read(unit)
+
+
+def input_datasource(location: Location, units: list[ReadUnit], cfg: InputConfig) -> UnitDatasource:
+    """Input shards, tagged with file and row and checked row by row."""
+    return UnitDatasource(location, units, functools.partial(read_unit, location, cfg=cfg))
+
+
+def parquet_datasource(
+    location: Location, paths: list[str], columns: list[str] | None = None
+) -> UnitDatasource:
+    """Files the job wrote itself (staging), one task per file, in the given order."""
+    units = []
+    for path in paths:
+        with location.fs.open(path, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+        size = location.fs.size(path)
+        f = InputFile(path, location.display(path), path, meta.num_rows, size, (), True)
+        units.append(ReadUnit(f, tuple(range(meta.num_row_groups)), 0, meta.num_rows))
+    return UnitDatasource(
+        location, units, functools.partial(read_columns, location, columns=columns)
+    )
+
+
+def read_columns(location: Location, unit: ReadUnit, columns: list[str] | None) -> pa.Table:
+    with location.fs.open(unit.file.path, "rb") as handle:
+        return pq.ParquetFile(handle).read(columns=columns)
 
 
 def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
+    """Read one unit of an input file and prepare it for the stages."""
     f = unit.file
     try:
         with location.fs.open(f.path, "rb") as handle:
@@ -158,7 +190,9 @@ def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
                 else parquet.schema_arrow.empty_table()
             )
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}") from exc
+        raise InputError(
+            f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}"
+        ) from exc
     return prepare_table(table, f, unit.first_row, cfg)
 
 
@@ -179,13 +213,15 @@ def prepare_table(table: pa.Table, f: InputFile, first_row: int, cfg: InputConfi
     table = table.append_column(col.STAGE, stage)
     table = table.append_column(col.RULE, pa.array(problems, pa.string()))
     table = table.append_column(col.VALUE, pa.nulls(n, pa.float64()))
-    reasons = [f"{p}: row {first_row + i} of {f.display}" if p else None for i, p in enumerate(problems)]
+    reasons = [
+        f"{p}: row {first_row + i} of {f.display}" if p else None for i, p in enumerate(problems)
+    ]
     return table.append_column(col.REASON, pa.array(reasons, pa.string()))
 
 
 def text_as_string(
     column: pa.ChunkedArray, f: InputFile, first_row: int, cfg: InputConfig
-) -> tuple[pa.Array, list[Optional[str]]]:
+) -> tuple[pa.Array, list[str | None]]:
     """The text column as UTF-8 strings, and per row the problem (or None).
 
     Null text and invalid UTF-8 either stop the job naming the file and row,
@@ -193,7 +229,7 @@ def text_as_string(
     array = column.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
-    problems: list[Optional[str]] = [None] * len(array)
+    problems: list[str | None] = [None] * len(array)
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         values = []
         for i, raw in enumerate(array.to_pylist()):
@@ -224,9 +260,12 @@ __all__ = [
     "InputError",
     "InputFile",
     "ReadUnit",
-    "ShardDatasource",
+    "UnitDatasource",
+    "input_datasource",
+    "parquet_datasource",
     "StorageError",
     "discover_inputs",
     "plan_units",
     "prepare_table",
+    "read_unit",
 ]

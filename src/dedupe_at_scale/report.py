@@ -10,7 +10,9 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def fmt(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        )
 
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths]), *map(fmt, cells[1:])])
 
@@ -26,9 +28,12 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         ((stage, rule, n) for stage, rules in counts["rules"].items() for rule, n in rules.items()),
         key=lambda r: -r[2],
     )
-    reason_rows = [[rule, stage, n, f"{100 * n / total:.1f}%"] for stage, rule, n in reasons[:top_reasons]]
+    reason_rows = [
+        [rule, stage, n, f"{100 * n / total:.1f}%"] for stage, rule, n in reasons[:top_reasons]
+    ]
     language_rows = [
-        [lang, c["kept"], c["rejected"]] for lang, c in list(counts["languages"].items())[:top_languages]
+        [lang, c["kept"], c["rejected"]]
+        for lang, c in list(counts["languages"].items())[:top_languages]
     ]
     wall = manifest["timings"]["wall_seconds"]
     data_rows = sum(s["rows"] for s in manifest["output"]["data"])
@@ -37,7 +42,9 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         _table(["stage", "enabled", "in", "kept", "rejected"], stage_rows),
         "",
         "Top rejection reasons",
-        _table(["rule", "stage", "documents", "of input"], reason_rows) if reason_rows else "(none)",
+        _table(["rule", "stage", "documents", "of input"], reason_rows)
+        if reason_rows
+        else "(none)",
         "",
         "Languages",
         _table(["language", "kept", "rejected"], language_rows),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import fsspec
 import pyarrow.fs as pafs
@@ -48,7 +48,7 @@ class Location:
         return f"{protocol}://{path}"
 
 
-def resolve(uri: str, storage_options: Optional[dict[str, Any]] = None) -> Location:
+def resolve(uri: str, storage_options: dict[str, Any] | None = None) -> Location:
     try:
         fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     except (ValueError, ImportError) as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..config import QualityConfig
 from .base import Doc, Rule, RuleGroup
@@ -18,17 +17,17 @@ __all__ = ["QualityFilter", "Verdict", "Rule", "RuleGroup", "Doc"]
 class Verdict:
     """The outcome for one document: `rule` is None when it is kept."""
 
-    rule: Optional[Rule] = None
-    value: Optional[float] = None
+    rule: Rule | None = None
+    value: float | None = None
     signals: dict[str, float] = field(default_factory=dict)
-    text: Optional[str] = None  # replacement text when a group cleans it
+    text: str | None = None  # replacement text when a group cleans it
 
     @property
     def kept(self) -> bool:
         return self.rule is None
 
     @property
-    def reason(self) -> Optional[str]:
+    def reason(self) -> str | None:
         return None if self.rule is None or self.value is None else self.rule.reason(self.value)
 
 
@@ -54,7 +53,7 @@ class QualityFilter:
                 names[rule.signal] = None
         return list(names)
 
-    def evaluate(self, text: str, language: Optional[str] = None) -> Verdict:
+    def evaluate(self, text: str, language: str | None = None) -> Verdict:
         doc = Doc(text, language, self.unsegmented)
         verdict = Verdict()
         for group in self.groups:

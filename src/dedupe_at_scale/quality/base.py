@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal, Optional
+from typing import Literal
 
 from .. import text as textlib
 
@@ -17,7 +17,7 @@ from .. import text as textlib
 class Doc:
     """Lazily computed views of one document, shared by all rule groups."""
 
-    def __init__(self, text: str, language: Optional[str], unsegmented: frozenset[str]):
+    def __init__(self, text: str, language: str | None, unsegmented: frozenset[str]):
         self.text = text
         self.language = language
         # Whitespace-separated words are meaningless for scripts such as Chinese.
@@ -59,7 +59,7 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
 
 
-def bounded_rules(*specs: tuple[str, str, str, Optional[float]]) -> list[Rule]:
+def bounded_rules(*specs: tuple[str, str, str, float | None]) -> list[Rule]:
     """Rules from (name, signal, bound, threshold) specs; a None threshold
     switches that rule off."""
     return [Rule(n, s, b, float(t)) for n, s, b, t in specs if t is not None]  # type: ignore[arg-type]
@@ -75,7 +75,7 @@ class RuleGroup:
         """Signals of `doc`; a signal left out means its rules do not apply."""
         raise NotImplementedError
 
-    def clean(self, doc: Doc) -> Optional[str]:
+    def clean(self, doc: Doc) -> str | None:
         """Text to keep instead of the original, or None to leave it as is."""
         return None
 

@@ -7,8 +7,6 @@ if too few sentences survive, or if it holds "lorem ipsum" or a curly brace.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .. import text as textlib
 from ..config import C4Config
 from .base import Doc, RuleGroup, bounded_rules
@@ -71,5 +69,5 @@ class C4(RuleGroup):
             "c4_sentences": len(textlib.sentences("\n".join(self.kept_lines(doc)))),
         }
 
-    def clean(self, doc: Doc) -> Optional[str]:
+    def clean(self, doc: Doc) -> str | None:
         return "\n".join(self.kept_lines(doc)) if self.cfg.clean_text else None

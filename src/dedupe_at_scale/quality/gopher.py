@@ -17,27 +17,54 @@ class GopherQuality(RuleGroup):
 
     def __init__(self, cfg: GopherQualityConfig):
         self.cfg = cfg
-        self.stop_words = {lang: frozenset(w.lower() for w in ws) for lang, ws in cfg.stop_words.items()}
+        self.stop_words = {
+            lang: frozenset(w.lower() for w in ws) for lang, ws in cfg.stop_words.items()
+        }
         self.rules = bounded_rules(
             ("gopher_min_words", "gopher_word_count", "min", cfg.min_words),
             ("gopher_max_words", "gopher_word_count", "max", cfg.max_words),
-            ("gopher_min_mean_word_length", "gopher_mean_word_length", "min", cfg.min_mean_word_length),
-            ("gopher_max_mean_word_length", "gopher_mean_word_length", "max", cfg.max_mean_word_length),
-            ("gopher_hash_to_word_ratio", "gopher_hash_to_word_ratio", "max", cfg.max_hash_to_word_ratio),
+            (
+                "gopher_min_mean_word_length",
+                "gopher_mean_word_length",
+                "min",
+                cfg.min_mean_word_length,
+            ),
+            (
+                "gopher_max_mean_word_length",
+                "gopher_mean_word_length",
+                "max",
+                cfg.max_mean_word_length,
+            ),
+            (
+                "gopher_hash_to_word_ratio",
+                "gopher_hash_to_word_ratio",
+                "max",
+                cfg.max_hash_to_word_ratio,
+            ),
             (
                 "gopher_ellipsis_to_word_ratio",
                 "gopher_ellipsis_to_word_ratio",
                 "max",
                 cfg.max_ellipsis_to_word_ratio,
             ),
-            ("gopher_bullet_lines_ratio", "gopher_bullet_lines_ratio", "max", cfg.max_bullet_lines_ratio),
+            (
+                "gopher_bullet_lines_ratio",
+                "gopher_bullet_lines_ratio",
+                "max",
+                cfg.max_bullet_lines_ratio,
+            ),
             (
                 "gopher_ellipsis_lines_ratio",
                 "gopher_ellipsis_lines_ratio",
                 "max",
                 cfg.max_ellipsis_lines_ratio,
             ),
-            ("gopher_alpha_words_ratio", "gopher_alpha_words_ratio", "min", cfg.min_alpha_words_ratio),
+            (
+                "gopher_alpha_words_ratio",
+                "gopher_alpha_words_ratio",
+                "min",
+                cfg.min_alpha_words_ratio,
+            ),
             ("gopher_stop_words", "gopher_stop_words", "min", cfg.min_stop_words),
         )
 

@@ -37,9 +37,7 @@ def clean_document(rng: random.Random, language: str, sentences: int | None = No
     count = sentences or rng.randint(7, 12)
     picks = [rng.sample(parts[key], count) for key in ("subject", "predicate", "complement")]
     joiner = bank.SENTENCE_JOINER.get(language, " ")
-    built = [
-        _fill(rng, " ".join(triple) if joiner else "".join(triple)) for triple in zip(*picks)
-    ]
+    built = [_fill(rng, " ".join(triple) if joiner else "".join(triple)) for triple in zip(*picks)]
     paragraphs, i = [], 0
     while i < len(built):
         size = rng.randint(2, 4)
@@ -91,7 +89,9 @@ def bad_document(rng: random.Random, kind: str, language: str) -> str:
     raise ValueError(f"unknown kind {kind}")
 
 
-def generate_sample(output: str | Path, docs: int = 6000, shards: int = 8, seed: int = 0) -> list[Path]:
+def generate_sample(
+    output: str | Path, docs: int = 6000, shards: int = 8, seed: int = 0
+) -> list[Path]:
     """Write `docs` documents over `shards` Parquet files; returns the paths."""
     if docs < 1 or shards < 1:
         raise ValueError("docs and shards must be positive")

@@ -1,0 +1,42 @@
+# make demo : install into .venv and run the job on the built-in sample (local Ray)
+# make test : install into .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DOCS ?= 6000
+DEMO_SHARDS ?= 8
+
+.PHONY: install demo test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -c "import fasttext; assert hasattr(fasttext, 'train_supervised'), 'fasttext was replaced by a predict-only build'"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/dedupe-at-scale generate --docs $(DEMO_DOCS) --shards $(DEMO_SHARDS) --output demo-input
+	$(BIN)/dedupe-at-scale run --input demo-input --output demo-output --config jobs/demo.yaml --overwrite
+
+# pytest exits 5 when it collected no tests: treat that as a failure too.
+test: install
+	@$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not ray"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-input demo-output .pytest_cache

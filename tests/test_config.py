@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from dedupe_at_scale.config import ConfigError, JobConfig, config_from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_without_config():
+    cfg = load_config(None)
+    assert cfg == JobConfig()
+    assert cfg.langid.min_score == 0.65
+    assert cfg.quality.gopher_quality.min_words == 50
+    assert cfg.quality.gopher_repetition.duplicate_ngram_max_chars_fraction[10] == 0.10
+
+
+def test_annotated_example_lists_every_default():
+    assert load_config(ROOT / "jobs" / "example.yaml") == JobConfig()
+
+
+def test_every_shipped_job_config_is_valid():
+    for path in (ROOT / "jobs").glob("*.yaml"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"langid": {"min_scor": 0.5}}, "langid.min_scor"),
+        ({"bogus": {}}, "bogus"),
+        ({"quality": {"c4": {"clean": True}}}, "quality.c4.clean"),
+    ],
+)
+def test_unknown_key_is_named(data, key):
+    with pytest.raises(ConfigError, match=f"unknown key '{key}'"):
+        config_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"langid": {"min_score": "high"}}, "langid.min_score"),
+        ({"langid": {"enabled": "yes"}}, "langid.enabled"),
+        ({"langid": {"languages": "en"}}, "langid.languages"),
+        ({"langid": {"languages": ["en", 3]}}, r"langid.languages\[1\]"),
+        ({"output": {"rows_per_shard": 1.5}}, "output.rows_per_shard"),
+        ({"output": {"compression": "brotli"}}, "output.compression"),
+        ({"quality": {"gopher_quality": {"min_words": True}}}, "quality.gopher_quality.min_words"),
+        ({"quality": "on"}, "quality"),
+    ],
+)
+def test_wrong_type_is_named(data, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        config_from_dict(data)
+
+
+def test_values_are_coerced_and_null_disables():
+    cfg = config_from_dict(
+        {
+            "langid": {"languages": ["en", "de"], "min_score": 1},
+            "quality": {
+                "gopher_quality": {"min_words": None},
+                "gopher_repetition": {"top_ngram_max_chars_fraction": {2: 0.3}},
+            },
+        }
+    )
+    assert cfg.langid.min_score == 1.0 and isinstance(cfg.langid.min_score, float)
+    assert cfg.quality.gopher_quality.min_words is None
+    assert cfg.quality.gopher_repetition.top_ngram_max_chars_fraction == {2: 0.3}
+
+
+def test_semantic_checks():
+    with pytest.raises(ConfigError, match="langid.min_score"):
+        config_from_dict({"langid": {"min_score": 1.5}})
+    with pytest.raises(ConfigError, match="output.rows_per_shard"):
+        config_from_dict({"output": {"rows_per_shard": 0}})
+    with pytest.raises(ConfigError, match="dedup.enabled"):
+        config_from_dict({"dedup": {"enabled": True}})
+
+
+def test_yaml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("langid: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    top = tmp_path / "list.yaml"
+    top.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level"):
+        load_config(top)

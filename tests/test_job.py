@@ -1,0 +1,243 @@
+"""The whole job on a real local Ray (2 CPUs), checked on its output files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import write_table
+
+from dedupe_at_scale.cli import main
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+KIND_RULES = {
+    "gibberish": {"langid_min_score"},
+    "spam": {"gopher_duplicate_lines"},
+    "lorem": {"c4_lorem_ipsum"},
+    "boilerplate": {"c4_min_sentences"},
+    # English-like short texts fail the word count; Chinese ones the sentence count.
+    "short": {"gopher_min_words", "c4_min_sentences"},
+}
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dedupe_at_scale.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=env,
+    )
+
+
+def read_output(out: Path) -> tuple[pa.Table, pa.Table, dict]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = pq.read_table(out / "data")  # plain pyarrow, no dedupe_at_scale
+    rejected = pq.read_table(out / "rejected")
+    return data, rejected, manifest
+
+
+def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
+    config = write_config(
+        tmp_path / "job.yaml",
+        {"langid": {"languages": ["en", "de", "fr", "es"]}, "output": {"rows_per_shard": 400}},
+    )
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", "--input", str(sample_dir), "--output", str(out),
+        "--config", str(config), "--num-cpus", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Top rejection reasons" in result.stdout and str(out) in result.stdout
+
+    data, rejected, manifest = read_output(out)
+    source = pq.read_table(sample_dir)
+    planted = {
+        r["id"]: r for r in source.select(["id", "sample_kind", "language_planted"]).to_pylist()
+    }
+
+    # Every input document is in exactly one of data/ and rejected/.
+    kept_ids = data.column("id").to_pylist()
+    rejected_ids = rejected.column("id").to_pylist()
+    assert len(kept_ids) + len(rejected_ids) == source.num_rows
+    assert set(kept_ids) | set(rejected_ids) == set(planted)
+    assert not set(kept_ids) & set(rejected_ids)
+
+    # Manifest counts add up and match the files.
+    counts = manifest["counts"]
+    assert counts["input"] == source.num_rows == counts["kept"] + counts["rejected"]
+    assert counts["kept"] == data.num_rows
+    assert sum(s["rows"] for s in manifest["output"]["data"]) == data.num_rows
+    assert all(s["rows"] <= 400 for s in manifest["output"]["data"])
+    stages = counts["stages"]
+    assert stages["langid"]["in"] == stages["input"]["kept"]
+    assert stages["quality"]["kept"] == counts["kept"]
+    assert manifest["config"]["langid"]["languages"] == ["en", "de", "fr", "es"]
+    assert manifest["versions"]["ray"].startswith("2.60")
+    assert len(manifest["input"]["files"]) == 8
+
+    # Languages kept and dropped as configured.
+    assert set(data.column("language").to_pylist()) <= {"en", "de", "fr", "es"}
+    reasons = {r["id"]: r for r in rejected.to_pylist()}
+    for doc_id, row in planted.items():
+        if row["sample_kind"] == "clean" and row["language_planted"] in ("it", "pt", "zh"):
+            assert reasons[doc_id]["rule"] == "langid_language", doc_id
+        if row["sample_kind"] == "clean" and row["language_planted"] in ("en", "de", "fr", "es"):
+            assert doc_id in set(kept_ids), (doc_id, reasons.get(doc_id))
+
+    # Planted bad documents are rejected by the rule meant for them.
+    for doc_id, row in planted.items():
+        expected = KIND_RULES.get(row["sample_kind"])
+        if expected and row["language_planted"] in ("en", "de", "fr", "es"):
+            assert reasons[doc_id]["rule"] in expected, (row["sample_kind"], reasons[doc_id])
+
+    # Original columns pass through, with the new ones added.
+    for name in ["id", "text", "source", "url", "sample_kind", "language", "language_score"]:
+        assert name in data.column_names
+    assert "q_gopher_word_count" in data.column_names
+    assert not [n for n in data.column_names if n.startswith("__dds_")]
+    assert set(rejected.column_names) == {"id", "stage", "rule", "value", "reason"}
+
+
+def test_same_output_for_one_and_two_workers(sample_dir, tmp_path):
+    config = write_config(
+        tmp_path / "job.yaml",
+        {"input": {"rows_per_task": 120}, "output": {"rows_per_shard": 300}},
+    )
+    outputs = []
+    for cpus in ("1", "2"):
+        out = tmp_path / f"out{cpus}"
+        result = run_cli(
+            "run", "--input", str(sample_dir), "--output", str(out),
+            "--config", str(config), "--num-cpus", cpus, "--quiet",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(out)
+    for sub in ("data", "rejected"):
+        files_1 = sorted(p.name for p in (outputs[0] / sub).iterdir())
+        files_2 = sorted(p.name for p in (outputs[1] / sub).iterdir())
+        assert files_1 == files_2
+        for name in files_1:
+            assert pq.read_table(outputs[0] / sub / name).equals(
+                pq.read_table(outputs[1] / sub / name)
+            )
+
+
+def test_quarantine_and_generated_ids(ray_cluster, tmp_path, capsys):
+    write_table(
+        tmp_path / "in" / "a.parquet", {"text": ["fine " * 3, None, "x"], "lang": ["en"] * 3}
+    )
+    config = write_config(
+        tmp_path / "job.yaml",
+        {"input": {"on_invalid_document": "quarantine"}, "output": {"rejected_text": True}},
+    )
+    out = tmp_path / "out"
+    assert (
+        main(
+            ["run", "--input", str(tmp_path / "in"), "--output", str(out), "--config", str(config)]
+        )
+        == 0
+    )
+    data, rejected, manifest = read_output(out)
+    rows = {r["id"]: r for r in rejected.to_pylist()}
+    assert set(rows) == {"a.parquet#0", "a.parquet#1", "a.parquet#2"}
+    assert rows["a.parquet#1"]["stage"] == "input" and rows["a.parquet#1"]["rule"] == "null_text"
+    assert manifest["counts"]["stages"]["input"]["rejected"] == 1
+    assert data.num_rows == 0 and manifest["counts"]["kept"] == 0
+    assert "text" in rejected.column_names
+
+
+def test_null_text_fails_the_run_naming_file_and_row_and_writes_no_manifest(
+    ray_cluster, tmp_path, capsys
+):
+    write_table(tmp_path / "in" / "bad.parquet", {"text": ["ok", "ok", None]})
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "in"), "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.parquet: row 2 has null text in column 'text'" in err
+    assert not (out / "manifest.json").exists()
+
+
+def test_complete_output_is_refused_then_overwritten(ray_cluster, sample_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    single = str(sample_dir / "shard-00000.parquet")
+    assert main(["run", "--input", single, "--output", str(out), "--quiet"]) == 0
+    first = json.loads((out / "manifest.json").read_text())
+    assert main(["run", "--input", single, "--output", str(out)]) == 1
+    assert "already holds a complete output" in capsys.readouterr().err
+    assert main(["run", "--input", single, "--output", str(out), "--overwrite", "--quiet"]) == 0
+    second = json.loads((out / "manifest.json").read_text())
+    assert first["counts"] == second["counts"]
+
+
+def test_stage_switches_and_bytes_per_shard(ray_cluster, sample_dir, tmp_path):
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.pipeline import run_job
+
+    cfg = config_from_dict(
+        {
+            "langid": {"enabled": False},
+            "quality": {"enabled": False},
+            "output": {"bytes_per_shard": 60_000},
+        }
+    )
+    result = run_job(str(sample_dir / "shard-0000[01].parquet"), str(tmp_path / "out"), cfg)
+    counts = result.manifest["counts"]
+    assert counts["rejected"] == 0 and counts["kept"] == counts["input"]
+    assert counts["stages"]["langid"]["enabled"] is False
+    data = pq.read_table(tmp_path / "out" / "data")
+    assert data.column("language").null_count == data.num_rows
+    shards = result.manifest["output"]["data"]
+    assert len(shards) >= 3
+    assert max(s["bytes"] for s in shards) < 2 * 60_000
+    assert Counter(data.column("id").to_pylist()).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (
+            lambda d: write_table(d / "x.parquet", {"body": ["t"]}),
+            "x.parquet: missing text column 'text'",
+        ),
+        (
+            lambda d: write_table(d / "x.parquet", {"text": [1.5]}),
+            "x.parquet: text column 'text' has type double",
+        ),
+        (lambda d: (d / "x.parquet").write_bytes(b""), "x.parquet: file is empty"),
+        (
+            lambda d: (d / "x.parquet").write_text("PAR1 nope"),
+            "x.parquet: not a readable Parquet file",
+        ),
+    ],
+)
+def test_bad_input_is_reported_before_ray_starts(tmp_path, capsys, make_input, message):
+    (tmp_path / "in").mkdir()
+    make_input(tmp_path / "in")
+    assert main(["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    config = write_config(tmp_path / "job.yaml", {"quality": {"fineweb": {"max_short_lines": 0.5}}})
+    code = main(
+        ["run", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--config", str(config)]
+    )
+    assert code == 2
+    assert "unknown key 'quality.fineweb.max_short_lines'" in capsys.readouterr().err

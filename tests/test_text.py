@@ -1,0 +1,46 @@
+from dedupe_at_scale import text
+
+
+def test_tokens_split_words_and_symbols():
+    assert text.tokens("It's a well-known fact... #1!") == [
+        "It's", "a", "well-known", "fact", "...", "#", "1", "!",
+    ]  # fmt: skip
+    assert text.words("Hello, world -- ok?") == ["Hello", "world", "ok"]
+
+
+def test_lines_and_paragraphs():
+    assert text.lines("  a \n\n b\n") == ["a", "b"]
+    assert text.paragraphs("p1 l1\np1 l2\n\n\np2\n\n") == ["p1 l1\np1 l2", "p2"]
+
+
+def test_sentences_latin_and_cjk():
+    assert text.sentences("One here. Two there! Three? Four") == [
+        "One here.",
+        "Two there!",
+        "Three?",
+        "Four",
+    ]
+    assert len(text.sentences("今天天气很好。我们去公园！好吗？")) == 3
+
+
+def test_single_line_collapses_whitespace():
+    assert text.single_line(" a\n\nb\t c ") == "a b c"
+
+
+def test_duplicated_elements_counts_repeats_after_first():
+    assert text.duplicated_elements(["ab", "cd", "ab", "ab"]) == (2, 4)
+    assert text.duplicated_elements([]) == (0, 0)
+
+
+def test_top_ngram_chars():
+    assert text.top_ngram_chars(["a", "b", "a", "b", "c"], 2) == 4
+    assert text.top_ngram_chars(["a", "b", "c"], 2) == 0  # nothing repeats
+    assert text.top_ngram_chars(["a"], 2) == 0
+
+
+def test_duplicated_ngram_chars_counts_each_word_once():
+    words = ["aa", "b", "c", "aa", "b", "c"]
+    assert text.duplicated_ngram_chars(words, 3) == 8
+    assert text.duplicated_ngram_chars(words, 2) == 8  # overlaps not double counted
+    assert text.duplicated_ngram_chars(["x", "aa", "b", "y", "aa", "b"], 2) == 6
+    assert text.duplicated_ngram_chars(["a", "b", "c", "d"], 2) == 0
