@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import write_table
 
+from conftest import write_table
 from dedupe_at_scale.cli import main
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from conftest import GOOD_EN
 
+from conftest import GOOD_EN
 from dedupe_at_scale.config import QualityConfig
 from dedupe_at_scale.quality import QualityFilter
 

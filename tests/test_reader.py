@@ -3,8 +3,8 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_table
 
+from conftest import write_table
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import InputConfig
 from dedupe_at_scale.reader import (

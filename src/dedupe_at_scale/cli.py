@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -95,6 +96,8 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
     if quiet:
         ray.data.DataContext.get_current().enable_progress_bars = False
+        ray.data.DataContext.get_current().print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def find_known_error(exc: BaseException) -> BaseException | None:

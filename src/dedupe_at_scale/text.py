@@ -9,6 +9,8 @@ from collections.abc import Sequence
 # A word is a run of word characters, optionally joined by ' or -; anything
 # else that is not space becomes a symbol token ("#", "...", "|").
 _TOKEN_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]+")
+_WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
+_HAS_ALPHA_RE = re.compile(r"[^\W\d_]")
 _PARAGRAPH_SPLIT_RE = re.compile(r"\n{2,}")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?。！？؟।])[\"'”’»)\]]*(?:\s+|$)|(?<=[。！？])")
 _WHITESPACE_RE = re.compile(r"\s+")
@@ -29,8 +31,12 @@ def is_word(token: str) -> bool:
 
 
 def words(text: str) -> list[str]:
-    """Tokens that are words, not symbols."""
-    return [t for t in tokens(text) if is_word(t)]
+    """Tokens that are words, not symbols (same as filtering `tokens` by `is_word`)."""
+    return [w for w in _WORD_RE.findall(text) if w.strip("_'’-")]
+
+
+def has_alpha(word: str) -> bool:
+    return _HAS_ALPHA_RE.search(word) is not None
 
 
 def lines(text: str) -> list[str]:
@@ -73,7 +79,7 @@ def top_ngram_chars(word_list: Sequence[str], n: int) -> int:
     0 when no n-gram occurs twice."""
     if len(word_list) < n:
         return 0
-    counts = Counter(tuple(word_list[i : i + n]) for i in range(len(word_list) - n + 1))
+    counts = Counter(zip(*(word_list[k:] for k in range(n))))
     gram, count = counts.most_common(1)[0]
     if count < 2:
         return 0
@@ -88,8 +94,7 @@ def duplicated_ngram_chars(word_list: Sequence[str], n: int) -> int:
     first_seen: dict[tuple[str, ...], int] = {}
     covered = bytearray(len(word_list))
     any_dup = False
-    for i in range(len(word_list) - n + 1):
-        gram = tuple(word_list[i : i + n])
+    for i, gram in enumerate(zip(*(word_list[k:] for k in range(n)))):
         start = first_seen.setdefault(gram, i)
         if start != i:
             any_dup = True

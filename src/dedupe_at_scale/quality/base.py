@@ -24,16 +24,13 @@ class Doc:
         self.segmented = language not in unsegmented
 
     @cached_property
-    def tokens(self) -> list[str]:
-        return textlib.tokens(self.text)
-
-    @cached_property
     def words(self) -> list[str]:
-        return [t for t in self.tokens if textlib.is_word(t)]
+        return textlib.words(self.text)
 
     @cached_property
     def lower_words(self) -> list[str]:
-        return [w.lower() for w in self.words]
+        # One C-level lower() over the joined words; words hold no spaces.
+        return " ".join(self.words).lower().split(" ") if self.words else []
 
     @cached_property
     def lines(self) -> list[str]:
