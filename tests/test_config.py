@@ -75,8 +75,12 @@ def test_semantic_checks():
         config_from_dict({"langid": {"min_score": 1.5}})
     with pytest.raises(ConfigError, match="output.rows_per_shard"):
         config_from_dict({"output": {"rows_per_shard": 0}})
-    with pytest.raises(ConfigError, match="dedup.enabled"):
-        config_from_dict({"dedup": {"enabled": True}})
+    with pytest.raises(ConfigError, match="dedup.bands"):
+        config_from_dict({"dedup": {"bands": 20}})  # rows missing
+    with pytest.raises(ConfigError, match="dedup.bands"):
+        config_from_dict({"dedup": {"bands": 20, "rows": 8, "num_perm": 128}})
+    with pytest.raises(ConfigError, match="mixture.enabled"):
+        config_from_dict({"mixture": {"enabled": True}})
 
 
 def test_yaml_file_errors_name_the_file(tmp_path):

@@ -68,7 +68,8 @@ def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
     data, rejected, manifest = read_output(out)
     source = pq.read_table(sample_dir)
     planted = {
-        r["id"]: r for r in source.select(["id", "sample_kind", "language_planted"]).to_pylist()
+        r["id"]: r
+        for r in source.select(["id", "sample_kind", "language_planted", "dup_of"]).to_pylist()
     }
 
     # Every input document is in exactly one of data/ and rejected/.
@@ -77,6 +78,7 @@ def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
     assert len(kept_ids) + len(rejected_ids) == source.num_rows
     assert set(kept_ids) | set(rejected_ids) == set(planted)
     assert not set(kept_ids) & set(rejected_ids)
+    kept_set = set(kept_ids)
 
     # Manifest counts add up and match the files.
     counts = manifest["counts"]
@@ -86,7 +88,8 @@ def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
     assert all(s["rows"] <= 400 for s in manifest["output"]["data"])
     stages = counts["stages"]
     assert stages["langid"]["in"] == stages["input"]["kept"]
-    assert stages["quality"]["kept"] == counts["kept"]
+    assert stages["dedup"]["in"] == stages["quality"]["kept"]
+    assert stages["dedup"]["kept"] == counts["kept"]
     assert manifest["config"]["langid"]["languages"] == ["en", "de", "fr", "es"]
     assert manifest["versions"]["ray"].startswith("2.60")
     assert len(manifest["input"]["files"]) == 8
@@ -94,17 +97,55 @@ def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
     # Languages kept and dropped as configured.
     assert set(data.column("language").to_pylist()) <= {"en", "de", "fr", "es"}
     reasons = {r["id"]: r for r in rejected.to_pylist()}
+    kept_set = set(kept_ids)
     for doc_id, row in planted.items():
         if row["sample_kind"] == "clean" and row["language_planted"] in ("it", "pt", "zh"):
             assert reasons[doc_id]["rule"] == "langid_language", doc_id
         if row["sample_kind"] == "clean" and row["language_planted"] in ("en", "de", "fr", "es"):
-            assert doc_id in set(kept_ids), (doc_id, reasons.get(doc_id))
+            assert doc_id in kept_set, (doc_id, reasons.get(doc_id))
 
     # Planted bad documents are rejected by the rule meant for them.
     for doc_id, row in planted.items():
         expected = KIND_RULES.get(row["sample_kind"])
         if expected and row["language_planted"] in ("en", "de", "fr", "es"):
             assert reasons[doc_id]["rule"] in expected, (row["sample_kind"], reasons[doc_id])
+
+    # Duplicates planted in other shards are found; the original survives.
+    near_found = near_total = 0
+    for doc_id, row in planted.items():
+        if row["sample_kind"] not in ("exact_dup", "near_dup"):
+            continue
+        original = row["dup_of"]
+        if planted[original]["language_planted"] not in ("en", "de", "fr", "es"):
+            continue
+        assert original in kept_set, original
+        if row["sample_kind"] == "exact_dup":
+            assert reasons[doc_id]["rule"] == "exact_duplicate"
+            assert reasons[doc_id]["reason"] == original
+        elif reasons.get(doc_id, {}).get("stage") not in ("langid", "quality"):
+            # (An edit can cost a line its full stop; C4 may then drop the copy.)
+            near_total += 1
+            if doc_id in reasons:
+                assert reasons[doc_id]["rule"] in ("near_duplicate", "exact_duplicate")
+                assert reasons[doc_id]["reason"] == original
+                near_found += 1
+    assert near_found >= 0.97 * near_total > 0
+    duplicates = pq.read_table(out / "duplicates").to_pylist()
+    clusters = {}
+    for row in duplicates:
+        clusters.setdefault(row["cluster_id"], []).append(row)
+    for cluster_id, members in clusters.items():
+        assert len(members) > 1
+        assert [m["id"] for m in members if m["kept"]] == [cluster_id]
+        for m in members:
+            if not m["kept"]:
+                assert reasons[m["id"]]["stage"] == "dedup"
+                assert reasons[m["id"]]["reason"] == cluster_id
+    dedup = manifest["dedup"]
+    assert dedup["clusters"] == len(clusters)
+    removed = Counter(r["rule"] for r in reasons.values() if r["stage"] == "dedup")
+    assert dedup["exact_duplicates_removed"] == removed["exact_duplicate"]
+    assert dedup["near_duplicates_removed"] == removed["near_duplicate"]
 
     # Original columns pass through, with the new ones added.
     for name in ["id", "text", "source", "url", "sample_kind", "language", "language_score"]:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from . import columns as col
 from .config import JobConfig
 from .langid import LanguageIdentifier
+from .minhash import normalize, params_for, signatures
 from .quality import QualityFilter
 
 
@@ -33,6 +34,8 @@ class Annotator:
         self.signal_names = (
             self.quality.signal_names if self.quality and cfg.quality.emit_signals else []
         )
+        self.minhash = params_for(cfg.dedup) if cfg.dedup.enabled else None
+        self.unsegmented = frozenset(cfg.quality.unsegmented_languages)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         batch = _Batch(table, self.text_column)
@@ -44,7 +47,27 @@ class Annotator:
             started = time.perf_counter()
             self._apply_quality(batch)
             batch.seconds["quality"] = time.perf_counter() - started
+        if self.minhash is not None:
+            started = time.perf_counter()
+            self._sign(batch)
+            batch.seconds["minhash"] = time.perf_counter() - started
         return batch.to_table(self.signal_names)
+
+    def _sign(self, batch: _Batch) -> None:
+        """Exact hash and MinHash signature of every document still kept."""
+        n = len(batch.texts)
+        batch.exact = np.zeros((n, 2), dtype=np.uint64)
+        batch.sigs = np.zeros((n, self.minhash.num_perm), dtype=np.uint32)
+        active = np.array(batch.active(), dtype=np.int64)
+        if len(active) == 0:
+            return
+        texts = pa.array([batch.texts[i] for i in active], pa.string())
+        form = self.cfg.dedup.unicode_normalization
+        normalized = normalize(texts, None if form == "none" else form)
+        char_mode = np.array([batch.languages[i] in self.unsegmented for i in active], dtype=bool)
+        sigs, exact = signatures(normalized, char_mode, self.minhash)
+        batch.sigs[active] = sigs
+        batch.exact[active] = exact
 
     def _identify_languages(self, batch: _Batch) -> None:
         active = batch.active()
@@ -90,6 +113,8 @@ class _Batch:
         self.signals: list[dict[str, float] | None] = [None] * n
         self.seconds: dict[str, float] = {}
         self.text_changed = False
+        self.exact: np.ndarray | None = None
+        self.sigs: np.ndarray | None = None
 
     def active(self) -> list[int]:
         return [i for i, s in enumerate(self.stage) if s is None]
@@ -115,7 +140,14 @@ class _Batch:
         for name in signal_names:
             values = [s.get(name) if s is not None else None for s in self.signals]
             t = t.append_column(col.SIGNAL_PREFIX + name, pa.array(values, pa.float32()))
-        for stage in ("langid", "quality"):
+        if self.sigs is not None:
+            t = t.append_column(col.EXACT_HI, pa.array(self.exact[:, 0]))
+            t = t.append_column(col.EXACT_LO, pa.array(self.exact[:, 1]))
+            flat = pa.array(self.sigs.reshape(-1), pa.uint32())
+            t = t.append_column(
+                col.MINHASH, pa.FixedSizeListArray.from_arrays(flat, self.sigs.shape[1])
+            )
+        for stage in ("langid", "quality", "minhash"):
             share = self.seconds.get(stage, 0.0) / n if n else 0.0
             t = t.append_column(col.SECONDS_PREFIX + stage, pa.array(np.full(n, share)))
         return t

@@ -12,9 +12,13 @@ RULE = "__dds_rule"
 VALUE = "__dds_value"
 REASON = "__dds_reason"
 SECONDS_PREFIX = "__dds_seconds_"  # per-row share of a stage's busy time
+UID = "__dds_uid"  # global document number: read unit << 32 | row in unit
+EXACT_HI = "__dds_exact_hi"  # 128-bit hash of the normalized token sequence
+EXACT_LO = "__dds_exact_lo"
+MINHASH = "__dds_minhash"  # fixed-size list of uint32
 
 LANGUAGE = "language"
 LANGUAGE_SCORE = "language_score"
 SIGNAL_PREFIX = "q_"
 
-STAGES = ("input", "langid", "quality")
+STAGES = ("input", "langid", "quality", "dedup")

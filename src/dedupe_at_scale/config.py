@@ -130,8 +130,39 @@ class QualityConfig:
 
 @dataclass
 class DedupConfig:
-    # Global deduplication arrives in a later release; the section is reserved.
-    enabled: bool = False
+    enabled: bool = True
+    exact: bool = True  # identical normalized text
+    near: bool = True  # MinHash-LSH
+    threshold: float = 0.8  # Jaccard similarity of shingle sets
+    ngram_size: int = 5  # word n-grams
+    char_ngram_size: int = 5  # character n-grams for quality.unsegmented_languages
+    num_perm: int = 128
+    # Bands x rows; null chooses them from threshold and num_perm by band_selection.
+    bands: int | None = None
+    rows: int | None = None
+    # "recall": steepest S-curve finding pairs at threshold + 0.05 with
+    # probability >= 0.99 (verification removes the extra candidates);
+    # "balanced": datasketch's equal false-positive / false-negative weights.
+    band_selection: Literal["recall", "balanced"] = "recall"
+    # Keep a candidate pair only if its signatures agree on at least
+    # verify_threshold of their values (null: threshold - 0.05).
+    verify: bool = True
+    verify_threshold: float | None = None
+    # Buckets with more distinct texts get star + neighbour pairs, not all pairs.
+    all_pairs_limit: int = 32
+    # Which document of a duplicate cluster survives: columns in priority
+    # order, "-" for descending; columns absent from the data are skipped.
+    keep: list[str] = field(default_factory=lambda: ["-quality_score", "id"])
+    unicode_normalization: Literal["none", "NFC", "NFKC", "NFD", "NFKD"] = "none"
+    seed: int = 1
+    # Hash partitions of the global steps; null: twice the cluster's CPUs.
+    partitions: int | None = None
+
+    def min_agreement(self) -> float:
+        """Signature agreement a candidate pair needs to become an edge."""
+        if self.verify_threshold is not None:
+            return self.verify_threshold
+        return max(self.threshold - 0.05, 0.0)
 
 
 @dataclass
@@ -275,11 +306,21 @@ def _check_semantics(config: JobConfig, source: str) -> None:
         require(
             n >= 1, "quality.gopher_repetition.duplicate_ngram_max_chars_fraction", "n must be >= 1"
         )
-    require(
-        not config.dedup.enabled,
-        "dedup.enabled",
-        "is not supported yet: global deduplication is not part of this release",
-    )
+    d = config.dedup
+    require(0.0 < d.threshold <= 1.0, "dedup.threshold", "must be within (0, 1]")
+    require(d.ngram_size >= 1, "dedup.ngram_size", "must be >= 1")
+    require(d.char_ngram_size >= 1, "dedup.char_ngram_size", "must be >= 1")
+    require(1 <= d.num_perm <= 1024, "dedup.num_perm", "must be within [1, 1024]")
+    require((d.bands is None) == (d.rows is None), "dedup.bands", "and dedup.rows go together")
+    if d.bands is not None and d.rows is not None:
+        require(d.bands >= 1 and d.rows >= 1, "dedup.bands", "and dedup.rows must be >= 1")
+        require(d.bands * d.rows <= d.num_perm, "dedup.bands", "x dedup.rows must be <= num_perm")
+    if d.verify_threshold is not None:
+        require(0.0 < d.verify_threshold <= 1.0, "dedup.verify_threshold", "must be within (0, 1]")
+    require(d.all_pairs_limit >= 2, "dedup.all_pairs_limit", "must be >= 2")
+    require(bool(d.keep), "dedup.keep", "must name at least one column")
+    if d.partitions is not None:
+        require(d.partitions >= 1, "dedup.partitions", "must be >= 1")
     require(
         not config.mixture.enabled,
         "mixture.enabled",

@@ -37,7 +37,12 @@ def package_versions() -> dict[str, str]:
 
 def stage_counts(cfg: JobConfig, total: int, rejected_by_stage: Counter) -> dict[str, dict]:
     """in / kept / rejected per stage, in pipeline order."""
-    enabled = {"input": True, "langid": cfg.langid.enabled, "quality": cfg.quality.enabled}
+    enabled = {
+        "input": True,
+        "langid": cfg.langid.enabled,
+        "quality": cfg.quality.enabled,
+        "dedup": cfg.dedup.enabled,
+    }
     counts, remaining = {}, total
     for stage in col.STAGES:
         rejected = rejected_by_stage.get(stage, 0)
@@ -60,6 +65,8 @@ def build_manifest(
     stats: list[dict[str, Any]],
     data_shards: list[dict[str, Any]],
     rejected_shards: list[dict[str, Any]],
+    duplicate_shards: list[dict[str, Any]],
+    dedup: dict[str, Any],
     timings: dict[str, float],
     started: float,
 ) -> dict[str, Any]:
@@ -94,6 +101,7 @@ def build_manifest(
             "uri": output_uri,
             "data": data_shards,
             "rejected": rejected_shards,
+            "duplicates": duplicate_shards,
         },
         "counts": {
             "input": total,
@@ -109,6 +117,7 @@ def build_manifest(
                 for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
             },
         },
+        "dedup": _dedup_summary(cfg, dedup, by_rule.get("dedup", {})),
         "timings": {
             "wall_seconds": {k: round(v, 3) for k, v in timings.items()},
             # Summed over all workers; stages overlap in time, so these are
@@ -117,6 +126,19 @@ def build_manifest(
         },
         "config": cfg.to_dict(),
         "versions": package_versions(),
+    }
+
+
+def _dedup_summary(cfg: JobConfig, stats: dict[str, Any], rules: dict[str, int]) -> dict[str, Any]:
+    if not cfg.dedup.enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "exact_duplicates_removed": rules.get("exact_duplicate", 0),
+        "near_duplicates_removed": rules.get("near_duplicate", 0),
+        "clusters": stats.get("components", 0),
+        "documents_in_clusters": stats.get("documents_in_components", 0),
+        **{k: v for k, v in stats.items() if k not in ("components", "documents_in_components")},
     }
 
 

@@ -23,6 +23,7 @@ class OutputLayout:
         self.location = location
         self.data = location.join("data")
         self.rejected = location.join("rejected")
+        self.duplicates = location.join("duplicates")
         self.staging = location.join("_staging", "annotated")
         self.manifest = location.join(MANIFEST)
 

@@ -29,7 +29,9 @@ from ray.data.datasource import FilenameProvider
 from . import columns as col
 from .annotate import annotate_batch
 from .config import JobConfig
+from .dedup import DECISION_SCHEMA, apply_decisions, run_dedup
 from .manifest import build_manifest
+from .minhash import candidate_probability, params_for
 from .output import OutputLayout, count_rows
 from .reader import (
     InputFile,
@@ -124,17 +126,20 @@ def execute(plan: JobPlan) -> JobResult:
         )
         _write(annotated, layout.staging, layout, cfg, rows_per_file=None, prefix="annotated")
 
-    staging_files = layout.list_parquet(layout.staging)
+    staged = Staged(layout, layout.list_parquet(layout.staging))
+    dedup_stats: dict[str, Any] = {}
+    if cfg.dedup.enabled:
+        with _timed(timings, "dedup"):
+            dedup_stats = _deduplicate(plan, staged)
+
     with _timed(timings, "write"):
-        rows_per_shard = _rows_per_shard(cfg, layout, staging_files)
+        rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
         _write(
-            _read(layout, staging_files).map_batches(
-                _kept_documents, batch_format="pyarrow", batch_size=None
-            ),
+            staged.read().map_batches(_kept_documents, batch_format="pyarrow", batch_size=None),
             layout.data, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
         _write(
-            _read(layout, staging_files, columns=_rejected_columns(cfg)).map_batches(
+            staged.read(_rejected_columns(cfg)).map_batches(
                 _rejected_documents,
                 fn_kwargs={"cfg": cfg},
                 batch_format="pyarrow",
@@ -142,10 +147,17 @@ def execute(plan: JobPlan) -> JobResult:
             ),
             layout.rejected, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
+        if staged.decisions is not None:
+            _write(
+                ray.data.from_arrow_refs(staged.decisions).map_batches(
+                    _duplicate_rows, batch_format="pyarrow", batch_size=None
+                ),
+                layout.duplicates, layout, cfg, rows_per_shard, prefix="part",
+            )  # fmt: skip
         _write_empty_shards(plan)
 
     with _timed(timings, "account"):
-        stats = _collect_stats(layout, staging_files)
+        stats = _collect_stats(staged)
         data_shards = layout.describe_shards(layout.data)
         rejected_shards = layout.describe_shards(layout.rejected)
         _check_accounting(files, stats, data_shards, rejected_shards)
@@ -159,6 +171,8 @@ def execute(plan: JobPlan) -> JobResult:
         stats=stats,
         data_shards=data_shards,
         rejected_shards=rejected_shards,
+        duplicate_shards=layout.describe_shards(layout.duplicates) if cfg.dedup.enabled else [],
+        dedup=dedup_stats,
         timings=timings,
         started=started,
     )
@@ -177,12 +191,71 @@ class _timed:
         self.timings[self.name] = round(time.time() - self.started, 3)
 
 
-def _read(
-    layout: OutputLayout, files: list[str], columns: list[str] | None = None
-) -> ray.data.Dataset:
-    # Our own ordered reader: staged blocks come back in the order they were
-    # written, whatever the cluster size.
-    return ray.data.read_datasource(parquet_datasource(layout.location, files, columns))
+class Staged:
+    """The annotated rows staged on storage, one file per read unit, and the
+    dedup decisions (one ObjectRef per file) applied whenever they are read."""
+
+    def __init__(self, layout: OutputLayout, files: list[str]):
+        self.layout = layout
+        self.files = files
+        self.decisions: list | None = None
+
+    def read(self, columns: list[str] | None = None) -> ray.data.Dataset:
+        # Our own ordered reader: blocks come back in the order they were
+        # written, whatever the cluster size.
+        transform = None
+        if self.decisions is not None:
+            if columns is not None and col.UID not in columns:
+                columns = [*columns, col.UID]
+            transform = functools.partial(_apply_decisions, decisions=self.decisions)
+        source = parquet_datasource(self.layout.location, self.files, columns, transform)
+        return ray.data.read_datasource(source)
+
+    def schema_names(self) -> list[str]:
+        if not self.files:
+            return []
+        with self.layout.location.fs.open(self.files[0], "rb") as handle:
+            return pq.read_schema(handle).names
+
+
+def _apply_decisions(unit: ReadUnit, table: pa.Table, decisions: list) -> pa.Table:
+    return apply_decisions(table, ray.get(decisions[unit.index]))
+
+
+def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
+    cfg = plan.cfg
+    params = params_for(cfg.dedup)
+    names = set(staged.schema_names())
+    keep, skipped = [], []
+    for entry in cfg.dedup.keep:
+        name = entry.lstrip("-")
+        column = "id" if name == "id" else name
+        if name == "id" or name in names:
+            keep.append((column, "descending" if entry.startswith("-") else "ascending"))
+        else:
+            skipped.append(entry)
+    if not any(name == "id" for name, _ in keep):
+        keep.append(("id", "ascending"))  # ids break every remaining tie
+    partitions = cfg.dedup.partitions or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    outcome = run_dedup(
+        staged.layout.location, staged.files, cfg.dedup, params.bands, params.rows,
+        cfg.input.id_column, keep, partitions,
+    )  # fmt: skip
+    staged.decisions = outcome.decisions
+    return {
+        **outcome.stats,
+        "num_perm": params.num_perm,
+        "keep_effective": [("-" if o == "descending" else "") + n for n, o in keep],
+        "keep_skipped_missing_columns": skipped,
+        "s_curve": {
+            f"{s:.2f}": round(candidate_probability(s, params.bands, params.rows), 4)
+            for s in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+        },
+    }
+
+
+def _duplicate_rows(table: pa.Table) -> pa.Table:
+    return table.select(["id", "cluster_id", "kept"])
 
 
 def _write(
@@ -215,6 +288,13 @@ def _write_empty_shards(plan: JobPlan) -> None:
         (layout.data, _kept_documents),
         (layout.rejected, functools.partial(_rejected_documents, cfg=cfg)),
     ]
+    if cfg.dedup.enabled:
+        targets.append(
+            (
+                layout.duplicates,
+                lambda _: DECISION_SCHEMA.empty_table().select(["id", "cluster_id", "kept"]),
+            )
+        )
     missing = [(path, make) for path, make in targets if not layout.list_parquet(path)]
     if not missing:
         return
@@ -282,13 +362,11 @@ def _block_stats(table: pa.Table) -> pa.Table:
     )
 
 
-def _collect_stats(layout: OutputLayout, staging_files: list[str]) -> list[dict[str, Any]]:
-    if not staging_files:
+def _collect_stats(staged: Staged) -> list[dict[str, Any]]:
+    if not staged.files:
         return []
-    with layout.location.fs.open(staging_files[0], "rb") as handle:
-        names = pq.read_schema(handle).names
-    seconds = [n for n in names if n.startswith(col.SECONDS_PREFIX)]
-    ds = _read(layout, staging_files, columns=STAT_KEYS + seconds)
+    seconds = [n for n in staged.schema_names() if n.startswith(col.SECONDS_PREFIX)]
+    ds = staged.read(STAT_KEYS + seconds)
     # Per-block partial counts only: a few rows per block reach the driver.
     return ds.map_batches(_block_stats, batch_format="pyarrow", batch_size=None).take_all()
 

@@ -48,6 +48,7 @@ class ReadUnit:
     row_groups: tuple[int, ...]
     first_row: int
     num_rows: int
+    index: int = 0  # position among all units: the high half of document uids
 
 
 TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
@@ -106,13 +107,13 @@ def plan_units(files: list[InputFile], rows_per_task: int) -> list[ReadUnit]:
         rows = 0
         for index, n in enumerate(f.row_group_rows):
             if group and rows + n > rows_per_task:
-                units.append(ReadUnit(f, tuple(group), first, rows))
+                units.append(ReadUnit(f, tuple(group), first, rows, len(units)))
                 group, first, rows = [], start, 0
             group.append(index)
             rows += n
             start += n
         if group or not f.row_group_rows:
-            units.append(ReadUnit(f, tuple(group), first, rows))
+            units.append(ReadUnit(f, tuple(group), first, rows, len(units)))
     return units
 
 
@@ -158,24 +159,33 @@ def input_datasource(location: Location, units: list[ReadUnit], cfg: InputConfig
 
 
 def parquet_datasource(
-    location: Location, paths: list[str], columns: list[str] | None = None
+    location: Location,
+    paths: list[str],
+    columns: list[str] | None = None,
+    transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
 ) -> UnitDatasource:
-    """Files the job wrote itself (staging), one task per file, in the given order."""
+    """Files the job wrote itself (staging), one task per file, in the given
+    order; `transform(unit, table)` runs on each (unit.index = file position)."""
     units = []
-    for path in paths:
+    for index, path in enumerate(paths):
         with location.fs.open(path, "rb") as handle:
             meta = pq.ParquetFile(handle).metadata
         size = location.fs.size(path)
         f = InputFile(path, location.display(path), path, meta.num_rows, size, (), True)
-        units.append(ReadUnit(f, tuple(range(meta.num_row_groups)), 0, meta.num_rows))
-    return UnitDatasource(
-        location, units, functools.partial(read_columns, location, columns=columns)
-    )
+        units.append(ReadUnit(f, tuple(range(meta.num_row_groups)), 0, meta.num_rows, index))
+    read = functools.partial(read_columns, location, columns=columns, transform=transform)
+    return UnitDatasource(location, units, read)
 
 
-def read_columns(location: Location, unit: ReadUnit, columns: list[str] | None) -> pa.Table:
+def read_columns(
+    location: Location,
+    unit: ReadUnit,
+    columns: list[str] | None,
+    transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
+) -> pa.Table:
     with location.fs.open(unit.file.path, "rb") as handle:
-        return pq.ParquetFile(handle).read(columns=columns)
+        table = pq.ParquetFile(handle).read(columns=columns)
+    return transform(unit, table) if transform else table
 
 
 def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
@@ -193,15 +203,20 @@ def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
         raise InputError(
             f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}"
         ) from exc
-    return prepare_table(table, f, unit.first_row, cfg)
+    return prepare_table(table, f, unit.first_row, cfg, unit.index)
 
 
-def prepare_table(table: pa.Table, f: InputFile, first_row: int, cfg: InputConfig) -> pa.Table:
-    """Tag rows with file and row index, make ids and text, flag bad rows."""
+def prepare_table(
+    table: pa.Table, f: InputFile, first_row: int, cfg: InputConfig, unit_index: int = 0
+) -> pa.Table:
+    """Tag rows with file, row index and uid, make ids and text, flag bad rows."""
     n = table.num_rows
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))
     table = table.append_column(col.ROW, rows)
+    # Units follow input order, so uids do too, whatever the unit size.
+    uids = (np.int64(unit_index) << np.int64(32)) + np.arange(n, dtype=np.int64)
+    table = table.append_column(col.UID, pa.array(uids))
     if not f.has_id:
         ids = pc.binary_join_element_wise(
             pa.array([f.relpath] * n, pa.string()), pc.cast(rows, pa.string()), "#"

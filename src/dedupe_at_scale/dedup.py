@@ -1,0 +1,436 @@
+"""Global exact and near-duplicate removal on Ray: the orchestration layer.
+
+Works on the staged, annotated shards (one file per read unit), whose kept rows
+carry `__dds_uid` (global document number, in input order), the exact-text hash
+and the MinHash signature. Every step is a set of Ray tasks over hash partitions
+or over staged files; the driver only sees per-file metadata and counts.
+
+  scan      per staged file: exact keys and LSH band keys, hash-partitioned
+  buckets   per partition: exact edges, candidate pairs from band buckets
+  verify    two hops over the files holding each side's signature: keep pairs
+            whose signatures agree on >= verify_threshold of their values
+  graph     connected components (large-star / small-star, components.py)
+  keep      per component, the best document by the keep rule survives
+  route     decisions go back to the staged file of each document
+
+Results do not depend on the number of partitions, workers or input blocks:
+uids follow input order, labels are component minima, and ties are broken by id.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+
+from . import columns as col
+from .components import edge_checksum, large_star, small_star
+from .config import DedupConfig
+from .lsh import band_candidates, exact_edges, unique_pairs
+from .minhash import EMPTY, band_keys
+from .storage import Location
+
+MAX_ROUNDS = 64
+DECISION_SCHEMA = pa.schema(
+    [
+        (col.UID, pa.int64()),
+        ("id", pa.string()),
+        ("cluster_id", pa.string()),
+        ("kept", pa.bool_()),
+        ("rule", pa.string()),
+    ]
+)
+
+
+@dataclass
+class DedupOutcome:
+    decisions: list[Any]  # per staged file: ObjectRef of a DECISION_SCHEMA table
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run_dedup(
+    location: Location, files: list[str], cfg: DedupConfig, bands: int, rows: int, id_column: str,
+    keep: list[tuple[str, str]], partitions: int,
+) -> DedupOutcome:  # fmt: skip
+    timings: dict[str, float] = {}
+    stats: dict[str, Any] = {"bands": bands, "rows": rows, "partitions": partitions}
+    if cfg.near and cfg.verify:
+        stats["verify_min_agreement"] = cfg.min_agreement()
+    n_files = len(files)
+
+    started = time.time()
+    scans = [
+        _call(_scan, 1 + 2 * partitions, location, path, cfg, bands, rows, partitions)
+        for path in files
+    ]
+    unit_to_file = _unit_map([s[0] for s in scans])
+    timings["scan"] = time.time() - started
+
+    started = time.time()
+    buckets = [
+        _call(
+            _buckets, 1 + n_files, cfg, unit_to_file, n_files,
+            [s[1 + p] for s in scans], [s[1 + partitions + p] for s in scans],
+        )
+        for p in range(partitions)
+    ]  # fmt: skip
+    edges = [b[0] for b in buckets]
+    candidates = [[b[1 + f] for b in buckets] for f in range(n_files)]
+    timings["buckets"] = time.time() - started
+
+    started = time.time()
+    if cfg.near and cfg.verify:
+        hop = [
+            _call(
+                _attach_signatures,
+                n_files,
+                location,
+                files[f],
+                unit_to_file,
+                n_files,
+                candidates[f],
+            )
+            for f in range(n_files)
+        ]
+        verified = [
+            _call(_verify, 1, location, files[f], cfg.min_agreement(),
+                  [h[f] for h in hop])[0]
+            for f in range(n_files)
+        ]  # fmt: skip
+    else:
+        verified = [_call(_concat_pairs, 1, candidates[f])[0] for f in range(n_files)]
+    counts = ray.get([_count.remote(r) for r in verified + edges])
+    stats["near_edges"] = sum(counts[:n_files])
+    stats["exact_edges"] = sum(counts[n_files:])
+    timings["verify"] = time.time() - started
+
+    started = time.time()
+    labels, rounds = _components(edges + verified, partitions)
+    stats["graph_rounds"] = rounds
+    timings["graph"] = time.time() - started
+
+    started = time.time()
+    by_file = [_call(_route_labels, n_files, unit_to_file, n_files, lab) for lab in labels]
+    members = [
+        _call(_member_keys, partitions, location, files[f], id_column, keep, partitions,
+              [b[f] for b in by_file])
+        for f in range(n_files)
+    ]  # fmt: skip
+    chosen = [
+        _call(_choose_keepers, n_files, unit_to_file, n_files, keep, [m[p] for m in members])
+        for p in range(partitions)
+    ]
+    decisions = [_call(_collect, 1, [c[f] for c in chosen])[0] for f in range(n_files)]
+    kept_counts = ray.get([_kept_count.remote(d) for d in decisions])
+    stats["components"] = sum(k for k, _ in kept_counts)
+    stats["documents_in_components"] = sum(n for _, n in kept_counts)
+    timings["keep"] = time.time() - started
+    stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    return DedupOutcome(decisions=decisions, stats=stats)
+
+
+# Helpers run on the driver ------------------------------------------------------
+
+
+def _call(fn, n: int, *args) -> list:
+    refs = fn.options(num_returns=n).remote(*args)
+    return [refs] if n == 1 else list(refs)
+
+
+def _pieces(pieces: list) -> Any:
+    return pieces[0] if len(pieces) == 1 else tuple(pieces)
+
+
+def _unit_map(unit_refs: list) -> np.ndarray:
+    """unit index -> staged file index (per-file metadata, not per document)."""
+    units = ray.get(unit_refs)
+    size = max((int(u.max()) + 1 for u in units if len(u)), default=0)
+    mapping = np.full(size, -1, dtype=np.int64)
+    for f, u in enumerate(units):
+        mapping[u] = f
+    return mapping
+
+
+def _components(edge_refs: list, partitions: int) -> tuple[list, int]:
+    """Large-star / small-star rounds until the edge set stops changing."""
+    parts = edge_refs
+    previous = None
+    for round_ in range(1, MAX_ROUNDS + 1):
+        routed = [_call(_route_both_ways, partitions, p, partitions) for p in parts]
+        large = [_call(_large_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
+        routed = [_call(_route_by_larger, partitions, p, partitions) for p in large]
+        parts = [_call(_small_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
+        sums = ray.get([_checksum.remote(p) for p in parts])
+        current = (sum(c for c, _ in sums), sum(s for _, s in sums) % 2**64)
+        if current == previous:
+            return [_call(_star_labels, 1, p)[0] for p in parts], round_
+        previous = current
+    raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+
+
+# Tasks ---------------------------------------------------------------------------
+
+
+def _split(table: pa.Table, dest: np.ndarray, n: int) -> list[pa.Table]:
+    """Rows of `table` split by destination index, each piece in row order."""
+    if n == 1:
+        return [table]
+    order = np.argsort(dest, kind="stable")
+    bounds = np.searchsorted(dest[order], np.arange(n + 1))
+    sorted_table = table.take(pa.array(order))
+    return [sorted_table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(n)]
+
+
+def _gather(pieces: list) -> pa.Table:
+    """Concatenate pieces passed as a list of ObjectRefs (Ray resolves only
+    top-level arguments)."""
+    return pa.concat_tables(ray.get(list(pieces)))
+
+
+def _pairs_table(hi: np.ndarray, lo: np.ndarray) -> pa.Table:
+    return pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64())})
+
+
+def _read_kept(location: Location, path: str, columns: list[str]) -> pa.Table:
+    with location.fs.open(path, "rb") as handle:
+        table = pq.ParquetFile(handle).read(columns=[col.UID, col.STAGE, *columns])
+    return table.filter(pc.is_null(table.column(col.STAGE))).drop_columns([col.STAGE])
+
+
+def _signature_matrix(table: pa.Table) -> np.ndarray:
+    sig = table.column(col.MINHASH).combine_chunks()
+    width = sig.type.list_size
+    return sig.values.to_numpy().reshape(-1, width) if len(sig) else np.zeros((0, width), np.uint32)
+
+
+@ray.remote
+def _scan(location, path, cfg, bands, rows, partitions):
+    table = _read_kept(location, path, [col.EXACT_HI, col.EXACT_LO, col.MINHASH])
+    uid = table.column(col.UID).to_numpy()
+    hi = table.column(col.EXACT_HI).to_numpy()
+    lo = table.column(col.EXACT_LO).to_numpy()
+    units = np.unique(uid >> 32)
+    exact = pa.table({"hi": hi, "lo": lo, "uid": uid}).slice(0, len(uid) if cfg.exact else 0)
+    exact_parts = _split(
+        exact, (hi[: exact.num_rows] % np.uint64(partitions)).astype(np.int64), partitions
+    )
+    if cfg.near:
+        sigs = _signature_matrix(table)
+        has_tokens = ~(sigs == EMPTY).all(axis=1)
+        keys = band_keys(sigs[has_tokens], bands, rows)
+        band = pa.table(
+            {
+                "key": keys.reshape(-1),
+                "uid": np.repeat(uid[has_tokens], bands),
+                "exact": np.repeat(hi[has_tokens], bands),
+            }
+        )
+        dest = (keys.reshape(-1) % np.uint64(partitions)).astype(np.int64)
+    else:
+        band = pa.table({"key": pa.array([], pa.uint64()), "uid": pa.array([], pa.int64()),
+                         "exact": pa.array([], pa.uint64())})  # fmt: skip
+        dest = np.zeros(0, np.int64)
+    return (units, *exact_parts, *_split(band, dest, partitions))
+
+
+@ray.remote
+def _buckets(cfg, unit_to_file, n_files, exact_pieces, band_pieces):
+    exact = _gather(exact_pieces)
+    hi = exact.column("hi").to_numpy()
+    lo = exact.column("lo").to_numpy()
+    uid = exact.column("uid").to_numpy()
+    # Group on both halves of the 128-bit text hash.
+    key = hi ^ (lo * np.uint64(0x9E3779B97F4A7C15))
+    e_hi, e_lo = exact_edges(key, uid)
+    band = _gather(band_pieces)
+    a, b = band_candidates(
+        band.column("key").to_numpy(), band.column("uid").to_numpy(),
+        band.column("exact").to_numpy(), cfg.all_pairs_limit,
+    )  # fmt: skip
+    pieces = _split(_pairs_table(a, b), unit_to_file[a >> 32], n_files)
+    return (_pairs_table(*unique_pairs(e_hi, e_lo)), *pieces)
+
+
+@ray.remote
+def _attach_signatures(location, path, unit_to_file, n_files, pieces):
+    pairs = _gather(pieces)
+    hi, lo = unique_pairs(pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy())
+    table = _read_kept(location, path, [col.MINHASH])
+    uids = table.column(col.UID).to_numpy()
+    sigs = _signature_matrix(table)
+    sig_hi = sigs[np.searchsorted(uids, hi)] if len(hi) else np.zeros((0, sigs.shape[1]), np.uint32)
+    out = pa.table(
+        {
+            "hi": pa.array(hi, pa.int64()),
+            "lo": pa.array(lo, pa.int64()),
+            "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
+        }
+    )
+    return _pieces(_split(out, unit_to_file[lo >> 32], n_files))
+
+
+@ray.remote
+def _verify(location, path, threshold, pieces):
+    pairs = _gather(pieces)
+    hi = pairs.column("hi").to_numpy()
+    lo = pairs.column("lo").to_numpy()
+    if len(hi) == 0:
+        return _pairs_table(hi, lo)
+    table = _read_kept(location, path, [col.MINHASH])
+    sigs = _signature_matrix(table)
+    sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
+    sig_hi = pairs.column("sig").combine_chunks().values.to_numpy().reshape(sig_lo.shape)
+    agree = (sig_hi == sig_lo).mean(axis=1) >= threshold
+    return _pairs_table(hi[agree], lo[agree])
+
+
+@ray.remote
+def _concat_pairs(pieces):
+    pairs = _gather(pieces)
+    return _pairs_table(*unique_pairs(pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy()))
+
+
+@ray.remote
+def _count(table):
+    return table.num_rows
+
+
+def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> list[pa.Table]:
+    dest = (_hash_int(hi) % np.uint64(partitions)).astype(np.int64)
+    return _split(_pairs_table(hi, lo), dest, partitions)
+
+
+def _hash_int(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h = x.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        return h ^ (h >> np.uint64(31))
+
+
+@ray.remote
+def _route_both_ways(edges, partitions):
+    hi, lo = edges.column("hi").to_numpy(), edges.column("lo").to_numpy()
+    return _pieces(_route(np.r_[hi, lo], np.r_[lo, hi], partitions))
+
+
+@ray.remote
+def _large_star(pieces):
+    table = _gather(pieces)
+    return _pairs_table(*large_star(table.column("hi").to_numpy(), table.column("lo").to_numpy()))
+
+
+@ray.remote
+def _route_by_larger(edges, partitions):
+    return _pieces(_route(edges.column("hi").to_numpy(), edges.column("lo").to_numpy(), partitions))
+
+
+@ray.remote
+def _small_star(pieces):
+    table = _gather(pieces)
+    return _pairs_table(*small_star(table.column("hi").to_numpy(), table.column("lo").to_numpy()))
+
+
+@ray.remote
+def _checksum(edges):
+    return edge_checksum(edges.column("hi").to_numpy(), edges.column("lo").to_numpy())
+
+
+@ray.remote
+def _star_labels(edges):
+    """(node, label) for every node of the converged stars in this partition."""
+    hi, lo = edges.column("hi").to_numpy(), edges.column("lo").to_numpy()
+    centres = np.unique(lo)
+    return pa.table({"node": np.r_[hi, centres], "label": np.r_[lo, centres]})
+
+
+@ray.remote
+def _route_labels(unit_to_file, n_files, labels):
+    node = labels.column("node").to_numpy()
+    return _pieces(_split(labels, unit_to_file[node >> 32], n_files))
+
+
+@ray.remote
+def _member_keys(location, path, id_column, keep, partitions, pieces):
+    labels = _gather(pieces)
+    # A star's centre is listed by every partition holding one of its edges.
+    nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
+    label = labels.column("label").to_numpy()[first]
+    key_columns = [name for name, _ in keep if name != "id"]
+    table = _read_kept(location, path, [id_column, col.EXACT_HI, *key_columns])
+    rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
+    members = table.take(pa.array(rows)).append_column("label", pa.array(label))
+    ids = pc.cast(members.column(id_column), pa.string())
+    members = members.drop_columns([id_column]).append_column("id", ids)
+    dest = (_hash_int(members.column("label").to_numpy()) % np.uint64(partitions)).astype(np.int64)
+    return _pieces(_split(members, dest, partitions))
+
+
+@ray.remote
+def _choose_keepers(unit_to_file, n_files, keep, pieces):
+    members = _gather(pieces)
+    members = members.sort_by([("label", "ascending"), *keep, (col.UID, "ascending")])
+    label = members.column("label").to_numpy()
+    first = np.r_[True, label[1:] != label[:-1]] if len(label) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.r_[starts, len(label)])
+    keeper = np.repeat(starts, sizes)
+    ids = members.column("id")
+    exact = members.column(col.EXACT_HI).to_numpy()
+    same_text = exact == exact[keeper]
+    rule = np.where(first, None, np.where(same_text, "exact_duplicate", "near_duplicate"))
+    decisions = pa.table(
+        {
+            col.UID: members.column(col.UID),
+            "id": ids,
+            "cluster_id": ids.take(pa.array(keeper)),
+            "kept": pa.array(first),
+            "rule": pa.array(rule.tolist(), pa.string()),
+        },
+        schema=DECISION_SCHEMA,
+    )
+    uid = decisions.column(col.UID).to_numpy()
+    return _pieces(_split(decisions, unit_to_file[uid >> 32], n_files))
+
+
+@ray.remote
+def _collect(pieces):
+    return pa.concat_tables([p.cast(DECISION_SCHEMA) for p in ray.get(list(pieces))]).sort_by(
+        col.UID
+    )
+
+
+@ray.remote
+def _kept_count(decisions):
+    return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
+
+
+def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
+    """Mark the removed duplicates of a staged block: stage "dedup", rule
+    exact_duplicate / near_duplicate, reason = the kept document's id."""
+    if decisions.num_rows == 0 or table.num_rows == 0:
+        return table
+    uids = table.column(col.UID).to_numpy()
+    decided = decisions.column(col.UID).to_numpy()
+    pos = np.minimum(np.searchsorted(decided, uids), len(decided) - 1)
+    kept = decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
+    removed = pa.array((decided[pos] == uids) & ~kept)
+    if not pc.any(removed).as_py():
+        return table
+    take = pa.array(pos)
+    updates = {
+        col.STAGE: pa.array(["dedup"] * table.num_rows, pa.string()),
+        col.RULE: decisions.column("rule").take(take),
+        col.VALUE: pa.nulls(table.num_rows, pa.float64()),
+        col.REASON: decisions.column("cluster_id").take(take),
+    }
+    for name, new in updates.items():
+        index = table.schema.get_field_index(name)
+        if index >= 0:
+            merged = pc.if_else(removed, new, table.column(name).combine_chunks())
+            table = table.set_column(index, name, merged)
+    return table

@@ -1,0 +1,96 @@
+"""LSH buckets to duplicate edges, on plain numpy arrays (one partition).
+
+Rows arrive as (key, uid, exact) where `key` is a band key (or the exact-text
+hash) and `uid` a document's global integer id, ordered like the input. Within
+each bucket of two or more documents:
+
+- exact buckets link every member to the bucket's first member (no check needed);
+- band buckets first fold members with identical text onto one (they are linked
+  by the exact step), then propose candidate pairs: all pairs in buckets of up
+  to `all_pairs_limit` distinct texts, and in larger (templated) buckets each
+  member with the first member and with its neighbour in uid order.
+Candidates are verified later against full signatures.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+def exact_edges(keys: np.ndarray, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(member, first member) for every member after the first of each group."""
+    if len(keys) == 0:
+        return _empty_pairs()
+    order = np.lexsort((uids, keys))
+    keys, uids = keys[order], uids[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    first = np.repeat(uids[starts], np.diff(np.r_[starts, len(keys)]))
+    linked = uids != first
+    return uids[linked], first[linked]
+
+
+def band_candidates(
+    keys: np.ndarray, uids: np.ndarray, exact: np.ndarray, all_pairs_limit: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (a, b), a > b, unique, from band buckets."""
+    if len(keys) == 0:
+        return _empty_pairs()
+    order = np.lexsort((uids, exact, keys))
+    keys, uids, exact = keys[order], uids[order], exact[order]
+    # Fold identical texts within a bucket onto their first (smallest uid) copy.
+    distinct = np.r_[True, (keys[1:] != keys[:-1]) | (exact[1:] != exact[:-1])]
+    keys, uids = keys[distinct], uids[distinct]
+    order = np.lexsort((uids, keys))
+    keys, uids = keys[order], uids[order]
+    a, b = _pairs_kernel(keys, uids, all_pairs_limit)
+    return unique_pairs(a, b)
+
+
+def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs oriented (larger, smaller), without repeats or self pairs."""
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    keep = hi != lo
+    if not keep.any():
+        return _empty_pairs()
+    pairs = np.unique(np.stack([hi[keep], lo[keep]], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def _empty_pairs() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+@numba.njit(cache=True)
+def _pairs_kernel(keys, uids, limit):
+    n = keys.shape[0]
+    # First pass counts, second fills: no Python object per pair.
+    total = 0
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or keys[i] != keys[start]:
+            size = i - start
+            if size <= limit:
+                total += size * (size - 1) // 2
+            else:
+                total += 2 * (size - 1)
+            start = i
+    out_a = np.empty(total, dtype=np.int64)
+    out_b = np.empty(total, dtype=np.int64)
+    k = 0
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or keys[i] != keys[start]:
+            size = i - start
+            if size <= limit:
+                for x in range(start, i):
+                    for y in range(start, x):
+                        out_a[k], out_b[k] = uids[x], uids[y]
+                        k += 1
+            else:
+                for x in range(start + 1, i):
+                    out_a[k], out_b[k] = uids[x], uids[start]
+                    out_a[k + 1], out_b[k + 1] = uids[x], uids[x - 1]
+                    k += 2
+            start = i
+    return out_a[:k], out_b[:k]

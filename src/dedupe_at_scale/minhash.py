@@ -1,0 +1,247 @@
+"""Text normalization, exact hashes, MinHash signatures and LSH band keys.
+
+The signature step is a numba kernel over the Arrow buffers of a string array:
+no Python object per shingle. Shingles are word n-grams of the normalized text,
+or character n-grams for scripts written without spaces (zh, ja, th, ...).
+A document with fewer tokens than n becomes one shingle of all its tokens, so
+short documents only collide with identical short documents.
+
+Permutations are multiply-shift hashes of a 64-bit shingle hash:
+h_i(x) = (a_i * x + b_i) mod 2^64 >> 32, a_i odd; the minimum per i is kept as
+uint32. P(candidate | Jaccard s) = 1 - (1 - s^r)^b for b bands of r rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .config import DedupConfig
+
+EMPTY = np.uint32(0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class MinHashParams:
+    num_perm: int = 128
+    ngram_size: int = 5
+    char_ngram_size: int = 5
+    bands: int = 16
+    rows: int = 8
+    seed: int = 1
+
+    def permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        a = rng.integers(1, 2**63, size=self.num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(
+            1
+        )
+        b = rng.integers(0, 2**63, size=self.num_perm, dtype=np.uint64)
+        return a, b
+
+
+def params_for(cfg: DedupConfig) -> MinHashParams:
+    """Signature and banding parameters of a dedup config."""
+    if cfg.bands is not None and cfg.rows is not None:
+        bands, rows = cfg.bands, cfg.rows
+    else:
+        bands, rows = choose_bands(cfg.threshold, cfg.num_perm, cfg.band_selection)
+    return MinHashParams(cfg.num_perm, cfg.ngram_size, cfg.char_ngram_size, bands, rows, cfg.seed)
+
+
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """The LSH S-curve: chance that a pair of this Jaccard shares a band."""
+    return 1.0 - (1.0 - similarity**rows) ** bands
+
+
+@functools.lru_cache(maxsize=32)
+def choose_bands(
+    threshold: float,
+    num_perm: int,
+    rule: str = "recall",
+    min_recall: float = 0.99,
+    margin: float = 0.05,
+) -> tuple[int, int]:
+    """(bands, rows) with bands * rows <= num_perm.
+
+    "recall": the steepest curve (largest r) that still finds a pair of Jaccard
+    threshold + margin with probability >= min_recall; candidates below the
+    threshold are then removed by signature verification.
+    "balanced": datasketch's choice, minimising equal-weighted false-positive
+    and false-negative areas under the S-curve."""
+    if rule == "balanced":
+        return _balanced_bands(threshold, num_perm)
+    target = min(threshold + margin, 1.0)
+    best = None
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if candidate_probability(target, bands, rows) >= min_recall:
+            best = (bands, rows)
+    return best or (num_perm, 1)
+
+
+def _balanced_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    xs_fp = np.linspace(0.0, threshold, 1001)
+    xs_fn = np.linspace(threshold, 1.0, 1001)
+    best, best_error = (1, 1), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            fp = np.trapezoid(1 - (1 - xs_fp**rows) ** bands, xs_fp)
+            fn = np.trapezoid((1 - xs_fn**rows) ** bands, xs_fn)
+            error = 0.5 * fp + 0.5 * fn
+            if error < best_error:
+                best, best_error = (bands, rows), error
+    return best
+
+
+def normalize(texts: pa.Array, unicode_form: str | None = None) -> pa.Array:
+    """Lower case with punctuation turned into spaces (optionally Unicode
+    normalized first). Whitespace runs are left for the kernel, which treats
+    any run as one separator."""
+    out = pc.utf8_normalize(texts, unicode_form) if unicode_form else texts
+    return pc.replace_substring_regex(pc.utf8_lower(out), r"[^\pL\pN\s]+", " ")
+
+
+def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+    array = pc.fill_null(array, "")
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+def signatures(
+    normalized: pa.Array, char_mode: np.ndarray, params: MinHashParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, num_perm) uint32 MinHash signatures and (n, 2) uint64 hashes of the
+    token sequence (the exact-duplicate key) of normalized texts. Texts with no
+    token get an all-EMPTY signature."""
+    data, offsets = _string_buffers(normalized)
+    a, b = params.permutations()
+    n = len(normalized)
+    sigs = np.empty((n, params.num_perm), dtype=np.uint32)
+    exact = np.empty((n, 2), dtype=np.uint64)
+    _signature_kernel(
+        data, offsets, np.ascontiguousarray(char_mode, dtype=np.bool_),
+        params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
+    )  # fmt: skip
+    return sigs, exact
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64 keys; the band index is mixed in, so keys of
+    different bands never meet in one bucket."""
+    out = np.empty((sigs.shape[0], bands), dtype=np.uint64)
+    _band_kernel(np.ascontiguousarray(sigs), bands, rows, out)
+    return out
+
+
+def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
+    """Share of equal signature values, row by row."""
+    return (sig_a == sig_b).mean(axis=-1)
+
+
+# Kernels ---------------------------------------------------------------------
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@numba.njit(cache=True, inline="always")
+def _mix64(x):
+    # splitmix64 finaliser: a bijection with good avalanche.
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _fnv(data, start, end, seed):
+    h = _FNV_OFFSET ^ seed
+    for k in range(start, end):
+        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+    return _mix64(h)
+
+
+@numba.njit(cache=True, inline="always")
+def _update(sig, a, b, shingle):
+    for i in range(sig.shape[0]):
+        v = np.uint32((a[i] * shingle + b[i]) >> np.uint64(32))
+        if v < sig[i]:
+            sig[i] = v
+
+
+@numba.njit(cache=True, inline="always")
+def _is_space(byte):
+    return byte == 32 or (9 <= byte <= 13)
+
+
+@numba.njit(cache=True, inline="always")
+def _combine(hashes, first, last, salt):
+    h = salt
+    for j in range(first, last):
+        h = _mix64(h * np.uint64(0x9E3779B97F4A7C15) + hashes[j])
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def _signature_kernel(data, offsets, char_mode, n_words, n_chars, a, b, sigs, exact):
+    longest = 1
+    for d in range(offsets.shape[0] - 1):
+        longest = max(longest, offsets[d + 1] - offsets[d] + 1)
+    tok_start = np.empty(longest, dtype=np.int64)
+    tok_end = np.empty(longest, dtype=np.int64)
+    tok_hash = np.empty(longest, dtype=np.uint64)
+    for d in range(offsets.shape[0] - 1):
+        start, end = offsets[d], offsets[d + 1]
+        # Tokens: whitespace-separated words, or code points (spaces skipped)
+        # for scripts without spaces. Runs of whitespace count as one.
+        count = 0
+        if char_mode[d]:
+            k = start
+            while k < end:
+                stop = k + 1
+                while stop < end and (data[stop] & 0xC0) == 0x80:
+                    stop += 1
+                if not _is_space(data[k]):
+                    tok_start[count], tok_end[count] = k, stop
+                    count += 1
+                k = stop
+        else:
+            word_start = start
+            for k in range(start, end + 1):
+                if k == end or _is_space(data[k]):
+                    if k > word_start:
+                        tok_start[count], tok_end[count] = word_start, k
+                        count += 1
+                    word_start = k + 1
+        for t in range(count):
+            tok_hash[t] = _fnv(data, tok_start[t], tok_end[t], np.uint64(4))
+        # The exact hash covers the token sequence, so whitespace runs do not matter.
+        exact[d, 0] = _combine(tok_hash, 0, count, np.uint64(1))
+        exact[d, 1] = _combine(tok_hash, 0, count, np.uint64(2))
+        sig = sigs[d]
+        sig[:] = np.uint32(0xFFFFFFFF)
+        if count == 0:
+            continue
+        n = n_chars if char_mode[d] else n_words
+        if count < n:
+            _update(sig, a, b, _combine(tok_hash, 0, count, np.uint64(3)))
+            continue
+        for i in range(count - n + 1):
+            _update(sig, a, b, _combine(tok_hash, i, i + n, np.uint64(3)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_kernel(sigs, bands, rows, out):
+    for d in range(sigs.shape[0]):
+        for band in range(bands):
+            h = _mix64(np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15))
+            for r in range(band * rows, (band + 1) * rows):
+                h = _mix64(h ^ np.uint64(sigs[d, r]))
+            out[d, band] = h
