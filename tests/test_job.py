@@ -234,6 +234,7 @@ def test_stage_switches_and_bytes_per_shard(ray_cluster, sample_dir, tmp_path):
         {
             "langid": {"enabled": False},
             "quality": {"enabled": False},
+            "dedup": {"enabled": False},
             "output": {"bytes_per_shard": 60_000},
         }
     )
