@@ -1,8 +1,8 @@
 """Global exact and near-duplicate removal on Ray: the orchestration layer.
 
-Works on the staged, annotated shards (one file per read unit), whose kept rows
-carry `__dds_uid` (global document number, in input order), the exact-text hash
-and the MinHash signature. Every step is a set of Ray tasks over hash partitions
+Works on the staged, annotated shards, whose kept rows carry `__dds_uid`
+(global document number, in input order; each staged file holds an increasing
+range of uids), the exact-text hash and the MinHash signature. Every step is a set of Ray tasks over hash partitions
 or over staged files; the driver only sees per-file metadata and counts.
 
   scan      per staged file: exact keys and LSH band keys, hash-partitioned
@@ -69,13 +69,13 @@ def run_dedup(
         _call(_scan, 1 + 2 * partitions, location, path, cfg, bands, rows, partitions)
         for path in files
     ]
-    unit_to_file = _unit_map([s[0] for s in scans])
+    files_index = _file_index([s[0] for s in scans])
     timings["scan"] = time.time() - started
 
     started = time.time()
     buckets = [
         _call(
-            _buckets, 1 + n_files, cfg, unit_to_file, n_files,
+            _buckets, 1 + n_files, cfg, files_index, n_files,
             [s[1 + p] for s in scans], [s[1 + partitions + p] for s in scans],
         )
         for p in range(partitions)
@@ -92,7 +92,7 @@ def run_dedup(
                 n_files,
                 location,
                 files[f],
-                unit_to_file,
+                files_index,
                 n_files,
                 candidates[f],
             )
@@ -116,14 +116,14 @@ def run_dedup(
     timings["graph"] = time.time() - started
 
     started = time.time()
-    by_file = [_call(_route_labels, n_files, unit_to_file, n_files, lab) for lab in labels]
+    by_file = [_call(_route_labels, n_files, files_index, n_files, lab) for lab in labels]
     members = [
         _call(_member_keys, partitions, location, files[f], id_column, keep, partitions,
               [b[f] for b in by_file])
         for f in range(n_files)
     ]  # fmt: skip
     chosen = [
-        _call(_choose_keepers, n_files, unit_to_file, n_files, keep, [m[p] for m in members])
+        _call(_choose_keepers, n_files, files_index, n_files, keep, [m[p] for m in members])
         for p in range(partitions)
     ]
     decisions = [_call(_collect, 1, [c[f] for c in chosen])[0] for f in range(n_files)]
@@ -147,14 +147,27 @@ def _pieces(pieces: list) -> Any:
     return pieces[0] if len(pieces) == 1 else tuple(pieces)
 
 
-def _unit_map(unit_refs: list) -> np.ndarray:
-    """unit index -> staged file index (per-file metadata, not per document)."""
-    units = ray.get(unit_refs)
-    size = max((int(u.max()) + 1 for u in units if len(u)), default=0)
-    mapping = np.full(size, -1, dtype=np.int64)
-    for f, u in enumerate(units):
-        mapping[u] = f
-    return mapping
+class FileIndex:
+    """Which staged file holds a uid: files hold increasing, disjoint uid
+    ranges (per-file metadata, not per document)."""
+
+    def __init__(self, starts: np.ndarray, files: np.ndarray):
+        self.starts = starts
+        self.files = files
+
+
+def _file_index(range_refs: list) -> FileIndex:
+    ranges = ray.get(range_refs)
+    nonempty = [(lo, f) for f, (lo, hi) in enumerate(ranges) if hi >= lo]
+    starts = np.array([lo for lo, _ in nonempty], dtype=np.int64)
+    order = np.argsort(starts, kind="stable")
+    return FileIndex(starts[order], np.array([f for _, f in nonempty], dtype=np.int64)[order])
+
+
+def _file_of(index: FileIndex, uids: np.ndarray) -> np.ndarray:
+    if len(uids) == 0:
+        return np.zeros(0, np.int64)
+    return index.files[np.searchsorted(index.starts, uids, side="right") - 1]
 
 
 def _components(edge_refs: list, partitions: int) -> tuple[list, int]:
@@ -211,11 +224,13 @@ def _signature_matrix(table: pa.Table) -> np.ndarray:
 
 @ray.remote
 def _scan(location, path, cfg, bands, rows, partitions):
+    with location.fs.open(path, "rb") as handle:
+        all_uids = pq.ParquetFile(handle).read(columns=[col.UID]).column(col.UID).to_numpy()
+    uid_range = (int(all_uids.min()), int(all_uids.max())) if len(all_uids) else (0, -1)
     table = _read_kept(location, path, [col.EXACT_HI, col.EXACT_LO, col.MINHASH])
     uid = table.column(col.UID).to_numpy()
     hi = table.column(col.EXACT_HI).to_numpy()
     lo = table.column(col.EXACT_LO).to_numpy()
-    units = np.unique(uid >> 32)
     exact = pa.table({"hi": hi, "lo": lo, "uid": uid}).slice(0, len(uid) if cfg.exact else 0)
     exact_parts = _split(
         exact, (hi[: exact.num_rows] % np.uint64(partitions)).astype(np.int64), partitions
@@ -236,11 +251,11 @@ def _scan(location, path, cfg, bands, rows, partitions):
         band = pa.table({"key": pa.array([], pa.uint64()), "uid": pa.array([], pa.int64()),
                          "exact": pa.array([], pa.uint64())})  # fmt: skip
         dest = np.zeros(0, np.int64)
-    return (units, *exact_parts, *_split(band, dest, partitions))
+    return (uid_range, *exact_parts, *_split(band, dest, partitions))
 
 
 @ray.remote
-def _buckets(cfg, unit_to_file, n_files, exact_pieces, band_pieces):
+def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
     exact = _gather(exact_pieces)
     hi = exact.column("hi").to_numpy()
     lo = exact.column("lo").to_numpy()
@@ -253,12 +268,12 @@ def _buckets(cfg, unit_to_file, n_files, exact_pieces, band_pieces):
         band.column("key").to_numpy(), band.column("uid").to_numpy(),
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
-    pieces = _split(_pairs_table(a, b), unit_to_file[a >> 32], n_files)
+    pieces = _split(_pairs_table(a, b), _file_of(files_index, a), n_files)
     return (_pairs_table(*unique_pairs(e_hi, e_lo)), *pieces)
 
 
 @ray.remote
-def _attach_signatures(location, path, unit_to_file, n_files, pieces):
+def _attach_signatures(location, path, files_index, n_files, pieces):
     pairs = _gather(pieces)
     hi, lo = unique_pairs(pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy())
     table = _read_kept(location, path, [col.MINHASH])
@@ -272,7 +287,7 @@ def _attach_signatures(location, path, unit_to_file, n_files, pieces):
             "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
         }
     )
-    return _pieces(_split(out, unit_to_file[lo >> 32], n_files))
+    return _pieces(_split(out, _file_of(files_index, lo), n_files))
 
 
 @ray.remote
@@ -349,9 +364,9 @@ def _star_labels(edges):
 
 
 @ray.remote
-def _route_labels(unit_to_file, n_files, labels):
+def _route_labels(files_index, n_files, labels):
     node = labels.column("node").to_numpy()
-    return _pieces(_split(labels, unit_to_file[node >> 32], n_files))
+    return _pieces(_split(labels, _file_of(files_index, node), n_files))
 
 
 @ray.remote
@@ -371,7 +386,7 @@ def _member_keys(location, path, id_column, keep, partitions, pieces):
 
 
 @ray.remote
-def _choose_keepers(unit_to_file, n_files, keep, pieces):
+def _choose_keepers(files_index, n_files, keep, pieces):
     members = _gather(pieces)
     members = members.sort_by([("label", "ascending"), *keep, (col.UID, "ascending")])
     label = members.column("label").to_numpy()
@@ -394,7 +409,7 @@ def _choose_keepers(unit_to_file, n_files, keep, pieces):
         schema=DECISION_SCHEMA,
     )
     uid = decisions.column(col.UID).to_numpy()
-    return _pieces(_split(decisions, unit_to_file[uid >> 32], n_files))
+    return _pieces(_split(decisions, _file_of(files_index, uid), n_files))
 
 
 @ray.remote

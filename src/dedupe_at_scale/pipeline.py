@@ -120,7 +120,10 @@ def execute(plan: JobPlan) -> JobResult:
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
     with _timed(timings, "annotate"):
-        annotated = ray.data.read_datasource(input_datasource(source, units, cfg.input))
+        # One block per read unit: Ray would otherwise split small reads further.
+        annotated = ray.data.read_datasource(
+            input_datasource(source, units, cfg.input), override_num_blocks=max(1, len(units))
+        )
         annotated = annotated.map_batches(
             annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
         )

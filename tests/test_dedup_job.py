@@ -1,0 +1,119 @@
+"""Global dedup on a real local Ray: distributed components, chains, and the
+same result for any number of input blocks."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from dedupe_at_scale.components import components_local
+from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.dedup import _components
+from dedupe_at_scale.lsh import unique_pairs
+from dedupe_at_scale.pipeline import run_job
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+DEDUP_ONLY = {"langid": {"enabled": False}, "quality": {"enabled": False}}
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 7])
+def test_distributed_components_match_union_find(ray_cluster, partitions):
+    rng = np.random.default_rng(partitions)
+    a = rng.integers(0, 400, 600) * 977 + (1 << 32)
+    b = rng.integers(0, 400, 600) * 977 + (1 << 32)
+    hi, lo = unique_pairs(a, b)
+    pieces = np.array_split(np.arange(len(hi)), 4)
+    refs = [ray.put(pa.table({"hi": hi[p], "lo": lo[p]})) for p in pieces]
+    label_refs, rounds = _components(refs, partitions)
+    labels = pa.concat_tables(ray.get(label_refs)).to_pylist()
+    got = {r["node"]: r["label"] for r in labels}
+    assert got == components_local(hi, lo)
+    assert rounds >= 1
+
+
+def shingle_jaccard(a: str, b: str) -> float:
+    def grams(t):
+        w = t.split()
+        return {tuple(w[i : i + 5]) for i in range(len(w) - 4)}
+
+    x, y = grams(a), grams(b)
+    return len(x & y) / len(x | y)
+
+
+def mutate(rng: random.Random, text: str, positions: list[int]) -> str:
+    words = text.split()
+    for i in positions:
+        words[i] = f"changed{rng.randrange(10**6)}"
+    return " ".join(words)
+
+
+def test_chain_of_near_duplicates_becomes_one_cluster(ray_cluster, tmp_path):
+    rng = random.Random(11)
+    base = " ".join(f"word{rng.randrange(20000)}" for _ in range(600))
+    chain = [base]
+    for step in range(3):
+        # Each link changes other positions: neighbours stay similar, ends drift apart.
+        chain.append(mutate(rng, chain[-1], [step * 150 + 10 * k for k in range(1, 7)]))
+    unrelated = " ".join(f"other{rng.randrange(20000)}" for _ in range(600))
+    assert all(shingle_jaccard(x, y) >= 0.85 for x, y in zip(chain, chain[1:]))
+    assert shingle_jaccard(chain[0], chain[-1]) < 0.75
+    ids = ["c-a", "c-b", "c-c", "c-d", "u"]
+    # Far apart: the first and last links live in different files.
+    pq.write_table(pa.table({"id": ids[:2], "text": chain[:2]}), tmp_path / "f0.parquet")
+    pq.write_table(
+        pa.table({"id": ids[2:], "text": [*chain[2:], unrelated]}), tmp_path / "f1.parquet"
+    )
+    result = run_job(
+        str(tmp_path / "f*.parquet"), str(tmp_path / "out"), config_from_dict(DEDUP_ONLY)
+    )
+    kept = pq.read_table(tmp_path / "out" / "data").column("id").to_pylist()
+    assert kept == ["c-a", "u"]
+    rejected = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "rejected").to_pylist()}
+    assert {k: (v["stage"], v["rule"], v["reason"]) for k, v in rejected.items()} == {
+        "c-b": ("dedup", "near_duplicate", "c-a"),
+        "c-c": ("dedup", "near_duplicate", "c-a"),
+        "c-d": ("dedup", "near_duplicate", "c-a"),
+    }
+    assert result.manifest["dedup"]["clusters"] == 1
+
+
+def test_same_output_for_one_two_and_eight_input_blocks(ray_cluster, sample_dir, tmp_path):
+    single = tmp_path / "single.parquet"
+    pq.write_table(pq.read_table(sample_dir), single, row_group_size=250)
+    outputs = []
+    for rows_per_task in (2000, 1000, 250):  # 1, 2 and 8 read blocks
+        cfg = config_from_dict({**DEDUP_ONLY, "input": {"rows_per_task": rows_per_task}})
+        out = tmp_path / f"out{rows_per_task}"
+        result = run_job(str(single), str(out), cfg)
+        tables = {name: pq.read_table(out / name) for name in ("data", "rejected", "duplicates")}
+        outputs.append((tables, result.manifest["counts"], result.manifest["dedup"]["clusters"]))
+    first = outputs[0]
+    assert first[1]["stages"]["dedup"]["rejected"] > 150
+    for other in outputs[1:]:
+        assert other[1] == first[1] and other[2] == first[2]
+        for name in ("data", "rejected", "duplicates"):
+            assert other[0][name].equals(first[0][name]), name
+
+
+def test_exact_only_and_keep_rule(ray_cluster, tmp_path):
+    texts = ["the same words in the same order here"] * 3 + ["something else entirely different"]
+    table = pa.table(
+        {"id": ["d1", "d2", "d3", "d4"], "text": texts, "quality_score": [0.1, 0.9, 0.5, 0.3]}
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+    cfg = config_from_dict({**DEDUP_ONLY, "dedup": {"near": False}})
+    result = run_job(str(tmp_path / "in.parquet"), str(tmp_path / "out"), cfg)
+    kept = pq.read_table(tmp_path / "out" / "data").column("id").to_pylist()
+    assert kept == ["d2", "d4"]  # highest quality_score wins the exact cluster
+    rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
+    assert {(r["id"], r["rule"], r["reason"]) for r in rejected} == {
+        ("d1", "exact_duplicate", "d2"),
+        ("d3", "exact_duplicate", "d2"),
+    }
+    assert result.manifest["dedup"]["keep_effective"] == ["-quality_score", "id"]

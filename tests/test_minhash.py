@@ -1,0 +1,159 @@
+"""MinHash signatures against exact Jaccard and against datasketch, no Ray."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasketch import MinHash, MinHashLSH
+from datasketch.lsh import _optimal_param
+
+from dedupe_at_scale.minhash import (
+    EMPTY,
+    MinHashParams,
+    band_keys,
+    candidate_probability,
+    choose_bands,
+    estimated_jaccard,
+    normalize,
+    signatures,
+)
+
+PARAMS = MinHashParams()  # 128 permutations, word 5-grams, 16 x 8 bands
+
+
+def shingles(text: str, n: int = 5) -> set[str]:
+    words = text.split()
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)} or {" ".join(words)}
+
+
+def jaccard(a: str, b: str) -> float:
+    x, y = shingles(a), shingles(b)
+    return len(x & y) / len(x | y)
+
+
+def sign(texts: list[str], char_mode: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    normalized = normalize(pa.array(texts, pa.string()))
+    return signatures(normalized, np.full(len(texts), char_mode), PARAMS)
+
+
+def pair_with_overlap(rng: random.Random, words: int, changed: int) -> tuple[str, str]:
+    vocab = [f"w{i}" for i in range(5000)]
+    a = [rng.choice(vocab) for _ in range(words)]
+    b = list(a)
+    for i in rng.sample(range(words), changed):
+        b[i] = rng.choice(vocab)
+    return " ".join(a), " ".join(b)
+
+
+def test_estimates_track_exact_jaccard():
+    rng = random.Random(0)
+    errors = []
+    for changed in [0, 1, 2, 4, 8, 16, 30, 60]:
+        for _ in range(5):
+            a, b = pair_with_overlap(rng, 300, changed)
+            sigs, _ = sign([a, b])
+            errors.append(estimated_jaccard(sigs[0], sigs[1]) - jaccard(a, b))
+    errors = np.abs(errors)
+    # Standard error at 128 permutations is at most 0.044.
+    assert errors.mean() < 0.035
+    assert errors.max() < 0.15
+
+
+def test_agrees_with_datasketch_minhash_on_the_same_shingles():
+    rng = random.Random(1)
+    ours, theirs, exact = [], [], []
+    for changed in [1, 3, 6, 12, 25, 50]:
+        for _ in range(4):
+            a, b = pair_with_overlap(rng, 250, changed)
+            sigs, _ = sign([a, b])
+            ours.append(estimated_jaccard(sigs[0], sigs[1]))
+            m = [MinHash(num_perm=128, seed=7), MinHash(num_perm=128, seed=7)]
+            for mh, text in zip(m, (a, b)):
+                mh.update_batch([s.encode() for s in shingles(text)])
+            theirs.append(m[0].jaccard(m[1]))
+            exact.append(jaccard(a, b))
+    ours, theirs, exact = map(np.array, (ours, theirs, exact))
+    assert np.abs(ours - theirs).mean() < 0.05
+    assert np.corrcoef(ours, exact)[0, 1] > 0.98
+    assert np.corrcoef(theirs, exact)[0, 1] > 0.98
+
+
+def test_lsh_candidates_agree_with_datasketch_minhashlsh():
+    rng = random.Random(2)
+    bands, rows = choose_bands(0.8, 128)
+    lsh = MinHashLSH(num_perm=128, params=(bands, rows))
+    queries, truth = [], []
+    for k, changed in enumerate([0, 1, 2, 3, 5, 8, 15, 30, 60, 120] * 4):
+        a, b = pair_with_overlap(rng, 200, changed)
+        mh = MinHash(num_perm=128, seed=3)
+        mh.update_batch([s.encode() for s in shingles(a)])
+        lsh.insert(f"a{k}", mh)
+        queries.append((k, a, b))
+        truth.append(jaccard(a, b))
+    agree = 0
+    for (k, a, b), j in zip(queries, truth):
+        mh = MinHash(num_perm=128, seed=3)
+        mh.update_batch([s.encode() for s in shingles(b)])
+        theirs = f"a{k}" in lsh.query(mh)
+        sigs, _ = sign([a, b])
+        keys = band_keys(sigs, bands, rows)
+        ours = bool((keys[0] == keys[1]).any())
+        agree += ours == theirs
+        if j >= 0.9:
+            assert ours and theirs, j
+        if j <= 0.4:
+            assert not ours and not theirs, j
+    assert agree / len(queries) >= 0.9
+
+
+def test_balanced_band_choice_matches_datasketch():
+    for threshold, num_perm in [(0.8, 128), (0.8, 112), (0.7, 64), (0.9, 96)]:
+        assert choose_bands(threshold, num_perm, "balanced") == _optimal_param(
+            threshold, num_perm, 0.5, 0.5
+        )
+
+
+def test_default_s_curve():
+    bands, rows = choose_bands(0.8, 128)
+    assert (bands, rows) == (16, 8)
+    assert candidate_probability(0.85, bands, rows) >= 0.99
+    assert candidate_probability(0.5, bands, rows) < 0.07
+
+
+def test_short_documents_do_not_collide_with_each_other():
+    sigs, _ = sign(["red apples", "green pears", "red apples", ""])
+    assert estimated_jaccard(sigs[0], sigs[2]) == 1.0
+    assert estimated_jaccard(sigs[0], sigs[1]) < 0.1
+    assert (sigs[3] == EMPTY).all()
+
+
+def test_chinese_is_shingled_by_characters():
+    a = "我们的邻居是一位历史老师她出版了一本关于山谷徒步路线的指南书籍内容非常丰富"
+    b = a.replace("丰富", "有趣")
+    c = "今天的天气非常好我们一起去公园散步然后在湖边吃了午饭大家都很开心"
+    sigs, _ = sign([a, b, c], char_mode=True)
+    assert estimated_jaccard(sigs[0], sigs[1]) > 0.7
+    assert estimated_jaccard(sigs[0], sigs[2]) < 0.1
+    words, _ = sign([a, b], char_mode=False)  # one "word" each: no overlap at all
+    assert estimated_jaccard(words[0], words[1]) < 0.1
+
+
+def test_exact_hash_ignores_case_punctuation_and_spacing():
+    _, exact = sign(["Hello, World!  Again", "hello world again", "hello world agai"])
+    assert (exact[0] == exact[1]).all()
+    assert not (exact[0] == exact[2]).all()
+
+
+def test_band_keys_separate_bands():
+    sigs = np.zeros((1, 128), dtype=np.uint32)
+    keys = band_keys(sigs, 16, 8)
+    assert len(set(keys[0].tolist())) == 16  # equal values in different bands never meet
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_inputs(n):
+    sigs, exact = sign(["x y z"] * n)
+    assert sigs.shape == (n, 128) and exact.shape == (n, 2)
