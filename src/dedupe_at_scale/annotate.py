@@ -55,13 +55,13 @@ class Annotator:
 
     def _sign(self, batch: _Batch) -> None:
         """Exact hash and MinHash signature of every document still kept."""
-        n = len(batch.texts)
+        n = batch.table.num_rows
         batch.exact = np.zeros((n, 2), dtype=np.uint64)
         batch.sigs = np.zeros((n, self.minhash.num_perm), dtype=np.uint32)
         active = np.array(batch.active(), dtype=np.int64)
         if len(active) == 0:
             return
-        texts = pa.array([batch.texts[i] for i in active], pa.string())
+        texts = batch.text_array().take(pa.array(active))
         form = self.cfg.dedup.unicode_normalization
         normalized = normalize(texts, None if form == "none" else form)
         char_mode = np.array([batch.languages[i] in self.unsegmented for i in active], dtype=bool)
@@ -103,7 +103,7 @@ class _Batch:
         self.table = table
         self.text_column = text_column
         n = table.num_rows
-        self.texts: list[str] = table.column(text_column).to_pylist()
+        self._texts: list[str] | None = None
         self.stage: list[str | None] = table.column(col.STAGE).to_pylist()
         self.rule: list[str | None] = table.column(col.RULE).to_pylist()
         self.value: list[float | None] = table.column(col.VALUE).to_pylist()
@@ -115,6 +115,18 @@ class _Batch:
         self.text_changed = False
         self.exact: np.ndarray | None = None
         self.sigs: np.ndarray | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        # Python strings only for the stages that need them (language ID, rules).
+        if self._texts is None:
+            self._texts = self.table.column(self.text_column).to_pylist()
+        return self._texts
+
+    def text_array(self) -> pa.Array:
+        if self.text_changed:
+            return pa.array(self.texts, pa.string())
+        return self.table.column(self.text_column).combine_chunks()
 
     def active(self) -> list[int]:
         return [i for i, s in enumerate(self.stage) if s is None]

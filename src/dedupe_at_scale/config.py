@@ -145,7 +145,7 @@ class DedupConfig:
     # "balanced": datasketch's equal false-positive / false-negative weights.
     band_selection: Literal["recall", "balanced"] = "recall"
     # Keep a candidate pair only if its signatures agree on at least
-    # verify_threshold of their values (null: threshold - 0.05).
+    # verify_threshold of their values (null: the threshold).
     verify: bool = True
     verify_threshold: float | None = None
     # Buckets with more distinct texts get star + neighbour pairs, not all pairs.
@@ -160,9 +160,7 @@ class DedupConfig:
 
     def min_agreement(self) -> float:
         """Signature agreement a candidate pair needs to become an edge."""
-        if self.verify_threshold is not None:
-            return self.verify_threshold
-        return max(self.threshold - 0.05, 0.0)
+        return self.verify_threshold if self.verify_threshold is not None else self.threshold
 
 
 @dataclass

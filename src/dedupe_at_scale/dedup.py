@@ -19,6 +19,7 @@ uids follow input order, labels are component minima, and ties are broken by id.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,13 +51,13 @@ DECISION_SCHEMA = pa.schema(
 
 @dataclass
 class DedupOutcome:
-    decisions: list[Any]  # per staged file: ObjectRef of a DECISION_SCHEMA table
+    decisions: list[str]  # per staged file: path of its DECISION_SCHEMA table
     stats: dict[str, Any] = field(default_factory=dict)
 
 
 def run_dedup(
     location: Location, files: list[str], cfg: DedupConfig, bands: int, rows: int, id_column: str,
-    keep: list[tuple[str, str]], partitions: int,
+    keep: list[tuple[str, str]], partitions: int, decisions_dir: str,
 ) -> DedupOutcome:  # fmt: skip
     timings: dict[str, float] = {}
     stats: dict[str, Any] = {"bands": bands, "rows": rows, "partitions": partitions}
@@ -126,8 +127,16 @@ def run_dedup(
         _call(_choose_keepers, n_files, files_index, n_files, keep, [m[p] for m in members])
         for p in range(partitions)
     ]
-    decisions = [_call(_collect, 1, [c[f] for c in chosen])[0] for f in range(n_files)]
-    kept_counts = ray.get([_kept_count.remote(d) for d in decisions])
+    location.fs.makedirs(decisions_dir, exist_ok=True)
+    decisions = [
+        posixpath.join(decisions_dir, f"decisions-{f:05d}.parquet") for f in range(n_files)
+    ]
+    kept_counts = ray.get(
+        [
+            _write_decisions.remote(location, decisions[f], [c[f] for c in chosen])
+            for f in range(n_files)
+        ]
+    )
     stats["components"] = sum(k for k, _ in kept_counts)
     stats["documents_in_components"] = sum(n for _, n in kept_counts)
     timings["keep"] = time.time() - started
@@ -413,14 +422,11 @@ def _choose_keepers(files_index, n_files, keep, pieces):
 
 
 @ray.remote
-def _collect(pieces):
-    return pa.concat_tables([p.cast(DECISION_SCHEMA) for p in ray.get(list(pieces))]).sort_by(
-        col.UID
-    )
-
-
-@ray.remote
-def _kept_count(decisions):
+def _write_decisions(location, path, pieces):
+    """Persist one staged file's decisions next to it; (survivors, members)."""
+    decisions = pa.concat_tables([p.cast(DECISION_SCHEMA) for p in ray.get(list(pieces))])
+    decisions = decisions.sort_by(col.UID)
+    pq.write_table(decisions, path, filesystem=location.arrow_fs)
     return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
 
 

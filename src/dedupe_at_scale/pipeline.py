@@ -131,14 +131,16 @@ def execute(plan: JobPlan) -> JobResult:
 
     staged = Staged(layout, layout.list_parquet(layout.staging))
     dedup_stats: dict[str, Any] = {}
-    if cfg.dedup.enabled:
+    if cfg.dedup.enabled and staged.files:
         with _timed(timings, "dedup"):
             dedup_stats = _deduplicate(plan, staged)
 
     with _timed(timings, "write"):
         rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
         _write(
-            staged.read().map_batches(_kept_documents, batch_format="pyarrow", batch_size=None),
+            staged.read(staged.document_columns()).map_batches(
+                _kept_documents, batch_format="pyarrow", batch_size=None
+            ),
             layout.data, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
         _write(
@@ -151,10 +153,9 @@ def execute(plan: JobPlan) -> JobResult:
             layout.rejected, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
         if staged.decisions is not None:
+            columns = ["id", "cluster_id", "kept"]
             _write(
-                ray.data.from_arrow_refs(staged.decisions).map_batches(
-                    _duplicate_rows, batch_format="pyarrow", batch_size=None
-                ),
+                ray.data.read_datasource(parquet_datasource(layout.location, staged.decisions, columns)),
                 layout.duplicates, layout, cfg, rows_per_shard, prefix="part",
             )  # fmt: skip
         _write_empty_shards(plan)
@@ -196,7 +197,8 @@ class _timed:
 
 class Staged:
     """The annotated rows staged on storage, one file per read unit, and the
-    dedup decisions (one ObjectRef per file) applied whenever they are read."""
+    dedup decisions (one small Parquet file per staged file) applied whenever
+    they are read."""
 
     def __init__(self, layout: OutputLayout, files: list[str]):
         self.layout = layout
@@ -210,9 +212,16 @@ class Staged:
         if self.decisions is not None:
             if columns is not None and col.UID not in columns:
                 columns = [*columns, col.UID]
-            transform = functools.partial(_apply_decisions, decisions=self.decisions)
+            transform = functools.partial(
+                _apply_decisions, location=self.layout.location, decisions=self.decisions
+            )
         source = parquet_datasource(self.layout.location, self.files, columns, transform)
         return ray.data.read_datasource(source)
+
+    def document_columns(self) -> list[str]:
+        """Everything but the signatures, which only the dedup step reads."""
+        heavy = {col.MINHASH, col.EXACT_HI, col.EXACT_LO}
+        return [n for n in self.schema_names() if n not in heavy]
 
     def schema_names(self) -> list[str]:
         if not self.files:
@@ -221,8 +230,11 @@ class Staged:
             return pq.read_schema(handle).names
 
 
-def _apply_decisions(unit: ReadUnit, table: pa.Table, decisions: list) -> pa.Table:
-    return apply_decisions(table, ray.get(decisions[unit.index]))
+def _apply_decisions(
+    unit: ReadUnit, table: pa.Table, location: Location, decisions: list[str]
+) -> pa.Table:
+    decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
+    return apply_decisions(table, decided)
 
 
 def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
@@ -242,7 +254,7 @@ def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
     partitions = cfg.dedup.partitions or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     outcome = run_dedup(
         staged.layout.location, staged.files, cfg.dedup, params.bands, params.rows,
-        cfg.input.id_column, keep, partitions,
+        cfg.input.id_column, keep, partitions, staged.layout.location.join("_staging", "decisions"),
     )  # fmt: skip
     staged.decisions = outcome.decisions
     return {
@@ -255,10 +267,6 @@ def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
             for s in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
         },
     }
-
-
-def _duplicate_rows(table: pa.Table) -> pa.Table:
-    return table.select(["id", "cluster_id", "kept"])
 
 
 def _write(

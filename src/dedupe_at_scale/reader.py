@@ -141,7 +141,7 @@ class UnitDatasource(Datasource):
                 exec_stats=None,
                 input_files=[unit.file.display],
             )
-            tasks.append(ReadTask(functools.partial(_read_one, self.read, unit), meta))
+            tasks.append(ReadTask(_read_fn(self.read, unit), meta))
         return tasks
 
 
@@ -149,8 +149,14 @@ def _unit_bytes(unit: ReadUnit) -> int:
     return unit.file.size_bytes * unit.num_rows // max(unit.file.num_rows, 1)
 
 
-def _read_one(read: Callable[[ReadUnit], pa.Table], unit: ReadUnit) -> Iterator[pa.Table]:
-    yield read(unit)
+def _read_fn(
+    read: Callable[[ReadUnit], pa.Table], unit: ReadUnit
+) -> Callable[[], Iterator[pa.Table]]:
+    # A named function, not a partial: Ray Data reads the read function's __name__.
+    def read_unit_block() -> Iterator[pa.Table]:
+        yield read(unit)
+
+    return read_unit_block
 
 
 def input_datasource(location: Location, units: list[ReadUnit], cfg: InputConfig) -> UnitDatasource:
@@ -224,14 +230,20 @@ def prepare_table(
         table = table.append_column(cfg.id_column, ids)
     text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
     table = table.set_column(table.schema.get_field_index(cfg.text_column), cfg.text_column, text)
-    stage = pa.array([("input" if p else None) for p in problems], pa.string())
+    if any(problems):
+        stage = pa.array([("input" if p else None) for p in problems], pa.string())
+        rule = pa.array(problems, pa.string())
+        reasons = [
+            f"{p}: row {first_row + i} of {f.display}" if p else None
+            for i, p in enumerate(problems)
+        ]
+        reason = pa.array(reasons, pa.string())
+    else:
+        stage = rule = reason = pa.nulls(n, pa.string())
     table = table.append_column(col.STAGE, stage)
-    table = table.append_column(col.RULE, pa.array(problems, pa.string()))
+    table = table.append_column(col.RULE, rule)
     table = table.append_column(col.VALUE, pa.nulls(n, pa.float64()))
-    reasons = [
-        f"{p}: row {first_row + i} of {f.display}" if p else None for i, p in enumerate(problems)
-    ]
-    return table.append_column(col.REASON, pa.array(reasons, pa.string()))
+    return table.append_column(col.REASON, reason)
 
 
 def text_as_string(

@@ -52,7 +52,18 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"Kept {counts['kept']} of {counts['input']} documents "
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
+        *_dedup_line(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
         f"Output: {manifest['output']['uri']} (manifest.json, data/, rejected/)",
     ]
     return "\n".join(parts)
+
+
+def _dedup_line(manifest: dict[str, Any]) -> list[str]:
+    d = manifest.get("dedup", {})
+    if not d.get("enabled"):
+        return []
+    return [
+        f"Dedup: {d['exact_duplicates_removed']} exact and {d['near_duplicates_removed']} near "
+        f"duplicates removed in {d['clusters']} clusters (see duplicates/)."
+    ]

@@ -1,0 +1,241 @@
+"""Near-duplicate quality and speed of the dedup-only job, against the
+straightforward single-process datasketch MinHashLSH script, in one run.
+
+Corpus: documentation-like pages (a handful of shared header/footer templates
+around bodies of very different lengths, so short pages look alike), plus
+planted copies of some pages edited down to known Jaccard levels, including
+just above and just below the threshold (exact Jaccard of word 5-gram sets).
+
+Prints, for both methods:
+  recall          planted pairs with true Jaccard >= threshold + 0.05 that end
+                  in one cluster
+  false removals  removed documents whose best true Jaccard to any kept document
+                  is below threshold - 0.1, as a share of removed documents
+  wall time, and for the job the peak memory of the driver and of Ray's workers
+
+    .venv/bin/python benchmarks/dedup_quality.py --docs 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasketch import MinHash, MinHashLSH
+
+from dedupe_at_scale.minhash import normalize
+from dedupe_at_scale.sample import bank, clean_document
+
+THRESHOLD = 0.8
+LEVELS = [0.70, 0.75, 0.78, 0.82, 0.85, 0.88, 0.92, 0.96]
+TEMPLATES = 20
+
+
+def grams(text: str) -> set[int]:
+    words = normalize(pa.array([text])).to_pylist()[0].split()
+    return {hash(tuple(words[i : i + 5])) for i in range(len(words) - 4)} or {hash(tuple(words))}
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def make_corpus(docs: int, seed: int) -> tuple[list[dict], list[tuple[str, str, float]]]:
+    rng = random.Random(seed)
+    headers = [
+        clean_document(rng, "en", sentences=3).replace("\n\n", " ") for _ in range(TEMPLATES)
+    ]
+    footers = [
+        clean_document(rng, "en", sentences=2).replace("\n\n", " ") for _ in range(TEMPLATES)
+    ]
+    planted = int(docs * 0.08)
+    rows = []
+    for i in range(docs - planted):
+        t = rng.randrange(TEMPLATES)
+        body = clean_document(
+            rng, rng.choice(["en", "de", "fr", "es"]), sentences=rng.choice([3, 4, 6, 9, 12])
+        )
+        rows.append({"id": f"doc{i:08d}", "text": f"{headers[t]}\n\n{body}\n\n{footers[t]}"})
+    pairs = []
+    for k in range(planted):
+        original = rows[rng.randrange(len(rows))]
+        target = LEVELS[k % len(LEVELS)]
+        text, true_j = edit_to_jaccard(rng, original["text"], target)
+        copy_id = f"doc{docs - planted + k:08d}"  # copies come later, as in a crawl
+        rows.append({"id": copy_id, "text": text})
+        pairs.append((copy_id, original["id"], true_j))
+    rng.shuffle(rows)
+    return rows, pairs
+
+
+def edit_to_jaccard(rng: random.Random, text: str, target: float) -> tuple[str, float]:
+    """Replace words at random positions until the shingle Jaccard drops to
+    the target (the last value at or above it is returned)."""
+    original = grams(text)
+    words = text.split(" ")
+    best, best_j = text, 1.0
+    while True:
+        i = rng.randrange(len(words))
+        if "\n" in words[i]:
+            continue
+        words[i] = rng.choice(bank.NAMES) + str(rng.randrange(1000))
+        candidate = " ".join(words)
+        j = jaccard(original, grams(candidate))
+        if j < target:
+            return best, best_j
+        best, best_j = candidate, j
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the job's driver process and of Ray worker processes."""
+
+    def __init__(self, driver_pid: int):
+        super().__init__(daemon=True)
+        self.driver_pid = driver_pid
+        self.driver_peak = self.workers_peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            workers = 0
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf(
+                        "SC_PAGE_SIZE"
+                    )
+                except (OSError, ValueError):
+                    continue
+                if int(pid) == self.driver_pid:
+                    self.driver_peak = max(self.driver_peak, rss)
+                elif b"ray::" in cmd or b"default_worker.py" in cmd:
+                    workers += rss
+            self.workers_peak = max(self.workers_peak, workers)
+            time.sleep(0.2)
+
+
+def run_job(input_dir: Path, output: Path) -> tuple[float, dict, MemorySampler]:
+    config = output.parent / "dedup_only.yaml"
+    config.write_text(json.dumps({"langid": {"enabled": False}, "quality": {"enabled": False}}))
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--input", str(input_dir), "--output",
+         str(output), "--config", str(config), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    sampler = MemorySampler(proc.pid)
+    sampler.start()
+    if proc.wait() != 0:
+        raise SystemExit("the job failed")
+    sampler.stop.set()
+    wall = time.perf_counter() - started
+    clusters: dict[str, str] = {}
+    for row in pq.read_table(output / "duplicates").to_pylist():
+        clusters[row["id"]] = row["cluster_id"]
+    kept = set(pq.read_table(output / "data", columns=["id"]).column("id").to_pylist())
+    return wall, {"clusters": clusters, "kept": kept}, sampler
+
+
+def run_datasketch(input_dir: Path) -> tuple[float, dict]:
+    """The script a user would write: one process, MinHashLSH, union-find,
+    smallest id kept per cluster."""
+    started = time.perf_counter()
+    table = pq.read_table(input_dir)
+    ids = table.column("id").to_pylist()
+    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=128)
+    parent = {}
+
+    def find(x):
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for doc_id, text in zip(ids, normalize(table.column("text")).to_pylist()):
+        words = text.split()
+        shingles = {" ".join(words[i : i + 5]) for i in range(len(words) - 4)} or {" ".join(words)}
+        m = MinHash(num_perm=128)
+        m.update_batch([s.encode() for s in shingles])
+        for other in lsh.query(m):
+            a, b = find(doc_id), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        lsh.insert(doc_id, m)
+    clusters = {x: find(x) for x in list(parent)}
+    clusters.update({root: root for root in set(clusters.values())})
+    kept = {d for d in ids if d not in clusters or clusters[d] == d}
+    return time.perf_counter() - started, {"clusters": clusters, "kept": kept}
+
+
+def score(
+    result: dict, rows: list[dict], pairs: list[tuple[str, str, float]]
+) -> tuple[float, float, int]:
+    clusters, kept = result["clusters"], result["kept"]
+    high = [(a, b) for a, b, j in pairs if j >= THRESHOLD + 0.05]
+    found = sum(1 for a, b in high if a in clusters and clusters.get(a) == clusters.get(b))
+    shingles = {r["id"]: grams(r["text"]) for r in rows}
+    partner = {a: b for a, b, _ in pairs} | {b: a for a, b, _ in pairs}
+    members = defaultdict(list)
+    for doc, cluster in clusters.items():
+        members[cluster].append(doc)
+    removed = [d for d in clusters if d not in kept]
+    false = 0
+    for doc in removed:
+        # Best match among kept documents of its cluster and its planted partner.
+        candidates = [m for m in members[clusters[doc]] if m in kept]
+        if partner.get(doc) in kept:
+            candidates.append(partner[doc])
+        best = max((jaccard(shingles[doc], shingles[c]) for c in candidates), default=0.0)
+        false += best < THRESHOLD - 0.1
+    return found / max(len(high), 1), false / max(len(removed), 1), len(removed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=50_000)
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+
+    rows, pairs = make_corpus(args.docs, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        input_dir = Path(tmp) / "in"
+        input_dir.mkdir()
+        step = -(-len(rows) // args.shards)
+        for s in range(args.shards):
+            part = rows[s * step : (s + 1) * step]
+            pq.write_table(pa.Table.from_pylist(part), input_dir / f"part-{s:04d}.parquet")
+        job_wall, job, sampler = run_job(input_dir, Path(tmp) / "out")
+        ds_wall, ds = run_datasketch(input_dir)
+
+    high = sum(1 for *_, j in pairs if j >= THRESHOLD + 0.05)
+    print(f"{len(rows)} documents, {len(pairs)} planted pairs ({high} with Jaccard >= {THRESHOLD + 0.05:.2f}), "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    print(f"{'method':40} {'recall':>7} {'false removals':>15} {'removed':>8} {'wall s':>7}")
+    for name, wall, result in [
+        ("dedupe-at-scale job (verified LSH)", job_wall, job),
+        ("datasketch MinHashLSH, 1 process", ds_wall, ds),
+    ]:
+        recall, false, removed = score(result, rows, pairs)
+        print(f"{name:40} {recall:7.4f} {false:14.2%} {removed:8d} {wall:7.1f}")
+    print(f"job speed-up over the datasketch script: {ds_wall / job_wall:.1f}x")
+    print(f"job peak memory: driver {sampler.driver_peak / 2**20:.0f} MiB, "
+          f"Ray workers (sum) {sampler.workers_peak / 2**20:.0f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Wall time of the dedup-only job (language ID and quality rules off) on a
+local Ray against the single-process datasketch MinHashLSH script, on the same
+generated data, in one run.
+
+    .venv/bin/python benchmarks/dedup_speed.py --docs 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from dedup_quality import run_datasketch, run_job  # noqa: E402
+from dedupe_at_scale.sample import generate_sample  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--shards", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        input_dir = Path(tmp) / "in"
+        generate_sample(input_dir, docs=args.docs, shards=args.shards, seed=4)
+        job_wall, job, sampler = run_job(input_dir, Path(tmp) / "out")
+        ds_wall, ds = run_datasketch(input_dir)
+    print(f"{args.docs} documents, {os.cpu_count()} cores")
+    print(f"{'method':40} {'wall s':>8} {'docs/s':>9} {'removed':>8}")
+    for name, wall, result in [
+        (f"dedupe-at-scale job, local Ray ({os.cpu_count()} CPUs)", job_wall, job),
+        ("datasketch MinHashLSH, 1 process", ds_wall, ds),
+    ]:
+        removed = sum(1 for d in result["clusters"] if d not in result["kept"])
+        print(f"{name:40} {wall:8.1f} {args.docs / wall:9.0f} {removed:8d}")
+    print(f"speed-up: {ds_wall / job_wall:.1f}x (job wall time includes starting Ray)")
+    print(f"job peak memory: driver {sampler.driver_peak / 2**20:.0f} MiB, "
+          f"Ray workers (sum) {sampler.workers_peak / 2**20:.0f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
