@@ -5,7 +5,8 @@
   job        `dedupe-at-scale run` on a local Ray, with 1 CPU and with every core
 
 Prints docs/s and MB/s for each, per-stage busy seconds from the job's manifest,
-and the job's speed as a ratio to the baseline measured in the same run.
+and the job's speed as a ratio to the baseline measured in the same run. The job
+runs with its defaults, so it also signs and deduplicates; the baseline does not.
 
     .venv/bin/python benchmarks/stage_speed.py --docs 50000
 """
