@@ -22,10 +22,7 @@ import argparse
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 
+from common import MemorySampler, run_cli
 from dedupe_at_scale.minhash import normalize
 from dedupe_at_scale.sample import bank, clean_document
 
@@ -97,51 +95,19 @@ def edit_to_jaccard(rng: random.Random, text: str, target: float) -> tuple[str, 
         best, best_j = candidate, j
 
 
-class MemorySampler(threading.Thread):
-    """Peak RSS of the job's driver process and of Ray worker processes."""
-
-    def __init__(self, driver_pid: int):
-        super().__init__(daemon=True)
-        self.driver_pid = driver_pid
-        self.driver_peak = self.workers_peak = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            workers = 0
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf(
-                        "SC_PAGE_SIZE"
-                    )
-                except (OSError, ValueError):
-                    continue
-                if int(pid) == self.driver_pid:
-                    self.driver_peak = max(self.driver_peak, rss)
-                elif b"ray::" in cmd or b"default_worker.py" in cmd:
-                    workers += rss
-            self.workers_peak = max(self.workers_peak, workers)
-            time.sleep(0.2)
-
-
 def run_job(input_dir: Path, output: Path) -> tuple[float, dict, MemorySampler]:
     config = output.parent / "dedup_only.yaml"
     config.write_text(json.dumps({"langid": {"enabled": False}, "quality": {"enabled": False}}))
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--input", str(input_dir), "--output",
-         str(output), "--config", str(config), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    sampler = MemorySampler(proc.pid)
-    sampler.start()
-    if proc.wait() != 0:
-        raise SystemExit("the job failed")
-    sampler.stop.set()
-    wall = time.perf_counter() - started
+    wall, sampler = run_cli(
+        "run",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output),
+        "--config",
+        str(config),
+        "--quiet",
+    )
     clusters: dict[str, str] = {}
     for row in pq.read_table(output / "duplicates").to_pylist():
         clusters[row["id"]] = row["cluster_id"]
@@ -233,8 +199,7 @@ def main() -> None:
         recall, false, removed = score(result, rows, pairs)
         print(f"{name:40} {recall:7.4f} {false:14.2%} {removed:8d} {wall:7.1f}")
     print(f"job speed-up over the datasketch script: {ds_wall / job_wall:.1f}x")
-    print(f"job peak memory: driver {sampler.driver_peak / 2**20:.0f} MiB, "
-          f"Ray workers (sum) {sampler.workers_peak / 2**20:.0f} MiB")  # fmt: skip
+    print(f"job peak memory: {sampler.summary()}")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,7 @@ def main() -> None:
         removed = sum(1 for d in result["clusters"] if d not in result["kept"])
         print(f"{name:40} {wall:8.1f} {args.docs / wall:9.0f} {removed:8d}")
     print(f"speed-up: {ds_wall / job_wall:.1f}x (job wall time includes starting Ray)")
-    print(f"job peak memory: driver {sampler.driver_peak / 2**20:.0f} MiB, "
-          f"Ray workers (sum) {sampler.workers_peak / 2**20:.0f} MiB")  # fmt: skip
+    print(f"job peak memory: {sampler.summary()}")
 
 
 if __name__ == "__main__":

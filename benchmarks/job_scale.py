@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dedup_quality import MemorySampler  # noqa: E402
+from common import run_cli  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
 
 
@@ -34,18 +33,9 @@ def main() -> None:
         started = time.perf_counter()
         generate_sample(input_dir, docs=args.docs, shards=args.shards, seed=5)
         print(f"generated {args.docs} documents in {time.perf_counter() - started:.0f} s")
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--input", str(input_dir),
-             "--output", str(output), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        sampler = MemorySampler(proc.pid)
-        sampler.start()
-        if proc.wait() != 0:
-            raise SystemExit("the job failed")
-        sampler.stop.set()
-        wall = time.perf_counter() - started
+        wall, sampler = run_cli(
+            "run", "--input", str(input_dir), "--output", str(output), "--quiet"
+        )
         manifest = json.loads((output / "manifest.json").read_text())
 
     counts, timings = manifest["counts"], manifest["timings"]
@@ -64,8 +54,7 @@ def main() -> None:
     d = manifest["dedup"]
     print(f"dedup: {d['exact_duplicates_removed']} exact + {d['near_duplicates_removed']} near removed, "
           f"{d['clusters']} clusters; global steps {d['seconds']}")  # fmt: skip
-    print(f"peak memory: driver {sampler.driver_peak / 2**20:.0f} MiB, "
-          f"Ray workers (sum) {sampler.workers_peak / 2**20:.0f} MiB")  # fmt: skip
+    print(f"peak memory: {sampler.summary()}")
     print("(busy seconds are summed over workers; dedup's row is its signature step)")
 
 

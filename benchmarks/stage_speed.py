@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from common import run_cli
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.langid import LanguageIdentifier
 from dedupe_at_scale.quality import QualityFilter
@@ -46,13 +45,10 @@ def baseline(input_dir: Path) -> float:
 
 
 def run_job(input_dir: Path, output: Path, cpus: int) -> tuple[float, dict]:
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--input", str(input_dir),
-         "--output", str(output), "--num-cpus", str(cpus), "--overwrite", "--quiet"],
-        check=True, stdout=subprocess.DEVNULL,
+    wall, _ = run_cli(
+        "run", "--input", str(input_dir), "--output", str(output),
+        "--num-cpus", str(cpus), "--overwrite", "--quiet",
     )  # fmt: skip
-    wall = time.perf_counter() - started
     return wall, json.loads((output / "manifest.json").read_text())
 
 

@@ -215,6 +215,10 @@ def _gather(pieces: list) -> pa.Table:
     return pa.concat_tables(ray.get(list(pieces)))
 
 
+def _ends(pairs: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    return pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy()
+
+
 def _pairs_table(hi: np.ndarray, lo: np.ndarray) -> pa.Table:
     return pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64())})
 
@@ -284,7 +288,7 @@ def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
 @ray.remote
 def _attach_signatures(location, path, files_index, n_files, pieces):
     pairs = _gather(pieces)
-    hi, lo = unique_pairs(pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy())
+    hi, lo = unique_pairs(*_ends(pairs))
     table = _read_kept(location, path, [col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
@@ -317,7 +321,7 @@ def _verify(location, path, threshold, pieces):
 @ray.remote
 def _concat_pairs(pieces):
     pairs = _gather(pieces)
-    return _pairs_table(*unique_pairs(pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy()))
+    return _pairs_table(*unique_pairs(*_ends(pairs)))
 
 
 @ray.remote
@@ -338,36 +342,36 @@ def _hash_int(x: np.ndarray) -> np.ndarray:
 
 @ray.remote
 def _route_both_ways(edges, partitions):
-    hi, lo = edges.column("hi").to_numpy(), edges.column("lo").to_numpy()
+    hi, lo = _ends(edges)
     return _pieces(_route(np.r_[hi, lo], np.r_[lo, hi], partitions))
 
 
 @ray.remote
 def _large_star(pieces):
     table = _gather(pieces)
-    return _pairs_table(*large_star(table.column("hi").to_numpy(), table.column("lo").to_numpy()))
+    return _pairs_table(*large_star(*_ends(table)))
 
 
 @ray.remote
 def _route_by_larger(edges, partitions):
-    return _pieces(_route(edges.column("hi").to_numpy(), edges.column("lo").to_numpy(), partitions))
+    return _pieces(_route(*_ends(edges), partitions))
 
 
 @ray.remote
 def _small_star(pieces):
     table = _gather(pieces)
-    return _pairs_table(*small_star(table.column("hi").to_numpy(), table.column("lo").to_numpy()))
+    return _pairs_table(*small_star(*_ends(table)))
 
 
 @ray.remote
 def _checksum(edges):
-    return edge_checksum(edges.column("hi").to_numpy(), edges.column("lo").to_numpy())
+    return edge_checksum(*_ends(edges))
 
 
 @ray.remote
 def _star_labels(edges):
     """(node, label) for every node of the converged stars in this partition."""
-    hi, lo = edges.column("hi").to_numpy(), edges.column("lo").to_numpy()
+    hi, lo = _ends(edges)
     centres = np.unique(lo)
     return pa.table({"node": np.r_[hi, centres], "label": np.r_[lo, centres]})
 

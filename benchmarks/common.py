@@ -1,0 +1,64 @@
+"""Shared by the benchmarks: run the CLI as a separate process and sample the
+peak memory of its driver and of Ray's worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the job's driver process and of all Ray worker processes on
+    this machine (run benchmarks on an otherwise idle machine)."""
+
+    def __init__(self, driver_pid: int):
+        super().__init__(daemon=True)
+        self.driver_pid = driver_pid
+        self.driver_peak = self.workers_peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self.stop.is_set():
+            workers = 0
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                except (OSError, ValueError):
+                    continue
+                if int(pid) == self.driver_pid:
+                    self.driver_peak = max(self.driver_peak, rss)
+                elif b"ray::" in cmd or b"default_worker.py" in cmd:
+                    workers += rss
+            self.workers_peak = max(self.workers_peak, workers)
+            time.sleep(0.2)
+
+    def summary(self) -> str:
+        return (
+            f"driver {self.driver_peak / 2**20:.0f} MiB, "
+            f"Ray workers (sum) {self.workers_peak / 2**20:.0f} MiB"
+        )
+
+
+def run_cli(*args: str) -> tuple[float, MemorySampler]:
+    """`dedupe-at-scale ARGS` in a new process: (wall seconds, memory peaks)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dedupe_at_scale.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sampler = MemorySampler(proc.pid)
+    sampler.start()
+    code = proc.wait()
+    sampler.stop.set()
+    if code != 0:
+        raise SystemExit(f"dedupe-at-scale {' '.join(args)} failed with exit code {code}")
+    return time.perf_counter() - started, sampler
