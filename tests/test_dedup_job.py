@@ -95,6 +95,13 @@ def test_same_output_for_one_two_and_eight_input_blocks(ray_cluster, sample_dir,
         outputs.append((tables, result.manifest["counts"], result.manifest["dedup"]["clusters"]))
     first = outputs[0]
     assert first[1]["stages"]["dedup"]["rejected"] > 150
+    # Without language ID, Chinese is still shingled by characters (few spaces).
+    planted = pq.read_table(single, columns=["id", "sample_kind", "language_planted"]).to_pylist()
+    removed = set(first[0]["rejected"].column("id").to_pylist())
+    zh_near = [
+        r["id"] for r in planted if r["sample_kind"] == "near_dup" and r["language_planted"] == "zh"
+    ]
+    assert zh_near and sum(doc in removed for doc in zh_near) >= 0.9 * len(zh_near)
     for other in outputs[1:]:
         assert other[1] == first[1] and other[2] == first[2]
         for name in ("data", "rejected", "duplicates"):

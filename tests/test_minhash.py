@@ -19,6 +19,7 @@ from dedupe_at_scale.minhash import (
     estimated_jaccard,
     normalize,
     signatures,
+    sparse_spaces,
 )
 
 PARAMS = MinHashParams()  # 128 permutations, word 5-grams, 16 x 8 bands
@@ -157,3 +158,10 @@ def test_band_keys_separate_bands():
 def test_empty_inputs(n):
     sigs, exact = sign(["x y z"] * n)
     assert sigs.shape == (n, 128) and exact.shape == (n, 2)
+
+
+def test_sparse_spaces_spots_unsegmented_scripts():
+    texts = pa.array(
+        ["我们的邻居是一位历史老师。她出版了一本指南。", "a normal english sentence here", ""]
+    )
+    assert sparse_spaces(texts).tolist() == [True, False, True]

@@ -17,7 +17,7 @@ import pyarrow as pa
 from . import columns as col
 from .config import JobConfig
 from .langid import LanguageIdentifier
-from .minhash import normalize, params_for, signatures
+from .minhash import normalize, params_for, signatures, sparse_spaces
 from .quality import QualityFilter
 
 
@@ -65,6 +65,9 @@ class Annotator:
         form = self.cfg.dedup.unicode_normalization
         normalized = normalize(texts, None if form == "none" else form)
         char_mode = np.array([batch.languages[i] in self.unsegmented for i in active], dtype=bool)
+        if self.langid is None:
+            # No language known: judge the script by how rarely spaces occur.
+            char_mode |= sparse_spaces(texts)
         sigs, exact = signatures(normalized, char_mode, self.minhash)
         batch.sigs[active] = sigs
         batch.exact[active] = exact

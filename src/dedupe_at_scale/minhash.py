@@ -106,6 +106,14 @@ def normalize(texts: pa.Array, unicode_form: str | None = None) -> pa.Array:
     return pc.replace_substring_regex(pc.utf8_lower(out), r"[^\pL\pN\s]+", " ")
 
 
+def sparse_spaces(texts: pa.Array, max_ratio: float = 0.05) -> np.ndarray:
+    """True for texts with fewer than one space per 1 / max_ratio characters:
+    scripts written without spaces (Chinese, Japanese, Thai, ...)."""
+    spaces = pc.count_substring(texts, " ").to_numpy(zero_copy_only=False)
+    length = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    return spaces < max_ratio * np.maximum(length, 1)
+
+
 def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
     array = pc.fill_null(array, "")
