@@ -124,3 +124,17 @@ def test_exact_only_and_keep_rule(ray_cluster, tmp_path):
         ("d3", "exact_duplicate", "d2"),
     }
     assert result.manifest["dedup"]["keep_effective"] == ["-quality_score", "id"]
+
+
+def test_custom_id_and_text_columns(ray_cluster, tmp_path):
+    texts = ["one two three four five six seven"] * 2 + ["eight nine ten eleven twelve"]
+    table = pa.table({"doc_id": [30, 9, 20], "body": texts})  # 9 < 30 as numbers, not as text
+    pq.write_table(table, tmp_path / "in.parquet")
+    cfg = config_from_dict(
+        {**DEDUP_ONLY, "input": {"id_column": "doc_id", "text_column": "body"},
+         "dedup": {"keep": ["doc_id"]}}
+    )  # fmt: skip
+    run_job(str(tmp_path / "in.parquet"), str(tmp_path / "out"), cfg)
+    assert pq.read_table(tmp_path / "out" / "data").column("doc_id").to_pylist() == [9, 20]
+    rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
+    assert [(r["id"], r["rule"], r["reason"]) for r in rejected] == [(30, "exact_duplicate", "9")]

@@ -38,6 +38,7 @@ from .minhash import EMPTY, band_keys
 from .storage import Location
 
 MAX_ROUNDS = 64
+ID_KEY = "__dds_id_key"
 DECISION_SCHEMA = pa.schema(
     [
         (col.UID, pa.int64()),
@@ -392,8 +393,10 @@ def _member_keys(location, path, id_column, keep, partitions, pieces):
     table = _read_kept(location, path, [id_column, col.EXACT_HI, *key_columns])
     rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
     members = table.take(pa.array(rows)).append_column("label", pa.array(label))
-    ids = pc.cast(members.column(id_column), pa.string())
-    members = members.drop_columns([id_column]).append_column("id", ids)
+    # Ids are compared in their own type (numbers as numbers), reported as strings.
+    typed = members.column(id_column)
+    members = members.drop_columns([id_column]).append_column(ID_KEY, typed)
+    members = members.append_column("id", pc.cast(typed, pa.string()))
     dest = (_hash_int(members.column("label").to_numpy()) % np.uint64(partitions)).astype(np.int64)
     return _pieces(_split(members, dest, partitions))
 
@@ -401,7 +404,8 @@ def _member_keys(location, path, id_column, keep, partitions, pieces):
 @ray.remote
 def _choose_keepers(files_index, n_files, keep, pieces):
     members = _gather(pieces)
-    members = members.sort_by([("label", "ascending"), *keep, (col.UID, "ascending")])
+    keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
+    members = members.sort_by([("label", "ascending"), *keys, (col.UID, "ascending")])
     label = members.column("label").to_numpy()
     first = np.r_[True, label[1:] != label[:-1]] if len(label) else np.zeros(0, bool)
     starts = np.flatnonzero(first)

@@ -244,8 +244,10 @@ def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
     keep, skipped = [], []
     for entry in cfg.dedup.keep:
         name = entry.lstrip("-")
-        column = "id" if name == "id" else name
-        if name == "id" or name in names:
+        # "id" (or the configured id column) means the document id.
+        is_id = name in ("id", cfg.input.id_column)
+        column = "id" if is_id else name
+        if is_id or name in names:
             keep.append((column, "descending" if entry.startswith("-") else "ascending"))
         else:
             skipped.append(entry)

@@ -54,7 +54,8 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"({data_rows} rows); {counts['rejected']} rejected.",
         *_dedup_line(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
-        f"Output: {manifest['output']['uri']} (manifest.json, data/, rejected/)",
+        f"Output: {manifest['output']['uri']} (manifest.json, data/, rejected/"
+        + (", duplicates/)" if manifest.get("dedup", {}).get("enabled") else ")"),
     ]
     return "\n".join(parts)
 
