@@ -19,6 +19,7 @@ from .config import JobConfig
 from .langid import LanguageIdentifier
 from .minhash import normalize, params_for, signatures, sparse_spaces
 from .quality import QualityFilter
+from .quality_model import QualityScorer
 
 
 class Annotator:
@@ -31,6 +32,9 @@ class Annotator:
         )
         self.allowed = frozenset(lang_cfg.languages) if lang_cfg.languages else None
         self.quality = QualityFilter(cfg.quality) if cfg.quality.enabled else None
+        self.scorer = (
+            QualityScorer(cfg.quality.model) if cfg.quality.enabled and cfg.quality.model else None
+        )
         self.signal_names = (
             self.quality.signal_names if self.quality and cfg.quality.emit_signals else []
         )
@@ -97,6 +101,16 @@ class Annotator:
             if verdict.text is not None:
                 batch.texts[i] = verdict.text
                 batch.text_changed = True
+        if self.scorer is not None:
+            active = batch.active()
+            scores = self.scorer.score([batch.texts[i] for i in active])
+            min_score = self.cfg.quality.min_score
+            batch.quality_scores = [None] * len(batch.stage)
+            for i, score in zip(active, scores.tolist()):
+                batch.quality_scores[i] = score
+                if score < min_score:
+                    reason = f"quality_classifier: {score:.4g} < {min_score:g}"
+                    batch.reject(i, "quality", "quality_classifier", score, reason)
 
 
 class _Batch:
@@ -116,6 +130,7 @@ class _Batch:
         self.signals: list[dict[str, float] | None] = [None] * n
         self.seconds: dict[str, float] = {}
         self.text_changed = False
+        self.quality_scores: list[float | None] | None = None
         self.exact: np.ndarray | None = None
         self.sigs: np.ndarray | None = None
 
@@ -152,6 +167,8 @@ class _Batch:
             t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, kind))
         t = t.append_column(col.LANGUAGE, pa.array(self.languages, pa.string()))
         t = t.append_column(col.LANGUAGE_SCORE, pa.array(self.scores, pa.float32()))
+        if self.quality_scores is not None:
+            t = t.append_column(col.QUALITY_SCORE, pa.array(self.quality_scores, pa.float32()))
         for name in signal_names:
             values = [s.get(name) if s is not None else None for s in self.signals]
             t = t.append_column(col.SIGNAL_PREFIX + name, pa.array(values, pa.float32()))

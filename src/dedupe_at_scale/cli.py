@@ -38,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a complete output")
     run.add_argument("--quiet", action="store_true", help="no progress output from Ray Data")
 
+    train = sub.add_parser(
+        "train-quality", help="train a fastText quality classifier (positives vs negatives)"
+    )
+    train.add_argument("--positive", required=True, help="Parquet of high-quality reference text")
+    train.add_argument("--negative", required=True, help="Parquet of raw text")
+    train.add_argument("--output", required=True, help="model file to write (.bin)")
+    train.add_argument("--text-column", default="text")
+    train.add_argument("--holdout", type=float, default=0.1, help="share held out for evaluation")
+    train.add_argument("--epoch", type=int, default=5)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dim", type=int, default=64, help="vector size")
+    train.add_argument("--bucket", type=int, default=500_000, help="hashed bigram buckets")
+
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
     gen.add_argument("--docs", type=int, default=6000)
     gen.add_argument("--shards", type=int, default=8)
@@ -51,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "train-quality":
+            return _train_quality(args)
         return _run(args)
     except Exception as exc:  # report known problems plainly, re-raise bugs
         known = find_known_error(exc)
@@ -65,6 +80,18 @@ def _generate(args: argparse.Namespace) -> int:
 
     paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
     print(f"wrote {args.docs} documents in {len(paths)} shards to {args.output}")
+    return 0
+
+
+def _train_quality(args: argparse.Namespace) -> int:
+    from .quality_model import train_quality_model
+
+    report = train_quality_model(
+        args.positive, args.negative, args.output, text_column=args.text_column,
+        holdout=args.holdout, seed=args.seed, epoch=args.epoch, dim=args.dim, bucket=args.bucket,
+    )  # fmt: skip
+    print(report)
+    print(f"model written to {args.output}; use it with quality.model in a job config")
     return 0
 
 

@@ -20,5 +20,6 @@ MINHASH = "__dds_minhash"  # fixed-size list of uint32
 LANGUAGE = "language"
 LANGUAGE_SCORE = "language_score"
 SIGNAL_PREFIX = "q_"
+QUALITY_SCORE = "quality_score"
 
 STAGES = ("input", "langid", "quality", "dedup")

@@ -122,6 +122,10 @@ class QualityConfig:
     unsegmented_languages: list[str] = field(default_factory=lambda: list(UNSEGMENTED_LANGUAGES))
     # Add one float column per measured rule value ("q_<rule>") to kept documents.
     emit_signals: bool = True
+    # A fastText model from `dedupe-at-scale train-quality`: adds quality_score
+    # (P(high quality)) and rejects documents scoring below min_score.
+    model: str | None = None
+    min_score: float = 0.5
     gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
     gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
     c4: C4Config = field(default_factory=C4Config)
@@ -295,6 +299,7 @@ def _check_semantics(config: JobConfig, source: str) -> None:
     require(config.input.rows_per_task > 0, "input.rows_per_task", "must be positive")
     require(0.0 <= config.langid.min_score <= 1.0, "langid.min_score", "must be within [0, 1]")
     require(config.langid.max_chars > 0, "langid.max_chars", "must be positive")
+    require(0.0 <= config.quality.min_score <= 1.0, "quality.min_score", "must be within [0, 1]")
     require(config.output.rows_per_shard > 0, "output.rows_per_shard", "must be positive")
     if config.output.bytes_per_shard is not None:
         require(config.output.bytes_per_shard > 0, "output.bytes_per_shard", "must be positive")
