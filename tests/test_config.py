@@ -79,7 +79,7 @@ def test_semantic_checks():
         config_from_dict({"dedup": {"bands": 20}})  # rows missing
     with pytest.raises(ConfigError, match="dedup.bands"):
         config_from_dict({"dedup": {"bands": 20, "rows": 8, "num_perm": 128}})
-    with pytest.raises(ConfigError, match="mixture.enabled"):
+    with pytest.raises(ConfigError, match="mixture.weights"):
         config_from_dict({"mixture": {"enabled": True}})
 
 

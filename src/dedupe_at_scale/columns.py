@@ -22,4 +22,4 @@ LANGUAGE_SCORE = "language_score"
 SIGNAL_PREFIX = "q_"
 QUALITY_SCORE = "quality_score"
 
-STAGES = ("input", "langid", "quality", "dedup")
+STAGES = ("input", "langid", "quality", "dedup", "mixture")

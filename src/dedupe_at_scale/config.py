@@ -169,8 +169,17 @@ class DedupConfig:
 
 @dataclass
 class MixtureConfig:
-    # Mixture weighting arrives in a later release; the section is reserved.
     enabled: bool = False
+    # Column whose values are the groups (source, language, domain, ...).
+    group_column: str = "source"
+    # Target share per group (normalized to sum 1); groups not listed are dropped.
+    weights: dict[str, float] = field(default_factory=dict)
+    unit: Literal["documents", "bytes", "words"] = "documents"
+    # Output size in units; null: the largest mix possible without upsampling.
+    total: float | None = None
+    # How many times a document may appear when a group is upsampled (1: never).
+    max_repeats: int = 1
+    seed: int = 0
 
 
 @dataclass
@@ -324,8 +333,11 @@ def _check_semantics(config: JobConfig, source: str) -> None:
     require(bool(d.keep), "dedup.keep", "must name at least one column")
     if d.partitions is not None:
         require(d.partitions >= 1, "dedup.partitions", "must be >= 1")
-    require(
-        not config.mixture.enabled,
-        "mixture.enabled",
-        "is not supported yet: mixture weighting is not part of this release",
-    )
+    m = config.mixture
+    if m.enabled:
+        require(bool(m.weights), "mixture.weights", "must name at least one group")
+        require(all(w >= 0 for w in m.weights.values()), "mixture.weights", "must be >= 0")
+        require(sum(m.weights.values()) > 0, "mixture.weights", "must not all be 0")
+    require(m.max_repeats >= 1, "mixture.max_repeats", "must be >= 1")
+    if m.total is not None:
+        require(m.total > 0, "mixture.total", "must be positive")

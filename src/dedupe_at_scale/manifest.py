@@ -42,6 +42,7 @@ def stage_counts(cfg: JobConfig, total: int, rejected_by_stage: Counter) -> dict
         "langid": cfg.langid.enabled,
         "quality": cfg.quality.enabled,
         "dedup": cfg.dedup.enabled,
+        "mixture": cfg.mixture.enabled,
     }
     counts, remaining = {}, total
     for stage in col.STAGES:
@@ -67,6 +68,7 @@ def build_manifest(
     rejected_shards: list[dict[str, Any]],
     duplicate_shards: list[dict[str, Any]],
     dedup: dict[str, Any],
+    mixture: dict[str, Any],
     timings: dict[str, float],
     started: float,
 ) -> dict[str, Any]:
@@ -118,6 +120,7 @@ def build_manifest(
             },
         },
         "dedup": _dedup_summary(cfg, dedup, by_rule.get("dedup", {})),
+        "mixture": mixture,
         "timings": {
             "wall_seconds": {k: round(v, 3) for k, v in timings.items()},
             # Summed over all workers; stages overlap in time, so these are

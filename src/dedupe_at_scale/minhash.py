@@ -114,7 +114,9 @@ def sparse_spaces(texts: pa.Array, max_ratio: float = 0.05) -> np.ndarray:
     return spaces < max_ratio * np.maximum(length, 1)
 
 
-def _string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
     array = pc.fill_null(array, "")
     _, offsets, data = array.buffers()
@@ -139,6 +141,14 @@ def signatures(
         params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
     )  # fmt: skip
     return sigs, exact
+
+
+def string_hashes(texts: pa.Array, seed: int = 7) -> np.ndarray:
+    """A 64-bit hash of each string's bytes (nulls hash like empty strings)."""
+    data, offsets = _string_buffers(texts)
+    out = np.empty(len(texts), dtype=np.uint64)
+    _hash_kernel(data, offsets, np.uint64(seed), out)
+    return out
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -253,3 +263,9 @@ def _band_kernel(sigs, bands, rows, out):
             for r in range(band * rows, (band + 1) * rows):
                 h = _mix64(h ^ np.uint64(sigs[d, r]))
             out[d, band] = h
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_kernel(data, offsets, seed, out):
+    for d in range(offsets.shape[0] - 1):
+        out[d] = _fnv(data, offsets[d], offsets[d + 1], seed)

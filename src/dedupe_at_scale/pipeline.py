@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,10 +29,23 @@ from ray.data.datasource import FilenameProvider
 
 from . import columns as col
 from .annotate import annotate_batch
-from .config import JobConfig
+from .config import ConfigError, JobConfig
 from .dedup import DECISION_SCHEMA, apply_decisions, run_dedup
 from .manifest import build_manifest
 from .minhash import candidate_probability, params_for
+from .mixture import (
+    COPIES,
+    ORDER,
+    GroupPlan,
+    apply_plan,
+    draws,
+    expand_copies,
+    group_keys,
+    histogram,
+    mixture_summary,
+    units,
+)
+from .mixture import plan as plan_mixture
 from .output import OutputLayout, count_rows
 from .reader import (
     InputFile,
@@ -129,18 +143,21 @@ def execute(plan: JobPlan) -> JobResult:
         )
         _write(annotated, layout.staging, layout, cfg, rows_per_file=None, prefix="annotated")
 
-    staged = Staged(layout, layout.list_parquet(layout.staging))
+    staged = Staged(layout, layout.list_parquet(layout.staging), cfg)
     dedup_stats: dict[str, Any] = {}
     if cfg.dedup.enabled and staged.files:
         with _timed(timings, "dedup"):
             dedup_stats = _deduplicate(plan, staged)
 
+    mixture_report: dict[str, Any] = {"enabled": False}
+    if cfg.mixture.enabled and staged.files:
+        with _timed(timings, "mixture"):
+            staged.mixture = _plan_mixture(plan, staged)
+
     with _timed(timings, "write"):
         rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
         _write(
-            staged.read(staged.document_columns()).map_batches(
-                _kept_documents, batch_format="pyarrow", batch_size=None
-            ),
+            _kept_dataset(staged),
             layout.data, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
         _write(
@@ -162,6 +179,8 @@ def execute(plan: JobPlan) -> JobResult:
 
     with _timed(timings, "account"):
         stats = _collect_stats(staged)
+        if staged.mixture is not None:
+            mixture_report = _mixture_report(plan, staged)
         data_shards = layout.describe_shards(layout.data)
         rejected_shards = layout.describe_shards(layout.rejected)
         _check_accounting(files, stats, data_shards, rejected_shards)
@@ -177,6 +196,7 @@ def execute(plan: JobPlan) -> JobResult:
         rejected_shards=rejected_shards,
         duplicate_shards=layout.describe_shards(layout.duplicates) if cfg.dedup.enabled else [],
         dedup=dedup_stats,
+        mixture=mixture_report,
         timings=timings,
         started=started,
     )
@@ -196,24 +216,33 @@ class _timed:
 
 
 class Staged:
-    """The annotated rows staged on storage, one file per read unit, and the
-    dedup decisions (one small Parquet file per staged file) applied whenever
-    they are read."""
+    """The annotated rows staged on storage, with the global decisions applied
+    whenever they are read: dedup (one small Parquet file per staged file) and
+    the mixture plan (per group, how many copies of which documents)."""
 
-    def __init__(self, layout: OutputLayout, files: list[str]):
+    def __init__(self, layout: OutputLayout, files: list[str], cfg: JobConfig):
         self.layout = layout
         self.files = files
-        self.decisions: list | None = None
+        self.cfg = cfg
+        self.decisions: list[str] | None = None
+        self.mixture: dict[str, GroupPlan] | None = None
 
     def read(self, columns: list[str] | None = None) -> ray.data.Dataset:
         # Our own ordered reader: blocks come back in the order they were
         # written, whatever the cluster size.
         transform = None
-        if self.decisions is not None:
-            if columns is not None and col.UID not in columns:
-                columns = [*columns, col.UID]
+        if self.decisions is not None or self.mixture is not None:
+            if columns is not None:
+                needed = [col.UID, col.STAGE, col.RULE, col.REASON]
+                if self.mixture is not None:
+                    needed += [self.cfg.input.id_column, self.cfg.mixture.group_column]
+                columns = list(dict.fromkeys([*columns, *needed]))
             transform = functools.partial(
-                _apply_decisions, location=self.layout.location, decisions=self.decisions
+                _apply_global_decisions,
+                location=self.layout.location,
+                decisions=self.decisions,
+                cfg=self.cfg,
+                mixture=self.mixture,
             )
         source = parquet_datasource(self.layout.location, self.files, columns, transform)
         return ray.data.read_datasource(source)
@@ -230,11 +259,85 @@ class Staged:
             return pq.read_schema(handle).names
 
 
-def _apply_decisions(
-    unit: ReadUnit, table: pa.Table, location: Location, decisions: list[str]
+def _apply_global_decisions(
+    unit: ReadUnit,
+    table: pa.Table,
+    location: Location,
+    decisions: list[str] | None,
+    cfg: JobConfig,
+    mixture: dict[str, GroupPlan] | None,
 ) -> pa.Table:
-    decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
-    return apply_decisions(table, decided)
+    if decisions is not None:
+        decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
+        table = apply_decisions(table, decided)
+    if mixture is not None:
+        table = apply_plan(
+            table, cfg.mixture, mixture, cfg.input.id_column, col.STAGE, col.RULE, col.REASON
+        )
+    return table
+
+
+def _plan_mixture(plan: JobPlan, staged: Staged) -> dict[str, GroupPlan]:
+    """Histogram of units over draws per group (per block, merged here), then
+    the copies per group that reach the targets."""
+    cfg = plan.cfg
+    if cfg.mixture.group_column not in staged.schema_names():
+        raise ConfigError(
+            f"mixture.group_column '{cfg.mixture.group_column}' is not a column of the data "
+            f"(columns: {', '.join(n for n in staged.schema_names() if not n.startswith('__'))})"
+        )
+    columns = [cfg.input.id_column, cfg.input.text_column, cfg.mixture.group_column]
+    parts = (
+        staged.read(columns)
+        .map_batches(
+            _histogram_block, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
+        )
+        .take_all()
+    )
+    merged: dict[str, np.ndarray] = {}
+    for row in parts:
+        merged[row["group"]] = merged.get(row["group"], 0) + np.asarray(row["units"])
+    return plan_mixture(cfg.mixture, merged)
+
+
+def _histogram_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
+    kept = table.filter(pc.is_null(table.column(col.STAGE)))
+    m = cfg.mixture
+    hist = histogram(
+        group_keys(kept, m),
+        draws(kept.column(cfg.input.id_column), m.seed),
+        units(kept.column(cfg.input.text_column), m.unit),
+    )
+    return pa.table({"group": list(hist), "units": [h.tolist() for h in hist.values()]})
+
+
+def _achieved_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
+    kept = table.filter(pc.is_null(table.column(col.STAGE)))
+    copies = kept.column(COPIES).to_numpy()
+    size = units(kept.column(cfg.input.text_column), cfg.mixture.unit)
+    groups = group_keys(kept, cfg.mixture)
+    names = sorted(set(groups.tolist()))
+    return pa.table(
+        {
+            "group": names,
+            "units": [float((size * copies)[groups == g].sum()) for g in names],
+            "documents": [int((groups == g).sum()) for g in names],
+            "copies": [int(copies[groups == g].sum()) for g in names],
+        }
+    )
+
+
+def _mixture_report(plan: JobPlan, staged: Staged) -> dict[str, Any]:
+    cfg = plan.cfg
+    columns = [cfg.input.id_column, cfg.input.text_column]
+    rows = (
+        staged.read(columns)
+        .map_batches(
+            _achieved_block, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
+        )
+        .take_all()
+    )
+    return mixture_summary(cfg.mixture, staged.mixture or {}, rows)
 
 
 def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
@@ -321,6 +424,24 @@ def _write_empty_shards(plan: JobPlan) -> None:
         pq.write_table(make(annotated), target, filesystem=layout.location.arrow_fs)
 
 
+def _kept_dataset(staged: Staged) -> ray.data.Dataset:
+    ds = staged.read(staged.document_columns())
+    if staged.mixture is None:
+        return ds.map_batches(_kept_documents, batch_format="pyarrow", batch_size=None)
+    # Copies per the plan, then ordered by draw so every shard carries the mix.
+    expanded = ds.map_batches(_kept_copies, batch_format="pyarrow", batch_size=None)
+    ordered = expanded.sort([ORDER, staged.cfg.input.id_column])
+    return ordered.map_batches(_drop_internal, batch_format="pyarrow", batch_size=None)
+
+
+def _kept_copies(table: pa.Table) -> pa.Table:
+    return expand_copies(table.filter(pc.is_null(table.column(col.STAGE))))
+
+
+def _drop_internal(table: pa.Table) -> pa.Table:
+    return table.select([n for n in table.column_names if not n.startswith(col.INTERNAL_PREFIX)])
+
+
 def _kept_documents(table: pa.Table) -> pa.Table:
     kept = table.filter(pc.is_null(table.column(col.STAGE)))
     return kept.select([n for n in kept.column_names if not n.startswith(col.INTERNAL_PREFIX)])
@@ -359,13 +480,20 @@ def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[st
 
 
 STAT_KEYS = [col.STAGE, col.RULE, col.LANGUAGE]
+EXTRA_COPIES = "extra_copies"
 
 
 def _block_stats(table: pa.Table) -> pa.Table:
     """Counts and busy seconds per (stage, rule, language) within one block."""
     keys = {k: pc.fill_null(table.column(k), "") for k in STAT_KEYS}
     seconds = [n for n in table.column_names if n.startswith(col.SECONDS_PREFIX)]
-    grouped = pa.table({**keys, **{n: table.column(n) for n in seconds}}).group_by(STAT_KEYS)
+    extra = {}
+    if COPIES in table.column_names:
+        copies = table.column(COPIES).to_numpy()
+        extra[EXTRA_COPIES] = pa.array(np.maximum(copies - 1, 0))
+        seconds.append(EXTRA_COPIES)
+    columns = {**keys, **{n: table.column(n) for n in seconds if n != EXTRA_COPIES}, **extra}
+    grouped = pa.table(columns).group_by(STAT_KEYS)
     result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in seconds])
     return result.rename_columns(
         [
@@ -388,7 +516,8 @@ def _check_accounting(files, stats, data_shards, rejected_shards) -> None:
     total = sum(f.num_rows for f in files)
     kept = sum(s["count"] for s in stats if not s[col.STAGE])
     rejected = sum(s["count"] for s in stats if s[col.STAGE])
-    written_kept = sum(s["rows"] for s in data_shards)
+    # Mixture upsampling writes some kept documents more than once.
+    written_kept = sum(s["rows"] for s in data_shards) - sum(s.get(EXTRA_COPIES, 0) for s in stats)
     written_rejected = sum(s["rows"] for s in rejected_shards)
     problems = []
     if kept + rejected != total:

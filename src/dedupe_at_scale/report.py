@@ -53,6 +53,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
         *_dedup_line(manifest),
+        *_mixture_lines(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
         f"Output: {manifest['output']['uri']} (manifest.json, data/, rejected/"
         + (", duplicates/)" if manifest.get("dedup", {}).get("enabled") else ")"),
@@ -68,3 +69,18 @@ def _dedup_line(manifest: dict[str, Any]) -> list[str]:
         f"Dedup: {d['exact_duplicates_removed']} exact and {d['near_duplicates_removed']} near "
         f"duplicates removed in {d['clusters']} clusters (see duplicates/)."
     ]
+
+
+def _mixture_lines(manifest: dict[str, Any]) -> list[str]:
+    m = manifest.get("mixture", {})
+    if not m.get("enabled"):
+        return []
+    rows = [
+        [g, f"{100 * v['target_share']:.1f}%", f"{100 * v['achieved_share']:.1f}%",
+         f"{v['selected_units']:.0f}", v["copies_written"]]
+        for g, v in m["groups"].items()
+    ]  # fmt: skip
+    lines = ["", f"Mixture by {m['group_column']} (in {m['unit']})",
+             _table(["group", "target", "achieved", m["unit"], "rows written"], rows)]  # fmt: skip
+    lines += [f"WARNING: too little data for the target: {w}" for w in m["warnings"]]
+    return lines + [""]

@@ -1,0 +1,202 @@
+"""Mixture weighting: up- and down-sample groups to target proportions.
+
+Every document gets a draw u in [0, 1) from a hash of its id and the seed, so
+re-runs pick the same documents whatever the cluster. A group's plan is
+(base, threshold): each document appears base times, plus once more if
+u < threshold. Thresholds come from a histogram of units over u per group
+(4096 bins, summed over blocks), so a group's selected units hit its target to
+within one bin's worth, not to within sampling noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .config import MixtureConfig
+from .minhash import string_hashes
+
+BINS = 4096
+OTHER = "__other__"  # rows whose group has no weight
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    base: int  # copies every document gets
+    threshold: float  # one more copy when u < threshold
+    target: float  # units wanted
+    available: float  # units in the data
+    expected: float  # units the plan selects (histogram estimate)
+
+    def copies(self, u: np.ndarray) -> np.ndarray:
+        return self.base + (u < self.threshold).astype(np.int64)
+
+
+def draws(ids: pa.Array, seed: int) -> np.ndarray:
+    """Uniform [0, 1) per id, stable across runs, workers and id types."""
+    keyed = pc.binary_join_element_wise(pc.cast(ids, pa.string()), pa.scalar(str(seed)), "\x1f")
+    return (string_hashes(keyed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def units(texts: pa.Array, unit: str) -> np.ndarray:
+    if unit == "documents":
+        return np.ones(len(texts), dtype=np.float64)
+    if unit == "bytes":
+        return pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.float64)
+    words = pc.list_value_length(pc.utf8_split_whitespace(texts))
+    return words.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def group_keys(table: pa.Table, cfg: MixtureConfig) -> np.ndarray:
+    """The group of each row as a string; OTHER for groups without weight."""
+    values = pc.cast(table.column(cfg.group_column), pa.string()).to_pylist()
+    weighted = {g for g, w in cfg.weights.items() if w > 0}
+    return np.array([v if v in weighted else OTHER for v in values], dtype=object)
+
+
+def histogram(groups: np.ndarray, u: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
+    """Units per u-bin for each group of one block."""
+    bins = np.minimum((u * BINS).astype(np.int64), BINS - 1)
+    out = {}
+    for group in np.unique(groups):
+        mask = groups == group
+        out[str(group)] = np.bincount(bins[mask], weights=weight[mask], minlength=BINS)
+    return out
+
+
+def plan(cfg: MixtureConfig, hist: dict[str, np.ndarray]) -> dict[str, GroupPlan]:
+    """Per group, how many copies of which documents reach the target."""
+    weights = {g: w / sum(cfg.weights.values()) for g, w in cfg.weights.items() if w > 0}
+    available = {g: float(hist[g].sum()) if g in hist else 0.0 for g in weights}
+    if cfg.total is None:
+        # Largest mix without upsampling: the scarcest group (relative to its weight) decides.
+        total = min((available[g] / w for g, w in weights.items()), default=0.0)
+    else:
+        total = float(cfg.total)
+    plans = {}
+    for group, w in weights.items():
+        target = w * total
+        plans[group] = _group_plan(target, available[group], hist.get(group), cfg.max_repeats)
+    return plans
+
+
+def _group_plan(
+    target: float, available: float, hist: np.ndarray | None, max_repeats: int
+) -> GroupPlan:
+    if available <= 0 or hist is None:
+        return GroupPlan(0, 0.0, target, 0.0, 0.0)
+    base = min(int(math.floor(target / available)), max_repeats)
+    if base >= max_repeats:
+        return GroupPlan(max_repeats, 0.0, target, available, max_repeats * available)
+    remainder = target - base * available
+    cumulative = np.cumsum(hist)
+    k = int(np.searchsorted(cumulative, remainder))  # first bin reaching the remainder
+    if k >= BINS:
+        return GroupPlan(base + 1, 0.0, target, available, (base + 1) * available)
+    before = cumulative[k - 1] if k > 0 else 0.0
+    inside = (remainder - before) / hist[k] if hist[k] > 0 else 0.0
+    threshold = (k + min(max(inside, 0.0), 1.0)) / BINS
+    return GroupPlan(base, threshold, target, available, base * available + remainder)
+
+
+COPIES = "__dds_copies"  # how many times a kept document is written
+ORDER = "__dds_order"  # output position key: spreads groups over shards
+ORDER_SALT = 0x5BD1E995
+
+
+def apply_plan(
+    table: pa.Table, cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str,
+    stage_column: str, rule_column: str, reason_column: str,
+) -> pa.Table:  # fmt: skip
+    """Mark documents left out of the mixture and add the copy count and order
+    key of the ones it keeps."""
+    kept = pc.is_null(table.column(stage_column)).to_numpy(zero_copy_only=False)
+    groups = group_keys(table, cfg)
+    u = draws(table.column(id_column), cfg.seed)
+    copies = np.zeros(table.num_rows, dtype=np.int64)
+    for group, group_plan in plans.items():
+        mask = groups == group
+        copies[mask] = group_plan.copies(u[mask])
+    dropped = kept & (copies == 0)
+    copies[~kept] = 0
+    if dropped.any():
+        rules = np.where(groups == OTHER, "mixture_group_not_weighted", "mixture_downsample")
+        reasons = [
+            f"{rule}: {cfg.group_column}={table.column(cfg.group_column)[i].as_py()}" if d else None
+            for i, (rule, d) in enumerate(zip(rules, dropped))
+        ]
+        updates = {
+            stage_column: pa.array(np.where(dropped, "mixture", None).tolist(), pa.string()),
+            rule_column: pa.array(np.where(dropped, rules, None).tolist(), pa.string()),
+            reason_column: pa.array(reasons, pa.string()),
+        }
+        mask = pa.array(dropped)
+        for name, new in updates.items():
+            index = table.schema.get_field_index(name)
+            merged = pc.if_else(mask, new, table.column(name).combine_chunks())
+            table = table.set_column(index, name, merged)
+    table = table.append_column(COPIES, pa.array(copies))
+    # A second, independent draw orders the output: the selection draw would put
+    # every downsampled group's documents first.
+    return table.append_column(
+        ORDER, pa.array(draws(table.column(id_column), cfg.seed + ORDER_SALT))
+    )
+
+
+def expand_copies(table: pa.Table) -> pa.Table:
+    """Each kept row repeated as often as the plan says, with `mixture_repeat`
+    (0 for the first copy) and an order key that spreads copies apart."""
+    copies = table.column(COPIES).to_numpy()
+    rows = np.repeat(np.arange(table.num_rows), copies)
+    starts = np.repeat(np.cumsum(copies) - copies, copies)
+    repeat = np.arange(len(rows)) - starts
+    out = table.take(pa.array(rows))
+    order = (out.column(ORDER).to_numpy() + 0.6180339887498949 * repeat) % 1.0
+    out = out.set_column(out.schema.get_field_index(ORDER), ORDER, pa.array(order))
+    return out.append_column("mixture_repeat", pa.array(repeat.astype(np.int32)))
+
+
+def mixture_summary(cfg: MixtureConfig, plans: dict[str, GroupPlan], rows: list[dict]) -> dict:
+    """Target against achieved shares per group, with a note where a group has
+    too little data for its weight within max_repeats."""
+    achieved: dict[str, dict[str, float]] = {}
+    for row in rows:
+        a = achieved.setdefault(row["group"], {"units": 0.0, "documents": 0, "copies": 0})
+        a["units"] += row["units"]
+        a["documents"] += row["documents"]
+        a["copies"] += row["copies"]
+    total_units = sum(a["units"] for a in achieved.values()) or 1.0
+    weight_sum = sum(w for w in cfg.weights.values() if w > 0)
+    groups, warnings = {}, []
+    for group, group_plan in plans.items():
+        a = achieved.get(group, {"units": 0.0, "documents": 0, "copies": 0})
+        # Too little data: even max_repeats copies of everything miss the target.
+        short = group_plan.target > group_plan.available * cfg.max_repeats * (1 + 1e-9)
+        groups[group] = {
+            "target_share": round(cfg.weights[group] / weight_sum, 6),
+            "achieved_share": round(a["units"] / total_units, 6),
+            "target_units": round(group_plan.target, 3),
+            "available_units": round(group_plan.available, 3),
+            "selected_units": round(a["units"], 3),
+            "documents": a["documents"],
+            "copies_written": a["copies"],
+            "short_of_target": short,
+        }
+        if short:
+            warnings.append(
+                f"group {group!r}: {a['units']:.0f} of {group_plan.target:.0f} {cfg.unit} "
+                f"({group_plan.available:.0f} available, at most {cfg.max_repeats} copies each)"
+            )
+    return {
+        "enabled": True,
+        "group_column": cfg.group_column,
+        "unit": cfg.unit,
+        "total_target": cfg.total,
+        "total_written": round(sum(a["units"] for a in achieved.values()), 3),
+        "groups": groups,
+        "warnings": warnings,
+    }

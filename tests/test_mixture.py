@@ -1,0 +1,133 @@
+"""Mixture weighting: plans on numpy (no Ray) and the job on a local Ray."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dedupe_at_scale.config import ConfigError, MixtureConfig, config_from_dict
+from dedupe_at_scale.mixture import draws, expand_copies, histogram, plan
+
+
+def test_draws_are_uniform_stable_and_seeded():
+    ids = pa.array([f"doc{i}" for i in range(50_000)])
+    u = draws(ids, seed=0)
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+    assert (draws(ids, seed=0) == u).all()
+    assert not (draws(ids, seed=1) == u).any()
+    assert (
+        draws(pa.array(list(range(10))), 0) == draws(pa.array([str(i) for i in range(10)]), 0)
+    ).all()
+
+
+def plan_for(weights, sizes, **kw):
+    groups = np.concatenate([[g] * n for g, n in sizes.items()]).astype(object)
+    u = draws(pa.array([f"d{i}" for i in range(len(groups))]), 0)
+    plans = plan(
+        MixtureConfig(enabled=True, weights=weights, **kw), histogram(groups, u, np.ones(len(u)))
+    )
+    return {g: int(p.copies(u[groups == g]).sum()) for g, p in plans.items()}, plans
+
+
+def test_largest_mix_without_upsampling():
+    selected, _ = plan_for({"a": 0.5, "b": 0.5}, {"a": 6000, "b": 4000})
+    # b is the scarce group; thresholds are exact to within one histogram bin.
+    assert selected["b"] == 4000 and abs(selected["a"] - 4000) <= 2
+
+
+def test_total_budget_upsamples_up_to_the_cap():
+    selected, plans = plan_for(
+        {"a": 0.2, "b": 0.8}, {"a": 6000, "b": 4000}, total=10_000, max_repeats=3
+    )
+    assert selected["b"] == 8000 and abs(selected["a"] - 2000) <= 2
+    assert plans["b"].base == 2
+    short, plans = plan_for(
+        {"a": 0.2, "b": 0.8}, {"a": 6000, "b": 4000}, total=10_000, max_repeats=1
+    )
+    assert short["b"] == 4000 and plans["b"].target == 8000  # capped: the target is missed
+
+
+def test_expand_copies_marks_repeats():
+    table = pa.table(
+        {"id": ["x", "y", "z"], "__dds_copies": [2, 0, 1], "__dds_order": [0.1, 0.2, 0.3]}
+    )
+    out = expand_copies(table)
+    assert out.column("id").to_pylist() == ["x", "x", "z"]
+    assert out.column("mixture_repeat").to_pylist() == [0, 1, 0]
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="mixture.weights"):
+        config_from_dict({"mixture": {"enabled": True}})
+    with pytest.raises(ConfigError, match="mixture.max_repeats"):
+        config_from_dict({"mixture": {"max_repeats": 0}})
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_job_hits_target_proportions(ray_cluster, sample_dir, tmp_path):
+    from dedupe_at_scale.pipeline import run_job
+
+    weights = {"web": 0.4, "news": 0.3, "forum": 0.2, "encyclopedia": 0.1}
+    cfg = config_from_dict(
+        {
+            "langid": {"enabled": False},
+            "mixture": {"enabled": True, "group_column": "source", "weights": weights,
+                        "unit": "words", "total": 150_000, "max_repeats": 3},
+            "output": {"rows_per_shard": 300},
+        }
+    )  # fmt: skip
+    result = run_job(str(sample_dir), str(tmp_path / "out"), cfg)
+    data = pq.read_table(tmp_path / "out" / "data")
+    words = Counter()
+    for source, text in zip(data.column("source").to_pylist(), data.column("text").to_pylist()):
+        words[source] += len(text.split())
+    total = sum(words.values())
+    for group, weight in weights.items():
+        assert abs(words[group] / total - weight) < 0.01, (group, words[group] / total)
+    # Repeats are marked and capped; the first copy of each document is repeat 0.
+    repeats = Counter(zip(data.column("id").to_pylist(), data.column("mixture_repeat").to_pylist()))
+    assert max(r for _, r in repeats) <= 2 and all(n == 1 for n in repeats.values())
+    # Every shard carries the mixture.
+    for shard in result.manifest["output"]["data"]:
+        sources = set(
+            pq.read_table(tmp_path / "out" / shard["path"], columns=["source"])
+            .column("source")
+            .to_pylist()
+        )
+        assert sources == set(weights), shard
+    mixture = result.manifest["mixture"]
+    assert all(not g["short_of_target"] for g in mixture["groups"].values())
+    counts = result.manifest["counts"]
+    assert counts["input"] == counts["kept"] + counts["rejected"]
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_shortfall_is_reported(ray_cluster, sample_dir, tmp_path):
+    from dedupe_at_scale.pipeline import run_job
+
+    cfg = config_from_dict(
+        {
+            "langid": {"enabled": False},
+            "quality": {"enabled": False},
+            "mixture": {
+                "enabled": True,
+                "weights": {"web": 0.5, "encyclopedia": 0.5},
+                "total": 1000,
+            },
+        }
+    )
+    result = run_job(str(sample_dir), str(tmp_path / "out"), cfg)
+    groups = result.manifest["mixture"]["groups"]
+    assert groups["encyclopedia"]["short_of_target"] and not groups["web"]["short_of_target"]
+    assert any("encyclopedia" in w for w in result.manifest["mixture"]["warnings"])
+    rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
+    rules = Counter(r["rule"] for r in rejected if r["stage"] == "mixture")
+    assert rules["mixture_group_not_weighted"] > 0  # news and forum have no weight
+    json.dumps(result.manifest)  # the manifest stays plain JSON
