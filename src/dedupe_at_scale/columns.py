@@ -1,8 +1,15 @@
-"""Names of the columns the job adds while it runs.
+"""Names of the columns the job adds while it runs, and the one way global
+steps mark documents as rejected in them.
 
 Internal columns carry a prefix no input is expected to use, and are dropped
 before documents are written to data/.
 """
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 INTERNAL_PREFIX = "__dds_"
 FILE = "__dds_file"  # input file, relative to the input root
@@ -23,3 +30,23 @@ SIGNAL_PREFIX = "q_"
 QUALITY_SCORE = "quality_score"
 
 STAGES = ("input", "langid", "quality", "dedup", "mixture")
+
+
+def mark_rejected(
+    table: pa.Table, rows: np.ndarray, stage: str, rule: pa.Array, reason: pa.Array
+) -> pa.Table:
+    """Set stage, rule, reason (and a null value) on the rows where `rows` is
+    true; `rule` and `reason` are full-length arrays, other rows stay as they are."""
+    mask = pa.array(rows)
+    updates = {
+        STAGE: pa.array([stage] * table.num_rows, pa.string()),
+        RULE: rule,
+        VALUE: pa.nulls(table.num_rows, pa.float64()),
+        REASON: reason,
+    }
+    for name, new in updates.items():
+        index = table.schema.get_field_index(name)
+        if index >= 0:
+            merged = pc.if_else(mask, new, table.column(name).combine_chunks())
+            table = table.set_column(index, name, merged)
+    return table

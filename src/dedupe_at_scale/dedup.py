@@ -447,19 +447,9 @@ def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
     decided = decisions.column(col.UID).to_numpy()
     pos = np.minimum(np.searchsorted(decided, uids), len(decided) - 1)
     kept = decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
-    removed = pa.array((decided[pos] == uids) & ~kept)
-    if not pc.any(removed).as_py():
+    removed = (decided[pos] == uids) & ~kept
+    if not removed.any():
         return table
     take = pa.array(pos)
-    updates = {
-        col.STAGE: pa.array(["dedup"] * table.num_rows, pa.string()),
-        col.RULE: decisions.column("rule").take(take),
-        col.VALUE: pa.nulls(table.num_rows, pa.float64()),
-        col.REASON: decisions.column("cluster_id").take(take),
-    }
-    for name, new in updates.items():
-        index = table.schema.get_field_index(name)
-        if index >= 0:
-            merged = pc.if_else(removed, new, table.column(name).combine_chunks())
-            table = table.set_column(index, name, merged)
-    return table
+    rule, reason = decisions.column("rule").take(take), decisions.column("cluster_id").take(take)
+    return col.mark_rejected(table, removed, "dedup", rule, reason)

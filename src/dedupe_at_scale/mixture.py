@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import columns as col
 from .config import MixtureConfig
 from .minhash import string_hashes
 
@@ -109,12 +110,11 @@ ORDER_SALT = 0x5BD1E995
 
 
 def apply_plan(
-    table: pa.Table, cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str,
-    stage_column: str, rule_column: str, reason_column: str,
-) -> pa.Table:  # fmt: skip
+    table: pa.Table, cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str
+) -> pa.Table:
     """Mark documents left out of the mixture and add the copy count and order
     key of the ones it keeps."""
-    kept = pc.is_null(table.column(stage_column)).to_numpy(zero_copy_only=False)
+    kept = pc.is_null(table.column(col.STAGE)).to_numpy(zero_copy_only=False)
     groups = group_keys(table, cfg)
     u = draws(table.column(id_column), cfg.seed)
     copies = np.zeros(table.num_rows, dtype=np.int64)
@@ -124,21 +124,12 @@ def apply_plan(
     dropped = kept & (copies == 0)
     copies[~kept] = 0
     if dropped.any():
-        rules = np.where(groups == OTHER, "mixture_group_not_weighted", "mixture_downsample")
-        reasons = [
-            f"{rule}: {cfg.group_column}={table.column(cfg.group_column)[i].as_py()}" if d else None
-            for i, (rule, d) in enumerate(zip(rules, dropped))
-        ]
-        updates = {
-            stage_column: pa.array(np.where(dropped, "mixture", None).tolist(), pa.string()),
-            rule_column: pa.array(np.where(dropped, rules, None).tolist(), pa.string()),
-            reason_column: pa.array(reasons, pa.string()),
-        }
-        mask = pa.array(dropped)
-        for name, new in updates.items():
-            index = table.schema.get_field_index(name)
-            merged = pc.if_else(mask, new, table.column(name).combine_chunks())
-            table = table.set_column(index, name, merged)
+        rule = pa.array(
+            np.where(groups == OTHER, "mixture_group_not_weighted", "mixture_downsample").tolist()
+        )
+        value = pc.fill_null(pc.cast(table.column(cfg.group_column), pa.string()), "None")
+        reason = pc.binary_join_element_wise(rule, value, f": {cfg.group_column}=")
+        table = col.mark_rejected(table, dropped, "mixture", rule, reason)
     table = table.append_column(COPIES, pa.array(copies))
     # A second, independent draw orders the output: the selection draw would put
     # every downsampled group's documents first.

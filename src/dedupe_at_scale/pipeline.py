@@ -271,9 +271,7 @@ def _apply_global_decisions(
         decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
         table = apply_decisions(table, decided)
     if mixture is not None:
-        table = apply_plan(
-            table, cfg.mixture, mixture, cfg.input.id_column, col.STAGE, col.RULE, col.REASON
-        )
+        table = apply_plan(table, cfg.mixture, mixture, cfg.input.id_column)
     return table
 
 
