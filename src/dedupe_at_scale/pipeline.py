@@ -252,11 +252,16 @@ class Staged:
         heavy = {col.MINHASH, col.EXACT_HI, col.EXACT_LO}
         return [n for n in self.schema_names() if n not in heavy]
 
-    def schema_names(self) -> list[str]:
+    @functools.cached_property
+    def _names(self) -> list[str]:
         if not self.files:
             return []
         with self.layout.location.fs.open(self.files[0], "rb") as handle:
             return pq.read_schema(handle).names
+
+    def schema_names(self) -> list[str]:
+        """Columns of the staged files (read once: staged files never change)."""
+        return list(self._names)
 
 
 def _apply_global_decisions(
@@ -299,7 +304,7 @@ def _plan_mixture(plan: JobPlan, staged: Staged) -> dict[str, GroupPlan]:
 
 
 def _histogram_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
-    kept = table.filter(pc.is_null(table.column(col.STAGE)))
+    kept = _kept_rows(table)
     m = cfg.mixture
     hist = histogram(
         group_keys(kept, m),
@@ -310,7 +315,7 @@ def _histogram_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
 
 
 def _achieved_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
-    kept = table.filter(pc.is_null(table.column(col.STAGE)))
+    kept = _kept_rows(table)
     copies = kept.column(COPIES).to_numpy()
     size = units(kept.column(cfg.input.text_column), cfg.mixture.unit)
     groups = group_keys(kept, cfg.mixture)
@@ -432,8 +437,12 @@ def _kept_dataset(staged: Staged) -> ray.data.Dataset:
     return ordered.map_batches(_drop_internal, batch_format="pyarrow", batch_size=None)
 
 
+def _kept_rows(table: pa.Table) -> pa.Table:
+    return table.filter(pc.is_null(table.column(col.STAGE)))
+
+
 def _kept_copies(table: pa.Table) -> pa.Table:
-    return expand_copies(table.filter(pc.is_null(table.column(col.STAGE))))
+    return expand_copies(_kept_rows(table))
 
 
 def _drop_internal(table: pa.Table) -> pa.Table:
@@ -441,8 +450,7 @@ def _drop_internal(table: pa.Table) -> pa.Table:
 
 
 def _kept_documents(table: pa.Table) -> pa.Table:
-    kept = table.filter(pc.is_null(table.column(col.STAGE)))
-    return kept.select([n for n in kept.column_names if not n.startswith(col.INTERNAL_PREFIX)])
+    return _drop_internal(_kept_rows(table))
 
 
 def _rejected_columns(cfg: JobConfig) -> list[str]:
@@ -484,15 +492,11 @@ EXTRA_COPIES = "extra_copies"
 def _block_stats(table: pa.Table) -> pa.Table:
     """Counts and busy seconds per (stage, rule, language) within one block."""
     keys = {k: pc.fill_null(table.column(k), "") for k in STAT_KEYS}
-    seconds = [n for n in table.column_names if n.startswith(col.SECONDS_PREFIX)]
-    extra = {}
+    summed = {n: table.column(n) for n in table.column_names if n.startswith(col.SECONDS_PREFIX)}
     if COPIES in table.column_names:
-        copies = table.column(COPIES).to_numpy()
-        extra[EXTRA_COPIES] = pa.array(np.maximum(copies - 1, 0))
-        seconds.append(EXTRA_COPIES)
-    columns = {**keys, **{n: table.column(n) for n in seconds if n != EXTRA_COPIES}, **extra}
-    grouped = pa.table(columns).group_by(STAT_KEYS)
-    result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in seconds])
+        summed[EXTRA_COPIES] = pa.array(np.maximum(table.column(COPIES).to_numpy() - 1, 0))
+    grouped = pa.table({**keys, **summed}).group_by(STAT_KEYS)
+    result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in summed])
     return result.rename_columns(
         [
             c.replace(f"{STAT_KEYS[0]}_count", "count").removesuffix("_sum")
