@@ -137,4 +137,4 @@ def test_custom_id_and_text_columns(ray_cluster, tmp_path):
     run_job(str(tmp_path / "in.parquet"), str(tmp_path / "out"), cfg)
     assert pq.read_table(tmp_path / "out" / "data").column("doc_id").to_pylist() == [9, 20]
     rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
-    assert [(r["id"], r["rule"], r["reason"]) for r in rejected] == [(30, "exact_duplicate", "9")]
+    assert [(r["id"], r["rule"], r["reason"]) for r in rejected] == [("30", "exact_duplicate", "9")]

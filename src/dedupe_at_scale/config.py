@@ -25,6 +25,12 @@ class ConfigError(ValueError):
 # sentences there, so word-count based rules do not apply to them.
 UNSEGMENTED_LANGUAGES = ["zh", "ja", "th", "lo", "km", "my", "bo", "dz", "yue", "wuu"]
 
+# Times one of the global steps' Ray tasks is re-run when its worker process
+# dies (killed, OOM, node lost); errors raised by our code are not retried, as
+# they would repeat. Ray Data's own tasks (read, annotate, write) keep Ray
+# Data's default: retried on worker death without limit.
+TASK_RETRIES = 4
+
 GOPHER_STOP_WORDS = {"en": ["the", "be", "to", "of", "and", "that", "have", "with"]}
 
 
@@ -33,9 +39,14 @@ class InputConfig:
     text_column: str = "text"
     # When the column is absent, ids are generated as "<relative path>#<row>".
     id_column: str = "id"
-    # What a document with null text or invalid UTF-8 does: stop the job with
-    # an error naming the file and row, or go to rejected/ with stage "input".
+    # What a document with null text, invalid UTF-8 or an id seen before does:
+    # stop the job with an error naming the file and row, or go to rejected/
+    # with stage "input" and the problem as its rule.
     on_invalid_document: Literal["error", "quarantine"] = "error"
+    # What a file that cannot be used does (not Parquet, truncated, empty,
+    # corrupt pages, no text column, text of a non-string type): stop the job
+    # naming the file, or send its documents to rejected/ with the reason.
+    on_invalid_file: Literal["error", "quarantine"] = "error"
     # Upper bound on rows per read task; files are split at row-group borders.
     rows_per_task: int = 20_000
 
@@ -194,6 +205,21 @@ class OutputConfig:
 
 
 @dataclass
+class StorageConfig:
+    """How s3:// (and other fsspec) URIs are opened; credentials otherwise come
+    from the usual AWS environment variables, profile or instance role."""
+
+    # An S3-compatible endpoint (MinIO, Ceph, R2, a local test server); null: AWS.
+    endpoint_url: str | None = None
+    region: str | None = None
+    # Unsigned requests, for public buckets.
+    anonymous: bool = False
+    # Passed as-is to the fsspec filesystem of every non-local URI
+    # (s3fs: profile, key, secret, client_kwargs, config_kwargs, ...).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class JobConfig:
     input: InputConfig = field(default_factory=InputConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
@@ -201,6 +227,7 @@ class JobConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -246,6 +273,8 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+    if hint is Any:
+        return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value if value is not None else {}, f"{key}.", source)
     origin = typing.get_origin(hint)

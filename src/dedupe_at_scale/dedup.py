@@ -32,7 +32,7 @@ import ray
 
 from . import columns as col
 from .components import edge_checksum, large_star, small_star
-from .config import DedupConfig
+from .config import TASK_RETRIES, DedupConfig
 from .lsh import band_candidates, exact_edges, unique_pairs
 from .minhash import EMPTY, band_keys
 from .storage import Location
@@ -59,7 +59,10 @@ class DedupOutcome:
 def run_dedup(
     location: Location, files: list[str], cfg: DedupConfig, bands: int, rows: int, id_column: str,
     keep: list[tuple[str, str]], partitions: int, decisions_dir: str,
+    excluded: list[str] | None = None,
 ) -> DedupOutcome:  # fmt: skip
+    """`excluded`: per staged file, a table of uids (earlier decisions) that
+    take no part in dedup."""
     timings: dict[str, float] = {}
     stats: dict[str, Any] = {"bands": bands, "rows": rows, "partitions": partitions}
     if cfg.near and cfg.verify:
@@ -68,8 +71,18 @@ def run_dedup(
 
     started = time.time()
     scans = [
-        _call(_scan, 1 + 2 * partitions, location, path, cfg, bands, rows, partitions)
-        for path in files
+        _call(
+            _scan,
+            1 + 2 * partitions,
+            location,
+            path,
+            cfg,
+            bands,
+            rows,
+            partitions,
+            excluded[f] if excluded else None,
+        )
+        for f, path in enumerate(files)
     ]
     files_index = _file_index([s[0] for s in scans])
     timings["scan"] = time.time() - started
@@ -245,13 +258,16 @@ def _signature_matrix(table: pa.Table) -> np.ndarray:
     return sig.values.to_numpy().reshape(-1, width) if len(sig) else np.zeros((0, width), np.uint32)
 
 
-@ray.remote
-def _scan(location, path, cfg, bands, rows, partitions):
+@ray.remote(max_retries=TASK_RETRIES)
+def _scan(location, path, cfg, bands, rows, partitions, excluded):
     staged = _read_staged(location, path, [col.EXACT_HI, col.EXACT_LO, col.MINHASH])
     # The range covers rejected rows too: it maps every uid of the file.
     all_uids = staged.column(col.UID).to_numpy()
     uid_range = (int(all_uids.min()), int(all_uids.max())) if len(all_uids) else (0, -1)
     table = _only_kept(staged)
+    if excluded is not None:
+        gone = pq.read_table(excluded, columns=[col.UID], filesystem=location.arrow_fs)
+        table = table.filter(pc.invert(pc.is_in(table.column(col.UID), gone.column(col.UID))))
     uid = table.column(col.UID).to_numpy()
     hi = table.column(col.EXACT_HI).to_numpy()
     lo = table.column(col.EXACT_LO).to_numpy()
@@ -278,7 +294,7 @@ def _scan(location, path, cfg, bands, rows, partitions):
     return (uid_range, *exact_parts, *_split(band, dest, partitions))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
     exact = _gather(exact_pieces)
     hi = exact.column("hi").to_numpy()
@@ -296,7 +312,7 @@ def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
     return (_pairs_table(*unique_pairs(e_hi, e_lo)), *pieces)
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _attach_signatures(location, path, files_index, n_files, pieces):
     pairs = _gather(pieces)
     hi, lo = unique_pairs(*_ends(pairs))
@@ -314,7 +330,7 @@ def _attach_signatures(location, path, files_index, n_files, pieces):
     return _pieces(_split(out, _file_of(files_index, lo), n_files))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _verify(location, path, threshold, pieces):
     pairs = _gather(pieces)
     hi = pairs.column("hi").to_numpy()
@@ -329,13 +345,13 @@ def _verify(location, path, threshold, pieces):
     return _pairs_table(hi[agree], lo[agree])
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _concat_pairs(pieces):
     pairs = _gather(pieces)
     return _pairs_table(*unique_pairs(*_ends(pairs)))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _count(table):
     return table.num_rows
 
@@ -352,35 +368,35 @@ def _partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
     return (h % np.uint64(partitions)).astype(np.int64)
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _route_both_ways(edges, partitions):
     hi, lo = _ends(edges)
     return _pieces(_route(np.r_[hi, lo], np.r_[lo, hi], partitions))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _large_star(pieces):
     table = _gather(pieces)
     return _pairs_table(*large_star(*_ends(table)))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _route_by_larger(edges, partitions):
     return _pieces(_route(*_ends(edges), partitions))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _small_star(pieces):
     table = _gather(pieces)
     return _pairs_table(*small_star(*_ends(table)))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _checksum(edges):
     return edge_checksum(*_ends(edges))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _star_labels(edges):
     """(node, label) for every node of the converged stars in this partition."""
     hi, lo = _ends(edges)
@@ -388,13 +404,13 @@ def _star_labels(edges):
     return pa.table({"node": np.r_[hi, centres], "label": np.r_[lo, centres]})
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _route_labels(files_index, n_files, labels):
     node = labels.column("node").to_numpy()
     return _pieces(_split(labels, _file_of(files_index, node), n_files))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _member_keys(location, path, id_column, keep, partitions, pieces):
     labels = _gather(pieces)
     # A star's centre is listed by every partition holding one of its edges.
@@ -412,7 +428,7 @@ def _member_keys(location, path, id_column, keep, partitions, pieces):
     return _pieces(_split(members, dest, partitions))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _choose_keepers(files_index, n_files, keep, pieces):
     members = _gather(pieces)
     keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
@@ -440,7 +456,7 @@ def _choose_keepers(files_index, n_files, keep, pieces):
     return _pieces(_split(decisions, _file_of(files_index, uid), n_files))
 
 
-@ray.remote
+@ray.remote(max_retries=TASK_RETRIES)
 def _write_decisions(location, path, pieces):
     """Persist one staged file's decisions next to it; (survivors, members)."""
     decisions = pa.concat_tables([p.cast(DECISION_SCHEMA) for p in ray.get(list(pieces))])

@@ -11,6 +11,7 @@ from typing import Any
 from . import columns as col
 from .config import JobConfig
 from .reader import InputFile
+from .storage import redact
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [
@@ -21,6 +22,7 @@ PACKAGES = [
     "fasttext",
     "datasketch",
     "fsspec",
+    "s3fs",
     "pyyaml",
 ]
 
@@ -67,12 +69,13 @@ def build_manifest(
     data_shards: list[dict[str, Any]],
     rejected_shards: list[dict[str, Any]],
     duplicate_shards: list[dict[str, Any]],
+    id_check: dict[str, Any],
     dedup: dict[str, Any],
     mixture: dict[str, Any],
     timings: dict[str, float],
     started: float,
 ) -> dict[str, Any]:
-    total = sum(f.num_rows for f in files)
+    total = sum(f.entries for f in files)
     by_stage: Counter = Counter()
     by_rule: dict[str, dict[str, int]] = defaultdict(dict)
     languages: dict[str, Counter] = defaultdict(Counter)
@@ -95,9 +98,9 @@ def build_manifest(
         "input": {
             "uri": input_uri,
             "documents": total,
-            "files": [
-                {"path": f.display, "rows": f.num_rows, "bytes": f.size_bytes} for f in files
-            ],
+            "files": [_file_entry(f) for f in files],
+            "quarantined_files": sum(1 for f in files if f.problem is not None),
+            "repeated_ids": id_check.get("repeated_ids", 0),
         },
         "output": {
             "uri": output_uri,
@@ -127,9 +130,22 @@ def build_manifest(
             # busy seconds, not wall time.
             "stage_busy_seconds": {k: round(v, 3) for k, v in sorted(busy.items())},
         },
-        "config": cfg.to_dict(),
+        "config": _config(cfg),
         "versions": package_versions(),
     }
+
+
+def _file_entry(f: InputFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": f.display, "rows": f.num_rows, "bytes": f.size_bytes}
+    if f.problem is not None:
+        entry["quarantined"] = {"rule": f.problem[0], "reason": f.problem[1]}
+    return entry
+
+
+def _config(cfg: JobConfig) -> dict[str, Any]:
+    config = cfg.to_dict()
+    config["storage"]["options"] = redact(config["storage"]["options"])
+    return config
 
 
 def _dedup_summary(cfg: JobConfig, stats: dict[str, Any], rules: dict[str, int]) -> dict[str, Any]:

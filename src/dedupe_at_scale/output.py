@@ -1,17 +1,38 @@
-"""The output directory: its layout, the overwrite policy and the final commit."""
+"""The output directory: its layout, the overwrite policy and the commit protocol.
+
+Everything a run writes goes under OUT/_staging/ first:
+
+  _staging/job.json         fingerprint of input listing + config (what may be resumed)
+  _staging/annotated/       annotated documents; annotated.done once all are written
+  _staging/decisions/       id-check and dedup decisions per staged file
+  _staging/publish/{data,rejected,duplicates}/   the finished shards
+  _staging/ready.json       written once accounting passed: the files and the manifest
+
+Publishing moves the listed shards to OUT/{data,rejected,duplicates}/, removes
+whatever else was there (an older output being overwritten), then writes
+OUT/manifest.json: the last write, and the marker of a complete output. Every
+step is idempotent, so a run killed at any point is finished by running the
+same command again; with the same fingerprint it resumes after the last
+completed phase (annotate, or everything up to publishing).
+"""
 
 from __future__ import annotations
 
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
-from .storage import Location, StorageError, write_json
+from .storage import Location, StorageError, read_json, write_json
 
 MANIFEST = "manifest.json"
-OWN_ENTRIES = {"data", "rejected", "duplicates", "_staging", MANIFEST}
+STAGING = "_staging"
+PUBLISHED = ("data", "rejected", "duplicates")
+OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
+IO_THREADS = 16
+
+Resume = Literal["none", "annotated", "publish"]
 
 
 class OutputExistsError(StorageError):
@@ -21,16 +42,24 @@ class OutputExistsError(StorageError):
 class OutputLayout:
     def __init__(self, location: Location):
         self.location = location
-        self.data = location.join("data")
-        self.rejected = location.join("rejected")
-        self.duplicates = location.join("duplicates")
-        self.staging = location.join("_staging", "annotated")
         self.manifest = location.join(MANIFEST)
+        self.staging_root = location.join(STAGING)
+        self.staging = location.join(STAGING, "annotated")
+        self.decisions = location.join(STAGING, "decisions")
+        self.publish_root = location.join(STAGING, "publish")
+        self.job_marker = location.join(STAGING, "job.json")
+        self.annotated_marker = location.join(STAGING, "annotated.done")
+        self.ready_marker = location.join(STAGING, "ready.json")
+        # Where the job writes its shards; publish() moves them to the top.
+        self.data = posixpath.join(self.publish_root, "data")
+        self.rejected = posixpath.join(self.publish_root, "rejected")
+        self.duplicates = posixpath.join(self.publish_root, "duplicates")
 
     def check(self, overwrite: bool) -> None:
         """Refuse a complete output unless `overwrite`, and any directory
         holding files that are not ours."""
         fs, root = self.location.fs, self.location.path
+        self.location.refresh()
         if fs.exists(self.manifest) and not overwrite:
             raise OutputExistsError(
                 f"{self.location.uri} already holds a complete output ({MANIFEST} exists); "
@@ -45,44 +74,102 @@ class OutputLayout:
                     f"(found {', '.join(foreign[:5])}); choose an empty or new directory"
                 )
 
-    def prepare(self, overwrite: bool) -> None:
-        """Clear what a previous run left. The old manifest goes first, so an
-        interrupted overwrite never leaves a manifest beside partial data."""
+    def prepare(self, overwrite: bool, fingerprint: str) -> Resume:
+        """Decide what an earlier, interrupted run of the same job left that
+        can be kept, and clear the rest. A complete output being overwritten
+        stays readable until the new one is published."""
         self.check(overwrite)
-        fs, root = self.location.fs, self.location.path
-        if fs.exists(self.manifest):
-            fs.rm(self.manifest)
-        for name in OWN_ENTRIES - {MANIFEST}:
-            path = self.location.join(name)
-            if fs.exists(path):
-                fs.rm(path, recursive=True)
-        fs.makedirs(root, exist_ok=True)
+        fs = self.location.fs
+        resume: Resume = "none"
+        if fs.exists(self.job_marker) and read_json(self.location, self.job_marker) == {
+            "fingerprint": fingerprint
+        }:
+            if fs.exists(self.ready_marker):
+                return "publish"
+            if fs.exists(self.annotated_marker):
+                resume = "annotated"
+        if resume == "none":
+            self._remove(self.staging_root)
+        self._remove(self.decisions)
+        self._remove(self.publish_root)
+        if not fs.exists(self.manifest):
+            # Shards without a manifest are what a killed publish left.
+            for name in PUBLISHED:
+                self._remove(self.location.join(name))
+        fs.makedirs(self.staging_root, exist_ok=True)
+        write_json(self.location, self.job_marker, {"fingerprint": fingerprint})
+        return resume
+
+    def mark_annotated(self) -> None:
+        write_json(self.location, self.annotated_marker, {"done": True})
 
     def list_parquet(self, path: str) -> list[str]:
         fs = self.location.fs
+        self.location.refresh()
         if not fs.exists(path):
             return []
         return sorted(p for p in fs.find(path) if p.endswith(".parquet"))
 
-    def describe_shards(self, path: str) -> list[dict[str, Any]]:
-        files = self.list_parquet(path)
+    def describe_shards(self, name: str) -> list[dict[str, Any]]:
+        """Path (as it will be after publishing), rows and bytes of each
+        finished shard of data/, rejected/ or duplicates/."""
+        files = self.list_parquet(posixpath.join(self.publish_root, name))
 
         def describe(file: str) -> dict[str, Any]:
             return {
-                "path": posixpath.relpath(file, self.location.path),
+                "path": posixpath.relpath(file, self.publish_root),
                 "rows": count_rows(self.location, file),
                 "bytes": self.location.fs.size(file),
             }
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
+        with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
             return list(pool.map(describe, files))
 
-    def commit(self, manifest: dict[str, Any]) -> None:
-        """Drop the staging area, then write the manifest: the last write."""
-        staging_root = self.location.join("_staging")
-        if self.location.fs.exists(staging_root):
-            self.location.fs.rm(staging_root, recursive=True)
-        write_json(self.location, self.manifest, manifest)
+    def seal(self, shards: list[str], manifest: dict[str, Any]) -> dict[str, Any]:
+        """Record that the run finished and passed accounting: from here on a
+        re-run only publishes."""
+        ready = {"shards": sorted(shards), "manifest": manifest}
+        write_json(self.location, self.ready_marker, ready)
+        return ready
+
+    def read_ready(self) -> dict[str, Any]:
+        return read_json(self.location, self.ready_marker)
+
+    def publish(self, ready: dict[str, Any]) -> None:
+        """Move the sealed shards into place, drop everything else under the
+        published directories, then write the manifest. Safe to repeat."""
+        fs = self.location.fs
+        if fs.exists(self.manifest):
+            fs.rm(self.manifest)
+        wanted = set(ready["shards"])
+
+        def move(rel: str) -> None:
+            staged = posixpath.join(self.publish_root, rel)
+            if fs.exists(staged):  # otherwise an earlier attempt moved it
+                fs.makedirs(posixpath.dirname(self.location.join(rel)), exist_ok=True)
+                fs.mv(staged, self.location.join(rel))
+
+        with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
+            list(pool.map(move, sorted(wanted)))
+            self.location.refresh()
+            stale = [
+                path
+                for name in PUBLISHED
+                if fs.exists(self.location.join(name))
+                for path in fs.find(self.location.join(name))
+                if posixpath.relpath(path, self.location.path) not in wanted
+            ]
+            list(pool.map(fs.rm, stale))
+        missing = [rel for rel in sorted(wanted) if not fs.exists(self.location.join(rel))]
+        if missing:
+            raise StorageError(f"cannot publish {self.location.uri}: {missing[0]} is missing")
+        write_json(self.location, self.manifest, ready["manifest"])
+        # Cleanup after the commit point: a leftover staging area is harmless.
+        self._remove(self.staging_root)
+
+    def _remove(self, path: str) -> None:
+        if self.location.fs.exists(path):
+            self.location.fs.rm(path, recursive=True)
 
 
 def count_rows(location: Location, path: str) -> int:

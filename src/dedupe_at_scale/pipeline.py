@@ -3,19 +3,24 @@
 Phases:
   1. annotate  read shards -> language ID -> quality rules, streamed and fused
                into one task per read unit, written to OUT/_staging/annotated/
-  2. write     staging -> data/ (kept) and rejected/ (one row per dropped doc)
-  3. account   per-block counts from the staging columns, merged on the driver
-  4. commit    check input = kept + rejected, drop staging, write manifest.json
+  2. global    duplicate ids, dedup, mixture plan: decisions per staged file
+  3. write     staging + decisions -> data/ (kept), rejected/ (one row per
+               dropped doc), duplicates/, all under OUT/_staging/publish/
+  4. account   per-block counts from the staging columns, merged on the driver
+  5. commit    check input = kept + rejected, seal, publish, write manifest.json
 A failed run never writes a manifest, and the manifest is the marker of a
-complete output.
+complete output; output.py has the commit protocol and what a re-run resumes.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import posixpath
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +32,12 @@ import ray
 from ray.data import SaveMode
 from ray.data.datasource import FilenameProvider
 
+from . import __version__
 from . import columns as col
 from .annotate import annotate_batch
 from .config import ConfigError, JobConfig
 from .dedup import DECISION_SCHEMA, apply_decisions, run_dedup
+from .idcheck import apply_id_decisions, check_ids
 from .manifest import build_manifest
 from .minhash import candidate_probability, params_for
 from .mixture import (
@@ -46,8 +53,10 @@ from .mixture import (
     units,
 )
 from .mixture import plan as plan_mixture
-from .output import OutputLayout, count_rows
+from .output import OutputLayout, Resume, count_rows
+from .quarantine import rejected_table, write_quarantined_files
 from .reader import (
+    InputError,
     InputFile,
     ReadUnit,
     discover_inputs,
@@ -56,7 +65,7 @@ from .reader import (
     plan_units,
     prepare_table,
 )
-from .storage import Location, resolve
+from .storage import Location, StorageError, describe_error, overlaps, resolve
 
 log = logging.getLogger(__name__)
 
@@ -94,36 +103,59 @@ class JobPlan:
     files: list[InputFile]
     units: list[ReadUnit]
     planning_seconds: float
+    resume: Resume = "none"
 
 
-def plan_job(
-    input_uri: str,
-    output_uri: str,
-    cfg: JobConfig,
-    overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
-) -> JobPlan:
-    """Check the output and every input footer; needs no Ray. Clears what an
-    earlier run left in the output (refusing a complete one without overwrite)."""
+def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobPlan:
+    """Check the output and every input footer; needs no Ray. Decides what an
+    earlier, interrupted run of the same job left that can be kept."""
     started = time.time()
-    source = resolve(input_uri, storage_options)
-    layout = OutputLayout(resolve(output_uri, storage_options))
-    layout.check(overwrite)
+    source = resolve(input_uri, cfg.storage)
+    output = resolve(output_uri, cfg.storage)
+    if overlaps(source, output):
+        raise StorageError(
+            f"output {output_uri} overlaps the input {input_uri}: the job would read its own "
+            "output or clear its input; choose an output outside the input"
+        )
+    layout = OutputLayout(output)
+    _on_storage(output_uri, lambda: layout.check(overwrite))
     files = discover_inputs(source, cfg.input)
     units = plan_units(files, cfg.input.rows_per_task)
-    layout.prepare(overwrite)
-    return JobPlan(input_uri, output_uri, cfg, source, layout, files, units, time.time() - started)
+    resume = _on_storage(
+        output_uri,
+        lambda: layout.prepare(overwrite, fingerprint(input_uri, output_uri, cfg, files)),
+    )
+    return JobPlan(
+        input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume
+    )
 
 
-def run_job(
-    input_uri: str,
-    output_uri: str,
-    cfg: JobConfig,
-    overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
-) -> JobResult:
+def run_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobResult:
     """Plan and execute on the Ray cluster this process is connected to."""
-    return execute(plan_job(input_uri, output_uri, cfg, overwrite, storage_options))
+    return execute(plan_job(input_uri, output_uri, cfg, overwrite))
+
+
+def fingerprint(input_uri: str, output_uri: str, cfg: JobConfig, files: list[InputFile]) -> str:
+    """What a resumed run must share with the interrupted one."""
+    key = {
+        "input": input_uri,
+        "output": output_uri,
+        "config": cfg.to_dict(),
+        "files": [(f.relpath, f.size_bytes, f.num_rows, f.problem) for f in files],
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _on_storage(uri: str, action: Callable[[], Any]) -> Any:
+    """Run a storage action; a failure names the URI (botocore and aiohttp
+    errors are not OSErrors)."""
+    try:
+        return action()
+    except (StorageError, InputError, ConfigError):
+        raise
+    except Exception as exc:
+        raise StorageError(f"cannot use output {uri}: {describe_error(exc)}") from exc
 
 
 def execute(plan: JobPlan) -> JobResult:
@@ -131,19 +163,38 @@ def execute(plan: JobPlan) -> JobResult:
     timings: dict[str, float] = {"plan": round(plan.planning_seconds, 3)}
     cfg, source, layout, files, units = plan.cfg, plan.source, plan.layout, plan.files, plan.units
 
+    if plan.resume == "publish":
+        # An interrupted run already sealed this output: only publishing is left.
+        ready = layout.read_ready()
+        layout.publish(ready)
+        return JobResult(ready["manifest"], plan.output_uri, {**timings, "resumed": "publish"})
+
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
     with _timed(timings, "annotate"):
-        # One block per read unit: Ray would otherwise split small reads further.
-        annotated = ray.data.read_datasource(
-            input_datasource(source, units, cfg.input), override_num_blocks=max(1, len(units))
-        )
-        annotated = annotated.map_batches(
-            annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
-        )
-        _write(annotated, layout.staging, layout, cfg, rows_per_file=None, prefix="annotated")
+        if plan.resume == "annotated":
+            timings["resumed"] = "annotated"  # type: ignore[assignment]
+        else:
+            if units:
+                # One block per read unit: Ray would otherwise split small reads further.
+                annotated = ray.data.read_datasource(
+                    input_datasource(source, units, cfg.input), override_num_blocks=len(units)
+                )
+                annotated = annotated.map_batches(
+                    annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow",
+                    batch_size=None,
+                )  # fmt: skip
+                _write(
+                    annotated, layout.staging, layout, cfg, rows_per_file=None, prefix="annotated"
+                )
+            layout.mark_annotated()
 
     staged = Staged(layout, layout.list_parquet(layout.staging), cfg)
+    id_stats: dict[str, Any] = {}
+    if staged.files and any(f.has_id for f in files):
+        with _timed(timings, "ids"):
+            id_stats = _check_ids(plan, staged)
+
     dedup_stats: dict[str, Any] = {}
     if cfg.dedup.enabled and staged.files:
         with _timed(timings, "dedup"):
@@ -169,6 +220,7 @@ def execute(plan: JobPlan) -> JobResult:
             ),
             layout.rejected, layout, cfg, rows_per_shard, prefix="part",
         )  # fmt: skip
+        write_quarantined_files(source, files, layout.location, layout.rejected, cfg)
         if staged.decisions is not None:
             columns = ["id", "cluster_id", "kept"]
             _write(
@@ -178,11 +230,12 @@ def execute(plan: JobPlan) -> JobResult:
         _write_empty_shards(plan)
 
     with _timed(timings, "account"):
-        stats = _collect_stats(staged)
+        stats = _collect_stats(staged) + _quarantine_stats(files)
         if staged.mixture is not None:
             mixture_report = _mixture_report(plan, staged)
-        data_shards = layout.describe_shards(layout.data)
-        rejected_shards = layout.describe_shards(layout.rejected)
+        data_shards = layout.describe_shards("data")
+        rejected_shards = layout.describe_shards("rejected")
+        duplicate_shards = layout.describe_shards("duplicates") if cfg.dedup.enabled else []
         _check_accounting(files, stats, data_shards, rejected_shards)
 
     timings["total"] = time.time() - started
@@ -194,13 +247,16 @@ def execute(plan: JobPlan) -> JobResult:
         stats=stats,
         data_shards=data_shards,
         rejected_shards=rejected_shards,
-        duplicate_shards=layout.describe_shards(layout.duplicates) if cfg.dedup.enabled else [],
+        duplicate_shards=duplicate_shards,
+        id_check=id_stats,
         dedup=dedup_stats,
         mixture=mixture_report,
         timings=timings,
         started=started,
     )
-    layout.commit(manifest)
+    shards = [s["path"] for s in data_shards + rejected_shards + duplicate_shards]
+    with _timed(timings, "publish"):
+        layout.publish(layout.seal(shards, manifest))
     return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
 
 
@@ -224,6 +280,7 @@ class Staged:
         self.layout = layout
         self.files = files
         self.cfg = cfg
+        self.id_decisions: list[str] | None = None
         self.decisions: list[str] | None = None
         self.mixture: dict[str, GroupPlan] | None = None
 
@@ -231,7 +288,7 @@ class Staged:
         # Our own ordered reader: blocks come back in the order they were
         # written, whatever the cluster size.
         transform = None
-        if self.decisions is not None or self.mixture is not None:
+        if self.id_decisions is not None or self.decisions is not None or self.mixture is not None:
             if columns is not None:
                 needed = [col.UID, col.STAGE, col.RULE, col.REASON]
                 if self.mixture is not None:
@@ -240,6 +297,7 @@ class Staged:
             transform = functools.partial(
                 _apply_global_decisions,
                 location=self.layout.location,
+                id_decisions=self.id_decisions,
                 decisions=self.decisions,
                 cfg=self.cfg,
                 mixture=self.mixture,
@@ -268,10 +326,14 @@ def _apply_global_decisions(
     unit: ReadUnit,
     table: pa.Table,
     location: Location,
+    id_decisions: list[str] | None,
     decisions: list[str] | None,
     cfg: JobConfig,
     mixture: dict[str, GroupPlan] | None,
 ) -> pa.Table:
+    if id_decisions is not None:
+        repeated = pq.read_table(id_decisions[unit.index], filesystem=location.arrow_fs)
+        table = apply_id_decisions(table, repeated)
     if decisions is not None:
         decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
         table = apply_decisions(table, decided)
@@ -359,10 +421,9 @@ def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
             skipped.append(entry)
     if not any(name == "id" for name, _ in keep):
         keep.append(("id", "ascending"))  # ids break every remaining tie
-    partitions = cfg.dedup.partitions or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     outcome = run_dedup(
         staged.layout.location, staged.files, cfg.dedup, params.bands, params.rows,
-        cfg.input.id_column, keep, partitions, staged.layout.location.join("_staging", "decisions"),
+        cfg.input.id_column, keep, _partitions(cfg), staged.layout.decisions, staged.id_decisions,
     )  # fmt: skip
     staged.decisions = outcome.decisions
     return {
@@ -375,6 +436,26 @@ def _deduplicate(plan: JobPlan, staged: Staged) -> dict[str, Any]:
             for s in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
         },
     }
+
+
+def _partitions(cfg: JobConfig) -> int:
+    return cfg.dedup.partitions or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _check_ids(plan: JobPlan, staged: Staged) -> dict[str, Any]:
+    cfg = plan.cfg
+    outcome = check_ids(
+        staged.layout.location, staged.files, cfg.input.id_column, _partitions(cfg),
+        staged.layout.decisions,
+    )  # fmt: skip
+    if outcome.repeated and cfg.input.on_invalid_document == "error":
+        raise InputError(
+            f"duplicate document ids: {outcome.example} ({outcome.repeated} documents repeat "
+            "an earlier id; set input.on_invalid_document: quarantine to keep the first "
+            "and reject the others)"
+        )
+    staged.id_decisions = outcome.decisions if outcome.repeated else None
+    return {"repeated_ids": outcome.repeated}
 
 
 def _write(
@@ -417,9 +498,14 @@ def _write_empty_shards(plan: JobPlan) -> None:
     missing = [(path, make) for path, make in targets if not layout.list_parquet(path)]
     if not missing:
         return
-    first = plan.files[0]
-    with plan.source.fs.open(first.path, "rb") as handle:
-        empty = pq.read_schema(handle).empty_table()
+    readable = [f for f in plan.files if f.problem is None]
+    if readable:
+        first = readable[0]
+        with plan.source.fs.open(first.path, "rb") as handle:
+            empty = pq.read_schema(handle).empty_table()
+    else:  # every input file was quarantined
+        first = plan.files[0]
+        empty = pa.schema([(cfg.input.text_column, pa.string())]).empty_table()
     annotated = annotate_batch(prepare_table(empty, first, 0, cfg.input), cfg)
     for path, make in missing:
         layout.location.fs.makedirs(path, exist_ok=True)
@@ -460,16 +546,11 @@ def _rejected_columns(cfg: JobConfig) -> list[str]:
 
 def _rejected_documents(table: pa.Table, cfg: JobConfig) -> pa.Table:
     rejected = table.filter(pc.is_valid(table.column(col.STAGE)))
-    out = {
-        "id": rejected.column(cfg.input.id_column),
-        "stage": rejected.column(col.STAGE),
-        "rule": rejected.column(col.RULE),
-        "value": rejected.column(col.VALUE),
-        "reason": rejected.column(col.REASON),
-    }
-    if cfg.output.rejected_text:
-        out["text"] = rejected.column(cfg.input.text_column)
-    return pa.table(out)
+    return rejected_table(
+        cfg, rejected.column(cfg.input.id_column), rejected.column(col.STAGE),
+        rejected.column(col.RULE), rejected.column(col.VALUE), rejected.column(col.REASON),
+        rejected.column(cfg.input.text_column) if cfg.output.rejected_text else None,
+    )  # fmt: skip
 
 
 def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[str]) -> int:
@@ -514,8 +595,17 @@ def _collect_stats(staged: Staged) -> list[dict[str, Any]]:
     return ds.map_batches(_block_stats, batch_format="pyarrow", batch_size=None).take_all()
 
 
+def _quarantine_stats(files: list[InputFile]) -> list[dict[str, Any]]:
+    """Counts of the files quarantined whole, in the shape of block stats."""
+    return [
+        {col.STAGE: "input", col.RULE: f.problem[0], col.LANGUAGE: "", "count": f.entries}
+        for f in files
+        if f.problem is not None
+    ]
+
+
 def _check_accounting(files, stats, data_shards, rejected_shards) -> None:
-    total = sum(f.num_rows for f in files)
+    total = sum(f.entries for f in files)
     kept = sum(s["count"] for s in stats if not s[col.STAGE])
     rejected = sum(s["count"] for s in stats if s[col.STAGE])
     # Mixture upsampling writes some kept documents more than once.

@@ -31,6 +31,16 @@ class InputError(ValueError):
     """Bad input data; the message names the file (and row) and the problem."""
 
 
+class FileProblem(InputError):
+    """A whole file cannot be used. `rule` names the problem in rejected/;
+    `num_rows` is None when not even the footer could be read."""
+
+    def __init__(self, message: str, rule: str, num_rows: int | None = None):
+        super().__init__(message)
+        self.rule = rule
+        self.num_rows = num_rows
+
+
 @dataclass(frozen=True)
 class InputFile:
     path: str  # on the filesystem
@@ -40,6 +50,16 @@ class InputFile:
     size_bytes: int
     row_group_rows: tuple[int, ...]
     has_id: bool
+    # Set when input.on_invalid_file quarantines the file: (rule, reason).
+    problem: tuple[str, str] | None = None
+
+    @property
+    def entries(self) -> int:
+        """What this file adds to the input count: its rows, or 1 for a file
+        whose rows cannot be counted (it is one rejected entry then)."""
+        if self.problem is not None and self.problem[0] in UNCOUNTABLE:
+            return 1
+        return self.num_rows
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,8 @@ class ReadUnit:
     index: int = 0  # position among all units: the high half of document uids
 
 
+# Problems that leave a file's row count unknown.
+UNCOUNTABLE = ("empty_file", "not_parquet", "unreadable_file")
 TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
 
 
@@ -62,39 +84,64 @@ def discover_inputs(location: Location, cfg: InputConfig) -> list[InputFile]:
 
 
 def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> InputFile:
+    """Footer and schema of one file; a problem is an error or, with
+    input.on_invalid_file: quarantine, recorded on the file."""
     display = location.display(path)
-    try:
-        size = location.fs.size(path)
-    except (OSError, PermissionError) as exc:
-        raise InputError(f"{display}: cannot be read: {exc}") from exc
-    if size == 0:
-        raise InputError(f"{display}: file is empty (0 bytes), not a Parquet file")
-    try:
-        with location.fs.open(path, "rb") as handle:
-            meta = pq.ParquetFile(handle).metadata
-            schema = meta.schema.to_arrow_schema()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError(f"{display}: not a readable Parquet file: {exc}") from exc
-    check_text_column(schema, cfg.text_column, display)
-    rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     relpath = posixpath.relpath(path, root) if root else path
-    return InputFile(
-        path, display, relpath, meta.num_rows, size, rows, cfg.id_column in schema.names
-    )
+    size, has_id = 0, False
+    try:
+        try:
+            size = location.fs.size(path)
+        except (OSError, PermissionError) as exc:
+            raise FileProblem(f"{display}: cannot be read: {exc}", "unreadable_file") from exc
+        if size == 0:
+            raise FileProblem(
+                f"{display}: file is empty (0 bytes), not a Parquet file", "empty_file"
+            )
+        try:
+            with location.fs.open(path, "rb") as handle:
+                meta = pq.ParquetFile(handle).metadata
+                schema = meta.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise FileProblem(
+                f"{display}: not a readable Parquet file (truncated or not Parquet): {exc}",
+                "not_parquet",
+            ) from exc
+        rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+        has_id = cfg.id_column in schema.names
+        check_text_column(schema, cfg.text_column, display, meta.num_rows)
+    except FileProblem as problem:
+        if cfg.on_invalid_file == "error":
+            raise InputError(
+                f"{problem} (set input.on_invalid_file: quarantine to send the file's "
+                "documents to rejected/ instead)"
+            ) from problem
+        known = problem.num_rows is not None
+        return InputFile(
+            path, display, relpath, problem.num_rows or 0, size, rows if known else (),
+            has_id, problem=(problem.rule, str(problem)),
+        )  # fmt: skip
+    return InputFile(path, display, relpath, meta.num_rows, size, rows, has_id)
 
 
-def check_text_column(schema: pa.Schema, text_column: str, display: str) -> None:
+def check_text_column(
+    schema: pa.Schema, text_column: str, display: str, num_rows: int | None = None
+) -> None:
     if text_column not in schema.names:
-        raise InputError(
+        raise FileProblem(
             f"{display}: missing text column '{text_column}' "
-            f"(columns: {', '.join(schema.names) or 'none'}; set input.text_column)"
+            f"(columns: {', '.join(schema.names) or 'none'}; set input.text_column)",
+            "missing_text_column",
+            num_rows,
         )
     text_type = schema.field(text_column).type
     if pa.types.is_dictionary(text_type):
         text_type = text_type.value_type
     if text_type not in TEXT_TYPES:
-        raise InputError(
-            f"{display}: text column '{text_column}' has type {text_type}, expected string"
+        raise FileProblem(
+            f"{display}: text column '{text_column}' has type {text_type}, expected string",
+            "text_not_string",
+            num_rows,
         )
 
 
@@ -102,6 +149,8 @@ def plan_units(files: list[InputFile], rows_per_task: int) -> list[ReadUnit]:
     """Cut files into read units of whole row groups, about rows_per_task rows."""
     units = []
     for f in files:
+        if f.problem is not None:
+            continue  # quarantined whole; the driver writes its rejected rows
         group: list[int] = []
         first = start = 0
         rows = 0
@@ -198,24 +247,57 @@ def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
     """Read one unit of an input file and prepare it for the stages."""
     f = unit.file
     try:
-        with location.fs.open(f.path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            table = (
-                parquet.read_row_groups(list(unit.row_groups))
-                if unit.row_groups
-                else parquet.schema_arrow.empty_table()
-            )
+        table = _read_row_groups(location, unit)
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(
-            f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}"
-        ) from exc
+        message = f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}"
+        if cfg.on_invalid_file == "error":
+            raise InputError(
+                f"{message} (set input.on_invalid_file: quarantine to send these documents "
+                "to rejected/ instead)"
+            ) from exc
+        table = _placeholder_rows(location, unit, cfg)
+        return prepare_table(table, f, unit.first_row, cfg, unit.index,
+                             problem=("unreadable_row_group", message))  # fmt: skip
     return prepare_table(table, f, unit.first_row, cfg, unit.index)
 
 
-def prepare_table(
-    table: pa.Table, f: InputFile, first_row: int, cfg: InputConfig, unit_index: int = 0
+def _read_row_groups(
+    location: Location, unit: ReadUnit, columns: list[str] | None = None
 ) -> pa.Table:
-    """Tag rows with file, row index and uid, make ids and text, flag bad rows."""
+    with location.fs.open(unit.file.path, "rb") as handle:
+        # Checksums, where the writer stored them, catch corrupt pages that
+        # would otherwise decode into wrong text.
+        parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+        if not unit.row_groups:
+            return parquet.schema_arrow.empty_table()
+        return parquet.read_row_groups(list(unit.row_groups), columns=columns)
+
+
+def _placeholder_rows(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
+    """The unit's rows as nulls in the file's schema, with the ids and other
+    columns that can still be read; the text stays null."""
+    with location.fs.open(unit.file.path, "rb") as handle:
+        schema = pq.ParquetFile(handle).schema_arrow
+    n = unit.num_rows
+    columns = {field.name: pa.nulls(n, field.type) for field in schema}
+    for name in [cfg.id_column] if unit.file.has_id else []:
+        try:
+            columns[name] = _read_row_groups(location, unit, [name]).column(name)
+        except (pa.ArrowException, OSError):
+            pass  # the reason names file and row; the id stays null
+    return pa.table(columns, schema=schema)
+
+
+def prepare_table(
+    table: pa.Table,
+    f: InputFile,
+    first_row: int,
+    cfg: InputConfig,
+    unit_index: int = 0,
+    problem: tuple[str, str] | None = None,
+) -> pa.Table:
+    """Tag rows with file, row index and uid, make ids and text, flag bad rows
+    (every row, with `problem` = (rule, reason))."""
     n = table.num_rows
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))
@@ -228,9 +310,17 @@ def prepare_table(
             pa.array([f.relpath] * n, pa.string()), pc.cast(rows, pa.string()), "#"
         )
         table = table.append_column(cfg.id_column, ids)
-    text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
+    if problem is not None:
+        text, problems = pc.fill_null(table.column(cfg.text_column).cast(pa.string()), ""), []
+    else:
+        text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
     table = table.set_column(table.schema.get_field_index(cfg.text_column), cfg.text_column, text)
-    if any(problems):
+    if problem is not None:
+        rule, message = problem
+        stage = pa.array(["input"] * n, pa.string())
+        rule = pa.array([rule] * n, pa.string())
+        reason = pa.array([f"{message} (row {first_row + i})" for i in range(n)], pa.string())
+    elif any(problems):
         stage = pa.array([("input" if p else None) for p in problems], pa.string())
         rule = pa.array(problems, pa.string())
         reasons = [

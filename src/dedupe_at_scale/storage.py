@@ -8,6 +8,7 @@ otherwise) for reading and writing Parquet.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,13 @@ import fsspec
 import pyarrow.fs as pafs
 from fsspec.implementations.local import LocalFileSystem
 
+from .config import StorageConfig
+
 GLOB_CHARS = ("*", "?", "[")
+S3_PROTOCOLS = ("s3", "s3a")
+# Fail in seconds, not minutes, when an endpoint is down; users may override.
+S3_DEFAULT_CONFIG = {"connect_timeout": 10, "retries": {"max_attempts": 4, "mode": "standard"}}
+SECRET_WORDS = ("secret", "token", "password", "key")
 
 
 class StorageError(RuntimeError):
@@ -47,13 +54,72 @@ class Location:
             return path
         return f"{protocol}://{path}"
 
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
 
-def resolve(uri: str, storage_options: dict[str, Any] | None = None) -> Location:
+    def refresh(self) -> None:
+        """Forget cached listings: other processes (Ray workers) write here."""
+        self.fs.invalidate_cache()
+
+
+def protocol_of(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else "file"
+
+
+def storage_options(uri: str, storage: StorageConfig | None) -> dict[str, Any]:
+    """fsspec options for one URI: the S3 settings for s3://, `options` for
+    every remote scheme, nothing for local paths."""
+    if storage is None or protocol_of(uri) in ("file", "local"):
+        return {}
+    options: dict[str, Any] = {}
+    if protocol_of(uri) in S3_PROTOCOLS:
+        options["config_kwargs"] = dict(S3_DEFAULT_CONFIG)
+        if storage.endpoint_url:
+            options["endpoint_url"] = storage.endpoint_url
+        if storage.region:
+            options["client_kwargs"] = {"region_name": storage.region}
+        if storage.anonymous:
+            options["anon"] = True
+    return {**options, **storage.options}
+
+
+def redact(options: dict[str, Any]) -> dict[str, Any]:
+    """Options with credential values hidden, for manifests and logs."""
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if isinstance(value, dict):
+            out[name] = redact(value)
+        elif any(word in name.lower() for word in SECRET_WORDS) and name != "endpoint_url":
+            out[name] = "***"
+        else:
+            out[name] = value
+    return out
+
+
+def resolve(uri: str, storage: StorageConfig | None = None) -> Location:
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    except (ValueError, ImportError) as exc:
+        fs, path = fsspec.core.url_to_fs(uri, **storage_options(uri, storage))
+    except (ValueError, ImportError, TypeError) as exc:
         raise StorageError(f"cannot open {uri}: {exc}") from exc
     return Location(uri=uri, fs=fs, path=path.rstrip("/") or path)
+
+
+def overlaps(a: Location, b: Location) -> bool:
+    """Whether one location lies inside the other (same filesystem)."""
+    if a.fs.protocol != b.fs.protocol:
+        return False
+    pa_, pb = _normalized(a), _normalized(b)
+    return pa_ == pb or pa_.startswith(pb + "/") or pb.startswith(pa_ + "/")
+
+
+def _normalized(location: Location) -> str:
+    path = location.path
+    for ch in GLOB_CHARS:
+        path = path.split(ch)[0]
+    if location.is_local:
+        path = os.path.realpath(path)
+    return path.rstrip("/")
 
 
 def list_parquet_files(location: Location) -> tuple[list[str], str]:
@@ -61,6 +127,7 @@ def list_parquet_files(location: Location) -> tuple[list[str], str]:
     the root directory that generated ids are made relative to."""
     fs, path = location.fs, location.path
     try:
+        location.refresh()
         if any(ch in path for ch in GLOB_CHARS):
             root = path.split("*")[0].split("?")[0].split("[")[0]
             root = root if root.endswith("/") else posixpath.dirname(root)
@@ -72,8 +139,10 @@ def list_parquet_files(location: Location) -> tuple[list[str], str]:
             root, files = posixpath.dirname(path), [path]
         else:
             raise StorageError(f"input not found: {location.uri}")
-    except (OSError, PermissionError) as exc:
-        raise StorageError(f"cannot list input {location.uri}: {exc}") from exc
+    except StorageError:
+        raise
+    except Exception as exc:  # botocore / aiohttp errors are not OSErrors
+        raise StorageError(f"cannot list input {location.uri}: {describe_error(exc)}") from exc
     if not files:
         raise StorageError(f"no Parquet files (*.parquet, *.pq) found at {location.uri}")
     return sorted(files), root.rstrip("/")
@@ -88,3 +157,16 @@ def write_json(location: Location, path: str, payload: Any) -> None:
 def read_json(location: Location, path: str) -> Any:
     with location.fs.open(path, "rb") as handle:
         return json.loads(handle.read().decode("utf-8"))
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a storage failure, with the hint users need most."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    lowered = text.lower()
+    if any(w in lowered for w in ("could not connect", "connect timeout", "connection refused",
+                                  "endpoint url", "name or service not known")):  # fmt: skip
+        return f"{text} (is the endpoint reachable? check storage.endpoint_url)"
+    if isinstance(exc, PermissionError) or any(w in lowered for w in ("invalidaccesskeyid", "access key id", "signaturedoesnotmatch", "access denied",
+                                  "forbidden", "403", "nocredentials", "unable to locate credentials")):  # fmt: skip
+        return f"{text} (check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile or storage.options)"
+    return text

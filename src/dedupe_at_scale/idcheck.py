@@ -1,0 +1,134 @@
+"""Duplicate document ids, found across all staged files with Ray tasks.
+
+Ids are hashed into partitions, so every copy of an id meets in one task. Of
+documents still kept after annotation, the first in input order keeps its
+id; each later one is a "duplicate_id" problem: an error naming both places,
+or (input.on_invalid_document: quarantine) a rejection with stage "input".
+Decisions are written per staged file, like the dedup decisions.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+
+from . import columns as col
+from .config import TASK_RETRIES
+from .dedup import _call, _gather, _pieces, _read_kept, _split
+from .minhash import string_hashes
+from .storage import Location
+
+ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
+
+
+@dataclass
+class IdCheckOutcome:
+    decisions: list[str]  # per staged file: uids whose id repeats an earlier one
+    repeated: int
+    example: str | None
+
+
+def check_ids(
+    location: Location, files: list[str], id_column: str, partitions: int, decisions_dir: str
+) -> IdCheckOutcome:
+    n_files = len(files)
+    scans = [
+        _call(_scan_ids, partitions, location, path, f, id_column, partitions)
+        for f, path in enumerate(files)
+    ]
+    found = [_call(_repeats, n_files, n_files, [s[p] for s in scans]) for p in range(partitions)]
+    location.fs.makedirs(decisions_dir, exist_ok=True)
+    paths = [posixpath.join(decisions_dir, f"ids-{f:05d}.parquet") for f in range(n_files)]
+    written = ray.get(
+        [
+            _write_id_decisions.remote(location, paths[f], [piece[f] for piece in found])
+            for f in range(n_files)
+        ]
+    )
+    examples = [example for _, example in written if example]
+    return IdCheckOutcome(paths, sum(n for n, _ in written), examples[0] if examples else None)
+
+
+def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
+    """Mark the documents of a staged block whose id repeats an earlier one."""
+    if decisions.num_rows == 0 or table.num_rows == 0:
+        return table
+    uids = table.column(col.UID).to_numpy()
+    decided = decisions.column(col.UID).to_numpy()
+    pos = np.minimum(np.searchsorted(decided, uids), len(decided) - 1)
+    repeated = decided[pos] == uids
+    if not repeated.any():
+        return table
+    rule = pa.array(["duplicate_id"] * table.num_rows, pa.string())
+    return col.mark_rejected(table, repeated, "input", rule, decisions.column("reason").take(pos))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _scan_ids(location, path, file_index, id_column, partitions):
+    table = _read_kept(location, path, [id_column, col.FILE, col.ROW])
+    ids = pc.cast(table.column(id_column), pa.string()).combine_chunks()
+    hashes = string_hashes(ids)
+    where = pc.binary_join_element_wise(
+        table.column(col.FILE), pc.cast(table.column(col.ROW), pa.string()), "#"
+    )
+    out = pa.table(
+        {
+            "hash": hashes,
+            "id": ids,
+            "uid": table.column(col.UID),
+            "file": pa.array(np.full(len(ids), file_index, np.int64)),
+            "where": where,
+        }
+    )
+    return _pieces(_split(out, (hashes % np.uint64(partitions)).astype(np.int64), partitions))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _repeats(n_files, pieces):
+    """Rows whose id appeared at a smaller uid, split by staged file."""
+    table = _gather(pieces).sort_by(
+        [("hash", "ascending"), ("id", "ascending"), ("uid", "ascending")]
+    )
+    n = table.num_rows
+    if n < 2:
+        return _pieces(_split(_empty_repeats(), np.zeros(0, np.int64), n_files))
+    hashes = table.column("hash").to_numpy()
+    ids = table.column("id")
+    same = np.r_[
+        False,
+        (hashes[1:] == hashes[:-1])
+        & pc.equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False),
+    ]
+    first = np.maximum.accumulate(np.where(same, 0, np.arange(n)))
+    rows = np.flatnonzero(same)
+    where = table.column("where")
+    reasons = [
+        f"id {ids[int(r)].as_py()!r} at {where[int(r)].as_py()} repeats {where[int(first[r])].as_py()}"
+        for r in rows
+    ]
+    out = pa.table(
+        {
+            col.UID: table.column("uid").take(pa.array(rows, pa.int64())),
+            "reason": pa.array(reasons, pa.string()),
+        },
+        schema=ID_DECISION_SCHEMA,
+    )
+    return _pieces(_split(out, table.column("file").to_numpy()[rows], n_files))
+
+
+def _empty_repeats() -> pa.Table:
+    return ID_DECISION_SCHEMA.empty_table()
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _write_id_decisions(location, path, pieces):
+    decisions = pa.concat_tables(ray.get(list(pieces))).sort_by(col.UID)
+    pq.write_table(decisions, path, filesystem=location.arrow_fs)
+    example = decisions.column("reason")[0].as_py() if decisions.num_rows else None
+    return decisions.num_rows, example
