@@ -24,7 +24,8 @@ def ray_cluster():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+        # "local": a new Ray even if a `ray start` cluster runs on this machine.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
@@ -43,3 +44,117 @@ def write_table(path: Path, columns: dict, schema: pa.Schema | None = None, **kw
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns, schema=schema), path, **kwargs)
     return path
+
+
+class S3Server:
+    """moto's S3 in server mode on 127.0.0.1, in its own process, with IAM
+    authentication on: only the access key made at start-up is accepted."""
+
+    BUCKETS = ("corpus-in", "corpus-out")
+
+    def __init__(self) -> None:
+        import json
+        import os
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        import boto3
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        # The first three calls (create user, policy, key) are unauthenticated.
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        iam = boto3.client("iam", **self._client_args("bootstrap", "bootstrap"))
+        iam.create_user(UserName="dds")
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}  # fmt: skip
+        iam.put_user_policy(UserName="dds", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="dds")["AccessKey"]
+        self.key, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
+        s3 = self.client()
+        for bucket in self.BUCKETS:
+            s3.create_bucket(Bucket=bucket)
+
+    def _client_args(self, key: str, secret: str) -> dict:
+        return {
+            "endpoint_url": self.endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": key,
+            "aws_secret_access_key": secret,
+        }
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", **self._client_args(self.key, self.secret))
+
+    def storage(self, key: str | None = None, secret: str | None = None) -> dict:
+        """The job config's storage section for this server."""
+        return {
+            "endpoint_url": self.endpoint,
+            "region": "us-east-1",
+            "options": {"key": key or self.key, "secret": secret or self.secret},
+        }
+
+    def env(self) -> dict:
+        """AWS environment variables for this server (for a CLI process)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.key,
+            "AWS_SECRET_ACCESS_KEY": self.secret,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def upload_dir(self, local: Path, bucket: str, prefix: str) -> None:
+        s3 = self.client()
+        for path in sorted(local.rglob("*.parquet")):
+            s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+def output_tables(root: str, filesystem=None) -> dict[str, pa.Table]:
+    """Every shard of data/, rejected/ and duplicates/ by relative path, read
+    with plain pyarrow (local path, or bucket/prefix with an S3 filesystem)."""
+    import pyarrow.fs as pafs
+
+    fs = filesystem or pafs.LocalFileSystem()
+    shards = {}
+    for name in ("data", "rejected", "duplicates"):
+        selector = pafs.FileSelector(f"{root}/{name}", allow_not_found=True, recursive=True)
+        for info in fs.get_file_info(selector):
+            if info.path.endswith(".parquet"):
+                shards[info.path[len(root) + 1 :]] = pq.read_table(info.path, filesystem=fs)
+    return shards
+
+
+def assert_same_output(expected: dict[str, pa.Table], actual: dict[str, pa.Table]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name, table in expected.items():
+        assert actual[name].equals(table), name

@@ -8,14 +8,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError, load_config
+from .config import ConfigError, JobConfig, load_config
 from .langid import ModelError
 from .pipeline import AccountingError
 from .reader import InputError
 from .storage import StorageError
+from .submit import SubmitError
 
 # OutputExistsError is a StorageError.
-KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError, AccountingError)
+KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the curation job")
-    run.add_argument("--input", required=True, help="directory, file or glob of Parquet shards")
-    run.add_argument("--output", required=True, help="output directory")
+    run.add_argument(
+        "--input", help="directory, file or glob of Parquet shards (default: input.uri)"
+    )
+    run.add_argument("--output", help="output directory (default: output.uri)")
     run.add_argument("--config", help="YAML job config (defaults apply without one)")
     run.add_argument(
         "--address",
@@ -51,6 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dim", type=int, default=64, help="vector size")
     train.add_argument("--bucket", type=int, default=500_000, help="hashed bigram buckets")
 
+    submit = sub.add_parser(
+        "submit", help="submit the job to a Ray cluster through the Ray Jobs API"
+    )
+    submit.add_argument(
+        "--address", required=True, help="Jobs API (dashboard) address, http://HOST:8265"
+    )
+    submit.add_argument("--config", required=True, help="YAML job spec (jobs/*.yaml)")
+    submit.add_argument("--input", help="input URI (default: the spec's input.uri)")
+    submit.add_argument("--output", help="output URI (default: the spec's output.uri)")
+    submit.add_argument("--overwrite", action="store_true", help="replace a complete output")
+    submit.add_argument("--wait", action="store_true", help="stream the logs until the job ends")
+    submit.add_argument(
+        "--env", action="append", default=[], metavar="NAME",
+        help="forward this environment variable to the job (e.g. AWS_ACCESS_KEY_ID); repeatable",
+    )  # fmt: skip
+    submit.add_argument(
+        "--pip", action="append", default=[], metavar="REQUIREMENT",
+        help="also pip-install this on the cluster for the job (default: none; the "
+        "cluster's image is expected to hold the dependencies)",
+    )  # fmt: skip
+
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
     gen.add_argument("--docs", type=int, default=6000)
     gen.add_argument("--shards", type=int, default=8)
@@ -66,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "train-quality":
             return _train_quality(args)
+        if args.command == "submit":
+            from .submit import submit_job
+
+            return submit_job(args)
         return _run(args)
     except Exception as exc:  # report known problems plainly, re-raise bugs
         known = find_known_error(exc)
@@ -101,12 +129,23 @@ def _run(args: argparse.Namespace) -> int:
 
     # Config, output and every input footer are checked before Ray starts.
     cfg = load_config(args.config)
-    plan = plan_job(args.input, args.output, cfg, overwrite=args.overwrite)
+    input_uri, output_uri = job_uris(cfg, args.input, args.output)
+    plan = plan_job(input_uri, output_uri, cfg, overwrite=args.overwrite)
     connect(args.address, args.num_cpus, quiet=args.quiet)
     result = execute(plan)
     print()
     print(summarize(result.manifest))
     return 0
+
+
+def job_uris(cfg: JobConfig, input_uri: str | None, output_uri: str | None) -> tuple[str, str]:
+    """Input and output from the command line, else from the job spec."""
+    input_uri = input_uri or cfg.input.uri
+    output_uri = output_uri or cfg.output.uri
+    if not input_uri or not output_uri:
+        missing = "--input (or input.uri)" if not input_uri else "--output (or output.uri)"
+        raise ConfigError(f"no {missing} given")
+    return input_uri, output_uri
 
 
 def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:
@@ -120,7 +159,10 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
     if address and address != "local":
         ray.init(address=address, logging_level="WARNING")
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
+        # "local": always a new Ray, never one that `ray start` left running.
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING"
+        )
     if quiet:
         ray.data.DataContext.get_current().enable_progress_bars = False
         ray.data.DataContext.get_current().print_on_execution_start = False

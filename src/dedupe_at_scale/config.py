@@ -8,6 +8,7 @@ Defaults make a sensible run with no config file at all.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class ConfigError(ValueError):
 # sentences there, so word-count based rules do not apply to them.
 UNSEGMENTED_LANGUAGES = ["zh", "ja", "th", "lo", "km", "my", "bo", "dz", "yue", "wuu"]
 
+SPEC_ENV_PREFIX = "env:"
+
 # Times one of the global steps' Ray tasks is re-run when its worker process
 # dies (killed, OOM, node lost); errors raised by our code are not retried, as
 # they would repeat. Ray Data's own tasks (read, annotate, write) keep Ray
@@ -36,6 +39,8 @@ GOPHER_STOP_WORDS = {"en": ["the", "be", "to", "of", "and", "that", "have", "wit
 
 @dataclass
 class InputConfig:
+    # Where the shards are (dir, file, glob, s3://...); --input overrides it.
+    uri: str | None = None
     text_column: str = "text"
     # When the column is absent, ids are generated as "<relative path>#<row>".
     id_column: str = "id"
@@ -195,6 +200,8 @@ class MixtureConfig:
 
 @dataclass
 class OutputConfig:
+    # Where the output goes; --output overrides it.
+    uri: str | None = None
     # Target rows per output shard; bytes_per_shard, when set, takes precedence
     # and is converted to rows from the average size of the documents.
     rows_per_shard: int = 100_000
@@ -234,13 +241,20 @@ class JobConfig:
 
 
 def load_config(path: str | Path | None) -> JobConfig:
-    """Read a YAML job config; ``None`` gives the defaults."""
+    """Read a YAML job config; ``None`` gives the defaults, ``env:NAME`` the
+    YAML text held by an environment variable (how `submit` ships a spec)."""
     if path is None:
         return JobConfig()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if str(path).startswith(SPEC_ENV_PREFIX):
+        name = str(path)[len(SPEC_ENV_PREFIX) :]
+        if name not in os.environ:
+            raise ConfigError(f"config {path}: environment variable {name} is not set")
+        text = os.environ[name]
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

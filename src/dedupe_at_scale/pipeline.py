@@ -167,14 +167,12 @@ def execute(plan: JobPlan) -> JobResult:
         # An interrupted run already sealed this output: only publishing is left.
         ready = layout.read_ready()
         layout.publish(ready)
-        return JobResult(ready["manifest"], plan.output_uri, {**timings, "resumed": "publish"})
+        return JobResult(ready["manifest"], plan.output_uri, timings)
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
     with _timed(timings, "annotate"):
-        if plan.resume == "annotated":
-            timings["resumed"] = "annotated"  # type: ignore[assignment]
-        else:
+        if plan.resume != "annotated":
             if units:
                 # One block per read unit: Ray would otherwise split small reads further.
                 annotated = ray.data.read_datasource(
@@ -254,6 +252,8 @@ def execute(plan: JobPlan) -> JobResult:
         timings=timings,
         started=started,
     )
+    # What an interrupted run of the same job had finished already.
+    manifest["resumed_after"] = {"none": None, "annotated": "annotate"}[plan.resume]
     shards = [s["path"] for s in data_shards + rejected_shards + duplicate_shards]
     with _timed(timings, "publish"):
         layout.publish(layout.seal(shards, manifest))

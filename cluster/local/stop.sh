@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Stop the local cluster started by cluster/local/start.sh (same --state).
+#
+#   cluster/local/stop.sh [--state DIR]
+#
+# Stops every node of that cluster (and only Ray processes using its temp
+# directory), then forgets the recorded address.
+set -euo pipefail
+
+STATE=".ray-local"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --state) STATE="$2"; shift 2 ;;
+    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -d "$STATE" ] || { echo "no local cluster recorded in $STATE" >&2; exit 0; }
+STATE="$(cd "$STATE" && pwd)"
+
+[ -f "$STATE/temp_dir" ] || { echo "no local cluster recorded in $STATE" >&2; exit 0; }
+TEMP="$(cat "$STATE/temp_dir")"
+# `ray stop` would stop every Ray on the machine; signal only this cluster's
+# processes, found by the temp directory they were started with.
+pids() { pgrep -f -- "$TEMP/" || true; }
+for signal in TERM KILL; do
+  [ -z "$(pids)" ] && break
+  pids | xargs -r kill "-$signal" 2>/dev/null || true
+  for _ in $(seq 1 50); do [ -z "$(pids)" ] && break; sleep 0.2; done
+done
+rm -f "$STATE/address" "$STATE/dashboard" "$STATE/temp_dir"
+if [ -n "$(pids)" ]; then echo "some Ray processes did not stop: $(pids | tr '\n' ' ')" >&2; exit 1; fi
+echo "local cluster in $STATE stopped (its logs stay in $TEMP)"
