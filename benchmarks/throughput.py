@@ -1,0 +1,154 @@
+"""Throughput of the whole job on N generated documents: per phase and per
+stage docs/s and MB/s, per-core figures, peak memory, a scaling table over
+1, 2, 4, ... workers up to the cores present, and the speed against a
+single-process baseline run on the same data in the same run (fastText
+language ID plus datasketch MinHash-LSH, the script a user would write).
+
+    .venv/bin/python benchmarks/throughput.py                 # 200,000 documents
+    .venv/bin/python benchmarks/throughput.py --docs 1000000
+    .venv/bin/python benchmarks/throughput.py --workers 1,4,16 --baseline-docs 50000
+
+The baseline does less than the job (no quality rules, no staging, no
+manifest); its time is measured on --baseline-docs documents (default: all)
+and scaled linearly when fewer, which the output says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import run_cli  # noqa: E402
+from dedup_quality import run_datasketch  # noqa: E402
+from dedupe_at_scale.config import JobConfig  # noqa: E402
+from dedupe_at_scale.langid import LanguageIdentifier  # noqa: E402
+from dedupe_at_scale.sample import generate_sample  # noqa: E402
+
+MB = 1e6
+
+
+def worker_counts(cores: int, requested: str | None) -> list[int]:
+    if requested:
+        return sorted({int(w) for w in requested.split(",")})
+    counts, w = [], 1
+    while w < cores:
+        counts.append(w)
+        w *= 2
+    return counts + [cores]
+
+
+def baseline(input_dir: Path, docs: int) -> tuple[float, int]:
+    """fastText language ID, then datasketch MinHashLSH dedup, one process,
+    on the first `docs` documents: (seconds, documents)."""
+    subset = input_dir.parent / "baseline-input"
+    table = pq.read_table(input_dir).slice(0, docs)
+    subset.mkdir(exist_ok=True)
+    pq.write_table(table, subset / "part-0.parquet")
+    lid, min_score = LanguageIdentifier(), JobConfig().langid.min_score
+    started = time.perf_counter()
+    texts = table.column("text").to_pylist()
+    kept = [s >= min_score for s in (lid.predict([t])[1][0] for t in texts)]
+    langid_seconds = time.perf_counter() - started
+    pq.write_table(table.filter(kept), subset / "part-0.parquet")
+    dedup_seconds, _ = run_datasketch(subset)
+    return langid_seconds + dedup_seconds, table.num_rows
+
+
+def run_job(input_dir: Path, output: Path, workers: int) -> tuple[float, dict, str]:
+    wall, sampler = run_cli(
+        "run", "--input", str(input_dir), "--output", str(output),
+        "--num-cpus", str(workers), "--overwrite", "--quiet",
+    )  # fmt: skip
+    return wall, json.loads((output / "manifest.json").read_text()), sampler.summary()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--shards", type=int, help="input shards (default: 4 per core, >= 16)")
+    parser.add_argument(
+        "--workers", help="comma-separated worker counts (default: 1, 2, 4, ..., cores)"
+    )
+    parser.add_argument(
+        "--baseline-docs", type=int, help="documents the baseline runs on (default: all)"
+    )
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    shards = args.shards or max(16, 4 * cores)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        input_dir = Path(tmp) / "in"
+        started = time.perf_counter()
+        generate_sample(input_dir, docs=args.docs, shards=shards, seed=11)
+        text = pq.read_table(input_dir, columns=["text"]).column("text")
+        text_mb = pc.sum(pc.binary_length(text)).as_py() / MB
+        print(f"generated {args.docs} documents ({text_mb:.0f} MB of text, {shards} shards) "
+              f"in {time.perf_counter() - started:.0f} s; {cores} cores")  # fmt: skip
+
+        runs = {}
+        for workers in worker_counts(cores, args.workers):
+            runs[workers] = run_job(input_dir, Path(tmp) / "out", workers)
+            phases = runs[workers][1]["timings"]["wall_seconds"]
+            print(f"  job with {workers} workers: {runs[workers][0]:.1f} s; phases: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()), flush=True)  # fmt: skip
+        base_seconds, base_docs = baseline(input_dir, args.baseline_docs or args.docs)
+
+    widest = max(runs)
+    wall, manifest, memory = runs[widest]
+    print(f"\nWhole job, {widest} workers: {wall:.1f} s = {args.docs / wall:,.0f} docs/s, "
+          f"{text_mb / wall:.1f} MB/s ({args.docs / wall / widest:,.0f} docs/s per core; "
+          "wall time includes starting Ray)")  # fmt: skip
+    print(f"peak memory: {memory}")
+    print(f"\n{'phase':10} {'wall s':>8} {'docs/s':>10} {'MB/s':>8}")
+    for phase, seconds in manifest["timings"]["wall_seconds"].items():
+        if phase != "total" and seconds > 0:
+            print(
+                f"{phase:10} {seconds:8.1f} {args.docs / seconds:10,.0f} {text_mb / seconds:8.1f}"
+            )
+    print(f"\n{'stage':10} {'docs in':>9} {'busy s':>8} {'docs/s/core':>12} {'MB/s/core':>10}")
+    busy = manifest["timings"]["stage_busy_seconds"]
+    for stage, counts in manifest["counts"]["stages"].items():
+        seconds = busy.get({"dedup": "minhash"}.get(stage, stage), 0.0)
+        if seconds:
+            share = counts["in"] / args.docs
+            print(f"{stage:10} {counts['in']:9,d} {seconds:8.1f} {counts['in'] / seconds:12,.0f} "
+                  f"{text_mb * share / seconds:10.2f}")  # fmt: skip
+    print(
+        "(busy seconds are summed over workers; stages run fused in one task, so each "
+        "stage's rate is per core; dedup's row is its signature step)"
+    )
+
+    print(
+        f"\n{'workers':>7} {'wall s':>8} {'docs/s':>10} {'MB/s':>8} {'speed-up':>9} {'efficiency':>10}"
+    )
+    one = runs[min(runs)]
+    for workers, (seconds, _, _) in runs.items():
+        speedup = one[0] / seconds * min(runs)
+        print(f"{workers:7d} {seconds:8.1f} {args.docs / seconds:10,.0f} {text_mb / seconds:8.1f} "
+              f"{speedup:8.2f}x {speedup / workers:9.0%}")  # fmt: skip
+
+    scaled = base_seconds * args.docs / base_docs
+    note = "" if base_docs == args.docs else f" (measured on {base_docs} documents, scaled)"
+    print(f"\nbaseline, 1 process (fastText + datasketch MinHashLSH): {scaled:.1f} s = "
+          f"{args.docs / scaled:,.0f} docs/s{note}")  # fmt: skip
+    print(f"job with {widest} workers vs baseline: {scaled / wall:.2f}x faster")
+    print(
+        f"job with {min(runs)} worker(s) vs baseline: {scaled / one[0]:.2f}x "
+        "(the job also runs the quality rules, which the baseline does not)"
+    )
+
+
+if __name__ == "__main__":
+    main()

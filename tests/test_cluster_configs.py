@@ -1,0 +1,114 @@
+"""The cluster configs and job specs, parsed and checked where it matters
+(no Kubernetes or cloud is reachable here): every spec loads, the KubeRay
+manifests and the cluster-launcher config run the job from the repo's image
+with the resources the README promises, and the image pins the same Ray."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dedupe_at_scale.cli import build_parser
+from dedupe_at_scale.config import JobConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "REGISTRY/dedupe-at-scale:0.1.0"
+
+
+def load(path: str) -> dict:
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "jobs").glob("*.yaml")))
+def test_every_job_spec_loads(spec):
+    assert isinstance(load_config(ROOT / "jobs" / spec), JobConfig)
+
+
+def test_ready_to_submit_specs_name_their_input_and_output():
+    for spec in ("local-sample.yaml", "s3-to-s3.yaml"):
+        cfg = load_config(ROOT / "jobs" / spec)
+        assert cfg.input.uri and cfg.output.uri, spec
+    s3 = load_config(ROOT / "jobs" / "s3-to-s3.yaml")
+    assert s3.input.uri.startswith("s3://") and s3.output.uri.startswith("s3://")
+    assert load_config(ROOT / "jobs" / "german.yaml").langid.languages == ["de"]
+
+
+def containers(pod_template: dict) -> list[dict]:
+    return pod_template["spec"]["containers"]
+
+
+def check_resources(container: dict) -> None:
+    resources = container["resources"]
+    assert (
+        resources["requests"] == resources["limits"]
+    )  # guaranteed QoS: no CPU throttling surprises
+    assert {"cpu", "memory"} <= set(resources["requests"])
+
+
+def test_rayjob_runs_the_job_from_the_image():
+    job = load("cluster/kuberay/rayjob.yaml")
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    spec = job["spec"]
+    argv = shlex.split(spec["entrypoint"])
+    assert argv[:2] == ["dedupe-at-scale", "run"]
+    args = build_parser().parse_args(argv[1:])  # the CLI accepts it as written
+    assert args.address == "auto"
+    assert (ROOT / args.config).exists()  # the image's working dir holds jobs/
+    assert args.input.startswith("s3://") and args.output.startswith("s3://")
+    assert spec["shutdownAfterJobFinishes"] is True
+    cluster = spec["rayClusterSpec"]
+    assert cluster["rayVersion"] == ray_version()
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    for template in [head["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]:
+        for container in containers(template):
+            assert container["image"] == IMAGE
+            assert container["workingDir"] == "/home/ray/dedupe-at-scale"
+            check_resources(container)
+    workers = cluster["workerGroupSpecs"][0]
+    assert workers["minReplicas"] <= workers["replicas"] <= workers["maxReplicas"]
+
+
+def test_raycluster_serves_the_jobs_api():
+    cluster = load("cluster/kuberay/raycluster.yaml")
+    assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
+    head = containers(cluster["spec"]["headGroupSpec"]["template"])[0]
+    assert head["image"] == IMAGE
+    assert 8265 in [p["containerPort"] for p in head["ports"]]
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        for container in containers(group["template"]):
+            assert container["image"] == IMAGE
+            check_resources(container)
+
+
+def test_aws_launcher_config():
+    cfg = load("cluster/aws/cluster.yaml")
+    assert cfg["provider"]["type"] == "aws"
+    assert cfg["docker"]["image"] == IMAGE
+    types = cfg["available_node_types"]
+    assert types[cfg["head_node_type"]]["resources"] == {"CPU": 0}
+    worker = types["cpu_worker"]
+    assert 1 <= worker["min_workers"] <= worker["max_workers"] <= cfg["max_workers"]
+    for node in types.values():
+        assert "IamInstanceProfile" in node["node_config"]  # S3 by role, no keys on nodes
+    assert any("--head" in c for c in cfg["head_start_ray_commands"])
+    assert any("$RAY_HEAD_IP:6379" in c for c in cfg["worker_start_ray_commands"])
+
+
+def ray_version() -> str:
+    pinned = re.search(r'"ray\[[^\]]*\]>=([0-9.]+),', (ROOT / "pyproject.toml").read_text())
+    assert pinned
+    return pinned.group(1) + ".0" if pinned.group(1).count(".") == 1 else pinned.group(1)
+
+
+def test_dockerfile_builds_on_the_pinned_ray_and_installs_the_package():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^FROM rayproject/ray:([0-9.]+)-py311-cpu$", dockerfile, re.M)
+    assert base and base.group(1) == ray_version()
+    assert re.search(r"^RUN pip install --no-cache-dir \.", dockerfile, re.M)
+    assert "COPY --chown=ray:users jobs ./jobs" in dockerfile
+    assert "WORKDIR /home/ray/dedupe-at-scale" in dockerfile
