@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DOCS ?= 6000
 DEMO_SHARDS ?= 8
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test test-fast lint format bench clean cluster-up cluster-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,13 @@ format: install
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# A head + 2 worker nodes on this machine (cluster/README.md); WORKERS=N to change.
+WORKERS ?= 2
+cluster-up: install
+	RAY=$(BIN)/ray PYTHON=$(BIN)/python cluster/local/start.sh --workers $(WORKERS)
+
+cluster-down:
+	RAY=$(BIN)/ray cluster/local/stop.sh
+
 clean:
-	rm -rf $(VENV) demo-input demo-output .pytest_cache
+	rm -rf $(VENV) demo-input demo-output demo-output-cluster .pytest_cache .ray-local
