@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .accounting import AccountingError
 from .config import ConfigError, JobConfig, load_config
 from .langid import ModelError
-from .pipeline import AccountingError
 from .reader import InputError
 from .storage import StorageError
 from .submit import SubmitError

@@ -1,4 +1,4 @@
-"""The job, composed on Ray Data. The only module that builds Ray datasets.
+"""The job, composed on Ray Data (with staged.py, the only modules that build datasets).
 
 Phases:
   1. annotate  read shards -> language ID -> quality rules, streamed and fused
@@ -34,17 +34,17 @@ from ray.data.datasource import FilenameProvider
 
 from . import __version__
 from . import columns as col
+from .accounting import AccountingError, check_accounting, collect_stats, quarantine_stats
 from .annotate import annotate_batch
 from .config import ConfigError, JobConfig
-from .dedup import DECISION_SCHEMA, apply_decisions, run_dedup
-from .idcheck import apply_id_decisions, check_ids
+from .dedup import DECISION_SCHEMA, run_dedup
+from .idcheck import check_ids
 from .manifest import build_manifest
 from .minhash import candidate_probability, params_for
 from .mixture import (
     COPIES,
     ORDER,
     GroupPlan,
-    apply_plan,
     draws,
     expand_copies,
     group_keys,
@@ -65,13 +65,10 @@ from .reader import (
     plan_units,
     prepare_table,
 )
+from .staged import Staged
 from .storage import Location, StorageError, describe_error, overlaps, resolve
 
 log = logging.getLogger(__name__)
-
-
-class AccountingError(RuntimeError):
-    """Documents were lost or counted twice; the output is not committed."""
 
 
 class PartFilenames(FilenameProvider):
@@ -228,13 +225,13 @@ def execute(plan: JobPlan) -> JobResult:
         _write_empty_shards(plan)
 
     with _timed(timings, "account"):
-        stats = _collect_stats(staged) + _quarantine_stats(files)
+        stats = collect_stats(staged) + quarantine_stats(files)
         if staged.mixture is not None:
             mixture_report = _mixture_report(plan, staged)
         data_shards = layout.describe_shards("data")
         rejected_shards = layout.describe_shards("rejected")
         duplicate_shards = layout.describe_shards("duplicates") if cfg.dedup.enabled else []
-        _check_accounting(files, stats, data_shards, rejected_shards)
+        check_accounting(files, stats, data_shards, rejected_shards)
 
     timings["total"] = time.time() - started
     manifest = build_manifest(
@@ -269,77 +266,6 @@ class _timed:
 
     def __exit__(self, *exc: object) -> None:
         self.timings[self.name] = round(time.time() - self.started, 3)
-
-
-class Staged:
-    """The annotated rows staged on storage, with the global decisions applied
-    whenever they are read: dedup (one small Parquet file per staged file) and
-    the mixture plan (per group, how many copies of which documents)."""
-
-    def __init__(self, layout: OutputLayout, files: list[str], cfg: JobConfig):
-        self.layout = layout
-        self.files = files
-        self.cfg = cfg
-        self.id_decisions: list[str] | None = None
-        self.decisions: list[str] | None = None
-        self.mixture: dict[str, GroupPlan] | None = None
-
-    def read(self, columns: list[str] | None = None) -> ray.data.Dataset:
-        # Our own ordered reader: blocks come back in the order they were
-        # written, whatever the cluster size.
-        transform = None
-        if self.id_decisions is not None or self.decisions is not None or self.mixture is not None:
-            if columns is not None:
-                needed = [col.UID, col.STAGE, col.RULE, col.REASON]
-                if self.mixture is not None:
-                    needed += [self.cfg.input.id_column, self.cfg.mixture.group_column]
-                columns = list(dict.fromkeys([*columns, *needed]))
-            transform = functools.partial(
-                _apply_global_decisions,
-                location=self.layout.location,
-                id_decisions=self.id_decisions,
-                decisions=self.decisions,
-                cfg=self.cfg,
-                mixture=self.mixture,
-            )
-        source = parquet_datasource(self.layout.location, self.files, columns, transform)
-        return ray.data.read_datasource(source)
-
-    def document_columns(self) -> list[str]:
-        """Everything but the signatures, which only the dedup step reads."""
-        heavy = {col.MINHASH, col.EXACT_HI, col.EXACT_LO}
-        return [n for n in self.schema_names() if n not in heavy]
-
-    @functools.cached_property
-    def _names(self) -> list[str]:
-        if not self.files:
-            return []
-        with self.layout.location.fs.open(self.files[0], "rb") as handle:
-            return pq.read_schema(handle).names
-
-    def schema_names(self) -> list[str]:
-        """Columns of the staged files (read once: staged files never change)."""
-        return list(self._names)
-
-
-def _apply_global_decisions(
-    unit: ReadUnit,
-    table: pa.Table,
-    location: Location,
-    id_decisions: list[str] | None,
-    decisions: list[str] | None,
-    cfg: JobConfig,
-    mixture: dict[str, GroupPlan] | None,
-) -> pa.Table:
-    if id_decisions is not None:
-        repeated = pq.read_table(id_decisions[unit.index], filesystem=location.arrow_fs)
-        table = apply_id_decisions(table, repeated)
-    if decisions is not None:
-        decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
-        table = apply_decisions(table, decided)
-    if mixture is not None:
-        table = apply_plan(table, cfg.mixture, mixture, cfg.input.id_column)
-    return table
 
 
 def _plan_mixture(plan: JobPlan, staged: Staged) -> dict[str, GroupPlan]:
@@ -564,62 +490,6 @@ def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[st
     return (
         max(1, int(cfg.output.bytes_per_shard * rows / size)) if size else cfg.output.rows_per_shard
     )
-
-
-STAT_KEYS = [col.STAGE, col.RULE, col.LANGUAGE]
-EXTRA_COPIES = "extra_copies"
-
-
-def _block_stats(table: pa.Table) -> pa.Table:
-    """Counts and busy seconds per (stage, rule, language) within one block."""
-    keys = {k: pc.fill_null(table.column(k), "") for k in STAT_KEYS}
-    summed = {n: table.column(n) for n in table.column_names if n.startswith(col.SECONDS_PREFIX)}
-    if COPIES in table.column_names:
-        summed[EXTRA_COPIES] = pa.array(np.maximum(table.column(COPIES).to_numpy() - 1, 0))
-    grouped = pa.table({**keys, **summed}).group_by(STAT_KEYS)
-    result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in summed])
-    return result.rename_columns(
-        [
-            c.replace(f"{STAT_KEYS[0]}_count", "count").removesuffix("_sum")
-            for c in result.column_names
-        ]
-    )
-
-
-def _collect_stats(staged: Staged) -> list[dict[str, Any]]:
-    if not staged.files:
-        return []
-    seconds = [n for n in staged.schema_names() if n.startswith(col.SECONDS_PREFIX)]
-    ds = staged.read(STAT_KEYS + seconds)
-    # Per-block partial counts only: a few rows per block reach the driver.
-    return ds.map_batches(_block_stats, batch_format="pyarrow", batch_size=None).take_all()
-
-
-def _quarantine_stats(files: list[InputFile]) -> list[dict[str, Any]]:
-    """Counts of the files quarantined whole, in the shape of block stats."""
-    return [
-        {col.STAGE: "input", col.RULE: f.problem[0], col.LANGUAGE: "", "count": f.entries}
-        for f in files
-        if f.problem is not None
-    ]
-
-
-def _check_accounting(files, stats, data_shards, rejected_shards) -> None:
-    total = sum(f.entries for f in files)
-    kept = sum(s["count"] for s in stats if not s[col.STAGE])
-    rejected = sum(s["count"] for s in stats if s[col.STAGE])
-    # Mixture upsampling writes some kept documents more than once.
-    written_kept = sum(s["rows"] for s in data_shards) - sum(s.get(EXTRA_COPIES, 0) for s in stats)
-    written_rejected = sum(s["rows"] for s in rejected_shards)
-    problems = []
-    if kept + rejected != total:
-        problems.append(f"input has {total} documents but {kept} kept + {rejected} rejected")
-    if written_kept != kept:
-        problems.append(f"data/ holds {written_kept} documents, expected {kept}")
-    if written_rejected != rejected:
-        problems.append(f"rejected/ holds {written_rejected} rows, expected {rejected}")
-    if problems:
-        raise AccountingError("output not committed: " + "; ".join(problems))
 
 
 __all__ = ["AccountingError", "JobPlan", "JobResult", "execute", "plan_job", "run_job"]
