@@ -35,6 +35,7 @@ from .components import edge_checksum, large_star, small_star
 from .config import TASK_RETRIES, DedupConfig
 from .lsh import band_candidates, exact_edges, unique_pairs
 from .minhash import EMPTY, band_keys
+from .partitions import as_returns, call, gather, only_kept, read_kept, read_staged, split
 from .storage import Location
 
 MAX_ROUNDS = 64
@@ -71,7 +72,7 @@ def run_dedup(
 
     started = time.time()
     scans = [
-        _call(
+        call(
             _scan,
             1 + 2 * partitions,
             location,
@@ -89,7 +90,7 @@ def run_dedup(
 
     started = time.time()
     buckets = [
-        _call(
+        call(
             _buckets, 1 + n_files, cfg, files_index, n_files,
             [s[1 + p] for s in scans], [s[1 + partitions + p] for s in scans],
         )
@@ -104,7 +105,7 @@ def run_dedup(
     started = time.time()
     if cfg.near and cfg.verify:
         hop = [
-            _call(
+            call(
                 _attach_signatures,
                 n_files,
                 location,
@@ -116,12 +117,12 @@ def run_dedup(
             for f in range(n_files)
         ]
         verified = [
-            _call(_verify, 1, location, files[f], cfg.min_agreement(),
+            call(_verify, 1, location, files[f], cfg.min_agreement(),
                   [h[f] for h in hop])[0]
             for f in range(n_files)
         ]  # fmt: skip
     else:
-        verified = [_call(_concat_pairs, 1, candidates[f])[0] for f in range(n_files)]
+        verified = [call(_concat_pairs, 1, candidates[f])[0] for f in range(n_files)]
     counts = ray.get([_count.remote(r) for r in verified + edges])
     stats["near_edges"] = sum(counts[:n_files])
     stats["exact_edges"] = sum(counts[n_files:])
@@ -133,14 +134,14 @@ def run_dedup(
     timings["graph"] = time.time() - started
 
     started = time.time()
-    by_file = [_call(_route_labels, n_files, files_index, n_files, lab) for lab in labels]
+    by_file = [call(_route_labels, n_files, files_index, n_files, lab) for lab in labels]
     members = [
-        _call(_member_keys, partitions, location, files[f], id_column, keep, partitions,
+        call(_member_keys, partitions, location, files[f], id_column, keep, partitions,
               [b[f] for b in by_file])
         for f in range(n_files)
     ]  # fmt: skip
     chosen = [
-        _call(_choose_keepers, n_files, files_index, n_files, keep, [m[p] for m in members])
+        call(_choose_keepers, n_files, files_index, n_files, keep, [m[p] for m in members])
         for p in range(partitions)
     ]
     location.fs.makedirs(decisions_dir, exist_ok=True)
@@ -161,15 +162,6 @@ def run_dedup(
 
 
 # Helpers run on the driver ------------------------------------------------------
-
-
-def _call(fn, n: int, *args) -> list:
-    refs = fn.options(num_returns=n).remote(*args)
-    return [refs] if n == 1 else list(refs)
-
-
-def _pieces(pieces: list) -> Any:
-    return pieces[0] if len(pieces) == 1 else tuple(pieces)
 
 
 class FileIndex:
@@ -200,35 +192,19 @@ def _components(edge_refs: list, partitions: int) -> tuple[list, int]:
     parts = edge_refs
     previous = None
     for round_ in range(1, MAX_ROUNDS + 1):
-        routed = [_call(_route_both_ways, partitions, p, partitions) for p in parts]
-        large = [_call(_large_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
-        routed = [_call(_route_by_larger, partitions, p, partitions) for p in large]
-        parts = [_call(_small_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
+        routed = [call(_route_both_ways, partitions, p, partitions) for p in parts]
+        large = [call(_large_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
+        routed = [call(_route_by_larger, partitions, p, partitions) for p in large]
+        parts = [call(_small_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
         sums = ray.get([_checksum.remote(p) for p in parts])
         current = (sum(c for c, _ in sums), sum(s for _, s in sums) % 2**64)
         if current == previous:
-            return [_call(_star_labels, 1, p)[0] for p in parts], round_
+            return [call(_star_labels, 1, p)[0] for p in parts], round_
         previous = current
     raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
 
 # Tasks ---------------------------------------------------------------------------
-
-
-def _split(table: pa.Table, dest: np.ndarray, n: int) -> list[pa.Table]:
-    """Rows of `table` split by destination index, each piece in row order."""
-    if n == 1:
-        return [table]
-    order = np.argsort(dest, kind="stable")
-    bounds = np.searchsorted(dest[order], np.arange(n + 1))
-    sorted_table = table.take(pa.array(order))
-    return [sorted_table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(n)]
-
-
-def _gather(pieces: list) -> pa.Table:
-    """Concatenate pieces passed as a list of ObjectRefs (Ray resolves only
-    top-level arguments)."""
-    return pa.concat_tables(ray.get(list(pieces)))
 
 
 def _ends(pairs: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -239,19 +215,6 @@ def _pairs_table(hi: np.ndarray, lo: np.ndarray) -> pa.Table:
     return pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64())})
 
 
-def _read_staged(location: Location, path: str, columns: list[str]) -> pa.Table:
-    with location.fs.open(path, "rb") as handle:
-        return pq.ParquetFile(handle).read(columns=[col.UID, col.STAGE, *columns])
-
-
-def _only_kept(table: pa.Table) -> pa.Table:
-    return table.filter(pc.is_null(table.column(col.STAGE))).drop_columns([col.STAGE])
-
-
-def _read_kept(location: Location, path: str, columns: list[str]) -> pa.Table:
-    return _only_kept(_read_staged(location, path, columns))
-
-
 def _signature_matrix(table: pa.Table) -> np.ndarray:
     sig = table.column(col.MINHASH).combine_chunks()
     width = sig.type.list_size
@@ -260,11 +223,11 @@ def _signature_matrix(table: pa.Table) -> np.ndarray:
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _scan(location, path, cfg, bands, rows, partitions, excluded):
-    staged = _read_staged(location, path, [col.EXACT_HI, col.EXACT_LO, col.MINHASH])
+    staged = read_staged(location, path, [col.EXACT_HI, col.EXACT_LO, col.MINHASH])
     # The range covers rejected rows too: it maps every uid of the file.
     all_uids = staged.column(col.UID).to_numpy()
     uid_range = (int(all_uids.min()), int(all_uids.max())) if len(all_uids) else (0, -1)
-    table = _only_kept(staged)
+    table = only_kept(staged)
     if excluded is not None:
         gone = pq.read_table(excluded, columns=[col.UID], filesystem=location.arrow_fs)
         table = table.filter(pc.invert(pc.is_in(table.column(col.UID), gone.column(col.UID))))
@@ -272,7 +235,7 @@ def _scan(location, path, cfg, bands, rows, partitions, excluded):
     hi = table.column(col.EXACT_HI).to_numpy()
     lo = table.column(col.EXACT_LO).to_numpy()
     exact = pa.table({"hi": hi, "lo": lo, "uid": uid}).slice(0, len(uid) if cfg.exact else 0)
-    exact_parts = _split(
+    exact_parts = split(
         exact, (hi[: exact.num_rows] % np.uint64(partitions)).astype(np.int64), partitions
     )
     if cfg.near:
@@ -291,32 +254,32 @@ def _scan(location, path, cfg, bands, rows, partitions, excluded):
         band = pa.table({"key": pa.array([], pa.uint64()), "uid": pa.array([], pa.int64()),
                          "exact": pa.array([], pa.uint64())})  # fmt: skip
         dest = np.zeros(0, np.int64)
-    return (uid_range, *exact_parts, *_split(band, dest, partitions))
+    return (uid_range, *exact_parts, *split(band, dest, partitions))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
-    exact = _gather(exact_pieces)
+    exact = gather(exact_pieces)
     hi = exact.column("hi").to_numpy()
     lo = exact.column("lo").to_numpy()
     uid = exact.column("uid").to_numpy()
     # Group on both halves of the 128-bit text hash.
     key = hi ^ (lo * np.uint64(0x9E3779B97F4A7C15))
     e_hi, e_lo = exact_edges(key, uid)
-    band = _gather(band_pieces)
+    band = gather(band_pieces)
     a, b = band_candidates(
         band.column("key").to_numpy(), band.column("uid").to_numpy(),
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
-    pieces = _split(_pairs_table(a, b), _file_of(files_index, a), n_files)
+    pieces = split(_pairs_table(a, b), _file_of(files_index, a), n_files)
     return (_pairs_table(*unique_pairs(e_hi, e_lo)), *pieces)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _attach_signatures(location, path, files_index, n_files, pieces):
-    pairs = _gather(pieces)
+    pairs = gather(pieces)
     hi, lo = unique_pairs(*_ends(pairs))
-    table = _read_kept(location, path, [col.MINHASH])
+    table = read_kept(location, path, [col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
     sig_hi = sigs[np.searchsorted(uids, hi)] if len(hi) else np.zeros((0, sigs.shape[1]), np.uint32)
@@ -327,17 +290,17 @@ def _attach_signatures(location, path, files_index, n_files, pieces):
             "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
         }
     )
-    return _pieces(_split(out, _file_of(files_index, lo), n_files))
+    return as_returns(split(out, _file_of(files_index, lo), n_files))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _verify(location, path, threshold, pieces):
-    pairs = _gather(pieces)
+    pairs = gather(pieces)
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
         return _pairs_table(hi, lo)
-    table = _read_kept(location, path, [col.MINHASH])
+    table = read_kept(location, path, [col.MINHASH])
     sigs = _signature_matrix(table)
     sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
     sig_hi = pairs.column("sig").combine_chunks().values.to_numpy().reshape(sig_lo.shape)
@@ -347,7 +310,7 @@ def _verify(location, path, threshold, pieces):
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _concat_pairs(pieces):
-    pairs = _gather(pieces)
+    pairs = gather(pieces)
     return _pairs_table(*unique_pairs(*_ends(pairs)))
 
 
@@ -357,7 +320,7 @@ def _count(table):
 
 
 def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> list[pa.Table]:
-    return _split(_pairs_table(hi, lo), _partition_of(hi, partitions), partitions)
+    return split(_pairs_table(hi, lo), _partition_of(hi, partitions), partitions)
 
 
 def _partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
@@ -371,23 +334,23 @@ def _partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
 @ray.remote(max_retries=TASK_RETRIES)
 def _route_both_ways(edges, partitions):
     hi, lo = _ends(edges)
-    return _pieces(_route(np.r_[hi, lo], np.r_[lo, hi], partitions))
+    return as_returns(_route(np.r_[hi, lo], np.r_[lo, hi], partitions))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _large_star(pieces):
-    table = _gather(pieces)
+    table = gather(pieces)
     return _pairs_table(*large_star(*_ends(table)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _route_by_larger(edges, partitions):
-    return _pieces(_route(*_ends(edges), partitions))
+    return as_returns(_route(*_ends(edges), partitions))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _small_star(pieces):
-    table = _gather(pieces)
+    table = gather(pieces)
     return _pairs_table(*small_star(*_ends(table)))
 
 
@@ -407,17 +370,17 @@ def _star_labels(edges):
 @ray.remote(max_retries=TASK_RETRIES)
 def _route_labels(files_index, n_files, labels):
     node = labels.column("node").to_numpy()
-    return _pieces(_split(labels, _file_of(files_index, node), n_files))
+    return as_returns(split(labels, _file_of(files_index, node), n_files))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _member_keys(location, path, id_column, keep, partitions, pieces):
-    labels = _gather(pieces)
+    labels = gather(pieces)
     # A star's centre is listed by every partition holding one of its edges.
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
     label = labels.column("label").to_numpy()[first]
     key_columns = [name for name, _ in keep if name != "id"]
-    table = _read_kept(location, path, [id_column, col.EXACT_HI, *key_columns])
+    table = read_kept(location, path, [id_column, col.EXACT_HI, *key_columns])
     rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
     members = table.take(pa.array(rows)).append_column("label", pa.array(label))
     # Ids are compared in their own type (numbers as numbers), reported as strings.
@@ -425,12 +388,12 @@ def _member_keys(location, path, id_column, keep, partitions, pieces):
     members = members.drop_columns([id_column]).append_column(ID_KEY, typed)
     members = members.append_column("id", pc.cast(typed, pa.string()))
     dest = _partition_of(members.column("label").to_numpy(), partitions)
-    return _pieces(_split(members, dest, partitions))
+    return as_returns(split(members, dest, partitions))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _choose_keepers(files_index, n_files, keep, pieces):
-    members = _gather(pieces)
+    members = gather(pieces)
     keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
     members = members.sort_by([("label", "ascending"), *keys, (col.UID, "ascending")])
     label = members.column("label").to_numpy()
@@ -453,7 +416,7 @@ def _choose_keepers(files_index, n_files, keep, pieces):
         schema=DECISION_SCHEMA,
     )
     uid = decisions.column(col.UID).to_numpy()
-    return _pieces(_split(decisions, _file_of(files_index, uid), n_files))
+    return as_returns(split(decisions, _file_of(files_index, uid), n_files))
 
 
 @ray.remote(max_retries=TASK_RETRIES)

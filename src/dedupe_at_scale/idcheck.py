@@ -20,8 +20,8 @@ import ray
 
 from . import columns as col
 from .config import TASK_RETRIES
-from .dedup import _call, _gather, _pieces, _read_kept, _split
 from .minhash import string_hashes
+from .partitions import as_returns, call, gather, read_kept, split
 from .storage import Location
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
@@ -39,10 +39,10 @@ def check_ids(
 ) -> IdCheckOutcome:
     n_files = len(files)
     scans = [
-        _call(_scan_ids, partitions, location, path, f, id_column, partitions)
+        call(_scan_ids, partitions, location, path, f, id_column, partitions)
         for f, path in enumerate(files)
     ]
-    found = [_call(_repeats, n_files, n_files, [s[p] for s in scans]) for p in range(partitions)]
+    found = [call(_repeats, n_files, n_files, [s[p] for s in scans]) for p in range(partitions)]
     location.fs.makedirs(decisions_dir, exist_ok=True)
     paths = [posixpath.join(decisions_dir, f"ids-{f:05d}.parquet") for f in range(n_files)]
     written = ray.get(
@@ -71,7 +71,7 @@ def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _scan_ids(location, path, file_index, id_column, partitions):
-    table = _read_kept(location, path, [id_column, col.FILE, col.ROW])
+    table = read_kept(location, path, [id_column, col.FILE, col.ROW])
     ids = pc.cast(table.column(id_column), pa.string()).combine_chunks()
     hashes = string_hashes(ids)
     where = pc.binary_join_element_wise(
@@ -86,18 +86,18 @@ def _scan_ids(location, path, file_index, id_column, partitions):
             "where": where,
         }
     )
-    return _pieces(_split(out, (hashes % np.uint64(partitions)).astype(np.int64), partitions))
+    return as_returns(split(out, (hashes % np.uint64(partitions)).astype(np.int64), partitions))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _repeats(n_files, pieces):
     """Rows whose id appeared at a smaller uid, split by staged file."""
-    table = _gather(pieces).sort_by(
+    table = gather(pieces).sort_by(
         [("hash", "ascending"), ("id", "ascending"), ("uid", "ascending")]
     )
     n = table.num_rows
     if n < 2:
-        return _pieces(_split(_empty_repeats(), np.zeros(0, np.int64), n_files))
+        return as_returns(split(_empty_repeats(), np.zeros(0, np.int64), n_files))
     hashes = table.column("hash").to_numpy()
     ids = table.column("id")
     same = np.r_[
@@ -119,7 +119,7 @@ def _repeats(n_files, pieces):
         },
         schema=ID_DECISION_SCHEMA,
     )
-    return _pieces(_split(out, table.column("file").to_numpy()[rows], n_files))
+    return as_returns(split(out, table.column("file").to_numpy()[rows], n_files))
 
 
 def _empty_repeats() -> pa.Table:
