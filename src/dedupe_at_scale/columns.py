@@ -32,6 +32,20 @@ QUALITY_SCORE = "quality_score"
 STAGES = ("input", "langid", "quality", "dedup", "mixture")
 
 
+def kept_rows(table: pa.Table) -> pa.Table:
+    """The rows no stage has rejected (so far)."""
+    return table.filter(pc.is_null(table.column(STAGE)))
+
+
+def decided_rows(table: pa.Table, decisions: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of `table`, its position in `decisions` (sorted by uid)
+    and whether a decision exists for it. `decisions` must not be empty."""
+    uids = table.column(UID).to_numpy()
+    decided = decisions.column(UID).to_numpy()
+    pos = np.minimum(np.searchsorted(decided, uids), len(decided) - 1)
+    return pos, decided[pos] == uids
+
+
 def mark_rejected(
     table: pa.Table, rows: np.ndarray, stage: str, rule: pa.Array, reason: pa.Array
 ) -> pa.Table:

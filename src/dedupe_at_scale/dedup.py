@@ -433,11 +433,8 @@ def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
     exact_duplicate / near_duplicate, reason = the kept document's id."""
     if decisions.num_rows == 0 or table.num_rows == 0:
         return table
-    uids = table.column(col.UID).to_numpy()
-    decided = decisions.column(col.UID).to_numpy()
-    pos = np.minimum(np.searchsorted(decided, uids), len(decided) - 1)
-    kept = decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
-    removed = (decided[pos] == uids) & ~kept
+    pos, found = col.decided_rows(table, decisions)
+    removed = found & ~decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
     if not removed.any():
         return table
     take = pa.array(pos)

@@ -59,10 +59,7 @@ def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
     """Mark the documents of a staged block whose id repeats an earlier one."""
     if decisions.num_rows == 0 or table.num_rows == 0:
         return table
-    uids = table.column(col.UID).to_numpy()
-    decided = decisions.column(col.UID).to_numpy()
-    pos = np.minimum(np.searchsorted(decided, uids), len(decided) - 1)
-    repeated = decided[pos] == uids
+    pos, repeated = col.decided_rows(table, decisions)
     if not repeated.any():
         return table
     rule = pa.array(["duplicate_id"] * table.num_rows, pa.string())

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
@@ -49,7 +48,7 @@ def read_staged(location: Location, path: str, columns: list[str]) -> pa.Table:
 
 
 def only_kept(table: pa.Table) -> pa.Table:
-    return table.filter(pc.is_null(table.column(col.STAGE))).drop_columns([col.STAGE])
+    return col.kept_rows(table).drop_columns([col.STAGE])
 
 
 def read_kept(location: Location, path: str, columns: list[str]) -> pa.Table:

@@ -292,7 +292,7 @@ def _plan_mixture(plan: JobPlan, staged: Staged) -> dict[str, GroupPlan]:
 
 
 def _histogram_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
-    kept = _kept_rows(table)
+    kept = col.kept_rows(table)
     m = cfg.mixture
     hist = histogram(
         group_keys(kept, m),
@@ -303,7 +303,7 @@ def _histogram_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
 
 
 def _achieved_block(table: pa.Table, cfg: JobConfig) -> pa.Table:
-    kept = _kept_rows(table)
+    kept = col.kept_rows(table)
     copies = kept.column(COPIES).to_numpy()
     size = units(kept.column(cfg.input.text_column), cfg.mixture.unit)
     groups = group_keys(kept, cfg.mixture)
@@ -449,12 +449,8 @@ def _kept_dataset(staged: Staged) -> ray.data.Dataset:
     return ordered.map_batches(_drop_internal, batch_format="pyarrow", batch_size=None)
 
 
-def _kept_rows(table: pa.Table) -> pa.Table:
-    return table.filter(pc.is_null(table.column(col.STAGE)))
-
-
 def _kept_copies(table: pa.Table) -> pa.Table:
-    return expand_copies(_kept_rows(table))
+    return expand_copies(col.kept_rows(table))
 
 
 def _drop_internal(table: pa.Table) -> pa.Table:
@@ -462,7 +458,7 @@ def _drop_internal(table: pa.Table) -> pa.Table:
 
 
 def _kept_documents(table: pa.Table) -> pa.Table:
-    return _drop_internal(_kept_rows(table))
+    return _drop_internal(col.kept_rows(table))
 
 
 def _rejected_columns(cfg: JobConfig) -> list[str]:

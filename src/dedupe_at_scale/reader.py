@@ -311,25 +311,24 @@ def prepare_table(
         )
         table = table.append_column(cfg.id_column, ids)
     if problem is not None:
-        text, problems = pc.fill_null(table.column(cfg.text_column).cast(pa.string()), ""), []
+        # The whole unit is rejected: its text (null) is never looked at.
+        text = pc.fill_null(table.column(cfg.text_column).cast(pa.string()), "")
+        stage = pa.array(["input"] * n, pa.string())
+        rule = pa.array([problem[0]] * n, pa.string())
+        reason = pa.array([f"{problem[1]} (row {first_row + i})" for i in range(n)], pa.string())
     else:
         text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
+        if any(problems):
+            stage = pa.array([("input" if p else None) for p in problems], pa.string())
+            rule = pa.array(problems, pa.string())
+            reasons = [
+                f"{p}: row {first_row + i} of {f.display}" if p else None
+                for i, p in enumerate(problems)
+            ]
+            reason = pa.array(reasons, pa.string())
+        else:
+            stage = rule = reason = pa.nulls(n, pa.string())
     table = table.set_column(table.schema.get_field_index(cfg.text_column), cfg.text_column, text)
-    if problem is not None:
-        rule, message = problem
-        stage = pa.array(["input"] * n, pa.string())
-        rule = pa.array([rule] * n, pa.string())
-        reason = pa.array([f"{message} (row {first_row + i})" for i in range(n)], pa.string())
-    elif any(problems):
-        stage = pa.array([("input" if p else None) for p in problems], pa.string())
-        rule = pa.array(problems, pa.string())
-        reasons = [
-            f"{p}: row {first_row + i} of {f.display}" if p else None
-            for i, p in enumerate(problems)
-        ]
-        reason = pa.array(reasons, pa.string())
-    else:
-        stage = rule = reason = pa.nulls(n, pa.string())
     table = table.append_column(col.STAGE, stage)
     table = table.append_column(col.RULE, rule)
     table = table.append_column(col.VALUE, pa.nulls(n, pa.float64()))

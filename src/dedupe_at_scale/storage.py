@@ -24,6 +24,14 @@ S3_PROTOCOLS = ("s3", "s3a")
 # Fail in seconds, not minutes, when an endpoint is down; users may override.
 S3_DEFAULT_CONFIG = {"connect_timeout": 10, "retries": {"max_attempts": 4, "mode": "standard"}}
 SECRET_WORDS = ("secret", "token", "password", "key")
+UNREACHABLE_HINTS = (
+    "could not connect", "connect timeout", "connection refused", "endpoint url",
+    "name or service not known",
+)  # fmt: skip
+CREDENTIAL_HINTS = (
+    "invalidaccesskeyid", "access key id", "signaturedoesnotmatch", "access denied",
+    "forbidden", "403", "nocredentials", "unable to locate credentials",
+)  # fmt: skip
 
 
 class StorageError(RuntimeError):
@@ -113,10 +121,15 @@ def overlaps(a: Location, b: Location) -> bool:
     return pa_ == pb or pa_.startswith(pb + "/") or pb.startswith(pa_ + "/")
 
 
-def _normalized(location: Location) -> str:
-    path = location.path
+def glob_prefix(path: str) -> str:
+    """The part of a path before its first glob character."""
     for ch in GLOB_CHARS:
         path = path.split(ch)[0]
+    return path
+
+
+def _normalized(location: Location) -> str:
+    path = glob_prefix(location.path)
     if location.is_local:
         path = os.path.realpath(path)
     return path.rstrip("/")
@@ -129,7 +142,7 @@ def list_parquet_files(location: Location) -> tuple[list[str], str]:
     try:
         location.refresh()
         if any(ch in path for ch in GLOB_CHARS):
-            root = path.split("*")[0].split("?")[0].split("[")[0]
+            root = glob_prefix(path)
             root = root if root.endswith("/") else posixpath.dirname(root)
             files = [p for p in fs.glob(path) if fs.isfile(p)]
         elif fs.isdir(path):
@@ -163,10 +176,11 @@ def describe_error(exc: BaseException) -> str:
     """One line for a storage failure, with the hint users need most."""
     text = f"{type(exc).__name__}: {exc}".strip()
     lowered = text.lower()
-    if any(w in lowered for w in ("could not connect", "connect timeout", "connection refused",
-                                  "endpoint url", "name or service not known")):  # fmt: skip
+    if any(hint in lowered for hint in UNREACHABLE_HINTS):
         return f"{text} (is the endpoint reachable? check storage.endpoint_url)"
-    if isinstance(exc, PermissionError) or any(w in lowered for w in ("invalidaccesskeyid", "access key id", "signaturedoesnotmatch", "access denied",
-                                  "forbidden", "403", "nocredentials", "unable to locate credentials")):  # fmt: skip
-        return f"{text} (check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile or storage.options)"
+    if isinstance(exc, PermissionError) or any(hint in lowered for hint in CREDENTIAL_HINTS):
+        return (
+            f"{text} (check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+            "a profile or storage.options)"
+        )
     return text
