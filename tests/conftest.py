@@ -106,6 +106,16 @@ class S3Server:
 
         return boto3.client("s3", **self._client_args(self.key, self.secret))
 
+    def arrow_fs(self):
+        """pyarrow's own S3 filesystem on this server: reads the job's output
+        without anything of dedupe_at_scale."""
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(
+            access_key=self.key, secret_key=self.secret, region="us-east-1",
+            endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
+        )  # fmt: skip
+
     def storage(self, key: str | None = None, secret: str | None = None) -> dict:
         """The job config's storage section for this server."""
         return {
@@ -130,6 +140,18 @@ class S3Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def reference_output(ray_cluster, sample_dir, tmp_path_factory) -> dict[str, pa.Table]:
+    """The shards of an undisturbed local run of the sample with the default
+    config: what runs on S3, killed or re-run, must reproduce."""
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.pipeline import run_job
+
+    out = tmp_path_factory.mktemp("reference") / "out"
+    run_job(str(sample_dir), str(out), config_from_dict({}))
+    return output_tables(str(out))
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,13 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from pyarrow.fs import FileSelector
 
 from conftest import assert_same_output, output_tables
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.pipeline import run_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
-
-
-@pytest.fixture(scope="module")
-def reference(ray_cluster, sample_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference") / "out"
-    run_job(str(sample_dir), str(out), config_from_dict({}))
-    return output_tables(str(out))
 
 
 class WorkerKiller(threading.Thread):
@@ -54,7 +48,9 @@ class WorkerKiller(threading.Thread):
             time.sleep(0.005)
 
 
-def test_a_worker_killed_mid_run_changes_nothing(ray_cluster, sample_dir, tmp_path, reference):
+def test_a_worker_killed_mid_run_changes_nothing(
+    ray_cluster, sample_dir, tmp_path, reference_output
+):
     # One worker while it annotates input, one while it writes data/.
     killer = WorkerKiller(["annotate_batch", "_kept_documents"])
     killer.start()
@@ -64,7 +60,7 @@ def test_a_worker_killed_mid_run_changes_nothing(ray_cluster, sample_dir, tmp_pa
         killer.done.set()
         killer.join()
     assert len(killer.killed) == 2, killer.killed
-    assert_same_output(reference, output_tables(str(tmp_path / "out")))
+    assert_same_output(reference_output, output_tables(str(tmp_path / "out")))
 
 
 def start_cli(input_uri: str, output_uri: str, config: Path, env: dict | None = None):
@@ -95,7 +91,9 @@ def finish(proc: subprocess.Popen) -> str:
 
 
 @pytest.mark.parametrize("kill_point", ["annotating", "annotated"])
-def test_a_killed_run_is_finished_by_the_same_command(sample_dir, tmp_path, reference, kill_point):
+def test_a_killed_run_is_finished_by_the_same_command(
+    sample_dir, tmp_path, reference_output, kill_point
+):
     out = tmp_path / "out"
     config = tmp_path / "job.yaml"
     config.write_text("{}\n")
@@ -109,12 +107,12 @@ def test_a_killed_run_is_finished_by_the_same_command(sample_dir, tmp_path, refe
 
     output = finish(start_cli(str(sample_dir), str(out), config))
     assert "Top rejection reasons" in output
-    assert_same_output(reference, output_tables(str(out)))
+    assert_same_output(reference_output, output_tables(str(out)))
     assert not staging.exists()
 
 
 def test_a_killed_run_on_s3_is_finished_by_the_same_command(
-    s3_server, sample_dir, tmp_path, reference
+    s3_server, sample_dir, tmp_path, reference_output
 ):
     s3_server.upload_dir(sample_dir, "corpus-in", "killed")
     # Credentials from the environment this time, not from the config.
@@ -132,12 +130,7 @@ def test_a_killed_run_on_s3_is_finished_by_the_same_command(
     kill_when(start_cli(*args), annotated)
     finish(start_cli(*args))
 
-    import pyarrow.fs as pafs
-
-    fs = pafs.S3FileSystem(
-        access_key=s3_server.key, secret_key=s3_server.secret, region="us-east-1",
-        endpoint_override=f"127.0.0.1:{s3_server.port}", scheme="http",
-    )  # fmt: skip
-    assert_same_output(reference, output_tables("corpus-out/killed", fs))
-    names = {i.base_name for i in fs.get_file_info(pafs.FileSelector("corpus-out/killed"))}
+    fs = s3_server.arrow_fs()
+    assert_same_output(reference_output, output_tables("corpus-out/killed", fs))
+    names = {i.base_name for i in fs.get_file_info(FileSelector("corpus-out/killed"))}
     assert names == {"data", "rejected", "duplicates", "manifest.json"}

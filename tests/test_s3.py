@@ -24,26 +24,12 @@ def s3_input(s3_server, sample_dir):
     return "s3://corpus-in/sample"
 
 
-@pytest.fixture(scope="module")
-def local_reference(ray_cluster, sample_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference") / "out"
-    run_job(str(sample_dir), str(out), config_from_dict({}))
-    return output_tables(str(out))
-
-
-def arrow_s3(server) -> pafs.S3FileSystem:
-    return pafs.S3FileSystem(
-        access_key=server.key, secret_key=server.secret, region="us-east-1",
-        endpoint_override=f"127.0.0.1:{server.port}", scheme="http",
-    )  # fmt: skip
-
-
-def test_bucket_to_bucket_equals_the_local_run(s3_server, s3_input, local_reference):
+def test_bucket_to_bucket_equals_the_local_run(s3_server, s3_input, reference_output):
     cfg = config_from_dict({"storage": s3_server.storage()})
     result = run_job(s3_input, "s3://corpus-out/run", cfg)
 
-    fs = arrow_s3(s3_server)
-    assert_same_output(local_reference, output_tables("corpus-out/run", fs))
+    fs = s3_server.arrow_fs()
+    assert_same_output(reference_output, output_tables("corpus-out/run", fs))
     with fs.open_input_stream("corpus-out/run/manifest.json") as handle:
         manifest = json.loads(handle.read())
     assert manifest == json.loads(json.dumps(result.manifest, default=str))
