@@ -1,0 +1,79 @@
+"""data/, rejected/ and duplicates/ on the built-in sample stay what they were
+when the digests were recorded (before the stage and step contracts of issue
+10): same shard names, row counts, schemas and rows in order.
+
+Re-record only for an intended change of output, and say so in the commit:
+    DDS_RECORD_DIGESTS=1 .venv/bin/python -m pytest tests/test_output_unchanged.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.pipeline import run_job
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+DIGESTS = Path(__file__).parent / "data" / "output_digests.json"
+CASES = {
+    "default": {},
+    "mixture_upsampled": {
+        "mixture": {
+            "enabled": True,
+            "group_column": "source",
+            "weights": {"web": 0.4, "news": 0.3, "forum": 0.2, "encyclopedia": 0.1},
+            "unit": "words",
+            "total": 150000,
+            "max_repeats": 3,
+        },
+        "output": {"rows_per_shard": 300},
+    },
+    "languages_small_shards_text": {
+        "langid": {"languages": ["en", "de", "fr"]},
+        "quality": {"c4": {"clean_text": True}},
+        "output": {"rows_per_shard": 250, "rejected_text": True},
+    },
+}
+
+
+def table_digest(table: pa.Table) -> str:
+    """Schema (names and types) and rows, in order; not file metadata."""
+    table = table.replace_schema_metadata(None).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def output_digest(out: Path) -> dict[str, list[list]]:
+    result = {}
+    for name in ("data", "rejected", "duplicates"):
+        shards = sorted((out / name).rglob("*.parquet")) if (out / name).exists() else []
+        result[name] = [
+            [str(p.relative_to(out / name)), (t := pq.read_table(p)).num_rows, table_digest(t)]
+            for p in shards
+        ]
+    return result
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_output_matches_recorded_digests(ray_cluster, sample_dir, tmp_path, case):
+    out = tmp_path / "out"
+    run_job(str(sample_dir), str(out), config_from_dict(CASES[case]))
+    got = output_digest(out)
+    recorded = json.loads(DIGESTS.read_text()) if DIGESTS.exists() else {}
+    if os.environ.get("DDS_RECORD_DIGESTS") == "1":
+        recorded[case] = got
+        DIGESTS.parent.mkdir(exist_ok=True)
+        DIGESTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    assert case in recorded, f"no digest recorded for {case}"
+    for name in ("data", "rejected", "duplicates"):
+        assert got[name] == recorded[case][name], f"{case}: {name}/ differs from the record"
