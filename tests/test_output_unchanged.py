@@ -44,6 +44,11 @@ CASES = {
 }
 
 
+# Shard boundaries that were not reproducible when recorded: Ray's sort (the
+# mixture's output order) samples its range boundaries at random.
+LAYOUT_FREE = {("mixture_upsampled", "data")}
+
+
 def table_digest(table: pa.Table) -> str:
     """Schema (names and types) and rows, in order; not file metadata."""
     table = table.replace_schema_metadata(None).combine_chunks()
@@ -53,14 +58,17 @@ def table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
-def output_digest(out: Path) -> dict[str, list[list]]:
+def output_digest(out: Path) -> dict[str, dict]:
+    """Per directory: its shards (name, rows) and the digest of all its rows
+    in shard order."""
     result = {}
     for name in ("data", "rejected", "duplicates"):
-        shards = sorted((out / name).rglob("*.parquet")) if (out / name).exists() else []
-        result[name] = [
-            [str(p.relative_to(out / name)), (t := pq.read_table(p)).num_rows, table_digest(t)]
-            for p in shards
-        ]
+        paths = sorted((out / name).rglob("*.parquet")) if (out / name).exists() else []
+        tables = [pq.read_table(p) for p in paths]
+        result[name] = {
+            "shards": [[str(p.relative_to(out / name)), t.num_rows] for p, t in zip(paths, tables)],
+            "rows": table_digest(pa.concat_tables(tables)) if tables else None,
+        }
     return result
 
 
@@ -76,4 +84,7 @@ def test_output_matches_recorded_digests(ray_cluster, sample_dir, tmp_path, case
         DIGESTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     assert case in recorded, f"no digest recorded for {case}"
     for name in ("data", "rejected", "duplicates"):
-        assert got[name] == recorded[case][name], f"{case}: {name}/ differs from the record"
+        want = recorded[case][name]
+        assert got[name]["rows"] == want["rows"], f"{case}: the rows of {name}/ changed"
+        if (case, name) not in LAYOUT_FREE:
+            assert got[name]["shards"] == want["shards"], f"{case}: {name}/ is sharded otherwise"
