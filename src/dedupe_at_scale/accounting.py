@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import columns as col
-from .mixture import COPIES
-from .reader import InputFile
-from .staged import Staged
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.mixture import COPIES
+from dedupe_at_scale.reader import InputFile
+from dedupe_at_scale.staged import Staged
 
 
 class AccountingError(RuntimeError):

@@ -14,12 +14,12 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from . import columns as col
-from .config import JobConfig
-from .langid import LanguageIdentifier
-from .minhash import normalize, params_for, signatures, sparse_spaces
-from .quality import QualityFilter
-from .quality_model import QualityScorer
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.langid import LanguageIdentifier
+from dedupe_at_scale.minhash import normalize, params_for, signatures, sparse_spaces
+from dedupe_at_scale.quality import QualityFilter
+from dedupe_at_scale.quality_model import QualityScorer
 
 
 class Annotator:

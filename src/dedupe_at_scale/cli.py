@@ -8,12 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .accounting import AccountingError
-from .config import ConfigError, JobConfig, load_config
-from .langid import ModelError
-from .reader import InputError
-from .storage import StorageError
-from .submit import SubmitError
+from dedupe_at_scale.accounting import AccountingError
+from dedupe_at_scale.config import ConfigError, JobConfig, load_config
+from dedupe_at_scale.langid import ModelError
+from dedupe_at_scale.reader import InputError
+from dedupe_at_scale.storage import StorageError
+from dedupe_at_scale.submit import SubmitError
 
 # OutputExistsError is a StorageError.
 KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError)
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train-quality":
             return _train_quality(args)
         if args.command == "submit":
-            from .submit import submit_job
+            from dedupe_at_scale.submit import submit_job
 
             return submit_job(args)
         return _run(args)
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .sample import generate_sample
+    from dedupe_at_scale.sample import generate_sample
 
     paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
     print(f"wrote {args.docs} documents in {len(paths)} shards to {args.output}")
@@ -112,7 +112,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train_quality(args: argparse.Namespace) -> int:
-    from .quality_model import train_quality_model
+    from dedupe_at_scale.quality_model import train_quality_model
 
     report = train_quality_model(
         args.positive, args.negative, args.output, text_column=args.text_column,
@@ -124,8 +124,8 @@ def _train_quality(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import execute, plan_job
-    from .report import summarize
+    from dedupe_at_scale.pipeline import execute, plan_job
+    from dedupe_at_scale.report import summarize
 
     # Config, output and every input footer are checked before Ray starts.
     cfg = load_config(args.config)

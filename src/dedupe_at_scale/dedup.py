@@ -30,13 +30,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from . import columns as col
-from .components import edge_checksum, large_star, small_star
-from .config import TASK_RETRIES, DedupConfig
-from .lsh import band_candidates, exact_edges, unique_pairs
-from .minhash import EMPTY, band_keys
-from .partitions import as_returns, call, gather, only_kept, read_kept, read_staged, split
-from .storage import Location
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.components import edge_checksum, large_star, small_star
+from dedupe_at_scale.config import TASK_RETRIES, DedupConfig
+from dedupe_at_scale.lsh import band_candidates, exact_edges, unique_pairs
+from dedupe_at_scale.minhash import EMPTY, band_keys
+from dedupe_at_scale.partitions import (
+    as_returns,
+    call,
+    gather,
+    only_kept,
+    read_kept,
+    read_staged,
+    split,
+)
+from dedupe_at_scale.storage import Location
 
 MAX_ROUNDS = 64
 ID_KEY = "__dds_id_key"

@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from . import columns as col
-from .config import TASK_RETRIES
-from .minhash import string_hashes
-from .partitions import as_returns, call, gather, read_kept, split
-from .storage import Location
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import TASK_RETRIES
+from dedupe_at_scale.minhash import string_hashes
+from dedupe_at_scale.partitions import as_returns, call, gather, read_kept, split
+from dedupe_at_scale.storage import Location
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
 

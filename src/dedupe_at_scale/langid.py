@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import single_line
+from dedupe_at_scale.text import single_line
 
 LABEL_PREFIX = "__label__"
 

@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 from importlib import metadata
 from typing import Any
 
-from . import columns as col
-from .config import JobConfig
-from .reader import InputFile
-from .storage import redact
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.reader import InputFile
+from dedupe_at_scale.storage import redact
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [

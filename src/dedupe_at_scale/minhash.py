@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import DedupConfig
+from dedupe_at_scale.config import DedupConfig
 
 EMPTY = np.uint32(0xFFFFFFFF)
 

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import columns as col
-from .config import MixtureConfig
-from .minhash import string_hashes
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import MixtureConfig
+from dedupe_at_scale.minhash import string_hashes
 
 BINS = 4096
 OTHER = "__other__"  # rows whose group has no weight

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from . import columns as col
-from .storage import Location
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.storage import Location
 
 
 def call(fn, n: int, *args) -> list:

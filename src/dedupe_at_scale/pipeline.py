@@ -32,16 +32,21 @@ import ray
 from ray.data import SaveMode
 from ray.data.datasource import FilenameProvider
 
-from . import __version__
-from . import columns as col
-from .accounting import AccountingError, check_accounting, collect_stats, quarantine_stats
-from .annotate import annotate_batch
-from .config import ConfigError, JobConfig
-from .dedup import DECISION_SCHEMA, run_dedup
-from .idcheck import check_ids
-from .manifest import build_manifest
-from .minhash import candidate_probability, params_for
-from .mixture import (
+from dedupe_at_scale import __version__
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.accounting import (
+    AccountingError,
+    check_accounting,
+    collect_stats,
+    quarantine_stats,
+)
+from dedupe_at_scale.annotate import annotate_batch
+from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.dedup import DECISION_SCHEMA, run_dedup
+from dedupe_at_scale.idcheck import check_ids
+from dedupe_at_scale.manifest import build_manifest
+from dedupe_at_scale.minhash import candidate_probability, params_for
+from dedupe_at_scale.mixture import (
     COPIES,
     ORDER,
     GroupPlan,
@@ -52,10 +57,10 @@ from .mixture import (
     mixture_summary,
     units,
 )
-from .mixture import plan as plan_mixture
-from .output import OutputLayout, Resume, count_rows
-from .quarantine import rejected_table, write_quarantined_files
-from .reader import (
+from dedupe_at_scale.mixture import plan as plan_mixture
+from dedupe_at_scale.output import OutputLayout, Resume, count_rows
+from dedupe_at_scale.quarantine import rejected_table, write_quarantined_files
+from dedupe_at_scale.reader import (
     InputError,
     InputFile,
     ReadUnit,
@@ -65,8 +70,8 @@ from .reader import (
     plan_units,
     prepare_table,
 )
-from .staged import Staged
-from .storage import Location, StorageError, describe_error, overlaps, resolve
+from dedupe_at_scale.staged import Staged
+from dedupe_at_scale.storage import Location, StorageError, describe_error, overlaps, resolve
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from .langid import load_fasttext_model
-from .storage import list_parquet_files, resolve
-from .text import single_line
+from dedupe_at_scale.langid import load_fasttext_model
+from dedupe_at_scale.storage import list_parquet_files, resolve
+from dedupe_at_scale.text import single_line
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"

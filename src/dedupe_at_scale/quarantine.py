@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .config import JobConfig
-from .reader import UNCOUNTABLE, InputFile
-from .storage import Location
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.reader import UNCOUNTABLE, InputFile
+from dedupe_at_scale.storage import Location
 
 QUARANTINE_SHARD = "quarantine-00000.parquet"
 

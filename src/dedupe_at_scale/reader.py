@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from . import columns as col
-from .config import InputConfig
-from .storage import Location, StorageError, list_parquet_files
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import InputConfig
+from dedupe_at_scale.storage import Location, StorageError, list_parquet_files
 
 
 class InputError(ValueError):

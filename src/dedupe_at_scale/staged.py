@@ -9,14 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from . import columns as col
-from .config import JobConfig
-from .dedup import apply_decisions
-from .idcheck import apply_id_decisions
-from .mixture import GroupPlan, apply_plan
-from .output import OutputLayout
-from .reader import ReadUnit, parquet_datasource
-from .storage import Location
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.dedup import apply_decisions
+from dedupe_at_scale.idcheck import apply_id_decisions
+from dedupe_at_scale.mixture import GroupPlan, apply_plan
+from dedupe_at_scale.output import OutputLayout
+from dedupe_at_scale.reader import ReadUnit, parquet_datasource
+from dedupe_at_scale.storage import Location
 
 
 class Staged:

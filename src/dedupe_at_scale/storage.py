@@ -17,7 +17,7 @@ import fsspec
 import pyarrow.fs as pafs
 from fsspec.implementations.local import LocalFileSystem
 
-from .config import StorageConfig
+from dedupe_at_scale.config import StorageConfig
 
 GLOB_CHARS = ("*", "?", "[")
 S3_PROTOCOLS = ("s3", "s3a")

@@ -16,8 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import SPEC_ENV_PREFIX, ConfigError, load_config
-from .storage import protocol_of
+from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, load_config
+from dedupe_at_scale.storage import protocol_of
 
 SPEC_VARIABLE = "DDS_JOB_SPEC"
 
@@ -27,7 +27,7 @@ class SubmitError(RuntimeError):
 
 
 def submit_job(args: argparse.Namespace) -> int:
-    from .cli import job_uris
+    from dedupe_at_scale.cli import job_uris
 
     cfg = load_config(args.config)
     input_uri, output_uri = (cluster_uri(u) for u in job_uris(cfg, args.input, args.output))

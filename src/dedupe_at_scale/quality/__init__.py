@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import QualityConfig
-from .base import Doc, Rule, RuleGroup
-from .c4 import C4
-from .fineweb import FineWeb
-from .gopher import GopherQuality, GopherRepetition
+from dedupe_at_scale.config import QualityConfig
+from dedupe_at_scale.quality.base import Doc, Rule, RuleGroup
+from dedupe_at_scale.quality.c4 import C4
+from dedupe_at_scale.quality.fineweb import FineWeb
+from dedupe_at_scale.quality.gopher import GopherQuality, GopherRepetition
 
 __all__ = ["QualityFilter", "Verdict", "Rule", "RuleGroup", "Doc"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from .. import text as textlib
+from dedupe_at_scale import text as textlib
 
 
 class Doc:

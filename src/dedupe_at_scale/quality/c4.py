@@ -7,9 +7,9 @@ if too few sentences survive, or if it holds "lorem ipsum" or a curly brace.
 
 from __future__ import annotations
 
-from .. import text as textlib
-from ..config import C4Config
-from .base import Doc, RuleGroup, bounded_rules
+from dedupe_at_scale import text as textlib
+from dedupe_at_scale.config import C4Config
+from dedupe_at_scale.quality.base import Doc, RuleGroup, bounded_rules
 
 POLICY_PHRASES = (
     "terms of use",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .. import text as textlib
-from ..config import FineWebConfig
-from .base import Doc, RuleGroup, bounded_rules, safe_ratio
+from dedupe_at_scale import text as textlib
+from dedupe_at_scale.config import FineWebConfig
+from dedupe_at_scale.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
 
 
 class FineWeb(RuleGroup):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .. import text as textlib
-from ..config import GopherQualityConfig, GopherRepetitionConfig
-from .base import Doc, RuleGroup, bounded_rules, safe_ratio
+from dedupe_at_scale import text as textlib
+from dedupe_at_scale.config import GopherQualityConfig, GopherRepetitionConfig
+from dedupe_at_scale.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
 
 _NEWLINES_RE = re.compile(r"\n+")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import bank
+from dedupe_at_scale.sample import bank
 
 LANGUAGES = list(bank.BANK)
 SOURCES = ["web", "news", "forum", "encyclopedia"]
