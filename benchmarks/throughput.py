@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import run_cli  # noqa: E402
 from dedup_quality import run_datasketch  # noqa: E402
 from dedupe_at_scale.config import JobConfig  # noqa: E402
-from dedupe_at_scale.langid import LanguageIdentifier  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
+from dedupe_at_scale.stages.langid import LanguageIdentifier  # noqa: E402
 
 MB = 1e6
 

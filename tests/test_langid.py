@@ -6,8 +6,8 @@ import pytest
 
 from dedupe_at_scale.annotate import Annotator
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.langid import LanguageIdentifier, ModelError, bundled_lid_model_path
 from dedupe_at_scale.reader import InputFile, prepare_table
+from dedupe_at_scale.stages.langid import LanguageIdentifier, ModelError, bundled_lid_model_path
 
 SENTENCES = {
     "en": "The weather in the mountains changed quickly, so we returned to the village early.",
