@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 
 from common import run_cli
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.quality import QualityFilter
 from dedupe_at_scale.sample import generate_sample
 from dedupe_at_scale.stages.langid import LanguageIdentifier
+from dedupe_at_scale.stages.quality import QualityFilter
 
 
 def baseline(input_dir: Path) -> float:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import GOOD_EN
 from dedupe_at_scale.config import QualityConfig
-from dedupe_at_scale.quality import QualityFilter
+from dedupe_at_scale.stages.quality import QualityFilter
 
 GROUPS = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.config import FineWebConfig
-from dedupe_at_scale.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
 
 
 class FineWeb(RuleGroup):

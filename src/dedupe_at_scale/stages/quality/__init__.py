@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dedupe_at_scale.config import QualityConfig
-from dedupe_at_scale.quality.base import Doc, Rule, RuleGroup
-from dedupe_at_scale.quality.c4 import C4
-from dedupe_at_scale.quality.fineweb import FineWeb
-from dedupe_at_scale.quality.gopher import GopherQuality, GopherRepetition
+from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
+from dedupe_at_scale.stages.quality.c4 import C4
+from dedupe_at_scale.stages.quality.fineweb import FineWeb
+from dedupe_at_scale.stages.quality.gopher import GopherQuality, GopherRepetition
 
 __all__ = ["QualityFilter", "Verdict", "Rule", "RuleGroup", "Doc"]
 

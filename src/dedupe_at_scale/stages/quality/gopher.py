@@ -7,7 +7,7 @@ import re
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.config import GopherQualityConfig, GopherRepetitionConfig
-from dedupe_at_scale.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
 
 _NEWLINES_RE = re.compile(r"\n+")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.config import C4Config
-from dedupe_at_scale.quality.base import Doc, RuleGroup, bounded_rules
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, bounded_rules
 
 POLICY_PHRASES = (
     "terms of use",
