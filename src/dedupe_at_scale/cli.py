@@ -112,7 +112,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train_quality(args: argparse.Namespace) -> int:
-    from dedupe_at_scale.quality_model import train_quality_model
+    from dedupe_at_scale.stages.quality_model import train_quality_model
 
     report = train_quality_model(
         args.positive, args.negative, args.output, text_column=args.text_column,
