@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 
 from common import MemorySampler, run_cli
-from dedupe_at_scale.minhash import normalize
 from dedupe_at_scale.sample import bank, clean_document
+from dedupe_at_scale.stages.minhash import normalize
 
 THRESHOLD = 0.8
 LEVELS = [0.70, 0.75, 0.78, 0.82, 0.85, 0.88, 0.92, 0.96]

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasketch import MinHash
 
-from dedupe_at_scale.minhash import MinHashParams, normalize, signatures
 from dedupe_at_scale.sample import generate_sample
+from dedupe_at_scale.stages.minhash import MinHashParams, normalize, signatures
 
 
 def ours(texts: pa.Array, params: MinHashParams) -> float:

@@ -10,7 +10,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
-from dedupe_at_scale.minhash import (
+from dedupe_at_scale.stages.minhash import (
     EMPTY,
     MinHashParams,
     band_keys,

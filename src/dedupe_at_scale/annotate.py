@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.minhash import normalize, params_for, signatures, sparse_spaces
 from dedupe_at_scale.stages.langid import LanguageIdentifier
+from dedupe_at_scale.stages.minhash import normalize, params_for, signatures, sparse_spaces
 from dedupe_at_scale.stages.quality import QualityFilter
 from dedupe_at_scale.stages.quality_model import QualityScorer
 

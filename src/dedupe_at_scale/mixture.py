@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import MixtureConfig
-from dedupe_at_scale.minhash import string_hashes
+from dedupe_at_scale.stages.minhash import string_hashes
 
 BINS = 4096
 OTHER = "__other__"  # rows whose group has no weight
