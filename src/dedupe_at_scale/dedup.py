@@ -34,7 +34,8 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.config import TASK_RETRIES, DedupConfig
 from dedupe_at_scale.lsh import band_candidates, exact_edges, unique_pairs
-from dedupe_at_scale.partitions import (
+from dedupe_at_scale.stages.minhash import EMPTY, band_keys
+from dedupe_at_scale.steps.tasks import (
     as_returns,
     call,
     gather,
@@ -43,7 +44,6 @@ from dedupe_at_scale.partitions import (
     read_staged,
     split,
 )
-from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.storage import Location
 
 MAX_ROUNDS = 64
