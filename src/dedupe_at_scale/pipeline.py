@@ -41,7 +41,6 @@ from dedupe_at_scale.accounting import (
     quarantine_stats,
 )
 from dedupe_at_scale.config import ConfigError, JobConfig
-from dedupe_at_scale.dedup import DECISION_SCHEMA, run_dedup
 from dedupe_at_scale.manifest import build_manifest
 from dedupe_at_scale.mixture import (
     COPIES,
@@ -70,6 +69,7 @@ from dedupe_at_scale.reader import (
 from dedupe_at_scale.staged import Staged
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
+from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, run_dedup
 from dedupe_at_scale.steps.ids import check_ids
 from dedupe_at_scale.storage import Location, StorageError, describe_error, overlaps, resolve
 

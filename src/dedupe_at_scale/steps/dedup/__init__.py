@@ -1,0 +1,1 @@
+"""Global exact and near-duplicate removal."""
