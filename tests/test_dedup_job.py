@@ -13,8 +13,8 @@ import ray
 
 from dedupe_at_scale.components import components_local
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.lsh import unique_pairs
 from dedupe_at_scale.pipeline import run_job
+from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.dedup.tasks import _components
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedupe_at_scale.lsh import unique_pairs
+from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 
 
 def _grouped_min(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
