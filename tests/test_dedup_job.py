@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from dedupe_at_scale.components import components_local
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.pipeline import run_job
+from dedupe_at_scale.steps.dedup.components import components_local
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.dedup.tasks import _components
 

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from dedupe_at_scale.components import components_local, large_star, small_star
+from dedupe_at_scale.steps.dedup.components import components_local, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 
 

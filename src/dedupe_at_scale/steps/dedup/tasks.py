@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.config import TASK_RETRIES, DedupConfig
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
+from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.tasks import (
     as_returns,
