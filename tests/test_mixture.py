@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedupe_at_scale.config import ConfigError, MixtureConfig, config_from_dict
-from dedupe_at_scale.mixture import draws, expand_copies, histogram, plan
+from dedupe_at_scale.steps.mixture import draws, expand_copies, histogram, plan
 
 
 def test_draws_are_uniform_stable_and_seeded():

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.mixture import COPIES
 from dedupe_at_scale.reader import InputFile
 from dedupe_at_scale.staged import Staged
+from dedupe_at_scale.steps.mixture import COPIES
 
 
 class AccountingError(RuntimeError):

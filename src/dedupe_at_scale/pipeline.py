@@ -42,18 +42,6 @@ from dedupe_at_scale.accounting import (
 )
 from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.manifest import build_manifest
-from dedupe_at_scale.mixture import (
-    COPIES,
-    ORDER,
-    GroupPlan,
-    draws,
-    expand_copies,
-    group_keys,
-    histogram,
-    mixture_summary,
-    units,
-)
-from dedupe_at_scale.mixture import plan as plan_mixture
 from dedupe_at_scale.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.quarantine import rejected_table, write_quarantined_files
 from dedupe_at_scale.reader import (
@@ -71,6 +59,18 @@ from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, run_dedup
 from dedupe_at_scale.steps.ids import check_ids
+from dedupe_at_scale.steps.mixture import (
+    COPIES,
+    ORDER,
+    GroupPlan,
+    draws,
+    expand_copies,
+    group_keys,
+    histogram,
+    mixture_summary,
+    units,
+)
+from dedupe_at_scale.steps.mixture import plan as plan_mixture
 from dedupe_at_scale.storage import Location, StorageError, describe_error, overlaps, resolve
 
 log = logging.getLogger(__name__)
