@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.storage import Location, StorageError, read_json, write_json
+from dedupe_at_scale.io.storage import Location, StorageError, read_json, write_json
 
 MANIFEST = "manifest.json"
 STAGING = "_staging"

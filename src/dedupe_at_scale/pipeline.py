@@ -41,6 +41,7 @@ from dedupe_at_scale.accounting import (
     quarantine_stats,
 )
 from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.io.storage import Location, StorageError, describe_error, overlaps, resolve
 from dedupe_at_scale.manifest import build_manifest
 from dedupe_at_scale.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.quarantine import rejected_table, write_quarantined_files
@@ -71,7 +72,6 @@ from dedupe_at_scale.steps.mixture import (
     units,
 )
 from dedupe_at_scale.steps.mixture import plan as plan_mixture
-from dedupe_at_scale.storage import Location, StorageError, describe_error, overlaps, resolve
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from ray.data.datasource import Datasource, ReadTask
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import InputConfig
-from dedupe_at_scale.storage import Location, StorageError, list_parquet_files
+from dedupe_at_scale.io.storage import Location, StorageError, list_parquet_files
 
 
 class InputError(ValueError):

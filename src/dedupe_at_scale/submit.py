@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, load_config
-from dedupe_at_scale.storage import protocol_of
+from dedupe_at_scale.io.storage import protocol_of
 
 SPEC_VARIABLE = "DDS_JOB_SPEC"
 

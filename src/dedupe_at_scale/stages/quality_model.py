@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from dedupe_at_scale.io.storage import list_parquet_files, resolve
 from dedupe_at_scale.stages.langid import load_fasttext_model
-from dedupe_at_scale.storage import list_parquet_files, resolve
 from dedupe_at_scale.text import single_line
 
 POSITIVE = "__label__hq"

@@ -20,9 +20,9 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES
+from dedupe_at_scale.io.storage import Location
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.steps.tasks import as_returns, call, gather, read_kept, split
-from dedupe_at_scale.storage import Location
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.storage import Location
+from dedupe_at_scale.io.storage import Location
 
 
 def call(fn, n: int, *args) -> list:

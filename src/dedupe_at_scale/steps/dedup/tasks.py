@@ -32,6 +32,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES, DedupConfig
+from dedupe_at_scale.io.storage import Location
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
@@ -44,7 +45,6 @@ from dedupe_at_scale.steps.tasks import (
     read_staged,
     split,
 )
-from dedupe_at_scale.storage import Location
 
 MAX_ROUNDS = 64
 ID_KEY = "__dds_id_key"
