@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.reader import InputFile, prepare_table
+from dedupe_at_scale.io.reader import InputFile, prepare_table
 from dedupe_at_scale.stages.annotate import Annotator
 from dedupe_at_scale.stages.langid import LanguageIdentifier, ModelError, bundled_lid_model_path
 

@@ -7,13 +7,13 @@ import pytest
 from conftest import write_table
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import InputConfig
-from dedupe_at_scale.io.storage import StorageError, resolve
-from dedupe_at_scale.reader import (
+from dedupe_at_scale.io.reader import (
     InputError,
     discover_inputs,
     plan_units,
     read_unit,
 )
+from dedupe_at_scale.io.storage import StorageError, resolve
 
 
 def discover(path, **cfg):

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.reader import InputFile
+from dedupe_at_scale.io.reader import InputFile
 from dedupe_at_scale.staged import Staged
 from dedupe_at_scale.steps.mixture import COPIES
 

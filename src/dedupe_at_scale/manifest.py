@@ -10,8 +10,8 @@ from typing import Any
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.reader import InputFile
 from dedupe_at_scale.io.storage import redact
-from dedupe_at_scale.reader import InputFile
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.reader import UNCOUNTABLE, InputFile
 from dedupe_at_scale.io.storage import Location
-from dedupe_at_scale.reader import UNCOUNTABLE, InputFile
 
 QUARANTINE_SHARD = "quarantine-00000.parquet"
 
