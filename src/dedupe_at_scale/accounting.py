@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.reader import InputFile
-from dedupe_at_scale.staged import Staged
+from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.steps.mixture import COPIES
 
 

@@ -51,11 +51,11 @@ from dedupe_at_scale.io.reader import (
     plan_units,
     prepare_table,
 )
+from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, StorageError, describe_error, overlaps, resolve
 from dedupe_at_scale.manifest import build_manifest
 from dedupe_at_scale.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.quarantine import rejected_table, write_quarantined_files
-from dedupe_at_scale.staged import Staged
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, run_dedup
