@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dedupe_at_scale.io.output import OutputExistsError, OutputLayout
 from dedupe_at_scale.io.storage import resolve
-from dedupe_at_scale.output import OutputExistsError, OutputLayout
 
 
 def layout(path):

@@ -41,6 +41,7 @@ from dedupe_at_scale.accounting import (
     quarantine_stats,
 )
 from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.io.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.io.reader import (
     InputError,
     InputFile,
@@ -54,7 +55,6 @@ from dedupe_at_scale.io.reader import (
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, StorageError, describe_error, overlaps, resolve
 from dedupe_at_scale.manifest import build_manifest
-from dedupe_at_scale.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.quarantine import rejected_table, write_quarantined_files
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for

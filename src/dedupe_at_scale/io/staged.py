@@ -11,9 +11,9 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
 from dedupe_at_scale.io.storage import Location
-from dedupe_at_scale.output import OutputLayout
 from dedupe_at_scale.steps.dedup.tasks import apply_decisions
 from dedupe_at_scale.steps.ids import apply_id_decisions
 from dedupe_at_scale.steps.mixture import GroupPlan, apply_plan
