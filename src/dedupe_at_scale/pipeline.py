@@ -42,6 +42,7 @@ from dedupe_at_scale.accounting import (
 )
 from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.io.output import OutputLayout, Resume, count_rows
+from dedupe_at_scale.io.quarantine import rejected_table, write_quarantined_files
 from dedupe_at_scale.io.reader import (
     InputError,
     InputFile,
@@ -55,7 +56,6 @@ from dedupe_at_scale.io.reader import (
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, StorageError, describe_error, overlaps, resolve
 from dedupe_at_scale.manifest import build_manifest
-from dedupe_at_scale.quarantine import rejected_table, write_quarantined_files
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, run_dedup
