@@ -147,7 +147,7 @@ def reference_output(ray_cluster, sample_dir, tmp_path_factory) -> dict[str, pa.
     """The shards of an undisturbed local run of the sample with the default
     config: what runs on S3, killed or re-run, must reproduce."""
     from dedupe_at_scale.config import config_from_dict
-    from dedupe_at_scale.pipeline import run_job
+    from dedupe_at_scale.job.pipeline import run_job
 
     out = tmp_path_factory.mktemp("reference") / "out"
     run_job(str(sample_dir), str(out), config_from_dict({}))

@@ -12,7 +12,7 @@ import pytest
 import ray
 
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.pipeline import run_job
+from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.steps.dedup.components import components_local
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.dedup.tasks import _components

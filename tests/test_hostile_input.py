@@ -17,7 +17,7 @@ from conftest import GOOD_EN, write_table
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import StorageError
-from dedupe_at_scale.pipeline import run_job
+from dedupe_at_scale.job.pipeline import run_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 

@@ -228,7 +228,7 @@ def test_complete_output_is_refused_then_overwritten(ray_cluster, sample_dir, tm
 
 def test_stage_switches_and_bytes_per_shard(ray_cluster, sample_dir, tmp_path):
     from dedupe_at_scale.config import config_from_dict
-    from dedupe_at_scale.pipeline import run_job
+    from dedupe_at_scale.job.pipeline import run_job
 
     cfg = config_from_dict(
         {

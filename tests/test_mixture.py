@@ -71,7 +71,7 @@ def test_config_checks():
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_job_hits_target_proportions(ray_cluster, sample_dir, tmp_path):
-    from dedupe_at_scale.pipeline import run_job
+    from dedupe_at_scale.job.pipeline import run_job
 
     weights = {"web": 0.4, "news": 0.3, "forum": 0.2, "encyclopedia": 0.1}
     cfg = config_from_dict(
@@ -110,7 +110,7 @@ def test_job_hits_target_proportions(ray_cluster, sample_dir, tmp_path):
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_shortfall_is_reported(ray_cluster, sample_dir, tmp_path):
-    from dedupe_at_scale.pipeline import run_job
+    from dedupe_at_scale.job.pipeline import run_job
 
     cfg = config_from_dict(
         {

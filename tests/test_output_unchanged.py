@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.pipeline import run_job
+from dedupe_at_scale.job.pipeline import run_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 

@@ -74,7 +74,7 @@ def test_one_set_only_is_refused(tmp_path):
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_job_scores_and_filters_with_the_model(ray_cluster, model, sample_dir, tmp_path):
-    from dedupe_at_scale.pipeline import run_job
+    from dedupe_at_scale.job.pipeline import run_job
 
     cfg = config_from_dict({"quality": {"model": str(model[0]), "min_score": 0.5}})
     single = str(sample_dir / "shard-0000[0-2].parquet")

@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_same_output, output_tables
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io.storage import StorageError
-from dedupe_at_scale.pipeline import run_job
+from dedupe_at_scale.job.pipeline import run_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 

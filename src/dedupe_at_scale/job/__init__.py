@@ -1,0 +1,1 @@
+"""The job: the list of phases on Ray Data, accounting, the manifest and the summary."""
