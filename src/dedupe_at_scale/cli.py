@@ -8,10 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dedupe_at_scale.accounting import AccountingError
 from dedupe_at_scale.config import ConfigError, JobConfig, load_config
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import StorageError
+from dedupe_at_scale.job.accounting import AccountingError
 from dedupe_at_scale.stages.langid import ModelError
 from dedupe_at_scale.submit import SubmitError
 

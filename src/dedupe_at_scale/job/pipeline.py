@@ -34,12 +34,6 @@ from ray.data.datasource import FilenameProvider
 
 from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.accounting import (
-    AccountingError,
-    check_accounting,
-    collect_stats,
-    quarantine_stats,
-)
 from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.io.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.io.quarantine import rejected_table, write_quarantined_files
@@ -55,6 +49,12 @@ from dedupe_at_scale.io.reader import (
 )
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, StorageError, describe_error, overlaps, resolve
+from dedupe_at_scale.job.accounting import (
+    AccountingError,
+    check_accounting,
+    collect_stats,
+    quarantine_stats,
+)
 from dedupe_at_scale.manifest import build_manifest
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
