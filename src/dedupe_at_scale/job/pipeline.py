@@ -55,7 +55,7 @@ from dedupe_at_scale.job.accounting import (
     collect_stats,
     quarantine_stats,
 )
-from dedupe_at_scale.manifest import build_manifest
+from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, run_dedup
