@@ -125,7 +125,7 @@ def _train_quality(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from dedupe_at_scale.job.pipeline import execute, plan_job
-    from dedupe_at_scale.report import summarize
+    from dedupe_at_scale.job.report import summarize
 
     # Config, output and every input footer are checked before Ray starts.
     cfg = load_config(args.config)
