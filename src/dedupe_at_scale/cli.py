@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dedupe_at_scale.config import ConfigError, JobConfig, load_config
+from dedupe_at_scale.config import ConfigError, job_uris, load_config
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.accounting import AccountingError
@@ -136,16 +136,6 @@ def _run(args: argparse.Namespace) -> int:
     print()
     print(summarize(result.manifest))
     return 0
-
-
-def job_uris(cfg: JobConfig, input_uri: str | None, output_uri: str | None) -> tuple[str, str]:
-    """Input and output from the command line, else from the job spec."""
-    input_uri = input_uri or cfg.input.uri
-    output_uri = output_uri or cfg.output.uri
-    if not input_uri or not output_uri:
-        missing = "--input (or input.uri)" if not input_uri else "--output (or output.uri)"
-        raise ConfigError(f"no {missing} given")
-    return input_uri, output_uri
 
 
 def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:

@@ -240,6 +240,16 @@ class JobConfig:
         return dataclasses.asdict(self)
 
 
+def job_uris(cfg: JobConfig, input_uri: str | None, output_uri: str | None) -> tuple[str, str]:
+    """Input and output from the command line, else from the job spec."""
+    input_uri = input_uri or cfg.input.uri
+    output_uri = output_uri or cfg.output.uri
+    if not input_uri or not output_uri:
+        missing = "--input (or input.uri)" if not input_uri else "--output (or output.uri)"
+        raise ConfigError(f"no {missing} given")
+    return input_uri, output_uri
+
+
 def load_config(path: str | Path | None) -> JobConfig:
     """Read a YAML job config; ``None`` gives the defaults, ``env:NAME`` the
     YAML text held by an environment variable (how `submit` ships a spec)."""

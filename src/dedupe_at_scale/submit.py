@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, load_config
+from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, job_uris, load_config
 from dedupe_at_scale.io.storage import protocol_of
 
 SPEC_VARIABLE = "DDS_JOB_SPEC"
@@ -27,8 +27,6 @@ class SubmitError(RuntimeError):
 
 
 def submit_job(args: argparse.Namespace) -> int:
-    from dedupe_at_scale.cli import job_uris
-
     cfg = load_config(args.config)
     input_uri, output_uri = (cluster_uri(u) for u in job_uris(cfg, args.input, args.output))
     missing = [name for name in args.env if name not in os.environ]
