@@ -8,12 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from dedupe_at_scale.cli.submit import SubmitError
 from dedupe_at_scale.config import ConfigError, job_uris, load_config
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.accounting import AccountingError
 from dedupe_at_scale.stages.langid import ModelError
-from dedupe_at_scale.submit import SubmitError
 
 # OutputExistsError is a StorageError.
 KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError)
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train-quality":
             return _train_quality(args)
         if args.command == "submit":
-            from dedupe_at_scale.submit import submit_job
+            from dedupe_at_scale.cli.submit import submit_job
 
             return submit_job(args)
         return _run(args)
@@ -172,7 +172,3 @@ def find_known_error(exc: BaseException) -> BaseException | None:
             return current
         stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
     return None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -62,7 +62,7 @@ def cluster_uri(uri: str) -> str:
 
 
 def build_runtime_env(spec: str, env_names: list[str], pip: list[str]) -> dict:
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the dedupe_at_scale package
     env_vars = {name: os.environ[name] for name in env_names}
     env_vars.update({SPEC_VARIABLE: spec, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"})
     runtime_env: dict = {"py_modules": [str(package)], "env_vars": env_vars}
