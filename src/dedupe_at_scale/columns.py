@@ -47,15 +47,20 @@ def decided_rows(table: pa.Table, decisions: pa.Table) -> tuple[np.ndarray, np.n
 
 
 def mark_rejected(
-    table: pa.Table, rows: np.ndarray, stage: str, rule: pa.Array, reason: pa.Array
+    table: pa.Table,
+    rows: np.ndarray,
+    stage: str,
+    rule: pa.Array,
+    reason: pa.Array,
+    value: pa.Array | None = None,
 ) -> pa.Table:
-    """Set stage, rule, reason (and a null value) on the rows where `rows` is
-    true; `rule` and `reason` are full-length arrays, other rows stay as they are."""
+    """Set stage, rule, reason and value (null if not given) on the rows where
+    `rows` is true; the arrays are full-length, other rows stay as they are."""
     mask = pa.array(rows)
     updates = {
         STAGE: pa.array([stage] * table.num_rows, pa.string()),
         RULE: rule,
-        VALUE: pa.nulls(table.num_rows, pa.float64()),
+        VALUE: value if value is not None else pa.nulls(table.num_rows, pa.float64()),
         REASON: reason,
     }
     for name, new in updates.items():

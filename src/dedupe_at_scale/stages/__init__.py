@@ -1,1 +1,33 @@
-"""Per-document stages: each takes an Arrow batch and its config section and returns new columns and rejections."""
+"""Per-document stages, in the order they run. Each takes an Arrow batch and
+its config section and returns new columns and rejections (stages/base.py has
+the contract). A new stage is one module here plus one line in REGISTRY."""
+
+from __future__ import annotations
+
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.stages.base import Stage
+from dedupe_at_scale.stages.langid import LanguageIdStage
+from dedupe_at_scale.stages.minhash import MinHashStage
+from dedupe_at_scale.stages.quality import QualityRulesStage
+from dedupe_at_scale.stages.quality_model import QualityModelStage
+
+REGISTRY: list[type[Stage]] = [
+    LanguageIdStage,
+    QualityRulesStage,
+    QualityModelStage,
+    MinHashStage,
+]
+
+
+def enabled_stages(cfg: JobConfig) -> list[type[Stage]]:
+    return [stage for stage in REGISTRY if stage.enabled(cfg)]
+
+
+def rejecting_stages(cfg: JobConfig) -> dict[str, bool]:
+    """Stage names that reject documents, in order, and whether any stage
+    reporting under that name is on."""
+    names: dict[str, bool] = {}
+    for stage in REGISTRY:
+        if stage.stage is not None:
+            names[stage.stage] = names.get(stage.stage, False) or stage.enabled(cfg)
+    return names

@@ -12,7 +12,11 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.text import single_line
 
 LABEL_PREFIX = "__label__"
@@ -55,3 +59,54 @@ class LanguageIdentifier:
         labels, scores = self.model.predict(lines, k=1)
         languages = [label[0].removeprefix(LABEL_PREFIX) if label else "" for label in labels]
         return languages, np.array([s[0] if len(s) else 0.0 for s in scores], dtype=np.float32)
+
+
+class LanguageIdStage(Stage):
+    """`langid` section: language and score of every kept document; rejects
+    low confidence first (a low-confidence label is no reason to name), then
+    languages outside `langid.languages`."""
+
+    name = stage = "langid"
+    columns_when_off = True
+
+    def __init__(self, cfg: JobConfig):
+        super().__init__(cfg)
+        section = cfg.langid
+        self.identifier = LanguageIdentifier(section.model, section.max_chars)
+        self.min_score = section.min_score
+        self.allowed = frozenset(section.languages) if section.languages else None
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.langid.enabled
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        return [pa.field(col.LANGUAGE, pa.string()), pa.field(col.LANGUAGE_SCORE, pa.float32())]
+
+    def __call__(self, batch: Batch) -> StageResult:
+        active = batch.active()
+        languages, scores = self.identifier.predict(batch.texts(active))
+        rows, rules, values, reasons = [], [], [], []
+        for i, language, score in zip(active.tolist(), languages, scores.tolist()):
+            if score < self.min_score:
+                reason = f"langid_min_score: {language} {score:.3f} < {self.min_score:g}"
+                rule = "langid_min_score"
+            elif self.allowed is not None and language not in self.allowed:
+                allowed = ", ".join(sorted(self.allowed))
+                reason = f"langid_language: {language} (score {score:.3f}) not in [{allowed}]"
+                rule = "langid_language"
+            else:
+                continue
+            rows.append(i)
+            rules.append(rule)
+            values.append(score)
+            reasons.append(reason)
+        n = batch.num_rows
+        return StageResult(
+            columns={
+                col.LANGUAGE: scatter(n, active, languages, pa.string()),
+                col.LANGUAGE_SCORE: scatter(n, active, scores.tolist(), pa.float32()),
+            },
+            rejected=rejections(n, rows, rules, values, reasons),
+        )

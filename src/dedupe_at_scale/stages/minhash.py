@@ -21,7 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedupe_at_scale.config import DedupConfig
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import DedupConfig, JobConfig
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult
 
 EMPTY = np.uint32(0xFFFFFFFF)
 
@@ -269,3 +271,58 @@ def _band_kernel(sigs, bands, rows, out):
 def _hash_kernel(data, offsets, seed, out):
     for d in range(offsets.shape[0] - 1):
         out[d] = _fnv(data, offsets[d], offsets[d + 1], seed)
+
+
+class MinHashStage(Stage):
+    """`dedup` section, per document: the exact-text hash and the MinHash
+    signature of every kept document, for the global dedup step. Space-less
+    scripts (quality.unsegmented_languages, or sparse spaces when no language
+    is known) are shingled by characters."""
+
+    name = "minhash"
+    stage = None  # rejects nothing; the dedup step decides
+
+    def __init__(self, cfg: JobConfig):
+        super().__init__(cfg)
+        self.params = params_for(cfg.dedup)
+        form = cfg.dedup.unicode_normalization
+        self.form = None if form == "none" else form
+        self.unsegmented = frozenset(cfg.quality.unsegmented_languages)
+        self.languages_known = cfg.langid.enabled
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.dedup.enabled
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        width = params_for(cfg.dedup).num_perm
+        return [
+            pa.field(col.EXACT_HI, pa.uint64()),
+            pa.field(col.EXACT_LO, pa.uint64()),
+            pa.field(col.MINHASH, pa.list_(pa.uint32(), width)),
+        ]
+
+    def __call__(self, batch: Batch) -> StageResult:
+        n, width = batch.num_rows, self.params.num_perm
+        exact = np.zeros((n, 2), dtype=np.uint64)
+        sigs = np.zeros((n, width), dtype=np.uint32)
+        active = batch.active()
+        if len(active):
+            texts = batch.text_array().take(pa.array(active))
+            languages = batch.column(col.LANGUAGE).take(pa.array(active)).to_pylist()
+            char_mode = np.array([lang in self.unsegmented for lang in languages], dtype=bool)
+            if not self.languages_known:
+                # No language known: judge the script by how rarely spaces occur.
+                char_mode |= sparse_spaces(texts)
+            sigs[active], exact[active] = signatures(
+                normalize(texts, self.form), char_mode, self.params
+            )
+        flat = pa.array(sigs.reshape(-1), pa.uint32())
+        return StageResult(
+            columns={
+                col.EXACT_HI: pa.array(exact[:, 0]),
+                col.EXACT_LO: pa.array(exact[:, 1]),
+                col.MINHASH: pa.FixedSizeListArray.from_arrays(flat, width),
+            }
+        )

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.storage import list_parquet_files, resolve
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.stages.langid import load_fasttext_model
 from dedupe_at_scale.text import single_line
 
@@ -110,3 +114,40 @@ class QualityScorer:
 
     def score(self, texts: list[str]) -> np.ndarray:
         return positive_probability(self.model, texts)
+
+
+class QualityModelStage(Stage):
+    """`quality.model`: P(high quality) of every kept document as
+    quality_score; documents below `quality.min_score` are rejected."""
+
+    name = "quality_model"
+    stage = "quality"
+
+    def __init__(self, cfg: JobConfig):
+        super().__init__(cfg)
+        self.scorer = QualityScorer(cfg.quality.model)
+        self.min_score = cfg.quality.min_score
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.quality.enabled and cfg.quality.model is not None
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        return [pa.field(col.QUALITY_SCORE, pa.float32())]
+
+    def __call__(self, batch: Batch) -> StageResult:
+        active = batch.active()
+        scores = self.scorer.score(batch.texts(active)).tolist()
+        low = [(i, s) for i, s in zip(active.tolist(), scores) if s < self.min_score]
+        n = batch.num_rows
+        return StageResult(
+            columns={col.QUALITY_SCORE: scatter(n, active, scores, pa.float32())},
+            rejected=rejections(
+                n,
+                [i for i, _ in low],
+                ["quality_classifier"] * len(low),
+                [s for _, s in low],
+                [f"quality_classifier: {s:.4g} < {self.min_score:g}" for _, s in low],
+            ),
+        )

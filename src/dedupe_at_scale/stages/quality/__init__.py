@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dedupe_at_scale.config import QualityConfig
+import pyarrow as pa
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig, QualityConfig
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
 from dedupe_at_scale.stages.quality.c4 import C4
 from dedupe_at_scale.stages.quality.fineweb import FineWeb
 from dedupe_at_scale.stages.quality.gopher import GopherQuality, GopherRepetition
 
-__all__ = ["QualityFilter", "Verdict", "Rule", "RuleGroup", "Doc"]
+__all__ = ["QualityFilter", "QualityRulesStage", "Verdict", "Rule", "RuleGroup", "Doc"]
 
 
 @dataclass
@@ -69,3 +73,62 @@ class QualityFilter:
             if cleaned is not None:
                 verdict.text = cleaned
         return verdict
+
+
+class QualityRulesStage(Stage):
+    """`quality` section: the rule groups over every kept document; the
+    measured signals of kept documents become q_<signal> columns
+    (quality.emit_signals), and C4 cleaning may replace the text."""
+
+    name = stage = "quality"
+
+    def __init__(self, cfg: JobConfig):
+        super().__init__(cfg)
+        self.filter = QualityFilter(cfg.quality)
+        self.signal_names = self.filter.signal_names if cfg.quality.emit_signals else []
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.quality.enabled
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        if not cfg.quality.emit_signals:
+            return []
+        names = QualityFilter(cfg.quality).signal_names
+        return [pa.field(col.SIGNAL_PREFIX + name, pa.float32()) for name in names]
+
+    def __call__(self, batch: Batch) -> StageResult:
+        active = batch.active().tolist()
+        texts = batch.texts(active)
+        languages = batch.column(col.LANGUAGE).to_pylist()
+        rejected: list[tuple[int, Verdict]] = []
+        kept: list[tuple[int, Verdict]] = []
+        for i, text in zip(active, texts):
+            verdict = self.filter.evaluate(text, languages[i])
+            (kept if verdict.kept else rejected).append((i, verdict))
+        n = batch.num_rows
+        columns = {
+            col.SIGNAL_PREFIX + name: scatter(
+                n, [i for i, _ in kept], [v.signals.get(name) for _, v in kept], pa.float32()
+            )
+            for name in self.signal_names
+        }
+        cleaned = [(i, v.text) for i, v in kept if v.text is not None]
+        text = None
+        if cleaned:
+            new_texts = batch.texts(range(n))
+            for i, t in cleaned:
+                new_texts[i] = t
+            text = pa.array(new_texts, pa.string())
+        return StageResult(
+            columns=columns,
+            rejected=rejections(
+                n,
+                [i for i, _ in rejected],
+                [v.rule.name for _, v in rejected],
+                [v.value for _, v in rejected],
+                [v.reason for _, v in rejected],
+            ),
+            text=text,
+        )

@@ -1,0 +1,129 @@
+"""The per-document stage contract.
+
+A stage is a class with a registry name, the stage name its rejections carry
+in rejected/ (None when it never rejects), a test of whether the config turns
+it on, the Arrow fields it adds (so the output schema is known without running
+it), and a call over a `Batch` that returns a `StageResult`: new columns and
+rejections as Arrow arrays of the batch's length. Models load in __init__,
+once per worker process. No Ray here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+
+
+class Batch:
+    """The rows a stage sees: the input columns plus those of the stages
+    before it, and which rows are still kept."""
+
+    def __init__(self, table: pa.Table, text_column: str):
+        self.table = table
+        self.text_column = text_column
+        self._texts: list[str] | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def active(self) -> np.ndarray:
+        """Positions of the rows no stage has rejected so far."""
+        return np.flatnonzero(
+            pc.is_null(self.table.column(col.STAGE)).to_numpy(zero_copy_only=False)
+        )
+
+    def text_array(self) -> pa.Array:
+        return self.table.column(self.text_column).combine_chunks()
+
+    def texts(self, rows: Sequence[int]) -> list[str]:
+        # Python strings only for stages that need them, made once per batch.
+        if self._texts is None:
+            self._texts = self.table.column(self.text_column).to_pylist()
+        return [self._texts[i] for i in rows]
+
+    def column(self, name: str) -> pa.Array:
+        return self.table.column(name).combine_chunks()
+
+    def update(self, table: pa.Table, text_changed: bool) -> None:
+        self.table = table
+        if text_changed:
+            self._texts = None
+
+
+@dataclass
+class Rejections:
+    """Rows rejected by one stage: a mask over the batch and, on those rows,
+    the rule, its measured value and a reason a person can read."""
+
+    mask: np.ndarray
+    rule: pa.Array
+    value: pa.Array
+    reason: pa.Array
+
+
+def rejections(
+    n: int,
+    rows: Sequence[int],
+    rules: Sequence[str],
+    values: Sequence[float | None],
+    reasons: Sequence[str],
+) -> Rejections | None:
+    """Full-length rejection arrays from per-rejected-row lists."""
+    if len(rows) == 0:
+        return None
+    mask = np.zeros(n, dtype=bool)
+    mask[np.asarray(rows, dtype=np.int64)] = True
+    return Rejections(
+        mask,
+        scatter(n, rows, rules, pa.string()),
+        scatter(n, rows, values, pa.float64()),
+        scatter(n, rows, reasons, pa.string()),
+    )
+
+
+def scatter(n: int, rows: Sequence[int], values: Sequence, kind: pa.DataType) -> pa.Array:
+    """A length-n array holding `values` at `rows` and nulls elsewhere."""
+    full: list = [None] * n
+    for i, v in zip(rows, values):
+        full[i] = v
+    return pa.array(full, kind)
+
+
+@dataclass
+class StageResult:
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    rejected: Rejections | None = None
+    text: pa.Array | None = None  # replacement text for the whole batch
+
+
+class Stage:
+    """Base of a per-document stage; see the module docstring."""
+
+    name: str = ""  # registry name; busy seconds are reported under it
+    stage: str | None = None  # stage of its rejections in rejected/ and the manifest
+    # Columns that stay in the output (as nulls) when the stage is off, so
+    # every run has one schema; only the language columns need it.
+    columns_when_off: bool = False
+
+    def __init__(self, cfg: JobConfig):
+        self.cfg = cfg
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        """The columns this stage adds, in order."""
+        raise NotImplementedError
+
+    def __call__(self, batch: Batch) -> StageResult:
+        raise NotImplementedError
