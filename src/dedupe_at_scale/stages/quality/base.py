@@ -7,6 +7,7 @@ rejects the document, and its name and measured value become the reason.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -56,17 +57,58 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
 
 
-def bounded_rules(*specs: tuple[str, str, str, float | None]) -> list[Rule]:
-    """Rules from (name, signal, bound, threshold) specs; a None threshold
-    switches that rule off."""
-    return [Rule(n, s, b, float(t)) for n, s, b, t in specs if t is not None]  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class RuleSpec:
+    """One rule, declared once: its name, the signal it bounds, min or max,
+    and the field of the group's config section that holds its threshold.
+
+    The field decides how many rules the spec makes: a number is one rule
+    (None switches it off); true / false is one rule with threshold 0 (the
+    signal must stay 0) or none; a mapping {n: threshold} is one rule per n,
+    with "{n}" in name and signal replaced by n (n-gram families)."""
+
+    name: str
+    signal: str
+    bound: Literal["min", "max"]
+    field: str
+
+    def rules(self, cfg: object) -> list[Rule]:
+        value = getattr(cfg, self.field)
+        if value is None or value is False:
+            return []
+        if value is True:
+            return [Rule(self.name, self.signal, self.bound, 0.0)]
+        if isinstance(value, dict):
+            return [
+                Rule(self.name.format(n=n), self.signal.format(n=n), self.bound, float(t))
+                for n, t in sorted(value.items())
+            ]
+        return [Rule(self.name, self.signal, self.bound, float(value))]
+
+    def signals(self, cfg: object) -> list[str]:
+        """Every signal this spec can bound under `cfg`, on or off."""
+        value = getattr(cfg, self.field)
+        if isinstance(value, dict):
+            return [self.signal.format(n=n) for n in value]
+        return [self.signal]
 
 
 class RuleGroup:
-    """A named set of rules over signals measured together."""
+    """A named set of rules over signals measured together. A subclass
+    declares RULES (its RuleSpecs, in the order they are checked) and
+    SETTINGS (the fields of its config section that are not thresholds)."""
 
     name: str = ""
-    rules: list[Rule]
+    RULES: tuple[RuleSpec, ...] = ()
+    SETTINGS: tuple[str, ...] = ("enabled",)
+
+    def __init__(self, cfg: object):
+        self.cfg = cfg
+        fields = {f.name for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+        unknown = [spec.field for spec in self.RULES if spec.field not in fields]
+        if unknown:  # a typo must not silently switch a rule off
+            raise TypeError(f"{self.name}: rules name unknown config fields {unknown}")
+        self.rules: list[Rule] = [rule for spec in self.RULES for rule in spec.rules(cfg)]
 
     def measure(self, doc: Doc) -> dict[str, float]:
         """Signals of `doc`; a signal left out means its rules do not apply."""

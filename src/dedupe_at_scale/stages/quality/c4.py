@@ -8,8 +8,7 @@ if too few sentences survive, or if it holds "lorem ipsum" or a curly brace.
 from __future__ import annotations
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.config import C4Config
-from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, bounded_rules
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec
 
 POLICY_PHRASES = (
     "terms of use",
@@ -24,13 +23,21 @@ POLICY_PHRASES = (
 class C4(RuleGroup):
     name = "c4"
 
-    def __init__(self, cfg: C4Config):
-        self.cfg = cfg
-        self.rules = bounded_rules(
-            ("c4_lorem_ipsum", "c4_lorem_ipsum", "max", 0 if cfg.drop_lorem_ipsum else None),
-            ("c4_curly_brace", "c4_curly_brace", "max", 0 if cfg.drop_curly_brace else None),
-            ("c4_min_sentences", "c4_sentences", "min", cfg.min_sentences),
-        )
+    # Raffel et al. 2020, section 2.2: page-level rules (line rules are SETTINGS).
+    RULES = (
+        RuleSpec("c4_lorem_ipsum", "c4_lorem_ipsum", "max", "drop_lorem_ipsum"),
+        RuleSpec("c4_curly_brace", "c4_curly_brace", "max", "drop_curly_brace"),
+        RuleSpec("c4_min_sentences", "c4_sentences", "min", "min_sentences"),
+    )
+    SETTINGS = (
+        "enabled",
+        "remove_lines_without_terminal_punctuation",
+        "remove_javascript_lines",
+        "remove_policy_lines",
+        "min_words_per_line",
+        "max_word_length",
+        "clean_text",
+    )
 
     def kept_lines(self, doc: Doc) -> list[str]:
         """The lines C4 keeps; word-count line rules skip unsegmented scripts."""

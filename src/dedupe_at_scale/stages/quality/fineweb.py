@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.config import FineWebConfig
-from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, safe_ratio
 
 
 class FineWeb(RuleGroup):
     name = "fineweb"
 
-    def __init__(self, cfg: FineWebConfig):
-        self.cfg = cfg
-        self.rules = bounded_rules(
-            ("fineweb_line_punctuation", "fineweb_line_punctuation_ratio", "min",
-             cfg.min_line_punctuation_ratio),
-            ("fineweb_short_lines", "fineweb_short_line_ratio", "max", cfg.max_short_line_ratio),
-            ("fineweb_duplicate_line_chars", "fineweb_duplicate_line_chars_ratio", "max",
-             cfg.max_duplicate_line_chars_ratio),
-            ("fineweb_newline_to_word_ratio", "fineweb_newline_to_word_ratio", "max",
-             cfg.max_newline_to_word_ratio),
-        )  # fmt: skip
+    # Penedo et al. 2024, section 3.
+    RULES = (
+        RuleSpec("fineweb_line_punctuation", "fineweb_line_punctuation_ratio", "min",
+                 "min_line_punctuation_ratio"),
+        RuleSpec("fineweb_short_lines", "fineweb_short_line_ratio", "max", "max_short_line_ratio"),
+        RuleSpec("fineweb_duplicate_line_chars", "fineweb_duplicate_line_chars_ratio", "max",
+                 "max_duplicate_line_chars_ratio"),
+        RuleSpec("fineweb_newline_to_word_ratio", "fineweb_newline_to_word_ratio", "max",
+                 "max_newline_to_word_ratio"),
+    )  # fmt: skip
+    SETTINGS = ("enabled", "short_line_length")
 
     def measure(self, doc: Doc) -> dict[str, float]:
         lines = doc.lines

@@ -7,66 +7,40 @@ import re
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.config import GopherQualityConfig, GopherRepetitionConfig
-from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, bounded_rules, safe_ratio
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, safe_ratio
 
 _NEWLINES_RE = re.compile(r"\n+")
 
 
 class GopherQuality(RuleGroup):
     name = "gopher_quality"
+    # Rae et al. 2021, appendix A; thresholds as published (config.py).
+    RULES = (
+        RuleSpec("gopher_min_words", "gopher_word_count", "min", "min_words"),
+        RuleSpec("gopher_max_words", "gopher_word_count", "max", "max_words"),
+        RuleSpec("gopher_min_mean_word_length", "gopher_mean_word_length", "min",
+                 "min_mean_word_length"),
+        RuleSpec("gopher_max_mean_word_length", "gopher_mean_word_length", "max",
+                 "max_mean_word_length"),
+        RuleSpec("gopher_hash_to_word_ratio", "gopher_hash_to_word_ratio", "max",
+                 "max_hash_to_word_ratio"),
+        RuleSpec("gopher_ellipsis_to_word_ratio", "gopher_ellipsis_to_word_ratio", "max",
+                 "max_ellipsis_to_word_ratio"),
+        RuleSpec("gopher_bullet_lines_ratio", "gopher_bullet_lines_ratio", "max",
+                 "max_bullet_lines_ratio"),
+        RuleSpec("gopher_ellipsis_lines_ratio", "gopher_ellipsis_lines_ratio", "max",
+                 "max_ellipsis_lines_ratio"),
+        RuleSpec("gopher_alpha_words_ratio", "gopher_alpha_words_ratio", "min",
+                 "min_alpha_words_ratio"),
+        RuleSpec("gopher_stop_words", "gopher_stop_words", "min", "min_stop_words"),
+    )  # fmt: skip
+    SETTINGS = ("enabled", "stop_words")
 
     def __init__(self, cfg: GopherQualityConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.stop_words = {
             lang: frozenset(w.lower() for w in ws) for lang, ws in cfg.stop_words.items()
         }
-        self.rules = bounded_rules(
-            ("gopher_min_words", "gopher_word_count", "min", cfg.min_words),
-            ("gopher_max_words", "gopher_word_count", "max", cfg.max_words),
-            (
-                "gopher_min_mean_word_length",
-                "gopher_mean_word_length",
-                "min",
-                cfg.min_mean_word_length,
-            ),
-            (
-                "gopher_max_mean_word_length",
-                "gopher_mean_word_length",
-                "max",
-                cfg.max_mean_word_length,
-            ),
-            (
-                "gopher_hash_to_word_ratio",
-                "gopher_hash_to_word_ratio",
-                "max",
-                cfg.max_hash_to_word_ratio,
-            ),
-            (
-                "gopher_ellipsis_to_word_ratio",
-                "gopher_ellipsis_to_word_ratio",
-                "max",
-                cfg.max_ellipsis_to_word_ratio,
-            ),
-            (
-                "gopher_bullet_lines_ratio",
-                "gopher_bullet_lines_ratio",
-                "max",
-                cfg.max_bullet_lines_ratio,
-            ),
-            (
-                "gopher_ellipsis_lines_ratio",
-                "gopher_ellipsis_lines_ratio",
-                "max",
-                cfg.max_ellipsis_lines_ratio,
-            ),
-            (
-                "gopher_alpha_words_ratio",
-                "gopher_alpha_words_ratio",
-                "min",
-                cfg.min_alpha_words_ratio,
-            ),
-            ("gopher_stop_words", "gopher_stop_words", "min", cfg.min_stop_words),
-        )
 
     def measure(self, doc: Doc) -> dict[str, float]:
         words = doc.words
@@ -101,25 +75,26 @@ class GopherQuality(RuleGroup):
 
 class GopherRepetition(RuleGroup):
     name = "gopher_repetition"
+    # Rae et al. 2021, appendix A, table A1.
+    RULES = (
+        RuleSpec("gopher_duplicate_lines", "gopher_duplicate_lines_fraction", "max",
+                 "max_duplicate_lines_fraction"),
+        RuleSpec("gopher_duplicate_paragraphs", "gopher_duplicate_paragraphs_fraction", "max",
+                 "max_duplicate_paragraphs_fraction"),
+        RuleSpec("gopher_duplicate_line_chars", "gopher_duplicate_line_chars_fraction", "max",
+                 "max_duplicate_line_chars_fraction"),
+        RuleSpec("gopher_duplicate_paragraph_chars", "gopher_duplicate_paragraph_chars_fraction",
+                 "max", "max_duplicate_paragraph_chars_fraction"),
+        RuleSpec("gopher_top_{n}gram", "gopher_top_{n}gram_chars_fraction", "max",
+                 "top_ngram_max_chars_fraction"),
+        RuleSpec("gopher_duplicate_{n}grams", "gopher_duplicate_{n}gram_chars_fraction", "max",
+                 "duplicate_ngram_max_chars_fraction"),
+    )  # fmt: skip
 
     def __init__(self, cfg: GopherRepetitionConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.top_ngrams = sorted(cfg.top_ngram_max_chars_fraction.items())
         self.dup_ngrams = sorted(cfg.duplicate_ngram_max_chars_fraction.items())
-        self.rules = bounded_rules(
-            ("gopher_duplicate_lines", "gopher_duplicate_lines_fraction", "max",
-             cfg.max_duplicate_lines_fraction),
-            ("gopher_duplicate_paragraphs", "gopher_duplicate_paragraphs_fraction", "max",
-             cfg.max_duplicate_paragraphs_fraction),
-            ("gopher_duplicate_line_chars", "gopher_duplicate_line_chars_fraction", "max",
-             cfg.max_duplicate_line_chars_fraction),
-            ("gopher_duplicate_paragraph_chars", "gopher_duplicate_paragraph_chars_fraction", "max",
-             cfg.max_duplicate_paragraph_chars_fraction),
-            *[(f"gopher_top_{n}gram", f"gopher_top_{n}gram_chars_fraction", "max", t)
-              for n, t in self.top_ngrams],
-            *[(f"gopher_duplicate_{n}grams", f"gopher_duplicate_{n}gram_chars_fraction", "max", t)
-              for n, t in self.dup_ngrams],
-        )  # fmt: skip
 
     def measure(self, doc: Doc) -> dict[str, float]:
         text = doc.text
