@@ -29,8 +29,6 @@ LANGUAGE_SCORE = "language_score"
 SIGNAL_PREFIX = "q_"
 QUALITY_SCORE = "quality_score"
 
-STAGES = ("input", "langid", "quality", "dedup", "mixture")
-
 
 def kept_rows(table: pa.Table) -> pa.Table:
     """The rows no stage has rejected (so far)."""

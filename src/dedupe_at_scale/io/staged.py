@@ -1,91 +1,71 @@
 """The annotated documents staged under OUT/_staging/annotated/, read back
-with every global decision applied: duplicate ids, dedup, the mixture plan."""
+with Ray Data and every global decision applied, in step order."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
-from dedupe_at_scale.io.storage import Location
-from dedupe_at_scale.steps.dedup.tasks import apply_decisions
-from dedupe_at_scale.steps.ids import apply_id_decisions
-from dedupe_at_scale.steps.mixture import GroupPlan, apply_plan
+
+# (file index, rows) -> rows: one global step's decision (steps/base.py).
+Applier = Callable[[int, pa.Table], pa.Table]
+# Columns every decision may read or set.
+DECISION_COLUMNS = (col.UID, col.STAGE, col.RULE, col.VALUE, col.REASON)
 
 
 class Staged:
-    """The annotated rows staged on storage, with the global decisions applied
-    whenever they are read: duplicate ids and dedup (one small Parquet file
-    per staged file each) and the mixture plan (per group, how many copies of
-    which documents)."""
+    """The annotated rows staged on storage, and the decisions of the global
+    steps: (applier, columns it reads) in the order the steps ran."""
 
-    def __init__(self, layout: OutputLayout, files: list[str], cfg: JobConfig):
+    def __init__(self, layout: OutputLayout, files: list[str]):
         self.layout = layout
         self.files = files
-        self.cfg = cfg
-        self.id_decisions: list[str] | None = None
-        self.decisions: list[str] | None = None
-        self.mixture: dict[str, GroupPlan] | None = None
+        self.decisions: list[tuple[Applier, Sequence[str]]] = []
 
-    def read(self, columns: list[str] | None = None) -> ray.data.Dataset:
-        # Our own ordered reader: blocks come back in the order they were
-        # written, whatever the cluster size.
-        transform = None
-        if self.id_decisions is not None or self.decisions is not None or self.mixture is not None:
-            if columns is not None:
-                needed = [col.UID, col.STAGE, col.RULE, col.REASON]
-                if self.mixture is not None:
-                    needed += [self.cfg.input.id_column, self.cfg.mixture.group_column]
-                columns = list(dict.fromkeys([*columns, *needed]))
-            transform = functools.partial(
-                _apply_global_decisions,
-                location=self.layout.location,
-                id_decisions=self.id_decisions,
-                decisions=self.decisions,
-                cfg=self.cfg,
-                mixture=self.mixture,
-            )
+    def read(
+        self,
+        columns: list[str] | None = None,
+        then: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
+    ) -> ray.data.Dataset:
+        """One block per staged file, in order (whatever the cluster size),
+        the decisions applied, then `then(unit, rows)` in the same task."""
+        if columns is not None and self.decisions:
+            needed = [c for _, cols in self.decisions for c in (*DECISION_COLUMNS, *cols)]
+            columns = [c for c in dict.fromkeys([*columns, *needed]) if c in self.schema_names()]
+        transform = functools.partial(_apply, decisions=list(self.decisions), then=then)
         source = parquet_datasource(self.layout.location, self.files, columns, transform)
         return ray.data.read_datasource(source)
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema | None:
+        """Schema of the staged files (read once: staged files never change)."""
+        if not self.files:
+            return None
+        with self.layout.location.fs.open(self.files[0], "rb") as handle:
+            return pq.read_schema(handle)
+
+    def schema_names(self) -> list[str]:
+        return list(self.schema.names) if self.schema is not None else []
 
     def document_columns(self) -> list[str]:
         """Everything but the signatures, which only the dedup step reads."""
         heavy = {col.MINHASH, col.EXACT_HI, col.EXACT_LO}
         return [n for n in self.schema_names() if n not in heavy]
 
-    @functools.cached_property
-    def _names(self) -> list[str]:
-        if not self.files:
-            return []
-        with self.layout.location.fs.open(self.files[0], "rb") as handle:
-            return pq.read_schema(handle).names
 
-    def schema_names(self) -> list[str]:
-        """Columns of the staged files (read once: staged files never change)."""
-        return list(self._names)
-
-
-def _apply_global_decisions(
+def _apply(
     unit: ReadUnit,
     table: pa.Table,
-    location: Location,
-    id_decisions: list[str] | None,
-    decisions: list[str] | None,
-    cfg: JobConfig,
-    mixture: dict[str, GroupPlan] | None,
+    decisions: list[tuple[Applier, Sequence[str]]],
+    then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
 ) -> pa.Table:
-    if id_decisions is not None:
-        repeated = pq.read_table(id_decisions[unit.index], filesystem=location.arrow_fs)
-        table = apply_id_decisions(table, repeated)
-    if decisions is not None:
-        decided = pq.read_table(decisions[unit.index], filesystem=location.arrow_fs)
-        table = apply_decisions(table, decided)
-    if mixture is not None:
-        table = apply_plan(table, cfg.mixture, mixture, cfg.input.id_column)
-    return table
+    for apply, _ in decisions:
+        table = apply(unit.index, table)
+    return then(unit, table) if then is not None else table

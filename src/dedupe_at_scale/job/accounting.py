@@ -11,7 +11,6 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.reader import InputFile
-from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.steps.mixture import COPIES
 
 
@@ -37,15 +36,6 @@ def block_stats(table: pa.Table) -> pa.Table:
             for c in result.column_names
         ]
     )
-
-
-def collect_stats(staged: Staged) -> list[dict[str, Any]]:
-    if not staged.files:
-        return []
-    seconds = [n for n in staged.schema_names() if n.startswith(col.SECONDS_PREFIX)]
-    ds = staged.read(STAT_KEYS + seconds)
-    # Per-block partial counts only: a few rows per block reach the driver.
-    return ds.map_batches(block_stats, batch_format="pyarrow", batch_size=None).take_all()
 
 
 def quarantine_stats(files: list[InputFile]) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.reader import InputFile
 from dedupe_at_scale.io.storage import redact
+from dedupe_at_scale.stages import rejecting_stages
+from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [
@@ -37,20 +39,23 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def stage_order(cfg: JobConfig) -> dict[str, bool]:
+    """Stage names as rejected/ and the manifest show them, in pipeline order,
+    with whether each is on: input, the per-document stages that reject, then
+    the global steps (both from their registries)."""
+    order = {"input": True, **rejecting_stages(cfg)}
+    for step in STEP_REGISTRY:
+        order[step.stage] = order.get(step.stage, False) or step.enabled(cfg)
+    return order
+
+
 def stage_counts(cfg: JobConfig, total: int, rejected_by_stage: Counter) -> dict[str, dict]:
     """in / kept / rejected per stage, in pipeline order."""
-    enabled = {
-        "input": True,
-        "langid": cfg.langid.enabled,
-        "quality": cfg.quality.enabled,
-        "dedup": cfg.dedup.enabled,
-        "mixture": cfg.mixture.enabled,
-    }
     counts, remaining = {}, total
-    for stage in col.STAGES:
+    for stage, enabled in stage_order(cfg).items():
         rejected = rejected_by_stage.get(stage, 0)
         counts[stage] = {
-            "enabled": enabled[stage],
+            "enabled": enabled,
             "in": remaining,
             "kept": remaining - rejected,
             "rejected": rejected,
@@ -68,10 +73,8 @@ def build_manifest(
     stats: list[dict[str, Any]],
     data_shards: list[dict[str, Any]],
     rejected_shards: list[dict[str, Any]],
-    duplicate_shards: list[dict[str, Any]],
-    id_check: dict[str, Any],
-    dedup: dict[str, Any],
-    mixture: dict[str, Any],
+    step_shards: dict[str, list[dict[str, Any]]],
+    steps: dict[str, dict[str, Any]],
     timings: dict[str, float],
     started: float,
 ) -> dict[str, Any]:
@@ -100,13 +103,13 @@ def build_manifest(
             "documents": total,
             "files": [_file_entry(f) for f in files],
             "quarantined_files": sum(1 for f in files if f.problem is not None),
-            "repeated_ids": id_check.get("repeated_ids", 0),
+            "repeated_ids": steps.get("ids", {}).get("repeated_ids", 0),
         },
         "output": {
             "uri": output_uri,
             "data": data_shards,
             "rejected": rejected_shards,
-            "duplicates": duplicate_shards,
+            **step_shards,
         },
         "counts": {
             "input": total,
@@ -122,8 +125,8 @@ def build_manifest(
                 for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
             },
         },
-        "dedup": _dedup_summary(cfg, dedup, by_rule.get("dedup", {})),
-        "mixture": mixture,
+        # Each global step's section; {"enabled": false} for those that did not run.
+        **{step.name: steps.get(step.name, {"enabled": False}) for step in STEP_REGISTRY},
         "timings": {
             "wall_seconds": {k: round(v, 3) for k, v in timings.items()},
             # Summed over all workers; stages overlap in time, so these are
@@ -146,19 +149,6 @@ def _config(cfg: JobConfig) -> dict[str, Any]:
     config = cfg.to_dict()
     config["storage"]["options"] = redact(config["storage"]["options"])
     return config
-
-
-def _dedup_summary(cfg: JobConfig, stats: dict[str, Any], rules: dict[str, int]) -> dict[str, Any]:
-    if not cfg.dedup.enabled:
-        return {"enabled": False}
-    return {
-        "enabled": True,
-        "exact_duplicates_removed": rules.get("exact_duplicate", 0),
-        "near_duplicates_removed": rules.get("near_duplicate", 0),
-        "clusters": stats.get("components", 0),
-        "documents_in_clusters": stats.get("documents_in_components", 0),
-        **{k: v for k, v in stats.items() if k not in ("components", "documents_in_components")},
-    }
 
 
 def _iso(ts: float) -> str:

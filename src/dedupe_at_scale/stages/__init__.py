@@ -4,6 +4,8 @@ the contract). A new stage is one module here plus one line in REGISTRY."""
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.stages.base import Stage
 from dedupe_at_scale.stages.langid import LanguageIdStage
@@ -31,3 +33,11 @@ def rejecting_stages(cfg: JobConfig) -> dict[str, bool]:
         if stage.stage is not None:
             names[stage.stage] = names.get(stage.stage, False) or stage.enabled(cfg)
     return names
+
+
+def annotated_fields(cfg: JobConfig) -> list[pa.Field]:
+    """The columns the stages add under `cfg`, in order, without running them."""
+    return [
+        f for stage in REGISTRY if stage.enabled(cfg) or stage.columns_when_off
+        for f in stage.fields(cfg)
+    ]  # fmt: skip

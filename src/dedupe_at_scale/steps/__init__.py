@@ -1,1 +1,17 @@
-"""Global steps: each reads the staged columns it needs, decides over all documents with Ray tasks and returns a decision applier."""
+"""Global steps, in the order they run. Each reads the staged columns it
+needs, decides over all documents with Ray tasks and returns a decision
+applier (steps/base.py has the contract). A new step is one module here plus
+one line in REGISTRY."""
+
+from __future__ import annotations
+
+from dedupe_at_scale.steps.base import GlobalStep
+from dedupe_at_scale.steps.dedup import Dedup
+from dedupe_at_scale.steps.ids import IdCheck
+from dedupe_at_scale.steps.mixture import Mixture
+
+REGISTRY: list[type[GlobalStep]] = [
+    IdCheck,
+    Dedup,
+    Mixture,
+]

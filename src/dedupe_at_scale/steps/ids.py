@@ -9,8 +9,7 @@ Decisions are written per staged file, like the dedup decisions.
 
 from __future__ import annotations
 
-import posixpath
-from dataclasses import dataclass
+import functools
 
 import numpy as np
 import pyarrow as pa
@@ -19,40 +18,66 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES
+from dedupe_at_scale.config import TASK_RETRIES, JobConfig
+from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import Location
 from dedupe_at_scale.stages.minhash import string_hashes
-from dedupe_at_scale.steps.tasks import as_returns, call, gather, read_kept, split
+from dedupe_at_scale.steps.base import (
+    Decision,
+    GlobalStep,
+    StagedFile,
+    StagedView,
+    StepOutcome,
+    decision_paths,
+)
+from dedupe_at_scale.steps.tasks import as_returns, call, gather, split
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
 
 
-@dataclass
-class IdCheckOutcome:
-    decisions: list[str]  # per staged file: uids whose id repeats an earlier one
-    repeated: int
-    example: str | None
+class IdCheck(GlobalStep):
+    """`input` section: ids must be unique across all files."""
 
+    name = "ids"
+    stage = "input"
 
-def check_ids(
-    location: Location, files: list[str], id_column: str, partitions: int, decisions_dir: str
-) -> IdCheckOutcome:
-    n_files = len(files)
-    scans = [
-        call(_scan_ids, partitions, location, path, f, id_column, partitions)
-        for f, path in enumerate(files)
-    ]
-    found = [call(_repeats, n_files, n_files, [s[p] for s in scans]) for p in range(partitions)]
-    location.fs.makedirs(decisions_dir, exist_ok=True)
-    paths = [posixpath.join(decisions_dir, f"ids-{f:05d}.parquet") for f in range(n_files)]
-    written = ray.get(
-        [
-            _write_id_decisions.remote(location, paths[f], [piece[f] for piece in found])
-            for f in range(n_files)
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return True
+
+    def run(self, view: StagedView) -> StepOutcome | None:
+        if not view.has_ids:
+            return None  # generated ids are unique by construction
+        cfg, n_files = view.cfg, len(view.paths)
+        scans = [
+            call(_scan_ids, view.partitions, f, cfg.input.id_column, view.partitions)
+            for f in view.files
         ]
-    )
-    examples = [example for _, example in written if example]
-    return IdCheckOutcome(paths, sum(n for n, _ in written), examples[0] if examples else None)
+        found = [
+            call(_repeats, n_files, n_files, [s[p] for s in scans]) for p in range(view.partitions)
+        ]
+        paths = decision_paths(view, "ids")
+        written = ray.get(
+            [
+                _write_id_decisions.remote(view.location, paths[f], [piece[f] for piece in found])
+                for f in range(n_files)
+            ]
+        )
+        repeated = sum(n for n, _ in written)
+        examples = [example for _, example in written if example]
+        if repeated and cfg.input.on_invalid_document == "error":
+            raise InputError(
+                f"duplicate document ids: {examples[0]} ({repeated} documents repeat "
+                "an earlier id; set input.on_invalid_document: quarantine to keep the first "
+                "and reject the others)"
+            )
+        decision = Decision(functools.partial(_apply_file, view.location, paths))
+        return StepOutcome({"repeated_ids": repeated}, decision if repeated else None)
+
+
+def _apply_file(location: Location, paths: list[str], index: int, table: pa.Table) -> pa.Table:
+    repeated = pq.read_table(paths[index], filesystem=location.arrow_fs)
+    return apply_id_decisions(table, repeated)
 
 
 def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
@@ -67,8 +92,9 @@ def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _scan_ids(location, path, file_index, id_column, partitions):
-    table = read_kept(location, path, [id_column, col.FILE, col.ROW])
+def _scan_ids(staged: StagedFile, id_column, partitions):
+    file_index = staged.index
+    table = staged.read_kept([id_column, col.FILE, col.ROW])
     ids = pc.cast(table.column(id_column), pa.string()).combine_chunks()
     hashes = string_hashes(ids)
     where = pc.binary_join_element_wise(

@@ -10,16 +10,20 @@ within one bin's worth, not to within sampling noise.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import MixtureConfig
+from dedupe_at_scale.config import TASK_RETRIES, ConfigError, JobConfig, MixtureConfig
 from dedupe_at_scale.stages.minhash import string_hashes
+from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 
 BINS = 4096
 OTHER = "__other__"  # rows whose group has no weight
@@ -191,3 +195,75 @@ def mixture_summary(cfg: MixtureConfig, plans: dict[str, GroupPlan], rows: list[
         "groups": groups,
         "warnings": warnings,
     }
+
+
+class Mixture(GlobalStep):
+    """`mixture` section: a plan from the histogram of units per group over
+    all kept documents; the decision marks what it leaves out and the copies
+    of what it keeps; output is ordered by a second draw so every shard
+    carries the mix."""
+
+    name = stage = "mixture"
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.mixture.enabled
+
+    def run(self, view: StagedView) -> StepOutcome:
+        cfg = view.cfg
+        if cfg.mixture.group_column not in view.columns:
+            shown = ", ".join(n for n in view.columns if not n.startswith(col.INTERNAL_PREFIX))
+            raise ConfigError(
+                f"mixture.group_column '{cfg.mixture.group_column}' is not a column of the data "
+                f"(columns: {shown})"
+            )
+        merged: dict[str, np.ndarray] = {}
+        for part in ray.get([_histogram.remote(f, cfg) for f in view.files]):
+            for group, hist in part.items():
+                merged[group] = merged.get(group, 0) + hist
+        plans = plan(cfg.mixture, merged)
+        id_column = cfg.input.id_column
+        return StepOutcome(
+            {},
+            Decision(
+                functools.partial(_apply_file, cfg=cfg.mixture, plans=plans, id_column=id_column),
+                columns=(id_column, cfg.mixture.group_column),
+            ),
+            block_summary=functools.partial(achieved_rows, cfg=cfg),
+            finish=lambda report, rows, rules: mixture_summary(cfg.mixture, plans, rows),
+            arrange_kept=expand_copies,
+            order_by=[ORDER, id_column],
+        )
+
+
+def _apply_file(index: int, table: pa.Table, **plan: Any) -> pa.Table:
+    return apply_plan(table, **plan)
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _histogram(staged: StagedFile, cfg: JobConfig) -> dict[str, np.ndarray]:
+    m = cfg.mixture
+    columns = list(dict.fromkeys([cfg.input.id_column, cfg.input.text_column, m.group_column]))
+    kept = staged.read_kept(columns)
+    return histogram(
+        group_keys(kept, m),
+        draws(kept.column(cfg.input.id_column), m.seed),
+        units(kept.column(cfg.input.text_column), m.unit),
+    )
+
+
+def achieved_rows(table: pa.Table, cfg: JobConfig) -> list[dict]:
+    """Units, documents and copies written per group in one block."""
+    kept = col.kept_rows(table)
+    copies = kept.column(COPIES).to_numpy()
+    size = units(kept.column(cfg.input.text_column), cfg.mixture.unit)
+    groups = group_keys(kept, cfg.mixture)
+    return [
+        {
+            "group": g,
+            "units": float((size * copies)[groups == g].sum()),
+            "documents": int((groups == g).sum()),
+            "copies": int(copies[groups == g].sum()),
+        }
+        for g in sorted(set(groups.tolist()))
+    ]

@@ -1,18 +1,15 @@
-"""Pieces shared by the global steps' Ray tasks (dedup.py, idcheck.py):
-submitting a task with several returns, splitting a table into hash
-partitions, gathering partitions, and reading the kept rows of a staged file."""
+"""Pieces shared by the global steps' Ray tasks: submitting a task with
+several named returns, splitting a table into hash partitions, gathering
+partitions."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
-
-from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.storage import Location
 
 
 def call(fn, n: int, *args) -> list:
@@ -42,14 +39,34 @@ def gather(pieces: list) -> pa.Table:
     return pa.concat_tables(ray.get(list(pieces)))
 
 
-def read_staged(location: Location, path: str, columns: list[str]) -> pa.Table:
-    with location.fs.open(path, "rb") as handle:
-        return pq.ParquetFile(handle).read(columns=[col.UID, col.STAGE, *columns])
+@dataclass(frozen=True)
+class Returns:
+    """The named returns of a task that has many, in order: (name, None) is
+    one value, (name, n) a list of n values. The task packs its values by
+    name, the caller unpacks the refs by name."""
+
+    parts: tuple[tuple[str, int | None], ...]
+
+    @property
+    def count(self) -> int:
+        return sum(1 if n is None else n for _, n in self.parts)
+
+    def pack(self, **values: Any) -> Any:
+        flat: list = []
+        for name, n in self.parts:
+            if n is not None and len(values[name]) != n:
+                raise ValueError(f"{name}: {len(values[name])} values, declared {n}")
+            flat += [values[name]] if n is None else list(values[name])
+        return as_returns(flat)
+
+    def unpack(self, refs: list) -> dict[str, Any]:
+        out, at = {}, 0
+        for name, n in self.parts:
+            out[name] = refs[at] if n is None else refs[at : at + (n or 0)]
+            at += 1 if n is None else n
+        return out
 
 
-def only_kept(table: pa.Table) -> pa.Table:
-    return col.kept_rows(table).drop_columns([col.STAGE])
-
-
-def read_kept(location: Location, path: str, columns: list[str]) -> pa.Table:
-    return only_kept(read_staged(location, path, columns))
+def submit(fn, returns: Returns, *args) -> dict[str, Any]:
+    """Submit a remote function and name its returns."""
+    return returns.unpack(call(fn, returns.count, *args))

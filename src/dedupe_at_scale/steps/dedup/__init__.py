@@ -1,1 +1,89 @@
-"""Global exact and near-duplicate removal."""
+"""`dedup` section: global exact and near-duplicate removal (the step's driver
+glue; tasks.py has the Ray tasks, lsh.py and components.py the algorithms)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.stages.minhash import candidate_probability, params_for
+from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
+from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, apply_decisions, run_dedup
+
+PUBLISHED_COLUMNS = ["id", "cluster_id", "kept"]
+
+
+class Dedup(GlobalStep):
+    name = stage = "dedup"
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.dedup.enabled
+
+    def run(self, view: StagedView) -> StepOutcome:
+        cfg = view.cfg
+        params = params_for(cfg.dedup)
+        keep, skipped = keep_rule(cfg, set(view.columns))
+        outcome = run_dedup(view, params.bands, params.rows, keep)
+        report = {
+            **outcome.stats,
+            "num_perm": params.num_perm,
+            "keep_effective": [("-" if o == "descending" else "") + n for n, o in keep],
+            "keep_skipped_missing_columns": skipped,
+            "s_curve": {
+                f"{s:.2f}": round(candidate_probability(s, params.bands, params.rows), 4)
+                for s in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+            },
+        }
+        return StepOutcome(
+            report,
+            Decision(functools.partial(_apply_file, view.location, outcome.decisions)),
+            finish=summary,
+            output=StepOutput(
+                "duplicates",
+                outcome.decisions,
+                PUBLISHED_COLUMNS,
+                DECISION_SCHEMA.empty_table().select(PUBLISHED_COLUMNS).schema,
+            ),
+        )
+
+
+def keep_rule(cfg: JobConfig, columns: set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """dedup.keep as (column, order) sort keys over the staged columns, ids
+    last to break ties; and the entries skipped for want of a column."""
+    keep, skipped = [], []
+    for entry in cfg.dedup.keep:
+        name = entry.lstrip("-")
+        # "id" (or the configured id column) means the document id.
+        is_id = name in ("id", cfg.input.id_column)
+        column = "id" if is_id else name
+        if is_id or name in columns:
+            keep.append((column, "descending" if entry.startswith("-") else "ascending"))
+        else:
+            skipped.append(entry)
+    if not any(name == "id" for name, _ in keep):
+        keep.append(("id", "ascending"))  # ids break every remaining tie
+    return keep, skipped
+
+
+def summary(report: dict[str, Any], rows: list[dict], rules: dict[str, int]) -> dict[str, Any]:
+    """The manifest's dedup section: removals per rule and cluster counts first."""
+    stats = dict(report)
+    return {
+        "enabled": True,
+        "exact_duplicates_removed": rules.get("exact_duplicate", 0),
+        "near_duplicates_removed": rules.get("near_duplicate", 0),
+        "clusters": stats.pop("components", 0),
+        "documents_in_clusters": stats.pop("documents_in_components", 0),
+        **stats,
+    }
+
+
+def _apply_file(location: Location, paths: list[str], index: int, table: pa.Table) -> pa.Table:
+    decided = pq.read_table(paths[index], filesystem=location.arrow_fs)
+    return apply_decisions(table, decided)

@@ -19,7 +19,6 @@ uids follow input order, labels are component minima, and ties are broken by id.
 
 from __future__ import annotations
 
-import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,19 +30,18 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES, DedupConfig
-from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.config import TASK_RETRIES
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
+from dedupe_at_scale.steps.base import StagedFile, StagedView, decision_paths
 from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.tasks import (
+    Returns,
     as_returns,
     call,
     gather,
-    only_kept,
-    read_kept,
-    read_staged,
     split,
+    submit,
 )
 
 MAX_ROUNDS = 64
@@ -65,13 +63,10 @@ class DedupOutcome:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def run_dedup(
-    location: Location, files: list[str], cfg: DedupConfig, bands: int, rows: int, id_column: str,
-    keep: list[tuple[str, str]], partitions: int, decisions_dir: str,
-    excluded: list[str] | None = None,
-) -> DedupOutcome:  # fmt: skip
-    """`excluded`: per staged file, a table of uids (earlier decisions) that
-    take no part in dedup."""
+def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str]]) -> DedupOutcome:
+    """Dedup over the kept rows of every staged file (earlier steps'
+    decisions applied); `keep` orders the members of a cluster."""
+    cfg, partitions, files = view.cfg.dedup, view.partitions, view.files
     timings: dict[str, float] = {}
     stats: dict[str, Any] = {"bands": bands, "rows": rows, "partitions": partitions}
     if cfg.near and cfg.verify:
@@ -80,32 +75,21 @@ def run_dedup(
 
     started = time.time()
     scans = [
-        call(
-            _scan,
-            1 + 2 * partitions,
-            location,
-            path,
-            cfg,
-            bands,
-            rows,
-            partitions,
-            excluded[f] if excluded else None,
-        )
-        for f, path in enumerate(files)
+        submit(_scan, _scan_returns(partitions), f, cfg, bands, rows, partitions) for f in files
     ]
-    files_index = _file_index([s[0] for s in scans])
+    files_index = _file_index([s["uid_range"] for s in scans])
     timings["scan"] = time.time() - started
 
     started = time.time()
     buckets = [
-        call(
-            _buckets, 1 + n_files, cfg, files_index, n_files,
-            [s[1 + p] for s in scans], [s[1 + partitions + p] for s in scans],
+        submit(
+            _buckets, _bucket_returns(n_files), cfg, files_index, n_files,
+            [s["exact"][p] for s in scans], [s["bands"][p] for s in scans],
         )
         for p in range(partitions)
     ]  # fmt: skip
-    edges = [b[0] for b in buckets]
-    candidates = [[b[1 + f] for b in buckets] for f in range(n_files)]
+    edges = [b["exact_edges"] for b in buckets]
+    candidates = [[b["candidates"][f] for b in buckets] for f in range(n_files)]
     # Wait here so that the step's time is its own, not counted under verify.
     ray.wait(edges, num_returns=len(edges), fetch_local=False)
     timings["buckets"] = time.time() - started
@@ -113,22 +97,13 @@ def run_dedup(
     started = time.time()
     if cfg.near and cfg.verify:
         hop = [
-            call(
-                _attach_signatures,
-                n_files,
-                location,
-                files[f],
-                files_index,
-                n_files,
-                candidates[f],
-            )
+            call(_attach_signatures, n_files, files[f], files_index, n_files, candidates[f])
             for f in range(n_files)
         ]
         verified = [
-            call(_verify, 1, location, files[f], cfg.min_agreement(),
-                  [h[f] for h in hop])[0]
+            call(_verify, 1, files[f], cfg.min_agreement(), [h[f] for h in hop])[0]
             for f in range(n_files)
-        ]  # fmt: skip
+        ]
     else:
         verified = [call(_concat_pairs, 1, candidates[f])[0] for f in range(n_files)]
     counts = ray.get([_count.remote(r) for r in verified + edges])
@@ -143,22 +118,20 @@ def run_dedup(
 
     started = time.time()
     by_file = [call(_route_labels, n_files, files_index, n_files, lab) for lab in labels]
+    id_column = view.cfg.input.id_column
     members = [
-        call(_member_keys, partitions, location, files[f], id_column, keep, partitions,
-              [b[f] for b in by_file])
+        call(_member_keys, partitions, files[f], id_column, keep, partitions,
+             [b[f] for b in by_file])
         for f in range(n_files)
     ]  # fmt: skip
     chosen = [
         call(_choose_keepers, n_files, files_index, n_files, keep, [m[p] for m in members])
         for p in range(partitions)
     ]
-    location.fs.makedirs(decisions_dir, exist_ok=True)
-    decisions = [
-        posixpath.join(decisions_dir, f"decisions-{f:05d}.parquet") for f in range(n_files)
-    ]
+    decisions = decision_paths(view, "decisions")
     kept_counts = ray.get(
         [
-            _write_decisions.remote(location, decisions[f], [c[f] for c in chosen])
+            _write_decisions.remote(view.location, decisions[f], [c[f] for c in chosen])
             for f in range(n_files)
         ]
     )
@@ -167,6 +140,14 @@ def run_dedup(
     timings["keep"] = time.time() - started
     stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return DedupOutcome(decisions=decisions, stats=stats)
+
+
+def _scan_returns(partitions: int) -> Returns:
+    return Returns((("uid_range", None), ("exact", partitions), ("bands", partitions)))
+
+
+def _bucket_returns(n_files: int) -> Returns:
+    return Returns((("exact_edges", None), ("candidates", n_files)))
 
 
 # Helpers run on the driver ------------------------------------------------------
@@ -230,15 +211,12 @@ def _signature_matrix(table: pa.Table) -> np.ndarray:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _scan(location, path, cfg, bands, rows, partitions, excluded):
-    staged = read_staged(location, path, [col.EXACT_HI, col.EXACT_LO, col.MINHASH])
+def _scan(staged_file: StagedFile, cfg, bands, rows, partitions):
+    staged = staged_file.read([col.EXACT_HI, col.EXACT_LO, col.MINHASH])
     # The range covers rejected rows too: it maps every uid of the file.
     all_uids = staged.column(col.UID).to_numpy()
     uid_range = (int(all_uids.min()), int(all_uids.max())) if len(all_uids) else (0, -1)
-    table = only_kept(staged)
-    if excluded is not None:
-        gone = pq.read_table(excluded, columns=[col.UID], filesystem=location.arrow_fs)
-        table = table.filter(pc.invert(pc.is_in(table.column(col.UID), gone.column(col.UID))))
+    table = col.kept_rows(staged)
     uid = table.column(col.UID).to_numpy()
     hi = table.column(col.EXACT_HI).to_numpy()
     lo = table.column(col.EXACT_LO).to_numpy()
@@ -262,7 +240,9 @@ def _scan(location, path, cfg, bands, rows, partitions, excluded):
         band = pa.table({"key": pa.array([], pa.uint64()), "uid": pa.array([], pa.int64()),
                          "exact": pa.array([], pa.uint64())})  # fmt: skip
         dest = np.zeros(0, np.int64)
-    return (uid_range, *exact_parts, *split(band, dest, partitions))
+    return _scan_returns(partitions).pack(
+        uid_range=uid_range, exact=exact_parts, bands=split(band, dest, partitions)
+    )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -280,14 +260,16 @@ def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
     pieces = split(_pairs_table(a, b), _file_of(files_index, a), n_files)
-    return (_pairs_table(*unique_pairs(e_hi, e_lo)), *pieces)
+    return _bucket_returns(n_files).pack(
+        exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidates=pieces
+    )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _attach_signatures(location, path, files_index, n_files, pieces):
+def _attach_signatures(staged_file: StagedFile, files_index, n_files, pieces):
     pairs = gather(pieces)
     hi, lo = unique_pairs(*_ends(pairs))
-    table = read_kept(location, path, [col.MINHASH])
+    table = staged_file.read_kept([col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
     sig_hi = sigs[np.searchsorted(uids, hi)] if len(hi) else np.zeros((0, sigs.shape[1]), np.uint32)
@@ -302,13 +284,13 @@ def _attach_signatures(location, path, files_index, n_files, pieces):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _verify(location, path, threshold, pieces):
+def _verify(staged_file: StagedFile, threshold, pieces):
     pairs = gather(pieces)
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
         return _pairs_table(hi, lo)
-    table = read_kept(location, path, [col.MINHASH])
+    table = staged_file.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
     sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
     sig_hi = pairs.column("sig").combine_chunks().values.to_numpy().reshape(sig_lo.shape)
@@ -382,13 +364,13 @@ def _route_labels(files_index, n_files, labels):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _member_keys(location, path, id_column, keep, partitions, pieces):
+def _member_keys(staged_file: StagedFile, id_column, keep, partitions, pieces):
     labels = gather(pieces)
     # A star's centre is listed by every partition holding one of its edges.
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
     label = labels.column("label").to_numpy()[first]
     key_columns = [name for name, _ in keep if name != "id"]
-    table = read_kept(location, path, [id_column, col.EXACT_HI, *key_columns])
+    table = staged_file.read_kept([id_column, col.EXACT_HI, *key_columns])
     rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
     members = table.take(pa.array(rows)).append_column("label", pa.array(label))
     # Ids are compared in their own type (numbers as numbers), reported as strings.

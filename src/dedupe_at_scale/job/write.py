@@ -1,0 +1,155 @@
+"""The write phase: one Ray Data pass over the staged files writes data/,
+rejected/ and the per-block counts together.
+
+Each read task applies the global decisions to one staged file, writes that
+file's rejected rows to rejected/part-<file>-<k>.parquet and its counts (and
+the steps' block summaries) to _staging/stats/, and passes the kept rows on to
+Ray's Parquet writer for data/. Names depend only on the staged file, so a
+retried task rewrites the same files.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+from ray.data import SaveMode
+from ray.data.datasource import FilenameProvider
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.output import OutputLayout
+from dedupe_at_scale.io.quarantine import rejected_table
+from dedupe_at_scale.io.reader import ReadUnit
+from dedupe_at_scale.io.staged import Staged
+from dedupe_at_scale.io.storage import Location, read_json, write_json
+from dedupe_at_scale.job.accounting import block_stats
+from dedupe_at_scale.steps.base import StepOutcome
+
+SUMMARY = "summary"
+
+
+class PartFilenames(FilenameProvider):
+    """part-<task>.parquet: ordered, deterministic shard names."""
+
+    def __init__(self, prefix: str = "part"):
+        self.prefix = prefix
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        return f"{self.prefix}-{task_index:05d}.parquet"
+
+
+def write_parquet(
+    ds: ray.data.Dataset, path: str, layout: OutputLayout, cfg: JobConfig,
+    rows_per_file: int | None, prefix: str,
+) -> None:  # fmt: skip
+    ds.write_parquet(
+        path,
+        filesystem=layout.location.arrow_fs,
+        filename_provider=PartFilenames(prefix),
+        min_rows_per_file=rows_per_file,
+        max_rows_per_file=rows_per_file,
+        compression=_compression(cfg),
+        # Our names are deterministic (no write UUID); the directory is ours
+        # and was cleared by OutputLayout.prepare.
+        mode=SaveMode.OVERWRITE,
+    )
+
+
+def write_outputs(
+    staged: Staged, layout: OutputLayout, cfg: JobConfig, outcomes: dict[str, StepOutcome],
+    rows_per_shard: int,
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:  # fmt: skip
+    """Write data/ and rejected/ in one pass; the per-block counts and each
+    step's block summaries, merged over blocks."""
+    stats_dir = posixpath.join(layout.staging_root, "stats")
+    layout.location.fs.makedirs(stats_dir, exist_ok=True)
+    layout.location.fs.makedirs(layout.rejected, exist_ok=True)
+    split = functools.partial(
+        _split_block, location=layout.location, cfg=cfg, rejected_dir=layout.rejected,
+        stats_dir=stats_dir, rows_per_shard=rows_per_shard,
+        summaries={n: o.block_summary for n, o in outcomes.items() if o.block_summary},
+    )  # fmt: skip
+    order_by = next((o.order_by for o in outcomes.values() if o.order_by), None)
+    arrange = [o.arrange_kept for o in outcomes.values() if o.arrange_kept]
+    kept = staged.read(staged.document_columns(), then=split).map_batches(
+        _kept_rows,
+        fn_kwargs={"arrange": arrange, "ordered_later": bool(order_by)},
+        batch_format="pyarrow",
+        batch_size=None,
+    )
+    if order_by:
+        kept = kept.sort(order_by).map_batches(
+            _drop_internal, batch_format="pyarrow", batch_size=None
+        )
+    write_parquet(kept, layout.data, layout, cfg, rows_per_shard, prefix="part")
+    return _read_stats(layout.location, stats_dir, len(staged.files))
+
+
+def _split_block(
+    unit: ReadUnit, table: pa.Table, *, location: Location, cfg: JobConfig, rejected_dir: str,
+    stats_dir: str, rows_per_shard: int, summaries: dict,
+) -> pa.Table:  # fmt: skip
+    """Write the block's rejected rows and counts; pass every row on (the
+    write of data/ then bundles blocks by their rows, as it always did)."""
+    rejected = table.filter(pc.is_valid(table.column(col.STAGE)))
+    for k, start in enumerate(range(0, rejected.num_rows, rows_per_shard)):
+        piece = rejected.slice(start, rows_per_shard)
+        path = posixpath.join(rejected_dir, f"part-{unit.index:05d}-{k}.parquet")
+        pq.write_table(
+            _rejected_rows(piece, cfg), path, filesystem=location.arrow_fs,
+            compression=_compression(cfg),
+        )  # fmt: skip
+    stats = block_stats(table).to_pylist()
+    summary = {name: make(table) for name, make in summaries.items()}
+    write_json(location, _stats_path(stats_dir, unit.index), {"stats": stats, SUMMARY: summary})
+    return table
+
+
+def _kept_rows(table: pa.Table, arrange: list, ordered_later: bool) -> pa.Table:
+    """The kept rows, arranged by the steps (copies); internal columns stay
+    while the output still has to be ordered by them."""
+    kept = col.kept_rows(table)
+    for step in arrange:
+        kept = step(kept)
+    return kept if ordered_later else _drop_internal(kept)
+
+
+def _read_stats(
+    location: Location, stats_dir: str, n_files: int
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    paths = [_stats_path(stats_dir, f) for f in range(n_files)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        parts = list(pool.map(lambda p: read_json(location, p), paths))
+    stats = [row for part in parts for row in part["stats"]]
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    for part in parts:
+        for name, rows in part[SUMMARY].items():
+            summaries.setdefault(name, []).extend(rows)
+    return stats, summaries
+
+
+def _stats_path(stats_dir: str, index: int) -> str:
+    return posixpath.join(stats_dir, f"block-{index:05d}.json")
+
+
+def _rejected_rows(rejected: pa.Table, cfg: JobConfig) -> pa.Table:
+    return rejected_table(
+        cfg, rejected.column(cfg.input.id_column), rejected.column(col.STAGE),
+        rejected.column(col.RULE), rejected.column(col.VALUE), rejected.column(col.REASON),
+        rejected.column(cfg.input.text_column) if cfg.output.rejected_text else None,
+    )  # fmt: skip
+
+
+def _drop_internal(table: pa.Table) -> pa.Table:
+    return table.select([n for n in table.column_names if not n.startswith(col.INTERNAL_PREFIX)])
+
+
+def _compression(cfg: JobConfig) -> str | None:
+    return None if cfg.output.compression == "none" else cfg.output.compression

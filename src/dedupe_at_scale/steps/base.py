@@ -1,0 +1,141 @@
+"""The global step contract.
+
+A global step sees every kept document at once (duplicate ids, dedup, the
+mixture plan). It is a class with a name (its timing and manifest key), the
+stage its rejections carry, a test of whether it runs, and `run(view)`: given
+a read-only view of the staged data it does its work in Ray core tasks and
+returns a `StepOutcome`, whose `Decision` is a pure function over one staged
+file's rows. The staged reader applies the decisions in step order whenever
+staged rows are read; a step sees the decisions of the steps before it.
+A new step is one module plus one line in steps/__init__.py's REGISTRY.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.staged import DECISION_COLUMNS
+from dedupe_at_scale.io.storage import Location
+
+
+@dataclass(frozen=True)
+class Decision:
+    """`apply(file_index, rows)` marks the rows of one staged file that the
+    step rejects (columns.mark_rejected) or adds columns to them; it reads
+    DECISION_COLUMNS plus `columns`. It must be picklable: it runs in tasks."""
+
+    apply: Callable[[int, pa.Table], pa.Table]
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """A directory the step publishes beside data/ and rejected/: `columns`
+    of its per-staged-file `files`, in `schema`."""
+
+    name: str
+    files: list[str]
+    columns: list[str]
+    schema: pa.Schema
+
+
+@dataclass
+class StepOutcome:
+    # The step's manifest section, before finish() sees the written output.
+    report: dict[str, Any]
+    decision: Decision | None = None
+    # Per staged block while the output is written: a few summary rows
+    # (e.g. units per group), merged on the driver by finish().
+    block_summary: Callable[[pa.Table], list[dict[str, Any]]] | None = None
+    # (report, summary rows, rejections per rule of this step's stage) -> the
+    # final manifest section.
+    finish: Callable[[dict[str, Any], list[dict[str, Any]], dict[str, int]], dict[str, Any]] = (
+        lambda report, rows, rules: report
+    )
+    # Kept rows of one block before they are written (e.g. repeated copies),
+    # and the columns the whole output is then ordered by.
+    arrange_kept: Callable[[pa.Table], pa.Table] | None = None
+    order_by: list[str] | None = None
+    output: StepOutput | None = None
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One staged file with the decisions made so far; picklable, for tasks."""
+
+    location: Location
+    path: str
+    index: int
+    decisions: tuple[Decision, ...] = ()
+
+    def read(self, columns: list[str]) -> pa.Table:
+        """`columns` plus uid and stage of every row, the decisions applied."""
+        extra = [c for d in self.decisions for c in (*DECISION_COLUMNS, *d.columns)]
+        names = list(dict.fromkeys([col.UID, col.STAGE, *columns, *extra]))
+        with self.location.fs.open(self.path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            table = parquet.read(columns=[n for n in names if n in parquet.schema_arrow.names])
+        for decision in self.decisions:
+            table = decision.apply(self.index, table)
+        return table.select(list(dict.fromkeys([col.UID, col.STAGE, *columns])))
+
+    def read_kept(self, columns: list[str]) -> pa.Table:
+        """`columns` and uid of the rows still kept."""
+        return col.kept_rows(self.read(columns)).drop_columns([col.STAGE])
+
+
+@dataclass(frozen=True)
+class StagedView:
+    """What a global step may read: the staged files (each holds an increasing
+    range of uids, in input order), their column names, and where to write
+    its per-file decisions."""
+
+    cfg: JobConfig
+    location: Location
+    paths: tuple[str, ...]
+    columns: tuple[str, ...]
+    decisions_dir: str
+    partitions: int  # hash partitions for the steps' shuffles
+    has_ids: bool  # whether any input file has an id column
+    decisions: tuple[Decision, ...] = field(default=())
+
+    @property
+    def files(self) -> list[StagedFile]:
+        return [StagedFile(self.location, p, i, self.decisions) for i, p in enumerate(self.paths)]
+
+    def with_decision(self, decision: Decision) -> StagedView:
+        return dataclasses.replace(self, decisions=(*self.decisions, decision))
+
+
+class GlobalStep:
+    """Base of a global step; see the module docstring."""
+
+    name: str = ""
+    stage: str = ""
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        """Whether the config turns the step on."""
+        raise NotImplementedError
+
+    def run(self, view: StagedView) -> StepOutcome | None:
+        """None when there is nothing to decide (e.g. no ids to check)."""
+        raise NotImplementedError
+
+
+def decision_paths(view: StagedView, prefix: str) -> list[str]:
+    """One decision file per staged file, under the run's decisions/."""
+    view.location.fs.makedirs(view.decisions_dir, exist_ok=True)
+    return [
+        posixpath.join(view.decisions_dir, f"{prefix}-{f:05d}.parquet")
+        for f in range(len(view.paths))
+    ]
