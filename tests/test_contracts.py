@@ -1,0 +1,77 @@
+"""The two contracts: a new per-document stage is one module plus one
+registry line, and so is a new global step; their rejections reach
+rejected/, the manifest's counts and the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import GOOD_EN, write_table
+from dedupe_at_scale.job.report import summarize
+from toys.marker_stage import MARKER
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+TESTS = Path(__file__).parent
+
+
+def run_with(kind: str, input_dir: Path, out: Path) -> dict:
+    """The job in its own process and Ray, the toy `kind` registered."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "toys" / "run_job.py"), kind, str(input_dir), str(out)],
+        capture_output=True, text=True, timeout=280, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "manifest.json").read_text())
+
+
+def corpus(tmp_path):
+    texts = [GOOD_EN.replace("river", f"river{i}") for i in range(6)]
+    texts[2] = texts[2].replace("museum", f"museum {MARKER}")
+    texts[4] = texts[4] + " The end of the story came later, as it always does."
+    ids = [f"d{i}" for i in range(6)]
+    write_table(tmp_path / "in" / "a.parquet", {"id": ids[:3], "text": texts[:3]})
+    write_table(tmp_path / "in" / "b.parquet", {"id": ids[3:], "text": texts[3:]})
+    return tmp_path / "in"
+
+
+def test_a_stage_is_one_module_and_one_registry_line(tmp_path):
+    out = tmp_path / "out"
+    manifest = run_with("stage", corpus(tmp_path), out)
+    rejected = pq.read_table(out / "rejected").to_pylist()
+    assert [(r["id"], r["stage"], r["rule"]) for r in rejected] == [("d2", "marker", "marker_word")]
+    assert manifest["counts"]["stages"]["marker"] == {
+        "enabled": True, "in": 6, "kept": 5, "rejected": 1,
+    }  # fmt: skip
+    assert manifest["counts"]["rules"]["marker"] == {"marker_word": 1}
+    assert "marker" in manifest["timings"]["stage_busy_seconds"]
+    summary = summarize(manifest)
+    assert "marker_word" in summary and "\nmarker " in summary
+    assert MARKER not in "".join(pq.read_table(out / "data").column("text").to_pylist())
+
+
+def test_a_global_step_is_one_module_and_one_registry_line(tmp_path):
+    out = tmp_path / "out"
+    manifest = run_with("step", corpus(tmp_path), out)
+    rejected = pq.read_table(out / "rejected").to_pylist()
+    assert [(r["id"], r["stage"], r["rule"]) for r in rejected] == [
+        ("d4", "longest", "longest_in_language")
+    ]
+    data = pq.read_table(out / "data")
+    assert sorted(data.column("id").to_pylist()) == ["d0", "d1", "d2", "d3", "d5"]
+    assert set(pc.unique(data.column("language")).to_pylist()) == {"en"}
+    assert manifest["longest"] == {"dropped": 1}
+    assert manifest["counts"]["stages"]["longest"]["rejected"] == 1
+    assert "longest_in_language" in summarize(manifest)
