@@ -79,7 +79,7 @@ def write_outputs(
     order_by = next((o.order_by for o in outcomes.values() if o.order_by), None)
     arrange = [o.arrange_kept for o in outcomes.values() if o.arrange_kept]
     kept = staged.read(staged.document_columns(), then=split).map_batches(
-        _kept_rows,
+        _kept_documents,
         fn_kwargs={"arrange": arrange, "ordered_later": bool(order_by)},
         batch_format="pyarrow",
         batch_size=None,
@@ -112,7 +112,7 @@ def _split_block(
     return table
 
 
-def _kept_rows(table: pa.Table, arrange: list, ordered_later: bool) -> pa.Table:
+def _kept_documents(table: pa.Table, arrange: list, ordered_later: bool) -> pa.Table:
     """The kept rows, arranged by the steps (copies); internal columns stay
     while the output still has to be ordered by them."""
     kept = col.kept_rows(table)
