@@ -53,7 +53,6 @@ class OutputLayout:
         # Where the job writes its shards; publish() moves them to the top.
         self.data = posixpath.join(self.publish_root, "data")
         self.rejected = posixpath.join(self.publish_root, "rejected")
-        self.duplicates = posixpath.join(self.publish_root, "duplicates")
 
     def check(self, overwrite: bool) -> None:
         """Refuse a complete output unless `overwrite`, and any directory

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,20 +15,44 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
 
-# (file index, rows) -> rows: one global step's decision (steps/base.py).
-Applier = Callable[[int, pa.Table], pa.Table]
 # Columns every decision may read or set.
 DECISION_COLUMNS = (col.UID, col.STAGE, col.RULE, col.VALUE, col.REASON)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A global step's decision (steps/base.py): `apply(file_index, rows)`
+    marks the rows of one staged file that the step rejects
+    (columns.mark_rejected) or adds columns to them; it reads
+    DECISION_COLUMNS plus `columns`. It must be picklable: it runs in tasks."""
+
+    apply: Callable[[int, pa.Table], pa.Table]
+    columns: tuple[str, ...] = ()
+
+
+def columns_to_read(
+    columns: Sequence[str], decisions: Sequence[Decision], available: Sequence[str]
+) -> list[str]:
+    """`columns` and those the decisions read, as far as the files have them."""
+    needed = [c for d in decisions for c in (*DECISION_COLUMNS, *d.columns)]
+    return [c for c in dict.fromkeys([*columns, *needed]) if c in available]
+
+
+def apply_decisions(decisions: Sequence[Decision], index: int, table: pa.Table) -> pa.Table:
+    """Rows of staged file `index` with every decision applied, in step order."""
+    for decision in decisions:
+        table = decision.apply(index, table)
+    return table
+
+
 class Staged:
     """The annotated rows staged on storage, and the decisions of the global
-    steps: (applier, columns it reads) in the order the steps ran."""
+    steps in the order the steps ran."""
 
     def __init__(self, layout: OutputLayout, files: list[str]):
         self.layout = layout
         self.files = files
-        self.decisions: list[tuple[Applier, Sequence[str]]] = []
+        self.decisions: list[Decision] = []
 
     def read(
         self,
@@ -37,8 +62,7 @@ class Staged:
         """One block per staged file, in order (whatever the cluster size),
         the decisions applied, then `then(unit, rows)` in the same task."""
         if columns is not None and self.decisions:
-            needed = [c for _, cols in self.decisions for c in (*DECISION_COLUMNS, *cols)]
-            columns = [c for c in dict.fromkeys([*columns, *needed]) if c in self.schema_names()]
+            columns = columns_to_read(columns, self.decisions, self.schema_names())
         transform = functools.partial(_apply, decisions=list(self.decisions), then=then)
         source = parquet_datasource(self.layout.location, self.files, columns, transform)
         return ray.data.read_datasource(source)
@@ -63,9 +87,8 @@ class Staged:
 def _apply(
     unit: ReadUnit,
     table: pa.Table,
-    decisions: list[tuple[Applier, Sequence[str]]],
+    decisions: list[Decision],
     then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
 ) -> pa.Table:
-    for apply, _ in decisions:
-        table = apply(unit.index, table)
+    table = apply_decisions(decisions, unit.index, table)
     return then(unit, table) if then is not None else table

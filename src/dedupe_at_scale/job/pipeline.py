@@ -251,7 +251,7 @@ def _run_global_steps(
         outcomes[step.name] = outcome
         if outcome.decision is not None:
             view = view.with_decision(outcome.decision)
-            staged.decisions.append((outcome.decision.apply, outcome.decision.columns))
+    staged.decisions = list(view.decisions)
     return outcomes
 
 

@@ -23,18 +23,8 @@ import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.io.staged import DECISION_COLUMNS
+from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
 from dedupe_at_scale.io.storage import Location
-
-
-@dataclass(frozen=True)
-class Decision:
-    """`apply(file_index, rows)` marks the rows of one staged file that the
-    step rejects (columns.mark_rejected) or adds columns to them; it reads
-    DECISION_COLUMNS plus `columns`. It must be picklable: it runs in tasks."""
-
-    apply: Callable[[int, pa.Table], pa.Table]
-    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,14 +69,13 @@ class StagedFile:
 
     def read(self, columns: list[str]) -> pa.Table:
         """`columns` plus uid and stage of every row, the decisions applied."""
-        extra = [c for d in self.decisions for c in (*DECISION_COLUMNS, *d.columns)]
-        names = list(dict.fromkeys([col.UID, col.STAGE, *columns, *extra]))
+        wanted = list(dict.fromkeys([col.UID, col.STAGE, *columns]))
         with self.location.fs.open(self.path, "rb") as handle:
             parquet = pq.ParquetFile(handle)
-            table = parquet.read(columns=[n for n in names if n in parquet.schema_arrow.names])
-        for decision in self.decisions:
-            table = decision.apply(self.index, table)
-        return table.select(list(dict.fromkeys([col.UID, col.STAGE, *columns])))
+            names = columns_to_read(wanted, self.decisions, parquet.schema_arrow.names)
+            table = parquet.read(columns=names)
+        table = apply_decisions(self.decisions, self.index, table)
+        return table.select(wanted)
 
     def read_kept(self, columns: list[str]) -> pa.Table:
         """`columns` and uid of the rows still kept."""
