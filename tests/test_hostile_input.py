@@ -143,6 +143,24 @@ def test_only_zero_row_files_give_an_empty_but_complete_output(ray_cluster, tmp_
     assert data.num_rows == rejected.num_rows == manifest["counts"]["input"] == 0
 
 
+def test_every_file_quarantined_still_gives_every_output_and_its_schema(ray_cluster, tmp_path):
+    """Nothing is staged, so no stage or step runs: the schemas come from the
+    input footers and the stages' and steps' declarations."""
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "a.parquet").write_bytes(b"not parquet")
+    out = tmp_path / "out"
+    cfg = job("quarantine", dedup={"enabled": True})
+    data, rejected, manifest = assert_accounted(_run(root, out, cfg))
+    assert data.num_rows == 0 and rejected.num_rows == 1
+    assert {"text", "id", "language", "language_score"} <= set(data.column_names)
+    duplicates = pq.read_table(out / "duplicates")
+    assert duplicates.num_rows == 0 and duplicates.column_names == ["id", "cluster_id", "kept"]
+    assert manifest["output"]["duplicates"][0]["rows"] == 0
+    assert manifest["dedup"]["enabled"] is True
+    assert manifest["dedup"]["exact_duplicates_removed"] == 0
+
+
 @pytest.mark.parametrize("problem", ["null_text", "invalid_utf8"])
 def test_bad_document_is_an_error_naming_file_and_row_or_quarantined(
     ray_cluster, tmp_path, problem

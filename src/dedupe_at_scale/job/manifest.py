@@ -125,8 +125,8 @@ def build_manifest(
                 for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
             },
         },
-        # Each global step's section; {"enabled": false} for those that did not run.
-        **{step.name: steps.get(step.name, {"enabled": False}) for step in STEP_REGISTRY},
+        # Each global step's section; its idle report where it did not run.
+        **{step.name: steps.get(step.name) or step.idle_report(cfg) for step in STEP_REGISTRY},
         "timings": {
             "wall_seconds": {k: round(v, 3) for k, v in timings.items()},
             # Summed over all workers; stages overlap in time, so these are

@@ -170,15 +170,19 @@ def execute(plan: JobPlan) -> JobResult:
                     ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
                     rows_per_shard, prefix="part",
                 )  # fmt: skip
-        _write_empty_shards(plan, staged, outcomes)
+        _write_empty_shards(plan, staged)
 
     with _timed(timings, "account"):
         stats += quarantine_stats(files)
         reports = _step_reports(outcomes, summaries, stats)
         data_shards = layout.describe_shards("data")
         rejected_shards = layout.describe_shards("rejected")
-        extra = [o.output.name for o in outcomes.values() if o.output is not None]
-        step_shards = {name: layout.describe_shards(name) for name in extra}
+        # Every step's outputs are listed; those of steps that are off as [].
+        step_shards = {
+            name: layout.describe_shards(name) if step.enabled(cfg) else []
+            for step in STEP_REGISTRY
+            for name in step.outputs(cfg)
+        }
         check_accounting(files, stats, data_shards, rejected_shards)
 
     timings["total"] = time.time() - started
@@ -285,7 +289,16 @@ class _timed:
         self.timings[self.name] = round(time.time() - self.started, 3)
 
 
-def _write_empty_shards(plan: JobPlan, staged: Staged, outcomes: dict[str, StepOutcome]) -> None:
+def step_outputs(cfg: JobConfig) -> dict[str, pa.Schema]:
+    """The directories the enabled global steps publish, with their schemas."""
+    return {
+        name: schema
+        for step in STEP_REGISTRY if step.enabled(cfg)
+        for name, schema in step.outputs(cfg).items()
+    }  # fmt: skip
+
+
+def _write_empty_shards(plan: JobPlan, staged: Staged) -> None:
     """A zero-row shard with the right schema where nothing was written, so
     readers of data/, rejected/ and the steps' outputs always find a readable
     dataset. The schemas come from the staged files or the stage declarations:
@@ -296,9 +309,8 @@ def _write_empty_shards(plan: JobPlan, staged: Staged, outcomes: dict[str, StepO
         (layout.rejected, rejected_schema(cfg)),
     ]
     targets += [
-        (posixpath.join(layout.publish_root, o.output.name), o.output.schema)
-        for o in outcomes.values()
-        if o.output is not None
+        (posixpath.join(layout.publish_root, name), schema)
+        for name, schema in step_outputs(cfg).items()
     ]
     for path, schema in targets:
         if not layout.list_parquet(path):

@@ -29,13 +29,12 @@ from dedupe_at_scale.io.storage import Location
 
 @dataclass(frozen=True)
 class StepOutput:
-    """A directory the step publishes beside data/ and rejected/: `columns`
-    of its per-staged-file `files`, in `schema`."""
+    """A directory the step publishes beside data/ and rejected/ (one it
+    declares in `outputs`): `columns` of its per-staged-file `files`."""
 
     name: str
     files: list[str]
     columns: list[str]
-    schema: pa.Schema
 
 
 @dataclass
@@ -115,6 +114,18 @@ class GlobalStep:
     def enabled(cfg: JobConfig) -> bool:
         """Whether the config turns the step on."""
         raise NotImplementedError
+
+    @staticmethod
+    def outputs(cfg: JobConfig) -> dict[str, pa.Schema]:
+        """Directories the step publishes under `cfg` and their schemas, known
+        without running it (an empty shard stands in when nothing is written)."""
+        return {}
+
+    @staticmethod
+    def idle_report(cfg: JobConfig) -> dict[str, Any]:
+        """The manifest section when the step did not run (off, or nothing
+        was staged)."""
+        return {"enabled": False}
 
     def run(self, view: StagedView) -> StepOutcome | None:
         """None when there is nothing to decide (e.g. no ids to check)."""

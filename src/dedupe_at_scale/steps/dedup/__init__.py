@@ -16,6 +16,7 @@ from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOut
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, apply_decisions, run_dedup
 
 PUBLISHED_COLUMNS = ["id", "cluster_id", "kept"]
+DUPLICATES = "duplicates"
 
 
 class Dedup(GlobalStep):
@@ -24,6 +25,15 @@ class Dedup(GlobalStep):
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.dedup.enabled
+
+    @staticmethod
+    def outputs(cfg: JobConfig) -> dict[str, pa.Schema]:
+        return {DUPLICATES: DECISION_SCHEMA.empty_table().select(PUBLISHED_COLUMNS).schema}
+
+    @staticmethod
+    def idle_report(cfg: JobConfig) -> dict[str, Any]:
+        # On but nothing staged (every file quarantined): nothing removed.
+        return summary({}, [], {}) if cfg.dedup.enabled else {"enabled": False}
 
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
@@ -44,12 +54,7 @@ class Dedup(GlobalStep):
             report,
             Decision(functools.partial(_apply_file, view.location, outcome.decisions)),
             finish=summary,
-            output=StepOutput(
-                "duplicates",
-                outcome.decisions,
-                PUBLISHED_COLUMNS,
-                DECISION_SCHEMA.empty_table().select(PUBLISHED_COLUMNS).schema,
-            ),
+            output=StepOutput(DUPLICATES, outcome.decisions, PUBLISHED_COLUMNS),
         )
 
 
