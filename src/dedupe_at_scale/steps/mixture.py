@@ -236,8 +236,8 @@ class Mixture(GlobalStep):
         )
 
 
-def _apply_file(index: int, table: pa.Table, **plan: Any) -> pa.Table:
-    return apply_plan(table, **plan)
+def _apply_file(index: int, table: pa.Table, **plan_args: Any) -> pa.Table:
+    return apply_plan(table, **plan_args)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
