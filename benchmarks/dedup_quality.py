@@ -1,12 +1,14 @@
-"""Near-duplicate quality and speed of the dedup-only job, against the
-straightforward single-process datasketch MinHashLSH script, in one run.
+"""Near-duplicate quality and speed of the dedup-only job against two
+single-process datasketch MinHashLSH scripts (baselines.py), in one run:
+the plain script (every LSH hit joins a cluster) and the same script with
+candidate verification (a hit joins only if MinHash.jaccard >= threshold).
 
 Corpus: documentation-like pages (a handful of shared header/footer templates
 around bodies of very different lengths, so short pages look alike), plus
 planted copies of some pages edited down to known Jaccard levels, including
 just above and just below the threshold (exact Jaccard of word 5-gram sets).
 
-Prints, for both methods:
+Prints, for each method, with the S-curve (bands x rows) each uses:
   recall          planted pairs with true Jaccard >= threshold + 0.05 that end
                   in one cluster
   false removals  removed documents whose best true Jaccard to any kept document
@@ -23,19 +25,17 @@ import json
 import os
 import random
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasketch import MinHash, MinHashLSH
 
+from baselines import THRESHOLD, datasketch_dedup, datasketch_s_curve, job_s_curve
 from common import MemorySampler, run_cli
 from dedupe_at_scale.sample import bank, clean_document
 from dedupe_at_scale.stages.minhash import normalize
 
-THRESHOLD = 0.8
 LEVELS = [0.70, 0.75, 0.78, 0.82, 0.85, 0.88, 0.92, 0.96]
 TEMPLATES = 20
 
@@ -115,36 +115,6 @@ def run_job(input_dir: Path, output: Path) -> tuple[float, dict, MemorySampler]:
     return wall, {"clusters": clusters, "kept": kept}, sampler
 
 
-def run_datasketch(input_dir: Path) -> tuple[float, dict]:
-    """The script a user would write: one process, MinHashLSH, union-find,
-    smallest id kept per cluster."""
-    started = time.perf_counter()
-    table = pq.read_table(input_dir)
-    ids = table.column("id").to_pylist()
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=128)
-    parent = {}
-
-    def find(x):
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
-    for doc_id, text in zip(ids, normalize(table.column("text")).to_pylist()):
-        words = text.split()
-        shingles = {" ".join(words[i : i + 5]) for i in range(len(words) - 4)} or {" ".join(words)}
-        m = MinHash(num_perm=128)
-        m.update_batch([s.encode() for s in shingles])
-        for other in lsh.query(m):
-            a, b = find(doc_id), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-        lsh.insert(doc_id, m)
-    clusters = {x: find(x) for x in list(parent)}
-    clusters.update({root: root for root in set(clusters.values())})
-    kept = {d for d in ids if d not in clusters or clusters[d] == d}
-    return time.perf_counter() - started, {"clusters": clusters, "kept": kept}
-
-
 def score(
     result: dict, rows: list[dict], pairs: list[tuple[str, str, float]]
 ) -> tuple[float, float, int]:
@@ -186,19 +156,23 @@ def main() -> None:
             part = rows[s * step : (s + 1) * step]
             pq.write_table(pa.Table.from_pylist(part), input_dir / f"part-{s:04d}.parquet")
         job_wall, job, sampler = run_job(input_dir, Path(tmp) / "out")
-        ds_wall, ds = run_datasketch(input_dir)
+        plain_wall, plain = datasketch_dedup(input_dir, verify=False)
+        verified_wall, verified = datasketch_dedup(input_dir, verify=True)
 
     high = sum(1 for *_, j in pairs if j >= THRESHOLD + 0.05)
     print(f"{len(rows)} documents, {len(pairs)} planted pairs ({high} with Jaccard >= {THRESHOLD + 0.05:.2f}), "
           f"{os.cpu_count()} cores")  # fmt: skip
-    print(f"{'method':40} {'recall':>7} {'false removals':>15} {'removed':>8} {'wall s':>7}")
+    print(f"{'method':44} {'recall':>7} {'false removals':>15} {'removed':>8} {'wall s':>7}")
     for name, wall, result in [
         ("dedupe-at-scale job (verified LSH)", job_wall, job),
-        ("datasketch MinHashLSH, 1 process", ds_wall, ds),
+        ("datasketch MinHashLSH, 1 process, plain", plain_wall, plain),
+        ("datasketch MinHashLSH, 1 process, verified", verified_wall, verified),
     ]:
         recall, false, removed = score(result, rows, pairs)
-        print(f"{name:40} {recall:7.4f} {false:14.2%} {removed:8d} {wall:7.1f}")
-    print(f"job speed-up over the datasketch script: {ds_wall / job_wall:.1f}x")
+        print(f"{name:44} {recall:7.4f} {false:14.2%} {removed:8d} {wall:7.1f}")
+    print(f"S-curves: job {job_s_curve()}; both scripts {datasketch_s_curve()}")
+    print(f"job speed-up: {plain_wall / job_wall:.1f}x over the plain script, "
+          f"{verified_wall / job_wall:.1f}x over the verified one")  # fmt: skip
     print(f"job peak memory: {sampler.summary()}")
 
 
