@@ -4,6 +4,7 @@ undisturbed run: no document lost or written twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from pyarrow.fs import FileSelector
@@ -63,6 +65,24 @@ def test_a_worker_killed_mid_run_changes_nothing(
     assert_same_output(reference_output, output_tables(str(tmp_path / "out")))
 
 
+def test_a_worker_killed_during_dedup_is_retried(sample_dir, tmp_path, reference_output):
+    """The global steps' own Ray tasks: a worker dies inside dedup's verify
+    task (SIGKILL, from a worker setup hook) and Ray runs the task again."""
+    out, marker = tmp_path / "out", tmp_path / "killed"
+    tests = Path(__file__).parent
+    env = {**os.environ, "DDS_TEST_KILL_MARKER": str(marker),
+           "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(tests / "toys" / "run_job.py"), "kill_in_dedup", str(sample_dir), str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert marker.exists()  # a worker did die in _verify
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dedup"]["near_duplicates_removed"] > 0
+    assert_same_output(reference_output, output_tables(str(out)))
+
+
 def start_cli(input_uri: str, output_uri: str, config: Path, env: dict | None = None):
     return subprocess.Popen(
         [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--input", input_uri,
@@ -90,7 +110,12 @@ def finish(proc: subprocess.Popen) -> str:
     return output
 
 
-@pytest.mark.parametrize("kill_point", ["annotating", "annotated"])
+# Killed while annotating, the re-run starts over; killed once every annotated
+# document is staged, it resumes after annotation (manifest: resumed_after).
+RESUMED_AFTER = {"annotating": None, "annotated": "annotate"}
+
+
+@pytest.mark.parametrize("kill_point", sorted(RESUMED_AFTER))
 def test_a_killed_run_is_finished_by_the_same_command(
     sample_dir, tmp_path, reference_output, kill_point
 ):
@@ -108,29 +133,57 @@ def test_a_killed_run_is_finished_by_the_same_command(
     output = finish(start_cli(str(sample_dir), str(out), config))
     assert "Top rejection reasons" in output
     assert_same_output(reference_output, output_tables(str(out)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed_after"] == RESUMED_AFTER[kill_point]
     assert not staging.exists()
 
 
+@pytest.mark.parametrize("kill_point", sorted(RESUMED_AFTER))
 def test_a_killed_run_on_s3_is_finished_by_the_same_command(
-    s3_server, sample_dir, tmp_path, reference_output
+    s3_server, sample_dir, tmp_path, reference_output, kill_point
 ):
-    s3_server.upload_dir(sample_dir, "corpus-in", "killed")
+    prefix = f"killed-{kill_point}"
+    s3_server.upload_dir(sample_dir, "corpus-in", prefix)
     # Credentials from the environment this time, not from the config.
     config = tmp_path / "job.yaml"
     config.write_text(yaml.safe_dump({"storage": {"endpoint_url": s3_server.endpoint}}))
     client = s3_server.client()
+    staged = {
+        "annotating": f"{prefix}/_staging/annotated/",
+        "annotated": f"{prefix}/_staging/annotated.done",
+    }[kill_point]
 
-    def annotated() -> bool:
-        listing = client.list_objects_v2(
-            Bucket="corpus-out", Prefix="killed/_staging/annotated.done"
-        )
-        return listing["KeyCount"] > 0
+    def ready() -> bool:
+        return client.list_objects_v2(Bucket="corpus-out", Prefix=staged)["KeyCount"] > 0
 
-    args = ("s3://corpus-in/killed", "s3://corpus-out/killed", config, s3_server.env())
-    kill_when(start_cli(*args), annotated)
+    args = (f"s3://corpus-in/{prefix}", f"s3://corpus-out/{prefix}", config, s3_server.env())
+    kill_when(start_cli(*args), ready)
     finish(start_cli(*args))
 
     fs = s3_server.arrow_fs()
-    assert_same_output(reference_output, output_tables("corpus-out/killed", fs))
-    names = {i.base_name for i in fs.get_file_info(FileSelector("corpus-out/killed"))}
+    assert_same_output(reference_output, output_tables(f"corpus-out/{prefix}", fs))
+    names = {i.base_name for i in fs.get_file_info(FileSelector(f"corpus-out/{prefix}"))}
     assert names == {"data", "rejected", "duplicates", "manifest.json"}
+    with fs.open_input_stream(f"corpus-out/{prefix}/manifest.json") as f:
+        assert json.loads(f.read())["resumed_after"] == RESUMED_AFTER[kill_point]
+
+
+def test_a_tampered_staged_file_is_not_published(sample_dir, tmp_path):
+    """A staged file that lost a row between a killed run and its resumption:
+    the counts no longer add up, and nothing is published."""
+    out = tmp_path / "out"
+    config = tmp_path / "job.yaml"
+    config.write_text("{}\n")
+    kill_when(
+        start_cli(str(sample_dir), str(out), config),
+        lambda: (out / "_staging" / "annotated.done").exists(),
+    )
+    staged = sorted((out / "_staging" / "annotated").glob("*.parquet"))[0]
+    table = pq.read_table(staged)
+    pq.write_table(table.slice(0, table.num_rows - 1), staged)
+
+    rerun = start_cli(str(sample_dir), str(out), config)
+    output, _ = rerun.communicate(timeout=280)
+    assert rerun.returncode == 1, output[-3000:]
+    assert "output not committed: input has 2000 documents but" in output
+    assert sorted(p.name for p in out.iterdir()) == ["_staging"]

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import fasttext
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -53,14 +54,18 @@ def test_missing_or_corrupt_model_is_a_clear_error(tmp_path):
         LanguageIdentifier(str(corrupt))
 
 
-def annotate(texts, **langid):
+def annotate_table(texts, **langid) -> pa.Table:
     cfg = JobConfig()
     cfg.quality.enabled = False
     for key, value in langid.items():
         setattr(cfg.langid, key, value)
     table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
     f = InputFile("f", "f", "f", len(texts), 1, (len(texts),), True)
-    return Annotator(cfg)(prepare_table(table, f, 0, cfg.input)).to_pylist()
+    return Annotator(cfg)(prepare_table(table, f, 0, cfg.input))
+
+
+def annotate(texts, **langid):
+    return annotate_table(texts, **langid).to_pylist()
 
 
 def test_allowed_languages_and_min_score():
@@ -77,8 +82,14 @@ def test_allowed_languages_and_min_score():
 
 
 def test_language_score_column_is_float32_and_present_for_kept():
-    rows = annotate([SENTENCES["fr"]])
-    assert rows[0]["language"] == "fr" and rows[0]["language_score"] > 0.9
+    table = annotate_table([SENTENCES["fr"], SENTENCES["de"]])
+    assert table.schema.field("language_score").type == pa.float32()
+    assert table.schema.field("language").type == pa.string()
+    rows = table.to_pylist()
+    assert [r["language"] for r in rows] == ["fr", "de"]
+    assert all(r["language_score"] > 0.9 for r in rows)
+    _, scores = LanguageIdentifier().predict([SENTENCES["fr"]])
+    assert scores.dtype == np.float32
 
 
 def test_model_path_from_config(tmp_path):

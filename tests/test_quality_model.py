@@ -76,7 +76,9 @@ def test_one_set_only_is_refused(tmp_path):
 def test_job_scores_and_filters_with_the_model(ray_cluster, model, sample_dir, tmp_path):
     from dedupe_at_scale.job.pipeline import run_job
 
-    cfg = config_from_dict({"quality": {"model": str(model[0]), "min_score": 0.5}})
+    cfg = config_from_dict(
+        {"quality": {"model": str(model[0]), "min_score": 0.5}, "output": {"rejected_text": True}}
+    )
     single = str(sample_dir / "shard-0000[0-2].parquet")
     result = run_job(single, str(tmp_path / "out"), cfg)
     data = pq.read_table(tmp_path / "out" / "data")
@@ -88,3 +90,13 @@ def test_job_scores_and_filters_with_the_model(ray_cluster, model, sample_dir, t
     counts = result.manifest["counts"]
     assert counts["input"] == counts["kept"] + counts["rejected"]
     assert result.manifest["dedup"]["keep_effective"] == ["-quality_score", "id"]
+    # Documents the rules let through and the model scored low are rejected
+    # by the classifier, with its score as the value.
+    rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
+    by_model = [r for r in rejected if r["rule"] == "quality_classifier"]
+    assert by_model and {r["stage"] for r in by_model} == {"quality"}
+    assert counts["rules"]["quality"]["quality_classifier"] == len(by_model)
+    own = QualityScorer(str(model[0])).score([r["text"] for r in by_model])
+    assert own.tolist() == pytest.approx([r["value"] for r in by_model], abs=1e-6)
+    assert all(r["value"] < 0.5 for r in by_model)
+    assert all(r["reason"].startswith("quality_classifier: ") for r in by_model)

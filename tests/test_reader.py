@@ -128,9 +128,15 @@ def test_binary_text_is_decoded_and_invalid_utf8_named(tmp_path):
     assert table.column(col.RULE).to_pylist() == [None, "invalid_utf8"]
 
 
-def test_dictionary_and_large_string_text(tmp_path):
-    arr = pa.array(["a", "b", "a"]).dictionary_encode()
-    pq.write_table(pa.table({"text": arr}), tmp_path / "f.parquet")
+@pytest.mark.parametrize(
+    "text",
+    [pa.array(["a", "b", "a"]).dictionary_encode(), pa.array(["a", "b", "a"], pa.large_string()),
+     pa.array(["a", "b", "a"], pa.string_view())],
+    ids=["dictionary", "large_string", "string_view"],
+)  # fmt: skip
+def test_dictionary_and_large_string_text(tmp_path, text):
+    pq.write_table(pa.table({"text": text}), tmp_path / "f.parquet", store_schema=True)
     files = discover(tmp_path)
     table = read_unit(resolve(str(tmp_path)), plan_units(files, 10)[0], InputConfig())
     assert table.column("text").to_pylist() == ["a", "b", "a"]
+    assert table.schema.field("text").type == pa.string()  # one type for every stage

@@ -21,3 +21,31 @@ def register_step() -> None:
 
     if DropLongest not in steps.REGISTRY:
         steps.REGISTRY.append(DropLongest)
+
+
+def kill_in_dedup() -> None:
+    """Not a registration: a worker setup hook that makes the first worker
+    reading a staged file inside dedup's `_verify` task SIGKILL itself, once
+    per run (a marker file, DDS_TEST_KILL_MARKER, records that it happened)."""
+    import os
+    import signal
+    import sys
+
+    from dedupe_at_scale.steps.base import StagedFile
+
+    marker = os.environ["DDS_TEST_KILL_MARKER"]
+    read = StagedFile.read
+
+    def read_or_die(self, columns):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "_verify":
+            frame = frame.f_back
+        if frame is not None:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return read(self, columns)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read(self, columns)
+
+    StagedFile.read = read_or_die
