@@ -5,7 +5,10 @@ back with plain pyarrow; unreachable endpoints and wrong credentials."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
+from contextlib import contextmanager
 
 import pyarrow.fs as pafs
 import pytest
@@ -13,9 +16,9 @@ import pytest
 from conftest import assert_same_output, output_tables
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io.storage import StorageError
-from dedupe_at_scale.job.pipeline import run_job
+from dedupe_at_scale.job.pipeline import plan_job, run_job
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +50,60 @@ def test_bucket_to_bucket_equals_the_local_run(s3_server, s3_input, reference_ou
     ]
 
 
-def test_unreachable_endpoint_is_a_clear_error(ray_cluster, sample_dir):
+@pytest.mark.timeout(120)
+def test_unreachable_endpoint_is_a_clear_error(sample_dir):
+    # A closed port: refused at once. Planning needs no Ray.
     cfg = config_from_dict(
         {"storage": {"endpoint_url": "http://127.0.0.1:9", "options": {"key": "k", "secret": "s"}}}
     )
     started = time.time()
     with pytest.raises(StorageError, match=r"s3://corpus-out/x.*endpoint"):
-        run_job(str(sample_dir), "s3://corpus-out/x", cfg)
+        plan_job(str(sample_dir), "s3://corpus-out/x", cfg)
     with pytest.raises(StorageError, match=r"cannot list input s3://corpus-in/sample.*endpoint"):
-        run_job("s3://corpus-in/sample", str(sample_dir.parent / "unused"), cfg)
+        plan_job("s3://corpus-in/sample", str(sample_dir.parent / "unused"), cfg)
     assert time.time() - started < 90
+
+
+@contextmanager
+def silent_endpoint():
+    """A server on 127.0.0.1 that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:  # closed
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_an_endpoint_that_never_answers_fails_within_a_bound(sample_dir, tmp_path, side):
+    with silent_endpoint() as (endpoint, accepted):
+        cfg = config_from_dict(
+            {"storage": {"endpoint_url": endpoint, "options": {"key": "k", "secret": "s"}}}
+        )
+        uri = {"input": "s3://corpus-in/silent", "output": "s3://corpus-out/silent"}[side]
+        args = (uri, str(tmp_path / "out")) if side == "input" else (str(sample_dir), uri)
+        started = time.time()
+        with pytest.raises(StorageError, match="sent no answer within 30 s") as error:
+            plan_job(*args, cfg)
+        elapsed = time.time() - started
+        assert accepted  # the connection was made: this is the silent case, not a refusal
+    assert str(error.value).startswith(uri)
+    assert 25 < elapsed < 45
 
 
 def test_wrong_credentials_are_a_clear_error(s3_server, s3_input, tmp_path):

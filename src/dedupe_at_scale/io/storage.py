@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,15 @@ from dedupe_at_scale.config import StorageConfig
 GLOB_CHARS = ("*", "?", "[")
 S3_PROTOCOLS = ("s3", "s3a")
 # Fail in seconds, not minutes, when an endpoint is down; users may override.
-S3_DEFAULT_CONFIG = {"connect_timeout": 10, "retries": {"max_attempts": 4, "mode": "standard"}}
-SECRET_WORDS = ("secret", "token", "password", "key")
+S3_DEFAULT_CONFIG = {
+    "connect_timeout": 10,
+    "read_timeout": 30,
+    "retries": {"max_attempts": 4, "mode": "standard"},
+}
+# botocore and s3fs each retry a read timeout, so a server that accepts
+# connections and never answers would hold the first request for minutes.
+FIRST_ANSWER_SECONDS = 30
+SECRET_WORDS = ("secret", "token", "password", "passwd", "credential", "key")
 UNREACHABLE_HINTS = (
     "could not connect", "connect timeout", "connection refused", "endpoint url",
     "name or service not known",
@@ -71,6 +79,29 @@ class Location:
         self.fs.invalidate_cache()
 
 
+def probe(location: Location, seconds: float = FIRST_ANSWER_SECONDS) -> None:
+    """The first request to a remote store, with a deadline. Errors other
+    than silence are left to the request that follows, which names them."""
+    if location.is_local:
+        return
+    answered = threading.Event()
+
+    def ask() -> None:
+        try:
+            location.fs.exists(location.path)
+        except Exception:  # reported by the next request, with its own message
+            pass
+        answered.set()
+
+    threading.Thread(target=ask, daemon=True, name=f"probe {location.uri}").start()
+    if not answered.wait(seconds):
+        raise StorageError(
+            f"{location.uri}: the endpoint accepted the connection but sent no answer within "
+            f"{seconds:g} s (is the endpoint reachable, and is it an S3 endpoint? check "
+            "storage.endpoint_url)"
+        )
+
+
 def protocol_of(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "file"
 
@@ -92,17 +123,33 @@ def storage_options(uri: str, storage: StorageConfig | None) -> dict[str, Any]:
     return {**options, **storage.options}
 
 
+def is_secret_name(name: str) -> bool:
+    """An option or environment variable name that holds a credential."""
+    return name != "endpoint_url" and any(word in name.lower() for word in SECRET_WORDS)
+
+
 def redact(options: dict[str, Any]) -> dict[str, Any]:
     """Options with credential values hidden, for manifests and logs."""
     out: dict[str, Any] = {}
     for name, value in options.items():
         if isinstance(value, dict):
             out[name] = redact(value)
-        elif any(word in name.lower() for word in SECRET_WORDS) and name != "endpoint_url":
+        elif is_secret_name(name):
             out[name] = "***"
         else:
             out[name] = value
     return out
+
+
+def secret_options(options: dict[str, Any], prefix: str = "storage.options") -> list[str]:
+    """Dotted names of the credential values in `options`."""
+    found = []
+    for name, value in options.items():
+        if isinstance(value, dict):
+            found += secret_options(value, f"{prefix}.{name}")
+        elif is_secret_name(name):
+            found.append(f"{prefix}.{name}")
+    return found
 
 
 def resolve(uri: str, storage: StorageConfig | None = None) -> Location:

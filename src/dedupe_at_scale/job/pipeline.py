@@ -45,7 +45,14 @@ from dedupe_at_scale.io.reader import (
     prepare_table,
 )
 from dedupe_at_scale.io.staged import Staged
-from dedupe_at_scale.io.storage import Location, StorageError, describe_error, overlaps, resolve
+from dedupe_at_scale.io.storage import (
+    Location,
+    StorageError,
+    describe_error,
+    overlaps,
+    probe,
+    resolve,
+)
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.write import write_outputs, write_parquet
@@ -91,7 +98,9 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
             "output or clear its input; choose an output outside the input"
         )
     layout = OutputLayout(output)
+    probe(output)
     _on_storage(output_uri, lambda: layout.check(overwrite))
+    probe(source)
     files = discover_inputs(source, cfg.input)
     units = plan_units(files, cfg.input.rows_per_task)
     resume = _on_storage(
