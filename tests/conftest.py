@@ -1,5 +1,6 @@
-"""Shared fixtures. Tests marked `ray` use one real local Ray per session
-(2 CPUs, as on CI) and are bounded by pytest-timeout."""
+"""Shared fixtures. Tests marked `ray` need a real Ray: the session's local
+Ray (2 CPUs, as on CI), a cluster of `ray start` nodes, or a job process that
+starts its own. `make test-fast` runs the others."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ GOOD_EN = (
     "Visitors can walk along the path by the water and read the history of each bridge.\n"
     "Children learn how the floods of the past changed the shape of the streets they know."
 )
+
+
+# Fixtures that start Ray: a test using one, directly or through another
+# fixture, is marked `ray` here; tests that start Ray in a child process say so
+# themselves with @pytest.mark.ray.
+RAY_FIXTURES = {"ray_cluster", "local_cluster"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import yaml
 from conftest import write_table
 from dedupe_at_scale.cli import main
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]
 
 KIND_RULES = {
     "gibberish": {"langid_min_score"},
@@ -52,6 +52,7 @@ def read_output(out: Path) -> tuple[pa.Table, pa.Table, dict]:
     return data, rejected, manifest
 
 
+@pytest.mark.ray
 def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
     config = write_config(
         tmp_path / "job.yaml",
@@ -155,6 +156,7 @@ def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
     assert set(rejected.column_names) == {"id", "stage", "rule", "value", "reason"}
 
 
+@pytest.mark.ray
 def test_same_output_for_one_and_two_workers(sample_dir, tmp_path):
     config = write_config(
         tmp_path / "job.yaml",
