@@ -1,6 +1,8 @@
 """A real multi-node Ray cluster on 127.0.0.1 (head + one worker node, each a
-separate `ray start`, via cluster/local/start.sh), the demo job submitted
-through the Ray Jobs API, its output checked; the cluster is always stopped."""
+separate `ray start`, via cluster/local/start.sh) whose nodes run a Python
+that has every dependency but not this package, as a node whose image lacks
+it: jobs submitted through the Jobs API ship the package themselves. The nodes get S3 credentials from their environment, and
+no secret may show in what the Jobs API, the dashboard or the logs show."""
 
 from __future__ import annotations
 
@@ -9,21 +11,25 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.timeout(400)]
+NO_AUTH = {**os.environ, "RAY_AUTH_MODE": "disabled"}
 
 
-def script(name: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY": str(BIN / "ray"), "PYTHON": sys.executable}
+def script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(ROOT / "cluster" / "local" / name), *args],
-        capture_output=True, text=True, timeout=180, env=env,
+        capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -32,11 +38,42 @@ def cluster_processes(temp_dir: str) -> list[str]:
     return found.stdout.split()
 
 
-@pytest.fixture
-def local_cluster(tmp_path):
-    state = tmp_path / "cluster"
+@pytest.fixture(scope="module")
+def node_python(tmp_path_factory) -> Path:
+    """A virtualenv whose site-packages points at this one's as a plain path
+    entry: the .pth files there, this checkout's editable install among them,
+    are not processed, so every dependency imports but dedupe_at_scale does not."""
+    root = tmp_path_factory.mktemp("node-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    purelib = subprocess.check_output(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    ).strip()
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(purelib) / "job-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
+    ray = root / "bin" / "ray"
+    ray.write_text(
+        f"#!{python}\nimport sys\nfrom ray.scripts.scripts import main\nsys.exit(main())\n"
+    )
+    ray.chmod(0o755)
+    probe = subprocess.run([str(python), "-c", "import ray, pyarrow, fasttext, s3fs, dedupe_at_scale"],
+                           capture_output=True, text=True, cwd=root)  # fmt: skip
+    assert "No module named 'dedupe_at_scale'" in probe.stderr, probe.stderr
+    return root / "bin"
+
+
+@pytest.fixture(scope="module")
+def local_cluster(tmp_path_factory, node_python, s3_server):
+    state = tmp_path_factory.mktemp("cluster")
+    # Credentials in the nodes' environment: how a cluster of instances with a
+    # role, or pods with a Secret, gives them to every job.
+    env = {
+        "RAY": str(node_python / "ray"),
+        "PYTHON": str(node_python / "python"),
+        **s3_server.env(),
+    }
     started = script("start.sh", "--workers", "1", "--cpus", "1", "--memory", "3",
-                     "--object-store", "0.5", "--state", str(state))  # fmt: skip
+                     "--object-store", "0.5", "--state", str(state), env=env)  # fmt: skip
     temp_dir = (state / "temp_dir").read_text().strip() if (state / "temp_dir").exists() else None
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -50,22 +87,25 @@ def local_cluster(tmp_path):
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def submit(dashboard: str, config: Path, input_uri: str, output_uri: str, *more: str,
+           env: dict | None = None):  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dedupe_at_scale.cli", "submit", "--address", dashboard,
+         "--config", str(config), "--input", input_uri, "--output", output_uri, *more],
+        capture_output=True, text=True, timeout=300, env={**NO_AUTH, **(env or {})},
+    )  # fmt: skip
+
+
 def test_demo_job_submitted_to_a_two_node_cluster(local_cluster, sample_dir, tmp_path):
     address = (local_cluster / "address").read_text().strip()
     dashboard = (local_cluster / "dashboard").read_text().strip()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     status = subprocess.run([str(BIN / "ray"), "status", "--address", address],
-                            capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+                            capture_output=True, text=True, env=NO_AUTH, timeout=60)  # fmt: skip
     assert status.stdout.count("node_") == 2, status.stdout
-    assert "0.0/2.0 CPU" in status.stdout
 
     out = tmp_path / "out"
-    submitted = subprocess.run(
-        [sys.executable, "-m", "dedupe_at_scale.cli", "submit", "--address", dashboard,
-         "--config", str(ROOT / "jobs" / "demo.yaml"), "--input", str(sample_dir),
-         "--output", str(out), "--wait"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+    config = ROOT / "jobs" / "demo.yaml"
+    submitted = submit(dashboard, config, str(sample_dir), str(out), "--wait")
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "SUCCEEDED" in submitted.stdout
     assert "Top rejection reasons" in submitted.stdout  # the job's own logs, streamed
@@ -79,13 +119,10 @@ def test_demo_job_submitted_to_a_two_node_cluster(local_cluster, sample_dir, tmp
 
 def test_a_failing_job_fails_the_submit_command(local_cluster, tmp_path):
     dashboard = (local_cluster / "dashboard").read_text().strip()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    submitted = subprocess.run(
-        [sys.executable, "-m", "dedupe_at_scale.cli", "submit", "--address", dashboard,
-         "--config", str(ROOT / "jobs" / "demo.yaml"), "--input", str(tmp_path / "missing"),
-         "--output", str(tmp_path / "out"), "--wait"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+    config = ROOT / "jobs" / "demo.yaml"
+    submitted = submit(
+        dashboard, config, str(tmp_path / "missing"), str(tmp_path / "out"), "--wait"
+    )
     assert submitted.returncode == 1
     assert "input not found" in submitted.stdout and "FAILED" in submitted.stdout
 
@@ -99,3 +136,79 @@ def test_unreachable_jobs_api_is_a_clear_error(tmp_path):
     )  # fmt: skip
     assert submitted.returncode == 1
     assert "cannot reach the Ray Jobs API at http://127.0.0.1:9" in submitted.stderr
+
+
+def test_ray_client_is_refused_with_the_way_in(sample_dir, tmp_path):
+    # Ray Data fails over Ray Client ('Worker' object has no attribute
+    # 'core_worker', ray-project/ray#42739): refused before anything starts.
+    ran = subprocess.run(
+        [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--address", "ray://127.0.0.1:1",
+         "--input", str(sample_dir), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert "Ray Data does not run over Ray Client" in ran.stderr
+    assert "dedupe-at-scale submit --address http://HEAD:8265" in ran.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def dashboard_text(dashboard: str, path: str) -> str:
+    with urllib.request.urlopen(dashboard + path, timeout=30) as response:
+        return response.read().decode()
+
+
+def test_no_secret_reaches_the_job_info_dashboard_or_logs(
+    local_cluster, s3_server, sample_dir, tmp_path
+):
+    dashboard = (local_cluster / "dashboard").read_text().strip()
+    s3_server.upload_dir(sample_dir, "corpus-in", "cluster")
+    canary = f"canary-{uuid.uuid4()}"  # not a secret: shows where the spec's text goes
+    config = tmp_path / "s3.yaml"
+    config.write_text(
+        f"# {canary}\n" + yaml.safe_dump({"storage": {"endpoint_url": s3_server.endpoint}})
+    )
+    submitted = submit(dashboard, config, "s3://corpus-in/cluster", "s3://corpus-out/cluster",
+                       "--env", "AWS_DEFAULT_REGION", "--wait",
+                       env={"AWS_DEFAULT_REGION": "us-east-1"})  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    assert "SUCCEEDED" in submitted.stdout
+    keys = s3_server.client().list_objects_v2(Bucket="corpus-out", Prefix="cluster/manifest.json")
+    assert keys["KeyCount"] == 1
+
+    job_id = submitted.stdout.split()[1]
+    shown = dashboard_text(dashboard, "/api/jobs/") + dashboard_text(
+        dashboard, f"/api/jobs/{job_id}"
+    )
+    shown += (
+        dashboard_text(dashboard, f"/api/jobs/{job_id}/logs") + submitted.stdout + submitted.stderr
+    )
+    assert canary in shown  # the spec is there, so a secret in it would be too
+    temp_dir = Path((local_cluster / "temp_dir").read_text().strip())
+    logs = [p for p in (temp_dir / "session_latest" / "logs").rglob("*") if p.is_file()]
+    assert logs
+    for secret in (s3_server.secret,):
+        assert secret not in shown
+        assert not [p.name for p in logs if secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize(
+    "storage, args, named",
+    [({"options": {"key": "AKIAEXAMPLE", "secret": "wJalrEXAMPLE"}}, [],
+      "storage.options.key, storage.options.secret"),
+     ({"options": {"client_kwargs": {"aws_session_token": "tok"}}}, [],
+      "storage.options.client_kwargs.aws_session_token"),
+     ({}, ["--env", "AWS_SECRET_ACCESS_KEY"], "--env AWS_SECRET_ACCESS_KEY"),
+     ({"endpoint_url": "http://minio:hunter2@127.0.0.1:9000"}, [],
+      "the password in http://minio:***@127.0.0.1:9000"),
+     ({}, ["--pip", "git+https://bot:ghp_example@github.com/x/y"],
+      "the password in git+https://bot:***@github.com/x/y")],
+)  # fmt: skip
+def test_submit_refuses_to_put_a_secret_in_the_runtime_env(tmp_path, storage, args, named):
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump({"storage": storage}))
+    # Refused before any connection: this address has no server.
+    submitted = submit("http://127.0.0.1:9", config, str(tmp_path), str(tmp_path / "out"), *args)
+    assert submitted.returncode == 2
+    assert named in submitted.stderr and "readable by anyone" in submitted.stderr
+    assert "cannot reach" not in submitted.stderr
+    assert "hunter2" not in submitted.stderr and "ghp_example" not in submitted.stderr

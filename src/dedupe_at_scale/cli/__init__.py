@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="YAML job config (defaults apply without one)")
     run.add_argument(
         "--address",
-        help="Ray cluster to join: 'auto' or 'ray://host:port'; default starts a local Ray",
+        help="Ray cluster to join from one of its nodes ('auto' or HOST:PORT); default starts "
+        "a local Ray. From elsewhere use `submit` (Ray Data does not run over Ray Client, ray://)",
     )
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all cores)")
     run.add_argument("--overwrite", action="store_true", help="replace a complete output")
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="stream the logs until the job ends")
     submit.add_argument(
         "--env", action="append", default=[], metavar="NAME",
-        help="forward this environment variable to the job (e.g. AWS_ACCESS_KEY_ID); repeatable",
+        help="forward this environment variable to the job (e.g. AWS_PROFILE, AWS_REGION); "
+        "its value is readable through the Jobs API, so credential names are refused; repeatable",
     )  # fmt: skip
     submit.add_argument(
         "--pip", action="append", default=[], metavar="REQUIREMENT",
@@ -128,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     from dedupe_at_scale.job.report import summarize
 
     # Config, output and every input footer are checked before Ray starts.
+    refuse_ray_client(args.address)
     cfg = load_config(args.config)
     input_uri, output_uri = job_uris(cfg, args.input, args.output)
     plan = plan_job(input_uri, output_uri, cfg, overwrite=args.overwrite)
@@ -136,6 +139,17 @@ def _run(args: argparse.Namespace) -> int:
     print()
     print(summarize(result.manifest))
     return 0
+
+
+def refuse_ray_client(address: str | None) -> None:
+    """Ray Data's executor needs a core worker in the driver process, which a
+    Ray Client (ray://) driver lacks: it fails mid-run (ray-project/ray#42739)."""
+    if address and address.startswith("ray://"):
+        raise ConfigError(
+            f"--address {address}: Ray Data does not run over Ray Client (ray://). Submit the "
+            "job through the Jobs API instead (dedupe-at-scale submit --address "
+            "http://HEAD:8265 ...), or run it on a node of the cluster with --address auto"
+        )
 
 
 def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:

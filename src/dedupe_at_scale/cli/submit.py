@@ -5,6 +5,12 @@ package's code (py_modules) and the spec's text (an environment variable; a
 working_dir was seen deleted under a running job's driver), so the cluster
 runs exactly the code and config of this checkout; the cluster's image
 provides the dependencies (the repo's Dockerfile, or `--pip` for a quick try).
+
+Everything in a runtime environment is readable by anyone who can read the
+Jobs API or the dashboard, so no credential may go there: a spec with secrets
+in `storage.options`, or a `--env` name that looks like a credential, is
+refused. Jobs get credentials the way the cluster's nodes do (instance role,
+IRSA, the nodes' environment).
 """
 
 from __future__ import annotations
@@ -12,14 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
 
 from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, job_uris, load_config
-from dedupe_at_scale.io.storage import protocol_of
+from dedupe_at_scale.io.storage import is_secret_name, protocol_of, secret_options
 
 SPEC_VARIABLE = "DDS_JOB_SPEC"
+PASSWORD_IN_URL = re.compile(r"://([^/@\s:]+):[^/@\s]+@")
 
 
 class SubmitError(RuntimeError):
@@ -29,6 +37,7 @@ class SubmitError(RuntimeError):
 def submit_job(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     input_uri, output_uri = (cluster_uri(u) for u in job_uris(cfg, args.input, args.output))
+    refuse_secrets(cfg, args.env, [input_uri, output_uri, *args.pip])
     missing = [name for name in args.env if name not in os.environ]
     if missing:
         raise ConfigError(f"--env {missing[0]}: not set in this environment")
@@ -53,6 +62,29 @@ def submit_job(args: argparse.Namespace) -> int:
     return 0 if status == "SUCCEEDED" else 1
 
 
+def refuse_secrets(cfg, env_names: list[str], urls: list[str]) -> None:
+    """A submitted job's spec, environment variables, entrypoint and pip list
+    are part of what the Jobs API and the dashboard show to anyone who can
+    reach them."""
+    exposed = secret_options(cfg.storage.options) + [
+        f"--env {name}" for name in env_names if is_secret_name(name)
+    ]
+    urls = [*urls, cfg.storage.endpoint_url or ""]
+    exposed += [f"the password in {_hide_password(u)}" for u in urls if PASSWORD_IN_URL.search(u)]
+    if exposed:
+        raise ConfigError(
+            f"{', '.join(exposed)}: a credential would be readable by anyone with access to "
+            "the cluster's Jobs API or dashboard (a job's spec and --env values are part of "
+            "its runtime environment); give the cluster its own credentials instead "
+            "(instance role, IRSA, or AWS_* variables in the nodes' environment; "
+            "see cluster/README.md)"
+        )
+
+
+def _hide_password(url: str) -> str:
+    return PASSWORD_IN_URL.sub(r"://\1:***@", url)
+
+
 def cluster_uri(uri: str) -> str:
     """Local paths made absolute: the job's working directory on the cluster
     is a temporary copy, so relative paths would land there."""
@@ -61,11 +93,15 @@ def cluster_uri(uri: str) -> str:
     return uri
 
 
+def package_dir() -> str:
+    """This checkout's dedupe_at_scale package, for a runtime env's py_modules."""
+    return str(Path(__file__).resolve().parents[1])
+
+
 def build_runtime_env(spec: str, env_names: list[str], pip: list[str]) -> dict:
-    package = Path(__file__).resolve().parents[1]  # the dedupe_at_scale package
     env_vars = {name: os.environ[name] for name in env_names}
     env_vars.update({SPEC_VARIABLE: spec, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"})
-    runtime_env: dict = {"py_modules": [str(package)], "env_vars": env_vars}
+    runtime_env: dict = {"py_modules": [package_dir()], "env_vars": env_vars}
     if pip:
         runtime_env["pip"] = list(pip)
     return runtime_env
