@@ -99,6 +99,43 @@ def test_aws_launcher_config():
     assert any("$RAY_HEAD_IP:6379" in c for c in cfg["worker_start_ray_commands"])
 
 
+def test_aws_launcher_sets_up_the_host_before_the_container():
+    # With a docker: block Ray runs setup_commands inside the container, so
+    # installing docker or host packages there fails on the stock AMI.
+    cfg = load("cluster/aws/cluster.yaml")
+    assert "docker" in cfg
+    host_setup = re.compile(r"\b(docker|apt-get|apt|yum|dnf|usermod|systemctl)\b")
+    for command in cfg.get("setup_commands") or []:
+        assert not host_setup.search(command), command
+    installs = [c for c in cfg["initialization_commands"] if "install" in c]
+    assert any("docker" in c for c in installs), cfg["initialization_commands"]
+
+
+# How rayproject/ray tags its images: VERSION[-pyXY][-cpu|-gpu|-cuXYZ][-aarch64].
+RAY_TAG = re.compile(r"^(\d+\.\d+\.\d+)(-py3(?:9|1[0-3]))?(-cpu|-gpu|-cu\d{3})?(-aarch64)?$")
+
+
+@pytest.mark.parametrize(
+    "tag, published",
+    [("2.60.0-py311-cpu", True), ("2.60.0-py312-cu128", True), ("2.60.0", True),
+     ("2.60-py311-cpu", False), ("2.60.0-python3.11", False), ("latest-py311", False)],
+)  # fmt: skip
+def test_ray_tag_rule(tag, published):
+    assert bool(RAY_TAG.match(tag)) == published
+
+
+def test_every_ray_image_is_one_ray_publishes_for_the_pinned_version():
+    files = [ROOT / "Dockerfile", *sorted((ROOT / "cluster").rglob("*.yaml"))]
+    found = []
+    for path in files:
+        for tag in re.findall(r"rayproject/ray:([\w.\-]+)", path.read_text()):
+            match = RAY_TAG.match(tag)
+            assert match, f"{path.name}: rayproject/ray:{tag} is not a tag Ray publishes"
+            assert match.group(1) == ray_version(), f"{path.name}: {tag} is not Ray {ray_version()}"
+            found.append(tag)
+    assert found  # the Dockerfile at least
+
+
 def ray_version() -> str:
     pinned = re.search(r'"ray\[[^\]]*\]>=([0-9.]+),', (ROOT / "pyproject.toml").read_text())
     assert pinned
