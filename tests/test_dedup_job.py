@@ -17,7 +17,7 @@ from dedupe_at_scale.steps.dedup.components import components_local
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.dedup.tasks import _components
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]  # Ray tests are marked by conftest (ray_cluster)
 
 DEDUP_ONLY = {"langid": {"enabled": False}, "quality": {"enabled": False}}
 
@@ -138,3 +138,14 @@ def test_custom_id_and_text_columns(ray_cluster, tmp_path):
     assert pq.read_table(tmp_path / "out" / "data").column("doc_id").to_pylist() == [9, 20]
     rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
     assert [(r["id"], r["rule"], r["reason"]) for r in rejected] == [("30", "exact_duplicate", "9")]
+
+
+def test_partitions_follow_the_data_volume_not_the_cluster():
+    from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, partition_count
+
+    assert partition_count(5_000, cpus=64) == 1  # a small job on a big cluster
+    assert partition_count(0, cpus=2) == 1
+    assert partition_count(DOCS_PER_PARTITION + 1, cpus=64) == 2
+    assert partition_count(10**9, cpus=2) == 4  # at most two per CPU
+    counts = [partition_count(n, cpus=8) for n in range(0, 3_000_000, 50_000)]
+    assert counts == sorted(counts) and max(counts) == 16

@@ -175,7 +175,8 @@ class DedupConfig:
     keep: list[str] = field(default_factory=lambda: ["-quality_score", "id"])
     unicode_normalization: Literal["none", "NFC", "NFKC", "NFD", "NFKD"] = "none"
     seed: int = 1
-    # Hash partitions of the global steps; null: twice the cluster's CPUs.
+    # Hash partitions of the global steps; null: one per 100,000 input documents,
+    # at most twice the cluster's CPUs (steps/base.py, partition_count).
     partitions: int | None = None
 
     def min_agreement(self) -> float:

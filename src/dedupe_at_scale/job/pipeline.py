@@ -59,7 +59,7 @@ from dedupe_at_scale.job.write import write_outputs, write_parquet
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
-from dedupe_at_scale.steps.base import StagedView, StepOutcome
+from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,10 @@ def _run_global_steps(
         paths=tuple(staged.files),
         columns=tuple(staged.schema_names()),
         decisions_dir=plan.layout.decisions,
-        partitions=cfg.dedup.partitions or max(2, 2 * int(ray.cluster_resources().get("CPU", 1))),
+        partitions=cfg.dedup.partitions
+        or partition_count(
+            sum(f.num_rows for f in plan.files), int(ray.cluster_resources().get("CPU", 1))
+        ),
         has_ids=any(f.has_id for f in plan.files),
     )
     outcomes: dict[str, StepOutcome] = {}

@@ -81,6 +81,19 @@ class StagedFile:
         return col.kept_rows(self.read(columns)).drop_columns([col.STAGE])
 
 
+# The global steps move a fixed number of bytes per document (ids, band keys,
+# signatures), so documents measure their data volume. Every staged file
+# sends one piece to every partition: partitions beyond what the volume needs
+# only add objects and tasks.
+DOCS_PER_PARTITION = 100_000
+
+
+def partition_count(documents: int, cpus: int) -> int:
+    """Hash partitions of the global steps: one per DOCS_PER_PARTITION
+    documents, at least one, at most two per CPU."""
+    return max(1, min(2 * max(cpus, 1), -(-documents // DOCS_PER_PARTITION)))
+
+
 @dataclass(frozen=True)
 class StagedView:
     """What a global step may read: the staged files (each holds an increasing
