@@ -65,7 +65,7 @@ class LangIdConfig:
     languages: list[str] | None = None
     min_score: float = 0.65
     # Only the first characters are classified (bounds time on huge documents).
-    max_chars: int = 20_000
+    max_chars: int = 2_000  # as accurate as 20,000 on real text, far faster (README)
 
 
 @dataclass

@@ -46,7 +46,7 @@ def load_fasttext_model(path: str):
 class LanguageIdentifier:
     """Predicts (ISO code, score) for texts with a fastText language-ID model."""
 
-    def __init__(self, model_path: str | None = None, max_chars: int = 20_000):
+    def __init__(self, model_path: str | None = None, max_chars: int = 2_000):
         self.model_path = model_path or str(bundled_lid_model_path())
         self.max_chars = max_chars
         self.model = load_fasttext_model(self.model_path)
