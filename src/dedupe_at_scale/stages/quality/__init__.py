@@ -58,7 +58,18 @@ class QualityFilter:
         return list(names)
 
     def evaluate(self, text: str, language: str | None = None) -> Verdict:
-        doc = Doc(text, language, self.unsegmented)
+        """One document, every signal measured on its own: the reference path."""
+        return self._verdict(Doc(text, language, self.unsegmented))
+
+    def evaluate_batch(self, texts: list[str], languages: list[str | None]) -> list[Verdict]:
+        """Documents of one batch: the groups first measure what they can for
+        all of them at once; the verdicts equal `evaluate`'s."""
+        docs = [Doc(t, lang, self.unsegmented) for t, lang in zip(texts, languages)]
+        for group in self.groups:
+            group.prepare(docs)
+        return [self._verdict(doc) for doc in docs]
+
+    def _verdict(self, doc: Doc) -> Verdict:
         verdict = Verdict()
         for group in self.groups:
             signals = group.measure(doc)
@@ -104,8 +115,8 @@ class QualityRulesStage(Stage):
         languages = batch.column(col.LANGUAGE).to_pylist()
         rejected: list[tuple[int, Verdict]] = []
         kept: list[tuple[int, Verdict]] = []
-        for i, text in zip(active, texts):
-            verdict = self.filter.evaluate(text, languages[i])
+        verdicts = self.filter.evaluate_batch(texts, [languages[i] for i in active])
+        for i, verdict in zip(active, verdicts):
             (kept if verdict.kept else rejected).append((i, verdict))
         n = batch.num_rows
         columns = {

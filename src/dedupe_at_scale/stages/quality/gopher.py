@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.config import GopherQualityConfig, GopherRepetitionConfig
 from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, safe_ratio
+from dedupe_at_scale.stages.quality.ngrams import ngram_chars
 
 _NEWLINES_RE = re.compile(r"\n+")
 
@@ -112,14 +115,32 @@ class GopherRepetition(RuleGroup):
             return signals
         words = doc.lower_words
         word_chars = sum(map(len, words))
+        chars = doc.prepared or self._ngram_chars(words)
         for n, _ in self.top_ngrams:
-            signals[f"gopher_top_{n}gram_chars_fraction"] = safe_ratio(
-                textlib.top_ngram_chars(words, n), word_chars
+            signals[f"gopher_top_{n}gram_chars_fraction"] = safe_ratio(chars[f"top{n}"], word_chars)
+        for n, _ in self.dup_ngrams:
+            signals[f"gopher_duplicate_{n}gram_chars_fraction"] = safe_ratio(
+                chars[f"duplicate{n}"], word_chars
             )
+        return signals
+
+    def prepare(self, docs: list[Doc]) -> None:
+        """The n-gram signals of every segmented document, in one numba pass."""
+        segmented = [doc for doc in docs if doc.segmented]
+        if not segmented:
+            return
+        top_ns, dup_ns = [n for n, _ in self.top_ngrams], [n for n, _ in self.dup_ngrams]
+        top, dup = ngram_chars([doc.lower_words for doc in segmented], top_ns, dup_ns)
+        names = [f"top{n}" for n in top_ns] + [f"duplicate{n}" for n in dup_ns]
+        for doc, row in zip(segmented, np.hstack([top, dup]).tolist()):
+            doc.prepared.update(zip(names, row))
+
+    def _ngram_chars(self, words: list[str]) -> dict[str, int]:
+        """The reference: the same counts, per document, in Python."""
+        chars = {f"top{n}": textlib.top_ngram_chars(words, n) for n, _ in self.top_ngrams}
         repeated = True
         for n, _ in self.dup_ngrams:
             # If no n-gram repeats, no longer one can: skip the work.
-            covered = textlib.duplicated_ngram_chars(words, n) if repeated else 0
-            repeated = covered > 0
-            signals[f"gopher_duplicate_{n}gram_chars_fraction"] = safe_ratio(covered, word_chars)
-        return signals
+            chars[f"duplicate{n}"] = textlib.duplicated_ngram_chars(words, n) if repeated else 0
+            repeated = chars[f"duplicate{n}"] > 0
+        return chars

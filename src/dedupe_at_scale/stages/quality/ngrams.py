@@ -1,0 +1,131 @@
+"""Gopher's word n-gram repetition signals for a whole batch at once.
+
+The per-document reference is `text.top_ngram_chars` and
+`text.duplicated_ngram_chars` (Counter and dict over word tuples). Here the
+words of every document become flat arrays (Python's own string hash, and the
+length), and a numba kernel walks each document once per n with an
+open-addressing table of 64-bit n-gram keys rolled from the word hashes: no
+tuple, no Python object per n-gram. The answers are the reference's,
+tie-breaking included (tests/test_quality_ngrams.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+
+import numba
+import numpy as np
+
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(cache=True, inline="always")
+def _mix(x):
+    """splitmix64's finalizer: spreads every input bit over the key."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _key(hashes, at, n):
+    key = _mix(hashes[at])
+    for k in range(1, n):
+        key = _mix(key * _MULTIPLIER + hashes[at + k])
+    return key
+
+
+@numba.njit(cache=True)
+def _kernel(hashes, cumulative, starts, counts, top_ns, dup_ns, top_out, dup_out):
+    most = 1
+    for d in range(len(counts)):
+        most = max(most, counts[d])
+    capacity = 1
+    while capacity < 2 * most:
+        capacity *= 2
+    keys = np.zeros(capacity, np.uint64)
+    first = np.zeros(capacity, np.int64)
+    seen = np.zeros(capacity, np.int64)
+    stamps = np.zeros(capacity, np.int64)  # slot in use when == stamp: no clearing
+    covered = np.zeros(most, np.bool_)
+    stamp = 0
+    for d in range(len(counts)):
+        start, m = starts[d], counts[d]
+        size = 1
+        while size < 2 * m:
+            size *= 2
+        mask = np.uint64(size - 1)
+        for j in range(len(top_ns)):
+            n = top_ns[j]
+            if m < n:
+                continue
+            stamp += 1
+            best_count, best_first = 0, 0
+            for i in range(m - n + 1):
+                key = _key(hashes, start + i, n)
+                slot = np.int64(key & mask)
+                while stamps[slot] == stamp and keys[slot] != key:
+                    slot = (slot + 1) & (size - 1)
+                if stamps[slot] != stamp:
+                    stamps[slot], keys[slot], first[slot], seen[slot] = stamp, key, i, 1
+                else:
+                    seen[slot] += 1
+                c, f = seen[slot], first[slot]
+                # Counter.most_common: the highest count, the earliest seen on ties.
+                if c > best_count or (c == best_count and f < best_first):
+                    best_count, best_first = c, f
+            if best_count >= 2:
+                at = start + best_first
+                top_out[d, j] = best_count * (cumulative[at + n] - cumulative[at])
+        repeated = True
+        for j in range(len(dup_ns)):
+            n = dup_ns[j]
+            # A document with one n-gram or none repeats none; if no shorter
+            # n-gram repeats, no longer one can.
+            if m <= n or not repeated:
+                continue
+            stamp += 1
+            covered[:m] = False
+            any_repeat = False
+            for i in range(m - n + 1):
+                key = _key(hashes, start + i, n)
+                slot = np.int64(key & mask)
+                while stamps[slot] == stamp and keys[slot] != key:
+                    slot = (slot + 1) & (size - 1)
+                if stamps[slot] != stamp:
+                    stamps[slot], keys[slot], first[slot] = stamp, key, i
+                else:
+                    any_repeat = True
+                    covered[first[slot] : first[slot] + n] = True
+                    covered[i : i + n] = True
+            repeated = any_repeat
+            if any_repeat:
+                chars = 0
+                for k in range(m):
+                    if covered[k]:
+                        chars += cumulative[start + k + 1] - cumulative[start + k]
+                dup_out[d, j] = chars
+
+
+def ngram_chars(
+    word_lists: Sequence[Sequence[str]], top_ns: Sequence[int], dup_ns: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per document and n: `text.top_ngram_chars` for each n of `top_ns`
+    (shape docs x len(top_ns)) and `text.duplicated_ngram_chars` for each n
+    of `dup_ns`, which must be ascending (docs x len(dup_ns))."""
+    counts = np.fromiter(map(len, word_lists), np.int64, len(word_lists))
+    total = int(counts.sum())
+    words = list(chain.from_iterable(word_lists))
+    # hash() of equal strings is equal within a process, which is all we need.
+    hashes = np.fromiter(map(hash, words), np.int64, total).view(np.uint64)
+    cumulative = np.zeros(total + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, words), np.int64, total), out=cumulative[1:])
+    starts = np.cumsum(counts) - counts
+    top_out = np.zeros((len(counts), len(top_ns)), np.int64)
+    dup_out = np.zeros((len(counts), len(dup_ns)), np.int64)
+    if total:
+        top = np.asarray(top_ns, np.int64)
+        dup = np.asarray(dup_ns, np.int64)
+        _kernel(hashes, cumulative, starts, counts, top, dup, top_out, dup_out)
+    return top_out, dup_out
