@@ -58,6 +58,19 @@ class Batch:
             self._texts = None
 
 
+def string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes and int64 offsets of a string array, for numba kernels
+    (nulls become empty strings)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+    array = pc.fill_null(array, "")
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
 @dataclass
 class Rejections:
     """Rows rejected by one stage: a mask over the batch and, on those rows,

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import DedupConfig, JobConfig
-from dedupe_at_scale.stages.base import Batch, Stage, StageResult
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
 
 EMPTY = np.uint32(0xFFFFFFFF)
 
@@ -116,24 +116,13 @@ def sparse_spaces(texts: pa.Array, max_ratio: float = 0.05) -> np.ndarray:
     return spaces < max_ratio * np.maximum(length, 1)
 
 
-def _string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
-    array = pc.fill_null(array, "")
-    _, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return data, offsets
-
-
 def signatures(
     normalized: pa.Array, char_mode: np.ndarray, params: MinHashParams
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, num_perm) uint32 MinHash signatures and (n, 2) uint64 hashes of the
     token sequence (the exact-duplicate key) of normalized texts. Texts with no
     token get an all-EMPTY signature."""
-    data, offsets = _string_buffers(normalized)
+    data, offsets = string_buffers(normalized)
     a, b = params.permutations()
     n = len(normalized)
     sigs = np.empty((n, params.num_perm), dtype=np.uint32)
@@ -147,7 +136,7 @@ def signatures(
 
 def string_hashes(texts: pa.Array, seed: int = 7) -> np.ndarray:
     """A 64-bit hash of each string's bytes (nulls hash like empty strings)."""
-    data, offsets = _string_buffers(texts)
+    data, offsets = string_buffers(texts)
     out = np.empty(len(texts), dtype=np.uint64)
     _hash_kernel(data, offsets, np.uint64(seed), out)
     return out
