@@ -16,11 +16,8 @@ from dedupe_at_scale.stages.quality_model import QualityScorer, train_quality_mo
 SMALL = {"dim": 16, "bucket": 20_000, "epoch": 10}
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A small model trained on separable generated data."""
+def training_sets(root):
     rng = random.Random(0)
-    root = tmp_path_factory.mktemp("train")
     positives = [clean_document(rng, rng.choice(["en", "de", "fr"])) for _ in range(600)]
     kinds = ["spam", "boilerplate", "gibberish"]
     negatives = [bad_document(rng, rng.choice(kinds), "en") for _ in range(600)]
@@ -28,10 +25,15 @@ def model(tmp_path_factory):
     (root / "neg").mkdir()
     pq.write_table(pa.table({"body": positives}), root / "pos" / "a.parquet")
     pq.write_table(pa.table({"body": negatives}), root / "neg" / "a.parquet")
+    return str(root / "pos"), str(root / "neg")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A small model trained on separable generated data."""
+    root = tmp_path_factory.mktemp("train")
     path = root / "model.bin"
-    report = train_quality_model(
-        str(root / "pos"), str(root / "neg"), path, text_column="body", **SMALL
-    )
+    report = train_quality_model(*training_sets(root), path, text_column="body", **SMALL)
     return path, report
 
 
@@ -100,3 +102,21 @@ def test_job_scores_and_filters_with_the_model(ray_cluster, model, sample_dir, t
     assert own.tolist() == pytest.approx([r["value"] for r in by_model], abs=1e-6)
     assert all(r["value"] < 0.5 for r in by_model)
     assert all(r["reason"].startswith("quality_classifier: ") for r in by_model)
+
+
+def test_training_does_not_depend_on_what_the_process_freed_before(tmp_path):
+    """fastText's training reads memory it never wrote: in a process that had
+    freed large blocks it trained a broken model or stopped on NaN. Training
+    runs in a fresh process, so the same data gives the same model."""
+    sets = training_sets(tmp_path)
+    reports, scores = [], []
+    for k in range(2):
+        everything = "".join(map(chr, range(0x110000)))  # large blocks, then freed
+        lowered = [c.lower() for c in everything]
+        del everything, lowered
+        path = tmp_path / f"model-{k}.bin"
+        reports.append(train_quality_model(*sets, path, text_column="body", **SMALL))
+        scorer = QualityScorer(str(path))
+        scores.append(scorer.score(["The river runs through the old town.", "BUY NOW!!!"]))
+    assert reports[0].f1 == reports[1].f1 >= 0.95
+    assert list(scores[0]) == list(scores[1])

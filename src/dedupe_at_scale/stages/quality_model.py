@@ -7,6 +7,7 @@ the positive label.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import tempfile
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ def read_texts(uri: str, text_column: str) -> list[str]:
     return texts
 
 
+def _train(train_file: str, output: str, params: dict) -> None:
+    import fasttext
+
+    fasttext.train_supervised(input=train_file, **params).save_model(output)
+
+
 def train_quality_model(
     positive_uri: str,
     negative_uri: str,
@@ -66,8 +73,6 @@ def train_quality_model(
 ) -> TrainReport:
     """Train, evaluate on a held-out split, save to `output`. The model holds
     `bucket` x `dim` float32 weights for its bigrams (the defaults: 128 MB)."""
-    import fasttext
-
     rng = random.Random(seed)
     examples = [(POSITIVE, t) for t in read_texts(positive_uri, text_column)]
     examples += [(NEGATIVE, t) for t in read_texts(negative_uri, text_column)]
@@ -79,11 +84,16 @@ def train_quality_model(
     with tempfile.TemporaryDirectory() as tmp:
         train_file = Path(tmp) / "train.txt"
         train_file.write_text("".join(f"{label} {single_line(text)}\n" for label, text in train))
-        model = fasttext.train_supervised(
-            input=str(train_file), wordNgrams=2, epoch=epoch, lr=0.1, minCount=1, thread=1,
-            seed=seed, dim=dim, bucket=bucket, verbose=0,
-        )  # fmt: skip
-    model.save_model(str(output))
+        params = {"wordNgrams": 2, "epoch": epoch, "lr": 0.1, "minCount": 1, "thread": 1,
+                  "seed": seed, "dim": dim, "bucket": bucket, "verbose": 0}  # fmt: skip
+        # fastText's training reads memory it never wrote (run it under
+        # MALLOC_PERTURB_ and the held-out F1 changes, or training stops with
+        # "Encountered NaN"): after this process freed large blocks, the
+        # same data trains a broken model. A fresh process gets zeroed pages.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1) as pool:
+            pool.apply(_train, (str(train_file), str(output), params))
+    model = load_fasttext_model(str(output))
     scores = positive_probability(model, [t for _, t in test])
     predicted = scores >= 0.5
     actual = np.array([label == POSITIVE for label, _ in test])
