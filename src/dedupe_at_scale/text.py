@@ -8,11 +8,21 @@ from collections.abc import Sequence
 
 # A word is a run of word characters, optionally joined by ' or -; anything
 # else that is not space becomes a symbol token ("#", "...", "|").
-_TOKEN_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]+")
-_WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
+WORD_JOINERS = "'’-"
+# A sentence ends after one of these, then optional closing quotes or
+# brackets and whitespace (or the end); CJK full stops need no space after.
+SENTENCE_ENDS = ".!?。！？؟।"
+CJK_SENTENCE_ENDS = "。！？"
+CLOSERS = "\"'”’»)]"
+_WORD_PATTERN = f"\\w+(?:[{re.escape(WORD_JOINERS)}]\\w+)*"
+_TOKEN_RE = re.compile(_WORD_PATTERN + r"|[^\w\s]+")
+_WORD_RE = re.compile(_WORD_PATTERN)
 _HAS_ALPHA_RE = re.compile(r"[^\W\d_]")
 _PARAGRAPH_SPLIT_RE = re.compile(r"\n{2,}")
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?。！？؟।])[\"'”’»)\]]*(?:\s+|$)|(?<=[。！？])")
+_SENTENCE_END_RE = re.compile(
+    f"(?<=[{re.escape(SENTENCE_ENDS)}])[{re.escape(CLOSERS)}]*(?:\\s+|$)"
+    f"|(?<=[{re.escape(CJK_SENTENCE_ENDS)}])"
+)
 _WHITESPACE_RE = re.compile(r"\s+")
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "»", "。", "！", "？", "؟", "।")

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig, QualityConfig
-from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
 from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
-from dedupe_at_scale.stages.quality.c4 import C4
+from dedupe_at_scale.stages.quality.c4 import C4, JAVASCRIPT, LOREM_IPSUM, POLICY_PHRASES
 from dedupe_at_scale.stages.quality.fineweb import FineWeb
 from dedupe_at_scale.stages.quality.gopher import GopherQuality, GopherRepetition
+from dedupe_at_scale.stages.quality.measure import Measurer
 
-__all__ = ["QualityFilter", "QualityRulesStage", "Verdict", "Rule", "RuleGroup", "Doc"]
+__all__ = [
+    "BatchVerdicts", "QualityFilter", "QualityRulesStage", "Verdict", "Rule", "RuleGroup", "Doc",
+]  # fmt: skip
 
 
 @dataclass
@@ -35,17 +41,48 @@ class Verdict:
         return None if self.rule is None or self.value is None else self.rule.reason(self.value)
 
 
+@dataclass
+class BatchVerdicts:
+    """The outcomes for a batch, as arrays: `rule` indexes `rules` (-1:
+    kept), `value` is the failing rule's measured value, `signals` every
+    signal measured (NaN where not), `texts` replacement texts by row."""
+
+    rules: list[Rule]
+    rule: np.ndarray
+    value: np.ndarray
+    signals: dict[str, np.ndarray]
+    texts: dict[int, str]
+    # The signals of the groups up to each rule's (a rejected verdict's signals).
+    signals_until: list[list[str]]
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self.rule < 0
+
+    def verdict(self, i: int) -> Verdict:
+        """Row i as `QualityFilter.evaluate` gives it (for tests and checks)."""
+        names = list(self.signals) if self.rule[i] < 0 else self.signals_until[self.rule[i]]
+        signals = {n: float(self.signals[n][i]) for n in names if not np.isnan(self.signals[n][i])}
+        if self.rule[i] < 0:
+            return Verdict(signals=signals, text=self.texts.get(i))
+        return Verdict(self.rules[self.rule[i]], float(self.value[i]), signals)
+
+
 class QualityFilter:
     """Runs the enabled rule groups in order; the first failing rule rejects."""
 
     def __init__(self, cfg: QualityConfig):
         self.unsegmented = frozenset(cfg.unsegmented_languages)
         # FineWeb's published order: repetition, quality, C4, FineWeb.
+        self.repetition = GopherRepetition(cfg.gopher_repetition)
+        self.quality = GopherQuality(cfg.gopher_quality)
+        self.c4 = C4(cfg.c4)
+        self.fineweb = FineWeb(cfg.fineweb)
         candidates: list[tuple[bool, RuleGroup]] = [
-            (cfg.gopher_repetition.enabled, GopherRepetition(cfg.gopher_repetition)),
-            (cfg.gopher_quality.enabled, GopherQuality(cfg.gopher_quality)),
-            (cfg.c4.enabled, C4(cfg.c4)),
-            (cfg.fineweb.enabled, FineWeb(cfg.fineweb)),
+            (cfg.gopher_repetition.enabled, self.repetition),
+            (cfg.gopher_quality.enabled, self.quality),
+            (cfg.c4.enabled, self.c4),
+            (cfg.fineweb.enabled, self.fineweb),
         ]
         self.groups = [group for enabled, group in candidates if enabled and group.rules]
 
@@ -57,19 +94,20 @@ class QualityFilter:
                 names[rule.signal] = None
         return list(names)
 
+    @cached_property
+    def measurer(self) -> Measurer:
+        return Measurer(
+            stop_words=self.quality.stop_words,
+            top_ns=[n for n, _ in self.repetition.top_ngrams],
+            dup_ns=[n for n, _ in self.repetition.dup_ngrams],
+            short_line_length=self.fineweb.cfg.short_line_length,
+            c4=self.c4.cfg,
+            c4_phrases=[LOREM_IPSUM, JAVASCRIPT, *POLICY_PHRASES],
+        )
+
     def evaluate(self, text: str, language: str | None = None) -> Verdict:
-        """One document, every signal measured on its own: the reference path."""
-        return self._verdict(Doc(text, language, self.unsegmented))
-
-    def evaluate_batch(self, texts: list[str], languages: list[str | None]) -> list[Verdict]:
-        """Documents of one batch: the groups first measure what they can for
-        all of them at once; the verdicts equal `evaluate`'s."""
-        docs = [Doc(t, lang, self.unsegmented) for t, lang in zip(texts, languages)]
-        for group in self.groups:
-            group.prepare(docs)
-        return [self._verdict(doc) for doc in docs]
-
-    def _verdict(self, doc: Doc) -> Verdict:
+        """One document, every signal measured in Python: the reference."""
+        doc = Doc(text, language, self.unsegmented)
         verdict = Verdict()
         for group in self.groups:
             signals = group.measure(doc)
@@ -84,6 +122,64 @@ class QualityFilter:
             if cleaned is not None:
                 verdict.text = cleaned
         return verdict
+
+    def evaluate_batch(
+        self, texts: pa.Array | list[str], languages: pa.Array | list[str | None]
+    ) -> BatchVerdicts:
+        """A batch, measured by the native kernel; the same verdicts as
+        `evaluate` gives each document (tests/test_quality_measure.py)."""
+        texts = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
+        languages = pa.array(languages, pa.string()) if isinstance(languages, list) else languages
+        languages = languages.cast(pa.string())
+        unsegmented = pa.array(sorted(self.unsegmented), pa.string())
+        segmented = ~pc.fill_null(pc.is_in(languages, value_set=unsegmented), False).to_numpy(
+            zero_copy_only=False
+        )
+        counts = self.measurer.count(texts, languages, segmented)
+        n = len(texts)
+        rules = [rule for group in self.groups for rule in group.rules]
+        signals: dict[str, np.ndarray] = {}
+        signals_until: list[list[str]] = []
+        rule_at = np.full(n, -1, np.int64)
+        value = np.full(n, np.nan)
+        open_rows = np.ones(n, bool)
+        for group in self.groups:
+            signals.update(group.measure_batch(counts))
+            for rule in group.rules:
+                signals_until.append(list(signals))
+                v = signals[rule.signal]
+                with np.errstate(invalid="ignore"):  # NaN: not measured, never fails
+                    failed = (v < rule.threshold) if rule.bound == "min" else (v > rule.threshold)
+                failed &= open_rows
+                rule_at[failed] = len(signals_until) - 1
+                value[failed] = v[failed]
+                open_rows &= ~failed
+        result = BatchVerdicts(rules, rule_at, value, signals, {}, signals_until)
+        self._evaluate_in_python(result, texts, languages, np.flatnonzero(counts.reference))
+        if any(group.cleans for group in self.groups):
+            self._clean(result, texts, languages)
+        return result
+
+    def _evaluate_in_python(self, result: BatchVerdicts, texts, languages, rows) -> None:
+        """Rows the kernel cannot lower-case as Python does, by the reference."""
+        index = {rule: i for i, rule in enumerate(result.rules)}
+        for i in rows.tolist():
+            verdict = self.evaluate(texts[i].as_py(), languages[i].as_py())
+            result.rule[i] = -1 if verdict.rule is None else index[verdict.rule]
+            result.value[i] = np.nan if verdict.value is None else verdict.value
+            for name, column in result.signals.items():
+                column[i] = verdict.signals.get(name, np.nan)
+            if verdict.text is not None:
+                result.texts[i] = verdict.text
+
+    def _clean(self, result: BatchVerdicts, texts, languages) -> None:
+        """Replacement texts of kept documents (C4's clean_text), in Python."""
+        for i in np.flatnonzero(result.kept).tolist():
+            doc = Doc(texts[i].as_py(), languages[i].as_py(), self.unsegmented)
+            for group in self.groups:
+                cleaned = group.clean(doc)
+                if cleaned is not None:
+                    result.texts[i] = cleaned
 
 
 class QualityRulesStage(Stage):
@@ -110,36 +206,36 @@ class QualityRulesStage(Stage):
         return [pa.field(col.SIGNAL_PREFIX + name, pa.float32()) for name in names]
 
     def __call__(self, batch: Batch) -> StageResult:
-        active = batch.active().tolist()
-        texts = batch.texts(active)
-        languages = batch.column(col.LANGUAGE).to_pylist()
-        rejected: list[tuple[int, Verdict]] = []
-        kept: list[tuple[int, Verdict]] = []
-        verdicts = self.filter.evaluate_batch(texts, [languages[i] for i in active])
-        for i, verdict in zip(active, verdicts):
-            (kept if verdict.kept else rejected).append((i, verdict))
+        active = batch.active()
         n = batch.num_rows
-        columns = {
-            col.SIGNAL_PREFIX + name: scatter(
-                n, [i for i, _ in kept], [v.signals.get(name) for _, v in kept], pa.float32()
+        result = self.filter.evaluate_batch(
+            batch.text_array().take(active), batch.column(col.LANGUAGE).take(active)
+        )
+        kept = active[result.kept]
+        columns = {}
+        for name in self.signal_names:
+            values = np.full(n, np.nan)
+            values[kept] = result.signals[name][result.kept]
+            columns[col.SIGNAL_PREFIX + name] = pa.array(
+                values.astype(np.float32), mask=np.isnan(values)
             )
-            for name in self.signal_names
-        }
-        cleaned = [(i, v.text) for i, v in kept if v.text is not None]
         text = None
-        if cleaned:
+        if result.texts:
             new_texts = batch.texts(range(n))
-            for i, t in cleaned:
-                new_texts[i] = t
+            for i, t in result.texts.items():
+                new_texts[active[i]] = t
             text = pa.array(new_texts, pa.string())
+        rejected = np.flatnonzero(~result.kept)
+        rules = [result.rules[r] for r in result.rule[rejected].tolist()]
+        values = result.value[rejected].tolist()
         return StageResult(
             columns=columns,
             rejected=rejections(
                 n,
-                [i for i, _ in rejected],
-                [v.rule.name for _, v in rejected],
-                [v.value for _, v in rejected],
-                [v.reason for _, v in rejected],
+                active[rejected].tolist(),
+                [rule.name for rule in rules],
+                values,
+                [rule.reason(v) for rule, v in zip(rules, values)],
             ),
             text=text,
         )

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+import numpy as np
+
 from dedupe_at_scale import text as textlib
+from dedupe_at_scale.stages.quality.measure import Counts
 
 
 class Doc:
@@ -23,8 +26,6 @@ class Doc:
         self.language = language
         # Whitespace-separated words are meaningless for scripts such as Chinese.
         self.segmented = language not in unsegmented
-        # Signals a group measured for the whole batch (RuleGroup.prepare).
-        self.prepared: dict[str, float] = {}
 
     @cached_property
     def words(self) -> list[str]:
@@ -112,14 +113,20 @@ class RuleGroup:
             raise TypeError(f"{self.name}: rules name unknown config fields {unknown}")
         self.rules: list[Rule] = [rule for spec in self.RULES for rule in spec.rules(cfg)]
 
-    def prepare(self, docs: list[Doc]) -> None:
-        """Measure what is faster for a whole batch at once, into each
-        doc.prepared; `measure` then uses it. Optional: without it, `measure`
-        computes everything per document (the reference path)."""
-
     def measure(self, doc: Doc) -> dict[str, float]:
-        """Signals of `doc`; a signal left out means its rules do not apply."""
+        """Signals of `doc`; a signal left out means its rules do not apply.
+        The reference: plain Python, one document at a time."""
         raise NotImplementedError
+
+    def measure_batch(self, counts: Counts) -> dict[str, np.ndarray]:
+        """The same signals for a batch, from the kernel's counts (float64,
+        NaN where `measure` leaves the signal out). The job's path."""
+        raise NotImplementedError
+
+    @property
+    def cleans(self) -> bool:
+        """Whether `clean` may replace texts (then the engine calls it)."""
+        return False
 
     def clean(self, doc: Doc) -> str | None:
         """Text to keep instead of the original, or None to leave it as is."""
@@ -128,3 +135,15 @@ class RuleGroup:
 
 def safe_ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
+
+
+def ratios(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """safe_ratio, element-wise (the same float64 division)."""
+    num = np.asarray(numerator, np.float64)
+    den = np.asarray(denominator, np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+
+
+def only(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` where `mask` holds, NaN (not measured) elsewhere."""
+    return np.where(mask, np.asarray(values, np.float64), np.nan)

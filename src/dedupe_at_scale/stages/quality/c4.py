@@ -7,8 +7,14 @@ if too few sentences survive, or if it holds "lorem ipsum" or a curly brace.
 
 from __future__ import annotations
 
+import numpy as np
+
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec
+from dedupe_at_scale.stages.quality.measure import Counts
+
+LOREM_IPSUM = "lorem ipsum"
+JAVASCRIPT = "javascript"
 
 POLICY_PHRASES = (
     "terms of use",
@@ -49,7 +55,7 @@ class C4(RuleGroup):
             ):
                 continue
             lower = line.lower()
-            if cfg.remove_javascript_lines and "javascript" in lower:
+            if cfg.remove_javascript_lines and JAVASCRIPT in lower:
                 continue
             if cfg.remove_policy_lines and any(p in lower for p in POLICY_PHRASES):
                 continue
@@ -71,10 +77,21 @@ class C4(RuleGroup):
     def measure(self, doc: Doc) -> dict[str, float]:
         lower = doc.text.lower()
         return {
-            "c4_lorem_ipsum": float("lorem ipsum" in lower),
+            "c4_lorem_ipsum": float(LOREM_IPSUM in lower),
             "c4_curly_brace": float("{" in doc.text),
             "c4_sentences": len(textlib.sentences("\n".join(self.kept_lines(doc)))),
         }
+
+    def measure_batch(self, counts: Counts) -> dict[str, np.ndarray]:
+        return {
+            "c4_lorem_ipsum": counts["lorem_ipsum"].astype(np.float64),
+            "c4_curly_brace": (counts["curly_braces"] > 0).astype(np.float64),
+            "c4_sentences": counts["c4_sentences"].astype(np.float64),
+        }
+
+    @property
+    def cleans(self) -> bool:
+        return bool(self.cfg.clean_text)
 
     def clean(self, doc: Doc) -> str | None:
         return "\n".join(self.kept_lines(doc)) if self.cfg.clean_text else None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, safe_ratio
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, only, ratios, safe_ratio
+from dedupe_at_scale.stages.quality.measure import Counts
 
 
 class FineWeb(RuleGroup):
@@ -40,3 +43,16 @@ class FineWeb(RuleGroup):
                 doc.text.count("\n"), len(doc.words)
             )
         return signals
+
+    def measure_batch(self, counts: Counts) -> dict[str, np.ndarray]:
+        lines = counts["lines"]
+        return {
+            "fineweb_line_punctuation_ratio": ratios(counts["terminal_lines"], lines),
+            "fineweb_short_line_ratio": ratios(counts["short_lines"], lines),
+            "fineweb_duplicate_line_chars_ratio": ratios(
+                counts["duplicate_line_chars"], counts["chars"] - counts["newlines"]
+            ),
+            "fineweb_newline_to_word_ratio": only(
+                counts.segmented, ratios(counts["newlines"], counts["words"])
+            ),
+        }

@@ -9,8 +9,8 @@ import numpy as np
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.config import GopherQualityConfig, GopherRepetitionConfig
-from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, safe_ratio
-from dedupe_at_scale.stages.quality.ngrams import ngram_chars
+from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, only, ratios, safe_ratio
+from dedupe_at_scale.stages.quality.measure import Counts
 
 _NEWLINES_RE = re.compile(r"\n+")
 
@@ -75,6 +75,20 @@ class GopherQuality(RuleGroup):
             signals["gopher_stop_words"] = sum(1 for w in doc.lower_words if w in stop_words)
         return signals
 
+    def measure_batch(self, counts: Counts) -> dict[str, np.ndarray]:
+        seg, words = counts.segmented, counts["words"]
+        per_word = np.maximum(words, 1).astype(np.float64)
+        return {
+            "gopher_word_count": only(seg, words),
+            "gopher_mean_word_length": only(seg, ratios(counts["word_chars"], words)),
+            "gopher_alpha_words_ratio": only(seg, ratios(counts["alpha_words"], words)),
+            "gopher_hash_to_word_ratio": counts["hashes"] / per_word,
+            "gopher_ellipsis_to_word_ratio": counts["ellipses"] / per_word,
+            "gopher_bullet_lines_ratio": ratios(counts["bullet_lines"], counts["lines"]),
+            "gopher_ellipsis_lines_ratio": ratios(counts["ellipsis_lines"], counts["lines"]),
+            "gopher_stop_words": only(counts.has_stop_words, counts["stop_words"]),
+        }
+
 
 class GopherRepetition(RuleGroup):
     name = "gopher_repetition"
@@ -115,7 +129,7 @@ class GopherRepetition(RuleGroup):
             return signals
         words = doc.lower_words
         word_chars = sum(map(len, words))
-        chars = doc.prepared or self._ngram_chars(words)
+        chars = self._ngram_chars(words)
         for n, _ in self.top_ngrams:
             signals[f"gopher_top_{n}gram_chars_fraction"] = safe_ratio(chars[f"top{n}"], word_chars)
         for n, _ in self.dup_ngrams:
@@ -124,16 +138,31 @@ class GopherRepetition(RuleGroup):
             )
         return signals
 
-    def prepare(self, docs: list[Doc]) -> None:
-        """The n-gram signals of every segmented document, in one numba pass."""
-        segmented = [doc for doc in docs if doc.segmented]
-        if not segmented:
-            return
-        top_ns, dup_ns = [n for n, _ in self.top_ngrams], [n for n, _ in self.dup_ngrams]
-        top, dup = ngram_chars([doc.lower_words for doc in segmented], top_ns, dup_ns)
-        names = [f"top{n}" for n in top_ns] + [f"duplicate{n}" for n in dup_ns]
-        for doc, row in zip(segmented, np.hstack([top, dup]).tolist()):
-            doc.prepared.update(zip(names, row))
+    def measure_batch(self, counts: Counts) -> dict[str, np.ndarray]:
+        chars, word_chars, seg = counts["chars"], counts["word_chars"], counts.segmented
+        signals = {
+            "gopher_duplicate_paragraphs_fraction": ratios(
+                counts["duplicate_paragraphs"], counts["paragraphs"]
+            ),
+            "gopher_duplicate_paragraph_chars_fraction": ratios(
+                counts["duplicate_paragraph_chars"], chars
+            ),
+            "gopher_duplicate_lines_fraction": ratios(
+                counts["duplicate_raw_lines"], counts["raw_lines"]
+            ),
+            "gopher_duplicate_line_chars_fraction": ratios(
+                counts["duplicate_raw_line_chars"], chars
+            ),
+        }
+        for j, n in enumerate(counts.top_ns):
+            signals[f"gopher_top_{n}gram_chars_fraction"] = only(
+                seg, ratios(counts.top[:, j], word_chars)
+            )
+        for j, n in enumerate(counts.dup_ns):
+            signals[f"gopher_duplicate_{n}gram_chars_fraction"] = only(
+                seg, ratios(counts.duplicate[:, j], word_chars)
+            )
+        return signals
 
     def _ngram_chars(self, words: list[str]) -> dict[str, int]:
         """The reference: the same counts, per document, in Python."""

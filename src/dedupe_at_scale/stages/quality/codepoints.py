@@ -1,0 +1,111 @@
+"""Code points for the quality kernel: UTF-8 decoding and per-code-point
+tables of Python's own character classes and lower-casing, so that numba
+code tokenizes exactly as the `re` patterns and `str` methods of text.py do."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numba
+import numpy as np
+
+from dedupe_at_scale import text as textlib
+from dedupe_at_scale.stages.quality.ngrams import MULTIPLIER, mix
+
+# Per-code-point flags.
+IS_WORD, IS_SPACE, IS_ALPHA, IS_ALNUM, IS_COMPLEX = 1, 2, 4, 8, 16
+IS_TERMINAL, IS_SENTENCE_END, IS_CJK_END, IS_CLOSER, IS_BULLET = 32, 64, 128, 256, 512
+IS_JOINER = 1024
+
+SEED = np.uint64(0x243F6A8885A308D3)
+assert textlib.ELLIPSES == ("...", "…"), "the kernel looks for these two"
+
+
+@functools.cache
+def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(flags, lower) for every code point, from this Python's own `re` and
+    `str` (about 0.3 s, once per process)."""
+    everything = "".join(map(chr, range(0x110000)))
+    flags = np.zeros(0x110000, np.uint16)
+    for pattern, bit in (
+        (r"\w+", IS_WORD),
+        (r"\s+", IS_SPACE),
+        (r"[^\W\d_]+", IS_ALPHA),
+        (r"[^\W_]+", IS_ALNUM),
+    ):
+        for match in re.finditer(pattern, everything):
+            flags[match.start() : match.end()] |= bit
+    marks = (
+        (textlib.TERMINAL_PUNCTUATION, IS_TERMINAL),
+        (textlib.SENTENCE_ENDS, IS_SENTENCE_END),
+        (textlib.CJK_SENTENCE_ENDS, IS_CJK_END),
+        (textlib.CLOSERS, IS_CLOSER),
+        (textlib.BULLETS, IS_BULLET),
+        (textlib.WORD_JOINERS, IS_JOINER),
+    )
+    for chars, bit in marks:
+        for ch in chars:
+            assert len(ch) == 1, f"the kernel matches single characters, not {ch!r}"
+            flags[ord(ch)] |= bit
+    lower = np.arange(0x110000, dtype=np.int32)
+    for cp, ch in enumerate(everything):
+        low = ch.lower()
+        if low != ch:
+            if len(low) == 1:
+                lower[cp] = ord(low)
+            else:
+                flags[cp] |= IS_COMPLEX
+    flags[0x03A3] |= IS_COMPLEX  # capital sigma: final or not depends on context
+    return flags, lower
+
+
+def hash_word(word: str) -> int:
+    """The kernel's hash of an already lower-cased word (for stop words)."""
+    return int(hash_codepoints(np.array([ord(c) for c in word], np.int32)))
+
+
+@numba.njit(cache=True)
+def hash_codepoints(cps):
+    h = SEED
+    for c in cps:
+        h = mix(h * MULTIPLIER + np.uint64(c))
+    return h
+
+
+@numba.njit(cache=True)
+def decode(data, start, end, out):
+    n, i = 0, start
+    while i < end:
+        b = np.int32(data[i])
+        if b < 0x80:
+            cp, i = b, i + 1
+        elif b < 0xE0:
+            cp = ((b & 0x1F) << 6) | (np.int32(data[i + 1]) & 0x3F)
+            i += 2
+        elif b < 0xF0:
+            cp = ((b & 0x0F) << 12) | ((np.int32(data[i + 1]) & 0x3F) << 6)
+            cp |= np.int32(data[i + 2]) & 0x3F
+            i += 3
+        else:
+            cp = ((b & 0x07) << 18) | ((np.int32(data[i + 1]) & 0x3F) << 12)
+            cp |= ((np.int32(data[i + 2]) & 0x3F) << 6) | (np.int32(data[i + 3]) & 0x3F)
+            i += 4
+        out[n] = cp if cp < 0x110000 else 0xFFFD
+        n += 1
+    return n
+
+
+@numba.njit(cache=True, inline="always")
+def strip(cps, a, b, flags):
+    while a < b and flags[cps[a]] & IS_SPACE:
+        a += 1
+    while b > a and flags[cps[b - 1]] & IS_SPACE:
+        b -= 1
+    return a, b
+
+
+@numba.njit(cache=True, inline="always")
+def ends_with_ellipsis(cps, s, e):
+    last = cps[e - 1]
+    return last == 0x2026 or (e - s >= 3 and last == 46 and cps[e - 2] == 46 and cps[e - 3] == 46)

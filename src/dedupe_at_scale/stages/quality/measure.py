@@ -1,0 +1,512 @@
+"""The raw counts behind every quality signal, for a whole batch, in one
+native pass per document over the Arrow string buffers.
+
+Each document's UTF-8 bytes are decoded once into code points. Words (as
+`text.words` finds them), lines, Gopher's unstripped lines, paragraphs and
+C4's kept lines and sentences are found by scanning those, with Python's own
+character classes (\\w, isspace, the letters of [^\\W\\d_], isalnum) and
+lower-casing read from per-code-point tables built from the running Python
+(`unicode_tables`). Repeated lines and paragraphs are found through a hash
+table per document, comparing code points on a hash match; word n-grams go
+through `ngrams.doc_ngram_chars`. No Python object is made per document.
+
+The kernel only counts. Each rule group turns counts into its signals
+(`RuleGroup.measure_batch`, next to its per-document `measure`, which stays
+the reference; tests/test_quality_measure.py holds them equal).
+
+Python lower-cases two characters differently from a per-character table:
+U+0130 becomes two characters and a capital sigma depends on its neighbours.
+A document holding one is flagged in the `reference` count and the engine
+measures it with the per-document path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedupe_at_scale.config import C4Config
+from dedupe_at_scale.stages.base import string_buffers
+from dedupe_at_scale.stages.quality.codepoints import (
+    IS_ALNUM,
+    IS_ALPHA,
+    IS_BULLET,
+    IS_CJK_END,
+    IS_CLOSER,
+    IS_COMPLEX,
+    IS_JOINER,
+    IS_SENTENCE_END,
+    IS_SPACE,
+    IS_TERMINAL,
+    IS_WORD,
+    SEED,
+    decode,
+    ends_with_ellipsis,
+    hash_word,
+    strip,
+    unicode_tables,
+)  # fmt: skip
+from dedupe_at_scale.stages.quality.ngrams import (
+    MULTIPLIER,
+    doc_ngram_chars,
+    mix,
+    new_tables,
+    table_size,
+)
+
+# Columns of Counts.table, in order.
+COUNTS = (
+    "chars", "words", "word_chars", "alpha_words", "stop_words", "hashes", "ellipses",
+    "newlines", "curly_braces", "lorem_ipsum",
+    # text.lines: stripped, non-empty lines split at "\n".
+    "lines", "bullet_lines", "ellipsis_lines", "terminal_lines", "short_lines",
+    "duplicate_lines", "duplicate_line_chars",
+    # Gopher's lines: the same lines unstripped.
+    "raw_lines", "duplicate_raw_lines", "duplicate_raw_line_chars",
+    "paragraphs", "duplicate_paragraphs", "duplicate_paragraph_chars",
+    "c4_sentences",
+    "reference",  # 1: measure this document with the per-document path
+)  # fmt: skip
+_C = {name: i for i, name in enumerate(COUNTS)}
+# The same column numbers as constants, for the kernel.
+(
+    CHARS, WORDS, WORD_CHARS, ALPHA_WORDS, STOP_WORDS, HASHES, ELLIPSES, NEWLINES, CURLY_BRACES,
+    LOREM_IPSUM, LINES, BULLET_LINES, ELLIPSIS_LINES, TERMINAL_LINES, SHORT_LINES,
+    DUPLICATE_LINES, DUPLICATE_LINE_CHARS, RAW_LINES, DUPLICATE_RAW_LINES,
+    DUPLICATE_RAW_LINE_CHARS, PARAGRAPHS, DUPLICATE_PARAGRAPHS, DUPLICATE_PARAGRAPH_CHARS,
+    C4_SENTENCES, REFERENCE,
+) = range(len(COUNTS))  # fmt: skip
+# Positions in Measurer.settings.
+(
+    SHORT_LINE_LENGTH, DROP_UNPUNCTUATED, DROP_JAVASCRIPT, DROP_POLICY, MIN_WORDS_PER_LINE,
+    MAX_WORD_LENGTH,
+) = range(6)  # fmt: skip
+_POLY = np.uint64(0x100000001B3)  # FNV-1's prime: odd, so no bit is lost
+
+
+class Counts:
+    """The kernel's counts for a batch: `table` (docs x COUNTS), n-gram
+    characters `top` / `duplicate` (docs x n, in the order given), and the
+    per-document masks the groups need."""
+
+    def __init__(self, table, top, duplicate, top_ns, dup_ns, segmented, has_stop_words):
+        self.table, self.top, self.duplicate = table, top, duplicate
+        self.top_ns, self.dup_ns = list(top_ns), list(dup_ns)
+        self.segmented, self.has_stop_words = segmented, has_stop_words
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.table[:, _C[name]]
+
+    @property
+    def reference(self) -> np.ndarray:
+        return self.table[:, REFERENCE] == 1
+
+
+class Measurer:
+    """Holds the kernel's settings, from the rule groups' config sections."""
+
+    def __init__(
+        self,
+        stop_words: Mapping[str, frozenset[str]],
+        top_ns: Sequence[int],
+        dup_ns: Sequence[int],
+        short_line_length: int,
+        c4: C4Config,
+        c4_phrases: Sequence[str],
+    ):
+        self.flags, self.lower = unicode_tables()
+        self.languages = sorted(lang for lang, words in stop_words.items() if words)
+        hashed = [
+            np.unique(np.array([hash_word(w) for w in stop_words[lang]], np.uint64))
+            for lang in self.languages
+        ]
+        self.stop_offsets = np.cumsum([0] + [len(h) for h in hashed]).astype(np.int64)
+        self.stop_hashes = np.concatenate(hashed + [np.zeros(0, np.uint64)]).astype(np.uint64)
+        self.top_ns = np.asarray(top_ns, np.int64)
+        self.dup_ns = np.asarray(dup_ns, np.int64)
+        none = -1
+        self.settings = np.array(
+            [
+                short_line_length,
+                bool(c4.remove_lines_without_terminal_punctuation),
+                bool(c4.remove_javascript_lines),
+                bool(c4.remove_policy_lines),
+                none if c4.min_words_per_line is None else c4.min_words_per_line,
+                none if c4.max_word_length is None else c4.max_word_length,
+            ],
+            np.int64,
+        )
+        # Row 0: "lorem ipsum" (in the whole text), row 1: "javascript", then
+        # the policy phrases (in C4's lines), all matched lower-cased.
+        phrases = list(c4_phrases)
+        assert all(p.isascii() and p == p.lower() for p in phrases), phrases
+        self.phrase_lengths = np.array([len(p) for p in phrases], np.int64)
+        self.phrases = np.full((len(phrases), max(map(len, phrases))), -1, np.int32)
+        for i, phrase in enumerate(phrases):
+            self.phrases[i, : len(phrase)] = [ord(c) for c in phrase]
+        asked_in_lines = [False, bool(c4.remove_javascript_lines)]
+        asked_in_lines += [bool(c4.remove_policy_lines)] * (len(phrases) - 2)
+        self.text_phrases = _first_characters(phrases, [True] + [False] * (len(phrases) - 1))
+        self.line_phrases = _first_characters(phrases, asked_in_lines)
+
+    def count(self, texts: pa.Array, languages: pa.Array, segmented: np.ndarray) -> Counts:
+        data, offsets = string_buffers(texts)
+        n = len(offsets) - 1
+        stop_index = (
+            pc.fill_null(
+                pc.index_in(languages, value_set=pa.array(self.languages, pa.string())), -1
+            )
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+        )
+        table = np.zeros((n, len(COUNTS)), np.int64)
+        top = np.zeros((n, len(self.top_ns)), np.int64)
+        dup = np.zeros((n, len(self.dup_ns)), np.int64)
+        _kernel(
+            data, offsets, segmented.astype(np.bool_), stop_index, self.stop_hashes,
+            self.stop_offsets, self.flags, self.lower, self.settings, self.phrases,
+            self.phrase_lengths, self.text_phrases, self.line_phrases, self.top_ns, self.dup_ns,
+            table, top, dup,
+        )  # fmt: skip
+        return Counts(table, top, dup, self.top_ns, self.dup_ns, segmented, stop_index >= 0)
+
+
+def _first_characters(phrases: list[str], asked: list[bool]) -> np.ndarray:
+    """Per ASCII character, a bit for each asked phrase that starts with it."""
+    starting = np.zeros(128, np.int64)
+    for p, (phrase, on) in enumerate(zip(phrases, asked)):
+        if on:
+            starting[ord(phrase[0])] |= 1 << p
+    return starting
+
+
+@numba.njit(cache=True, inline="always")
+def _range_hash(cps, a, b):
+    """A polynomial hash of cps[a:b]; only a first test, equal elements are
+    confirmed by comparing code points."""
+    h = np.uint64(b - a)
+    for i in range(a, b):
+        h = h * _POLY + np.uint64(cps[i])
+    return mix(h)
+
+
+@numba.njit(cache=True)
+def _duplicates(cps, starts, ends, hashes, m, tables, stamp):
+    """(elements equal to an earlier one, their characters), as
+    text.duplicated_elements counts them."""
+    keys, index, _, stamps, _ = tables
+    size = table_size(m)
+    mask = np.uint64(size - 1)
+    count = chars = 0
+    for e in range(m):
+        a, b = starts[e], ends[e]
+        h = hashes[e]
+        slot = np.int64(h & mask)
+        found = False
+        while stamps[slot] == stamp:
+            if keys[slot] == h:
+                o = index[slot]
+                oa, ob = starts[o], ends[o]
+                if ob - oa == b - a:
+                    k = 0
+                    while k < b - a and cps[oa + k] == cps[a + k]:
+                        k += 1
+                    if k == b - a:
+                        found = True
+                        break
+            slot = (slot + 1) & (size - 1)
+        if found:
+            count += 1
+            chars += b - a
+        else:
+            stamps[slot], keys[slot], index[slot] = stamp, h, e
+    return count, chars
+
+
+@numba.njit(cache=True)
+def _sentences(cps, a, b, flags, in_sentence, count):
+    """C4's sentence count over one kept line (lines are joined by "\\n"):
+    a sentence ends after a sentence end, closers, then space or the line's
+    end, or right after a CJK full stop; a part counts if it holds a letter
+    or digit (text.sentences)."""
+    for k in range(a, b):
+        f = flags[cps[k]]
+        if f & IS_ALNUM:
+            in_sentence = True
+        if f & IS_SENTENCE_END:
+            ends = (f & IS_CJK_END) != 0
+            if not ends:
+                j = k + 1
+                while j < b and flags[cps[j]] & IS_CLOSER:
+                    j += 1
+                ends = j == b or (flags[cps[j]] & IS_SPACE) != 0
+            if ends:
+                if in_sentence:
+                    count += 1
+                in_sentence = False
+    return in_sentence, count
+
+
+@numba.njit(cache=True)
+def _holds_phrase(low, s, e, phrases, lengths, starting):
+    """Whether low[s:e] holds one of the phrases; starting[c]: a bit per
+    phrase that starts with ASCII character c (0 for the phrases not asked)."""
+    for i in range(s, e):
+        c = low[i]
+        if c >= 128 or starting[c] == 0:
+            continue
+        bits = starting[c]
+        for p in range(len(lengths)):
+            if bits >> p & 1 and e - i >= lengths[p]:
+                k = 1
+                while k < lengths[p] and low[i + k] == phrases[p, k]:
+                    k += 1
+                if k == lengths[p]:
+                    return True
+    return False
+
+
+@numba.njit(cache=True)
+def _c4_keeps(cps, low, s, e, flags, segmented, settings, phrases, lengths, line_phrases):
+    """C4.kept_lines' test for one stripped line."""
+    if settings[DROP_UNPUNCTUATED] and (
+        not (flags[cps[e - 1]] & IS_TERMINAL) or ends_with_ellipsis(cps, s, e)
+    ):
+        return False
+    if (settings[DROP_JAVASCRIPT] or settings[DROP_POLICY]) and _holds_phrase(
+        low, s, e, phrases, lengths, line_phrases
+    ):
+        return False
+    min_words, max_length = settings[MIN_WORDS_PER_LINE], settings[MAX_WORD_LENGTH]
+    # No word can be longer than max_length in a line that is not: skip that
+    # test, and stop counting words at min_words.
+    check_length = max_length >= 0 and e - s > max_length
+    count_words = segmented and min_words >= 0
+    if count_words or check_length:
+        tokens, longest, k = 0, 0, s
+        while k < e:  # str.split(): runs of non-space
+            while k < e and flags[cps[k]] & IS_SPACE:
+                k += 1
+            if k == e:
+                break
+            start = k
+            while k < e and not flags[cps[k]] & IS_SPACE:
+                k += 1
+            tokens += 1
+            longest = max(longest, k - start)
+            if not check_length and tokens >= min_words:
+                break
+        if count_words and tokens < min_words:
+            return False
+        if check_length and longest > max_length:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _fit(array, n):
+    return array if array.shape[0] >= n else np.empty(max(n, 2 * array.shape[0]), array.dtype)
+
+
+@numba.njit(cache=True)
+def _kernel(
+    data, offsets, segmented, stop_index, stop_hashes, stop_offsets, flags, lower, settings,
+    phrases, lengths, text_phrases, line_phrases, top_ns, dup_ns, out, top_out, dup_out,
+):  # fmt: skip
+    cps = np.empty(1024, np.int32)
+    low = np.empty(1024, np.int32)
+    word_hash = np.empty(1024, np.uint64)
+    word_cum = np.empty(1025, np.int64)
+    starts = np.empty(1024, np.int64)
+    ends = np.empty(1024, np.int64)
+    hashes = np.empty(1024, np.uint64)
+    tables = new_tables(1024)
+    stamp = 0
+    short_length = settings[SHORT_LINE_LENGTH]
+    for d in range(len(offsets) - 1):
+        row = out[d]
+        cps = _fit(cps, offsets[d + 1] - offsets[d])
+        low = _fit(low, offsets[d + 1] - offsets[d])
+        n = decode(data, offsets[d], offsets[d + 1], cps)
+        row[CHARS] = n
+        complex_text = False
+        newlines = 0
+        for i in range(n):
+            c = cps[i]
+            if flags[c] & IS_COMPLEX:
+                complex_text = True
+                break
+            low[i] = lower[c]
+            if c == 10:
+                newlines += 1
+        if complex_text:
+            row[REFERENCE] = 1
+            continue
+        seg = segmented[d]
+
+        # Characters: '#', '...' (as str.count counts them) and '…', '{', "\n".
+        n_hashes = ellipses = braces = 0
+        i = 0
+        while i < n:
+            c = cps[i]
+            if c == 46 and i + 2 < n and cps[i + 1] == 46 and cps[i + 2] == 46:
+                ellipses += 1
+                i += 3
+                continue
+            if c == 35:
+                n_hashes += 1
+            elif c == 0x2026:
+                ellipses += 1
+            elif c == 123:
+                braces += 1
+            i += 1
+        row[HASHES], row[ELLIPSES], row[NEWLINES], row[CURLY_BRACES] = (
+            n_hashes,
+            ellipses,
+            newlines,
+            braces,
+        )
+        row[LOREM_IPSUM] = 1 if _holds_phrase(low, 0, n, phrases, lengths, text_phrases) else 0
+
+        # Words: \w+ joined by ' ’ -, not only underscores (text.words).
+        word_hash = _fit(word_hash, n // 2 + 1)
+        word_cum = _fit(word_cum, n // 2 + 2)
+        word_cum[0] = 0
+        words = alpha_words = stops = 0
+        li = stop_index[d]
+        stop_set = (
+            stop_hashes[stop_offsets[li] : stop_offsets[li + 1]] if li >= 0 else stop_hashes[:0]
+        )
+        i = 0
+        while i < n:
+            if not flags[cps[i]] & IS_WORD:
+                i += 1
+                continue
+            start, h, alpha, real = i, SEED, False, False
+            while True:
+                while i < n and flags[cps[i]] & IS_WORD:
+                    alpha = alpha or (flags[cps[i]] & IS_ALPHA) != 0
+                    real = real or cps[i] != 95
+                    h = mix(h * MULTIPLIER + np.uint64(low[i]))
+                    i += 1
+                if i + 1 < n and flags[cps[i]] & IS_JOINER and flags[cps[i + 1]] & IS_WORD:
+                    h = mix(h * MULTIPLIER + np.uint64(low[i]))
+                    i += 1
+                else:
+                    break
+            if real:
+                word_hash[words] = h
+                word_cum[words + 1] = word_cum[words] + (i - start)
+                words += 1
+                if alpha:
+                    alpha_words += 1
+                if len(stop_set):
+                    at = np.searchsorted(stop_set, h)
+                    if at < len(stop_set) and stop_set[at] == h:
+                        stops += 1
+        row[WORDS], row[WORD_CHARS], row[ALPHA_WORDS], row[STOP_WORDS] = (
+            words,
+            word_cum[words],
+            alpha_words,
+            stops,
+        )
+
+        # Lines split at "\n": stripped (text.lines) and as they are (Gopher).
+        starts = _fit(starts, newlines + 1)
+        ends = _fit(ends, newlines + 1)
+        hashes = _fit(hashes, newlines + 1)
+        need = table_size(max(words, newlines + 1))
+        if tables[0].shape[0] < need:
+            tables = new_tables(need)
+        n_lines = bullets = ellipsis_lines = terminal = short = 0
+        in_sentence, sentences = False, 0
+        a = 0
+        while a <= n:
+            b = a
+            while b < n and cps[b] != 10:
+                b += 1
+            s, e = strip(cps, a, b, flags)
+            if s < e:
+                starts[n_lines], ends[n_lines] = s, e
+                hashes[n_lines] = _range_hash(cps, s, e)
+                n_lines += 1
+                if flags[cps[s]] & IS_BULLET:
+                    bullets += 1
+                if ends_with_ellipsis(cps, s, e):
+                    ellipsis_lines += 1
+                if flags[cps[e - 1]] & IS_TERMINAL:
+                    terminal += 1
+                if e - s <= short_length:
+                    short += 1
+                if _c4_keeps(cps, low, s, e, flags, seg, settings, phrases, lengths, line_phrases):
+                    in_sentence, sentences = _sentences(cps, s, e, flags, in_sentence, sentences)
+            a = b + 1
+        if in_sentence:
+            sentences += 1
+        (
+            row[LINES],
+            row[BULLET_LINES],
+            row[ELLIPSIS_LINES],
+            row[TERMINAL_LINES],
+            row[SHORT_LINES],
+        ) = (
+            n_lines,
+            bullets,
+            ellipsis_lines,
+            terminal,
+            short,
+        )
+        row[C4_SENTENCES] = sentences
+        stamp += 1
+        row[DUPLICATE_LINES], row[DUPLICATE_LINE_CHARS] = _duplicates(
+            cps, starts, ends, hashes, n_lines, tables, stamp
+        )
+        # The same lines unstripped: widen each back to its "\n"s.
+        for k in range(n_lines):
+            s, e = starts[k], ends[k]
+            while s > 0 and cps[s - 1] != 10:
+                s -= 1
+            while e < n and cps[e] != 10:
+                e += 1
+            if s != starts[k] or e != ends[k]:
+                starts[k], ends[k] = s, e
+                hashes[k] = _range_hash(cps, s, e)
+        stamp += 1
+        row[RAW_LINES] = n_lines
+        row[DUPLICATE_RAW_LINES], row[DUPLICATE_RAW_LINE_CHARS] = _duplicates(
+            cps, starts, ends, hashes, n_lines, tables, stamp
+        )
+
+        # Paragraphs: split at runs of two or more "\n", stripped.
+        paragraphs, begin, i = 0, 0, 0
+        while i <= n:
+            if i < n and cps[i] != 10:
+                i += 1
+                continue
+            j = i
+            while j < n and cps[j] == 10:
+                j += 1
+            if j - i >= 2 or i == n:
+                s, e = strip(cps, begin, i, flags)
+                if s < e:
+                    starts[paragraphs], ends[paragraphs] = s, e
+                    hashes[paragraphs] = _range_hash(cps, s, e)
+                    paragraphs += 1
+                begin = j
+            i = j if j > i else i + 1
+        stamp += 1
+        row[PARAGRAPHS] = paragraphs
+        row[DUPLICATE_PARAGRAPHS], row[DUPLICATE_PARAGRAPH_CHARS] = _duplicates(
+            cps, starts, ends, hashes, paragraphs, tables, stamp
+        )
+
+        # Word n-grams (Gopher repetition), for segmented text only.
+        if seg:
+            stamp = doc_ngram_chars(
+                word_hash, word_cum, 0, words, top_ns, dup_ns, top_out[d], dup_out[d], tables,
+                stamp,
+            )  # fmt: skip
