@@ -54,6 +54,14 @@ class InputConfig:
     on_invalid_file: Literal["error", "quarantine"] = "error"
     # Upper bound on rows per read task; files are split at row-group borders.
     rows_per_task: int = 20_000
+    # Null or empty ids: "require" makes them invalid documents (see
+    # on_invalid_document, rule null_id); "generate" fills them with
+    # "<relative path>#<row>" (the id column is then string in every file).
+    id_policy: Literal["require", "generate"] = "require"
+    # Column -> pyarrow type name ("string", "int64", "double", ...): pins a
+    # column's type where shards disagree; every other column is unified by
+    # the rules in io/schema.py.
+    schema: dict[str, str] | None = None
 
 
 @dataclass

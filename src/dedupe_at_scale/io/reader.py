@@ -13,7 +13,8 @@ import functools
 import posixpath
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,9 @@ from ray.data.datasource import Datasource, ReadTask
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import InputConfig
 from dedupe_at_scale.io.storage import Location, StorageError, list_parquet_files
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.schema import InputSchema
 
 
 class InputError(ValueError):
@@ -52,6 +56,7 @@ class InputFile:
     has_id: bool
     # Set when input.on_invalid_file quarantines the file: (rule, reason).
     problem: tuple[str, str] | None = None
+    schema: pa.Schema | None = field(default=None, compare=False)  # from the footer
 
     @property
     def entries(self) -> int:
@@ -121,7 +126,7 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
             path, display, relpath, problem.num_rows or 0, size, rows if known else (),
             has_id, problem=(problem.rule, str(problem)),
         )  # fmt: skip
-    return InputFile(path, display, relpath, meta.num_rows, size, rows, has_id)
+    return InputFile(path, display, relpath, meta.num_rows, size, rows, has_id, schema=schema)
 
 
 def check_text_column(
@@ -208,9 +213,13 @@ def _read_fn(
     return read_unit_block
 
 
-def input_datasource(location: Location, units: list[ReadUnit], cfg: InputConfig) -> UnitDatasource:
-    """Input shards, tagged with file and row and checked row by row."""
-    return UnitDatasource(location, units, functools.partial(read_unit, location, cfg=cfg))
+def input_datasource(
+    location: Location, units: list[ReadUnit], cfg: InputConfig, schema: InputSchema | None = None
+) -> UnitDatasource:
+    """Input shards, tagged with file and row, cast to the unified schema and
+    checked row by row."""
+    read = functools.partial(read_unit, location, cfg=cfg, schema=schema)
+    return UnitDatasource(location, units, read)
 
 
 def parquet_datasource(
@@ -243,7 +252,9 @@ def read_columns(
     return transform(unit, table) if transform else table
 
 
-def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
+def read_unit(
+    location: Location, unit: ReadUnit, cfg: InputConfig, schema: InputSchema | None = None
+) -> pa.Table:
     """Read one unit of an input file and prepare it for the stages."""
     f = unit.file
     try:
@@ -257,8 +268,8 @@ def read_unit(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
             ) from exc
         table = _placeholder_rows(location, unit, cfg)
         return prepare_table(table, f, unit.first_row, cfg, unit.index,
-                             problem=("unreadable_row_group", message))  # fmt: skip
-    return prepare_table(table, f, unit.first_row, cfg, unit.index)
+                             problem=("unreadable_row_group", message), schema=schema)  # fmt: skip
+    return prepare_table(table, f, unit.first_row, cfg, unit.index, schema=schema)
 
 
 def _read_row_groups(
@@ -295,9 +306,13 @@ def prepare_table(
     cfg: InputConfig,
     unit_index: int = 0,
     problem: tuple[str, str] | None = None,
+    schema: InputSchema | None = None,
 ) -> pa.Table:
-    """Tag rows with file, row index and uid, make ids and text, flag bad rows
-    (every row, with `problem` = (rule, reason))."""
+    """Cast to the unified input schema, tag rows with file, row index and
+    uid, make ids and text, flag bad rows (every row, with `problem` =
+    (rule, reason))."""
+    if schema is not None:
+        table = schema.conform(table, f.relpath, f.display, cfg.text_column)
     n = table.num_rows
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))
@@ -305,11 +320,14 @@ def prepare_table(
     # Units follow input order, so uids do too, whatever the unit size.
     uids = (np.int64(unit_index) << np.int64(32)) + np.arange(n, dtype=np.int64)
     table = table.append_column(col.UID, pa.array(uids))
-    if not f.has_id:
-        ids = pc.binary_join_element_wise(
-            pa.array([f.relpath] * n, pa.string()), pc.cast(rows, pa.string()), "#"
-        )
-        table = table.append_column(cfg.id_column, ids)
+    generated = pc.binary_join_element_wise(
+        pa.array([f.relpath] * n, pa.string()), pc.cast(rows, pa.string()), "#"
+    )
+    id_problems: list[str | None] = [None] * n
+    if not f.has_id or cfg.id_column not in table.column_names:
+        table = _set_column(table, cfg.id_column, generated)
+    elif problem is None:
+        table, id_problems = _check_ids(table, f, first_row, cfg, generated)
     if problem is not None:
         # The whole unit is rejected: its text (null) is never looked at.
         text = pc.fill_null(table.column(cfg.text_column).cast(pa.string()), "")
@@ -318,6 +336,7 @@ def prepare_table(
         reason = pa.array([f"{problem[1]} (row {first_row + i})" for i in range(n)], pa.string())
     else:
         text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
+        problems = [p or q for p, q in zip(problems, id_problems)]
         if any(problems):
             stage = pa.array([("input" if p else None) for p in problems], pa.string())
             rule = pa.array(problems, pa.string())
@@ -333,6 +352,41 @@ def prepare_table(
     table = table.append_column(col.RULE, rule)
     table = table.append_column(col.VALUE, pa.nulls(n, pa.float64()))
     return table.append_column(col.REASON, reason)
+
+
+def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.schema.get_field_index(name), name, values)
+    return table.append_column(name, values)
+
+
+def _check_ids(
+    table: pa.Table, f: InputFile, first_row: int, cfg: InputConfig, generated: pa.Array
+) -> tuple[pa.Table, list[str | None]]:
+    """Null or empty ids: filled with "path#row" (input.id_policy: generate),
+    or invalid documents (an error naming file and row, or rows flagged
+    null_id for rejected/, as input.on_invalid_document says)."""
+    ids = table.column(cfg.id_column).combine_chunks()
+    missing = pc.is_null(ids)
+    if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
+        missing = pc.or_(missing, pc.equal(pc.fill_null(ids, "x"), ""))
+    missing_rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+    problems: list[str | None] = [None] * len(ids)
+    if len(missing_rows) == 0:
+        return table, problems
+    if cfg.id_policy == "generate":
+        filled = pc.if_else(missing, generated.cast(ids.type), ids)
+        return _set_column(table, cfg.id_column, filled), problems
+    if cfg.on_invalid_document == "error":
+        raise InputError(
+            f"{f.display}: row {first_row + int(missing_rows[0])} has a null or empty id in "
+            f"column '{cfg.id_column}' ({len(missing_rows)} such rows in this block; set "
+            "input.id_policy: generate to fill them with '<path>#<row>', or "
+            "input.on_invalid_document: quarantine to reject them)"
+        )
+    for i in missing_rows.tolist():
+        problems[i] = "null_id"
+    return table, problems
 
 
 def text_as_string(

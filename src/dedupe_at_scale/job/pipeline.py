@@ -44,6 +44,7 @@ from dedupe_at_scale.io.reader import (
     plan_units,
     prepare_table,
 )
+from dedupe_at_scale.io.schema import InputSchema, unify_input_schema
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import (
     Location,
@@ -84,6 +85,7 @@ class JobPlan:
     units: list[ReadUnit]
     planning_seconds: float
     resume: Resume = "none"
+    input_schema: InputSchema | None = None
 
 
 def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobPlan:
@@ -102,14 +104,16 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     _on_storage(output_uri, lambda: layout.check(overwrite))
     probe(source)
     files = discover_inputs(source, cfg.input)
+    input_schema = unify_input_schema(files, cfg.input)
     units = plan_units(files, cfg.input.rows_per_task)
     resume = _on_storage(
         output_uri,
         lambda: layout.prepare(overwrite, fingerprint(input_uri, output_uri, cfg, files)),
     )
     return JobPlan(
-        input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume
-    )
+        input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume,
+        input_schema,
+    )  # fmt: skip
 
 
 def run_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobResult:
@@ -208,6 +212,8 @@ def execute(plan: JobPlan) -> JobResult:
         timings=timings,
         started=started,
     )
+    if plan.input_schema is not None:
+        manifest["input_schema"] = plan.input_schema.describe()
     # What an interrupted run of the same job had finished already.
     manifest["resumed_after"] = {"none": None, "annotated": "annotate"}[plan.resume]
     shards = [s["path"] for s in data_shards + rejected_shards]
@@ -223,7 +229,7 @@ def _annotate(plan: JobPlan) -> None:
         return
     # One block per read unit: Ray would otherwise split small reads further.
     annotated = ray.data.read_datasource(
-        input_datasource(plan.source, plan.units, plan.cfg.input),
+        input_datasource(plan.source, plan.units, plan.cfg.input, plan.input_schema),
         override_num_blocks=len(plan.units),
     )
     annotated = annotated.map_batches(
@@ -345,7 +351,7 @@ def data_schema(plan: JobPlan, staged: Staged) -> pa.Schema:
         else:  # every input file was quarantined
             first = plan.files[0]
             empty = pa.schema([(text, pa.string())]).empty_table()
-        prepared = prepare_table(empty, first, 0, plan.cfg.input)
+        prepared = prepare_table(empty, first, 0, plan.cfg.input, schema=plan.input_schema)
         schema = pa.schema([*prepared.schema, *annotated_fields(plan.cfg)])
     return pa.schema([f for f in schema if not f.name.startswith(col.INTERNAL_PREFIX)])
 

@@ -1,0 +1,176 @@
+"""One input schema for all shards, decided from the footers before Ray starts.
+
+Shards written by different tools disagree on types: int32 ids in one file and
+int64 in the next, float32 and float64 measures, string and large_string
+text, dictionary-encoded strings, struct columns that grew a field. Every
+read unit is cast to one schema here, so the staged files, the global steps
+and data/ all see the same columns and types.
+
+The rules, per column (the text column is always read as UTF-8 strings):
+  - types Arrow widens without loss of kind are widened (`pa.unify_schemas`,
+    permissive: int8..int64 -> int64, float32 -> float64, string and
+    large_string -> large_string, a struct's fields merged); dictionary and
+    view types count as their value types; a column missing from a file is
+    null there;
+  - the id column becomes string when its types disagree otherwise (int and
+    string ids), or when some file has no id column (its ids are generated
+    as "path#row" strings);
+  - any other disagreement stops the job before Ray starts, naming the column,
+    the two types and a file of each, unless `input.schema` pins the column's
+    type (a pyarrow type name: "string", "int64", "double", "timestamp[ms]").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedupe_at_scale.config import ConfigError, InputConfig
+from dedupe_at_scale.io.reader import InputError, InputFile
+
+
+class SchemaError(InputError):
+    """Shards whose column types cannot be reconciled."""
+
+
+@dataclass
+class InputSchema:
+    """The columns every read unit is cast to (the text column excluded: the
+    reader makes it UTF-8 strings), and what was cast in which file."""
+
+    schema: pa.Schema
+    # Every column in output order, the text column included.
+    order: list[str] = field(default_factory=list)
+    # relpath -> {column: "int32 -> int64"} for the files whose types were changed.
+    promoted: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def conform(self, table: pa.Table, relpath: str, display: str, text_column: str) -> pa.Table:
+        """`table` (one unit of one file) in the unified columns and types;
+        the text column is left as read."""
+        n = table.num_rows
+        columns, names = [], []
+        for name in self.order:
+            if name == text_column:
+                if name in table.column_names:
+                    columns.append(table.column(name))
+                    names.append(name)
+                continue
+            target = self.schema.field(name)
+            if target.name in table.column_names:
+                column = table.column(target.name)
+                if column.type != target.type:
+                    try:
+                        column = pc.cast(column, target.type)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                        raise SchemaError(
+                            f"{display}: column '{target.name}' ({column.type}) cannot be "
+                            f"cast to {target.type}, the type the input was unified to: {exc}"
+                        ) from exc
+            else:
+                column = pa.nulls(n, target.type)
+            columns.append(column)
+            names.append(target.name)
+        return pa.table(columns, names=names)
+
+    def describe(self) -> dict:
+        """For the manifest."""
+        return {
+            "columns": {f.name: str(f.type) for f in self.schema},
+            "promoted_files": self.promoted,
+        }
+
+
+def _value_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(kind):
+        return _value_type(kind.value_type)
+    if kind == pa.string_view():
+        return pa.string()
+    if kind == pa.binary_view():
+        return pa.binary()
+    return kind
+
+
+def _pinned(cfg: InputConfig) -> dict[str, pa.DataType]:
+    pinned = {}
+    for name, alias in (cfg.schema or {}).items():
+        try:
+            pinned[name] = pa.type_for_alias(str(alias))
+        except ValueError as exc:
+            raise ConfigError(
+                f"input.schema.{name}: '{alias}' is not a pyarrow type name "
+                "(examples: string, large_string, int64, double, bool, timestamp[ms])"
+            ) from exc
+    return pinned
+
+
+def unify_input_schema(files: list[InputFile], cfg: InputConfig) -> InputSchema:
+    """The schema every unit is cast to, from the files' footers (files
+    quarantined by input.on_invalid_file have no say)."""
+    pinned = _pinned(cfg)
+    readable = [f for f in files if f.problem is None and f.schema is not None]
+    order: list[str] = []
+    seen: dict[str, list[tuple[pa.DataType, str]]] = {}  # column -> (type, file)
+    for f in readable:
+        for fld in f.schema:
+            if fld.name not in seen:
+                order.append(fld.name)
+                seen[fld.name] = []
+            seen[fld.name].append((fld.type, f.display))
+    if cfg.text_column not in order:  # no readable file: the text column still exists
+        order.insert(0, cfg.text_column)
+    ids_generated = any(not f.has_id for f in readable)
+    if ids_generated and cfg.id_column not in seen:
+        order.append(cfg.id_column)  # where the generated ids always went: last
+        seen[cfg.id_column] = []
+    fields = [
+        pa.field(name, _unify_column(name, seen[name], pinned, cfg, ids_generated))
+        for name in order
+        if name != cfg.text_column
+    ]
+    schema = pa.schema(fields)
+    promoted: dict[str, dict[str, str]] = {}
+    for f in readable:
+        for fld in f.schema:
+            if fld.name == cfg.text_column:
+                continue
+            target = schema.field(fld.name).type
+            if fld.type != target:
+                promoted.setdefault(f.relpath, {})[fld.name] = f"{fld.type} -> {target}"
+    return InputSchema(schema, order, promoted)
+
+
+def _unify_column(
+    name: str,
+    types: list[tuple[pa.DataType, str]],
+    pinned: dict[str, pa.DataType],
+    cfg: InputConfig,
+    ids_generated: bool,
+) -> pa.DataType:
+    if name in pinned:
+        return pinned[name]
+    is_id = name == cfg.id_column
+    if is_id and (ids_generated or cfg.id_policy == "generate"):
+        return pa.string()  # generated ids are "path#row" strings
+    values = [(_value_type(kind), display) for kind, display in types]
+    unified = values[0][0]
+    examples: dict[pa.DataType, str] = {}  # the first file of each type, for errors
+    for kind, display in values:
+        examples.setdefault(kind, display)
+        try:
+            merged = pa.unify_schemas(
+                [pa.schema([(name, unified)]), pa.schema([(name, kind)])],
+                promote_options="permissive",
+            )
+            unified = merged.field(name).type
+        except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+            if is_id:
+                return pa.string()  # int and string ids: all become strings
+            other, where = next((k, d) for k, d in examples.items() if k != kind)
+            raise SchemaError(
+                f"column '{name}' has type {other} in {where} and {kind} in {display}, "
+                f"which cannot be reconciled ({exc}); pin one type with input.schema "
+                f"(for example input.schema: {{{name}: string}}) or leave one set of files out"
+            ) from exc
+    return unified
