@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--address", required=True, help="Jobs API (dashboard) address, http://HOST:8265"
     )
-    submit.add_argument("--config", required=True, help="YAML job spec (jobs/*.yaml)")
+    submit.add_argument("--config", help="YAML job spec (jobs/*.yaml); defaults apply without one")
     submit.add_argument("--input", help="input URI (default: the spec's input.uri)")
     submit.add_argument("--output", help="output URI (default: the spec's output.uri)")
     submit.add_argument("--overwrite", action="store_true", help="replace a complete output")

@@ -42,7 +42,8 @@ def submit_job(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"--env {missing[0]}: not set in this environment")
 
-    spec = Path(args.config).read_text(encoding="utf-8")
+    # The spec travels as YAML text; none is the defaults, as with `run`.
+    spec = Path(args.config).read_text(encoding="utf-8") if args.config else ""
     runtime_env = build_runtime_env(spec, args.env, args.pip)
     entrypoint = build_entrypoint(input_uri, output_uri, args.overwrite)
     client = _client(args.address)
