@@ -110,9 +110,19 @@ def finish(proc: subprocess.Popen) -> str:
     return output
 
 
-# Killed while annotating, the re-run starts over; killed once every annotated
-# document is staged, it resumes after annotation (manifest: resumed_after).
+# Killed while annotating, the re-run keeps the read units staged whole and
+# annotates the others; killed once every annotated document is staged, it
+# resumes after annotation (manifest: resumed_after, annotate.units_reused).
 RESUMED_AFTER = {"annotating": None, "annotated": "annotate"}
+
+
+def assert_resumed(manifest: dict, kill_point: str) -> None:
+    assert manifest["resumed_after"] == RESUMED_AFTER[kill_point]
+    units, reused = manifest["annotate"]["units"], manifest["annotate"]["units_reused"]
+    if kill_point == "annotating":  # killed once a unit was staged: fewer annotated again
+        assert 1 <= reused <= units
+    else:
+        assert reused == units
 
 
 @pytest.mark.parametrize("kill_point", sorted(RESUMED_AFTER))
@@ -133,8 +143,7 @@ def test_a_killed_run_is_finished_by_the_same_command(
     output = finish(start_cli(str(sample_dir), str(out), config))
     assert "Top rejection reasons" in output
     assert_same_output(reference_output, output_tables(str(out)))
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["resumed_after"] == RESUMED_AFTER[kill_point]
+    assert_resumed(json.loads((out / "manifest.json").read_text()), kill_point)
     assert not staging.exists()
 
 
@@ -165,7 +174,7 @@ def test_a_killed_run_on_s3_is_finished_by_the_same_command(
     names = {i.base_name for i in fs.get_file_info(FileSelector(f"corpus-out/{prefix}"))}
     assert names == {"data", "rejected", "duplicates", "manifest.json"}
     with fs.open_input_stream(f"corpus-out/{prefix}/manifest.json") as f:
-        assert json.loads(f.read())["resumed_after"] == RESUMED_AFTER[kill_point]
+        assert_resumed(json.loads(f.read()), kill_point)
 
 
 def test_a_tampered_staged_file_is_not_published(sample_dir, tmp_path):

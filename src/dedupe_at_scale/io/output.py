@@ -3,7 +3,8 @@
 Everything a run writes goes under OUT/_staging/ first:
 
   _staging/job.json         fingerprint of input listing + config (what may be resumed)
-  _staging/annotated/       annotated documents; annotated.done once all are written
+  _staging/annotated/       annotated documents, a file per read unit (job/annotate.py);
+                            annotated.done once all are written
   _staging/decisions/       id-check and dedup decisions per staged file
   _staging/publish/{data,rejected,duplicates}/   the finished shards
   _staging/ready.json       written once accounting passed: the files and the manifest
@@ -12,8 +13,9 @@ Publishing moves the listed shards to OUT/{data,rejected,duplicates}/, removes
 whatever else was there (an older output being overwritten), then writes
 OUT/manifest.json: the last write, and the marker of a complete output. Every
 step is idempotent, so a run killed at any point is finished by running the
-same command again; with the same fingerprint it resumes after the last
-completed phase (annotate, or everything up to publishing).
+same command again; with the same fingerprint it keeps the read units already
+annotated, or resumes after the last completed phase (annotate, or
+everything up to publishing).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ PUBLISHED = ("data", "rejected", "duplicates")
 OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
 IO_THREADS = 16
 
-Resume = Literal["none", "annotated", "publish"]
+# What a re-run of the same job keeps: nothing, the units staged so far, all
+# of annotation, or everything but publishing.
+Resume = Literal["none", "annotating", "annotated", "publish"]
 
 
 class OutputExistsError(StorageError):
@@ -85,8 +89,7 @@ class OutputLayout:
         }:
             if fs.exists(self.ready_marker):
                 return "publish"
-            if fs.exists(self.annotated_marker):
-                resume = "annotated"
+            resume = "annotated" if fs.exists(self.annotated_marker) else "annotating"
         if resume == "none":
             self._remove(self.staging_root)
         self._remove(self.decisions)

@@ -1,9 +1,10 @@
-"""The job as a list of phases on Ray (with io/staged.py and job/write.py,
-the only modules that build Ray datasets).
+"""The job as a list of phases on Ray (with io/staged.py, job/annotate.py and
+job/write.py, the only modules that build Ray datasets).
 
   1. plan      config, output and every input footer, before Ray starts
   2. annotate  read shards -> the registered per-document stages (stages/),
-               fused into one task per read unit, staged to OUT/_staging/annotated/
+               fused into one task per read unit, each unit staged whole to
+               OUT/_staging/annotated/ (job/annotate.py); a re-run keeps them
   3. global    the registered global steps (steps/) in order: ids, dedup,
                mixture; each returns a decision the staged reader applies
   4. write     one pass: data/, rejected/ and per-block counts (job/write.py);
@@ -39,7 +40,6 @@ from dedupe_at_scale.io.reader import (
     InputFile,
     ReadUnit,
     discover_inputs,
-    input_datasource,
     parquet_datasource,
     plan_units,
     prepare_table,
@@ -55,10 +55,10 @@ from dedupe_at_scale.io.storage import (
     resolve,
 )
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
+from dedupe_at_scale.job.annotate import annotate, reusable_units
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.write import write_outputs, write_parquet
 from dedupe_at_scale.stages import annotated_fields
-from dedupe_at_scale.stages.annotate import annotate_batch
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 
@@ -158,9 +158,13 @@ def execute(plan: JobPlan) -> JobResult:
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
     with _timed(timings, "annotate"):
-        if plan.resume != "annotated":
-            _annotate(plan)
+        if plan.resume == "annotated":
+            reused = len(plan.units)
+        else:
+            reuse = reusable_units(layout, plan.units) if plan.resume == "annotating" else set()
+            annotate(plan.source, layout, plan.units, cfg, plan.input_schema, reuse)
             layout.mark_annotated()
+            reused = len(reuse)
 
     staged = Staged(layout, layout.list_parquet(layout.staging))
     outcomes = _run_global_steps(plan, staged, timings)
@@ -215,30 +219,15 @@ def execute(plan: JobPlan) -> JobResult:
     if plan.input_schema is not None:
         manifest["input_schema"] = plan.input_schema.describe()
     # What an interrupted run of the same job had finished already.
-    manifest["resumed_after"] = {"none": None, "annotated": "annotate"}[plan.resume]
+    resumed = {"none": None, "annotating": None, "annotated": "annotate"}
+    manifest["resumed_after"] = resumed[plan.resume]
+    # Units whose staged rows an interrupted run of the same job left whole.
+    manifest["annotate"] = {"units": len(plan.units), "units_reused": reused}
     shards = [s["path"] for s in data_shards + rejected_shards]
     shards += [s["path"] for listed in step_shards.values() for s in listed]
     with _timed(timings, "publish"):
         layout.publish(layout.seal(shards, manifest))
     return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
-
-
-def _annotate(plan: JobPlan) -> None:
-    """Read, run the stages and stage the rows: one fused task per read unit."""
-    if not plan.units:
-        return
-    # One block per read unit: Ray would otherwise split small reads further.
-    annotated = ray.data.read_datasource(
-        input_datasource(plan.source, plan.units, plan.cfg.input, plan.input_schema),
-        override_num_blocks=len(plan.units),
-    )
-    annotated = annotated.map_batches(
-        annotate_batch, fn_kwargs={"cfg": plan.cfg}, batch_format="pyarrow", batch_size=None
-    )
-    write_parquet(
-        annotated, plan.layout.staging, plan.layout, plan.cfg, rows_per_file=None,
-        prefix="annotated",
-    )  # fmt: skip
 
 
 def _run_global_steps(

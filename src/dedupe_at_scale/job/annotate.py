@@ -1,0 +1,119 @@
+"""The annotate phase: read each unit, run the stages, stage its rows, and
+what a re-run of an interrupted annotation can reuse.
+
+Each read unit's annotated rows go to their own staged file,
+OUT/_staging/annotated/annotated-<unit>.parquet, written by the task that
+annotated them (a Ray Datasink) so that the file appears whole or not at all: on local disk
+through a temporary name and a rename, on object storage as one object (an
+upload becomes visible only once complete). A re-run with the same
+fingerprint keeps every staged file whose footer reads and whose row count
+is its unit's, and annotates only the other units.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+from ray.data import Datasink
+from ray.data._internal.execution.interfaces import TaskContext
+from ray.data.block import Block, BlockAccessor
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.output import IO_THREADS, OutputLayout
+from dedupe_at_scale.io.reader import ReadUnit, input_datasource
+from dedupe_at_scale.io.schema import InputSchema
+from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.stages.annotate import annotate_batch
+
+PREFIX = "annotated-"
+
+
+def staged_name(unit_index: int) -> str:
+    return f"{PREFIX}{unit_index:010d}.parquet"
+
+
+def reusable_units(layout: OutputLayout, units: list[ReadUnit]) -> set[int]:
+    """Units an interrupted run staged completely; anything else it left in
+    the staging directory (a partial or temporary file) is removed."""
+    fs = layout.location.fs
+    layout.location.refresh()
+    if not fs.exists(layout.staging):
+        return set()
+    expected = {staged_name(u.index): u for u in units}
+
+    def check(path: str) -> int | None:
+        unit = expected.get(posixpath.basename(path))
+        if unit is not None:
+            try:
+                with fs.open(path, "rb") as handle:
+                    if pq.ParquetFile(handle).metadata.num_rows == unit.num_rows:
+                        return unit.index
+            except (pa.ArrowException, OSError):
+                pass  # unreadable: annotated again
+        fs.rm(path)
+        return None
+
+    paths = fs.find(layout.staging)
+    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
+        kept = pool.map(check, paths)
+    return {index for index in kept if index is not None}
+
+
+def annotate(
+    source: Location, layout: OutputLayout, units: list[ReadUnit], cfg: JobConfig,
+    schema: InputSchema | None, reuse: set[int],
+) -> None:  # fmt: skip
+    """Annotate and stage every unit not in `reuse` (one fused Ray task per
+    read unit); units without rows stage nothing."""
+    todo = [u for u in units if u.index not in reuse and u.num_rows > 0]
+    if not todo:
+        return
+    layout.location.fs.makedirs(layout.staging, exist_ok=True)
+    annotated = ray.data.read_datasource(
+        input_datasource(source, todo, cfg.input, schema),
+        # One block per read unit: Ray would otherwise split small reads further.
+        override_num_blocks=len(todo),
+    )
+    annotated = annotated.map_batches(
+        annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
+    )
+    annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg))
+
+
+class StagingDatasink(Datasink[None]):
+    """Writes each unit's annotated rows to the unit's staged file. Ray runs
+    read, annotate and this write fused in one task per read unit and hands
+    it all of the unit's blocks (Ray may split a large read into several)."""
+
+    def __init__(self, location: Location, directory: str, cfg: JobConfig):
+        self.location, self.directory = location, directory
+        self.compression = None if cfg.output.compression == "none" else cfg.output.compression
+
+    def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
+        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return
+        table = pa.concat_tables(tables)
+        units = pc.shift_right(table.column(col.UID), 32)
+        for unit in pc.unique(units).to_pylist():
+            rows = table.filter(pc.equal(units, unit)) if len(tables) > 1 else table
+            self._write(staged_name(unit), rows)
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        path = posixpath.join(self.directory, name)
+        if self.location.is_local:
+            temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(table, temporary, compression=self.compression)
+            self.location.fs.mv(temporary, path)
+        else:
+            fs = self.location.arrow_fs
+            pq.write_table(table, path, filesystem=fs, compression=self.compression)
