@@ -183,3 +183,12 @@ def test_drifting_shards_and_null_ids_run_to_a_complete_output(ray_cluster, tmp_
         assert counts["kept"] == 1
     assert manifest["input_schema"]["columns"]["id"] == "string"
     assert set(manifest["input_schema"]["promoted_files"]) == {"a.parquet", "b.parquet"}
+
+
+def test_a_null_id_stops_the_job_naming_file_and_row_and_publishes_nothing(ray_cluster, tmp_path):
+    root = tmp_path / "in"
+    write_table(root / "a.parquet", {"id": ["a", None], "text": TEXTS[:2]})
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"a.parquet: row 1 has a null or empty id"):
+        run_job(str(root), str(out), config_from_dict({}))
+    assert sorted(p.name for p in out.iterdir()) == ["_staging"]

@@ -218,6 +218,10 @@ class OutputConfig:
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
     # Copy the text of dropped documents into rejected/ (off: ids and reasons only).
     rejected_text: bool = False
+    # A run holds a lease on its output (_staging/lease.json), renewed every
+    # 30 s; another run is refused while it holds it. A lease not renewed for
+    # this long (or whose process is gone, on the same host) is taken over.
+    lease_timeout_seconds: float = 300.0
 
 
 @dataclass

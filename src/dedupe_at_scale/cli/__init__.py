@@ -134,8 +134,12 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     input_uri, output_uri = job_uris(cfg, args.input, args.output)
     plan = plan_job(input_uri, output_uri, cfg, overwrite=args.overwrite)
-    connect(args.address, args.num_cpus, quiet=args.quiet)
-    result = execute(plan)
+    try:
+        connect(args.address, args.num_cpus, quiet=args.quiet)
+        result = execute(plan)
+    finally:
+        if plan.lease is not None:
+            plan.lease.release()  # also when Ray could not start
     print()
     print(summarize(result.manifest))
     return 0

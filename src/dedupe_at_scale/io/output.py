@@ -2,6 +2,7 @@
 
 Everything a run writes goes under OUT/_staging/ first:
 
+  _staging/lease.json       held by the run writing this output (io/lease.py)
   _staging/job.json         fingerprint of input listing + config (what may be resumed)
   _staging/annotated/       annotated documents, a file per read unit (job/annotate.py);
                             annotated.done once all are written
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
+from dedupe_at_scale.io.lease import LEASE
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, write_json
 
 MANIFEST = "manifest.json"
@@ -52,6 +54,7 @@ class OutputLayout:
         self.decisions = location.join(STAGING, "decisions")
         self.publish_root = location.join(STAGING, "publish")
         self.job_marker = location.join(STAGING, "job.json")
+        self.lease = location.join(STAGING, LEASE)
         self.annotated_marker = location.join(STAGING, "annotated.done")
         self.ready_marker = location.join(STAGING, "ready.json")
         # Where the job writes its shards; publish() moves them to the top.
@@ -90,8 +93,11 @@ class OutputLayout:
             if fs.exists(self.ready_marker):
                 return "publish"
             resume = "annotated" if fs.exists(self.annotated_marker) else "annotating"
-        if resume == "none":
-            self._remove(self.staging_root)
+        if resume == "none":  # all of it but the lease, which this run holds
+            if fs.exists(self.staging_root):
+                for path in fs.ls(self.staging_root, detail=False):
+                    if posixpath.basename(path.rstrip("/")) != LEASE:
+                        self._remove(path)
         self._remove(self.decisions)
         self._remove(self.publish_root)
         if not fs.exists(self.manifest):

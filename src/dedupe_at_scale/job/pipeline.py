@@ -33,6 +33,7 @@ import ray
 from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.io.lease import Lease
 from dedupe_at_scale.io.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
 from dedupe_at_scale.io.reader import (
@@ -86,6 +87,7 @@ class JobPlan:
     planning_seconds: float
     resume: Resume = "none"
     input_schema: InputSchema | None = None
+    lease: Lease | None = None  # held from planning until execute() ends
 
 
 def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobPlan:
@@ -106,13 +108,20 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     files = discover_inputs(source, cfg.input)
     input_schema = unify_input_schema(files, cfg.input)
     units = plan_units(files, cfg.input.rows_per_task)
-    resume = _on_storage(
-        output_uri,
-        lambda: layout.prepare(overwrite, fingerprint(input_uri, output_uri, cfg, files)),
-    )
+    # One writer per output: taken before anything under it changes.
+    lease = Lease(output, layout.lease, cfg.output.lease_timeout_seconds)
+    _on_storage(output_uri, lease.acquire)
+    try:
+        resume = _on_storage(
+            output_uri,
+            lambda: layout.prepare(overwrite, fingerprint(input_uri, output_uri, cfg, files)),
+        )
+    except BaseException:
+        lease.release()
+        raise
     return JobPlan(
         input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume,
-        input_schema,
+        input_schema, lease,
     )  # fmt: skip
 
 
@@ -145,6 +154,14 @@ def _on_storage(uri: str, action: Callable[[], Any]) -> Any:
 
 
 def execute(plan: JobPlan) -> JobResult:
+    try:
+        return _execute(plan)
+    finally:
+        if plan.lease is not None:
+            plan.lease.release()
+
+
+def _execute(plan: JobPlan) -> JobResult:
     started = time.time() - plan.planning_seconds
     timings: dict[str, float] = {"plan": round(plan.planning_seconds, 3)}
     cfg, source, layout, files = plan.cfg, plan.source, plan.layout, plan.files
@@ -152,6 +169,7 @@ def execute(plan: JobPlan) -> JobResult:
     if plan.resume == "publish":
         # An interrupted run already sealed this output: only publishing is left.
         ready = layout.read_ready()
+        _stop_renewing(plan)
         layout.publish(ready)
         return JobResult(ready["manifest"], plan.output_uri, timings)
 
@@ -226,8 +244,15 @@ def execute(plan: JobPlan) -> JobResult:
     shards = [s["path"] for s in data_shards + rejected_shards]
     shards += [s["path"] for listed in step_shards.values() for s in listed]
     with _timed(timings, "publish"):
-        layout.publish(layout.seal(shards, manifest))
+        sealed = layout.seal(shards, manifest)
+        _stop_renewing(plan)  # publishing removes _staging/, the lease with it
+        layout.publish(sealed)
     return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
+
+
+def _stop_renewing(plan: JobPlan) -> None:
+    if plan.lease is not None:
+        plan.lease.stop_renewing()
 
 
 def _run_global_steps(

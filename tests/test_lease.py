@@ -1,0 +1,128 @@
+"""One writer per output (io/lease.py): a second run is refused at once,
+naming the run that holds the output; a lease whose process is gone, or that
+was not renewed in time, is taken over with a warning."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import GOOD_EN, write_table
+from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.io.lease import OutputBusyError
+from dedupe_at_scale.io.reader import InputError
+from dedupe_at_scale.io.storage import resolve
+from dedupe_at_scale.job.pipeline import plan_job, run_job
+from test_failures import finish, start_cli
+
+
+def write_lease(location, path: str, **fields) -> None:
+    record = {"host": socket.gethostname(), "pid": 1, "started": "2026-01-01T00:00:00+00:00",
+              "token": "theirs", "renewed": time.time(), **fields}  # fmt: skip
+    location.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with location.fs.open(path, "wb") as handle:
+        handle.write(json.dumps(record).encode())
+
+
+def gone_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_second_run_on_the_same_output_is_refused_naming_the_first(sample_dir, tmp_path):
+    out = str(tmp_path / "out")
+    first = plan_job(str(sample_dir), out, config_from_dict({}))
+    try:
+        with pytest.raises(OutputBusyError) as caught:
+            plan_job(str(sample_dir), out, config_from_dict({}))
+        message = str(caught.value)
+        assert f"host {socket.gethostname()}, pid {first.lease.record['pid']}" in message
+        assert f"started {first.lease.record['started']}" in message
+        assert "_staging/lease.json" in message
+    finally:
+        first.lease.release()
+    # Given back: the next run takes the output.
+    plan_job(str(sample_dir), out, config_from_dict({})).lease.release()
+    assert not (tmp_path / "out" / "_staging" / "lease.json").exists()
+
+
+def test_a_lease_whose_process_is_gone_is_taken_over_with_a_warning(sample_dir, tmp_path, caplog):
+    out = tmp_path / "out"
+    location = resolve(str(out))
+    write_lease(location, str(out / "_staging" / "lease.json"), pid=gone_pid())
+    with caplog.at_level(logging.WARNING):
+        plan = plan_job(str(sample_dir), str(out), config_from_dict({}))
+    try:
+        assert "taking over the lease of a run that is gone" in caplog.text
+        held = json.loads((out / "_staging" / "lease.json").read_text())
+        assert held["token"] == plan.lease.token
+    finally:
+        plan.lease.release()
+
+
+def test_on_object_storage_a_lease_not_renewed_in_time_is_taken_over(s3_server, sample_dir, caplog):
+    cfg = config_from_dict(
+        {"storage": s3_server.storage(), "output": {"lease_timeout_seconds": 60}}
+    )
+    out = "s3://corpus-out/leased"
+    location = resolve(out, cfg.storage)
+    lease = "corpus-out/leased/_staging/lease.json"
+    # Another host's lease, renewed just now: its process cannot be asked, so it holds.
+    write_lease(location, lease, host="elsewhere", pid=4242)
+    with pytest.raises(OutputBusyError, match="host elsewhere, pid 4242"):
+        plan_job(str(sample_dir), out, cfg)
+    # The same lease, last renewed two minutes ago: stale.
+    write_lease(location, lease, host="elsewhere", pid=4242, renewed=time.time() - 120)
+    with caplog.at_level(logging.WARNING):
+        plan = plan_job(str(sample_dir), out, cfg)
+    try:
+        assert "taking over the lease" in caplog.text and "host elsewhere" in caplog.text
+    finally:
+        plan.lease.release()
+    assert not location.fs.exists(lease)
+
+
+@pytest.mark.ray  # the runs start their own local Ray
+def test_a_run_started_while_another_writes_is_refused_and_the_first_completes(
+    sample_dir, tmp_path
+):
+    out = tmp_path / "out"
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump({}))
+    first = start_cli(str(sample_dir), str(out), config)
+    lease = out / "_staging" / "lease.json"
+    deadline = time.time() + 120
+    while not lease.exists():
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    second = start_cli(str(sample_dir), str(out), config)
+    output, _ = second.communicate(timeout=120)
+    assert second.returncode == 1, output[-2000:]
+    assert "is being written by another run" in output and f"pid {first.pid}" in output
+    finish(first)
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["input"] == 2000 == counts["kept"] + counts["rejected"]
+    assert counts["kept"] == pq.read_table(out / "data").num_rows
+    assert not (out / "_staging").exists()
+
+
+def test_the_lease_is_given_back_when_a_run_fails(ray_cluster, tmp_path):
+    root = tmp_path / "in"
+    write_table(root / "a.parquet", {"id": ["a", "b"], "text": [GOOD_EN, None]})
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="row 1 has null text"):
+        run_job(str(root), str(out), config_from_dict({}))
+    assert not (out / "_staging" / "lease.json").exists()
+    # Nothing holds the output: the same job, told to quarantine, runs.
+    cfg = config_from_dict({"input": {"on_invalid_document": "quarantine"}})
+    run_job(str(root), str(out), cfg)
+    assert (out / "manifest.json").exists()
