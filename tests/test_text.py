@@ -1,3 +1,6 @@
+import random
+import re
+
 from dedupe_at_scale import text
 
 
@@ -25,6 +28,17 @@ def test_sentences_latin_and_cjk():
 
 def test_single_line_collapses_whitespace():
     assert text.single_line(" a\n\nb\t c ") == "a b c"
+
+
+def test_single_line_equals_the_regex_it_replaced():
+    r"""str.split() against re.sub(r"\s+", " ").strip(), on every kind of
+    space Python knows and on characters that only look like spaces."""
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    pieces = [*spaces, "\u200b", "\ufeff", "a", "é", "日", "", "  "]
+    rng = random.Random(0)
+    for _ in range(5000):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randrange(25)))
+        assert text.single_line(line) == re.sub(r"\s+", " ", line).strip(), repr(line)
 
 
 def test_duplicated_elements_counts_repeats_after_first():
