@@ -312,7 +312,7 @@ def prepare_table(
     uid, make ids and text, flag bad rows (every row, with `problem` =
     (rule, reason))."""
     if schema is not None:
-        table = schema.conform(table, f.relpath, f.display, cfg.text_column)
+        table = schema.conform(table, f.display, cfg.text_column)
     n = table.num_rows
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))

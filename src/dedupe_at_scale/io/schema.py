@@ -46,7 +46,7 @@ class InputSchema:
     # relpath -> {column: "int32 -> int64"} for the files whose types were changed.
     promoted: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def conform(self, table: pa.Table, relpath: str, display: str, text_column: str) -> pa.Table:
+    def conform(self, table: pa.Table, display: str, text_column: str) -> pa.Table:
         """`table` (one unit of one file) in the unified columns and types;
         the text column is left as read."""
         n = table.num_rows

@@ -3,8 +3,8 @@ what a re-run of an interrupted annotation can reuse.
 
 Each read unit's annotated rows go to their own staged file,
 OUT/_staging/annotated/annotated-<unit>.parquet, written by the task that
-annotated them (a Ray Datasink) so that the file appears whole or not at all: on local disk
-through a temporary name and a rename, on object storage as one object (an
+annotated them (a Ray Datasink) so that the file appears whole or not at
+all: on local disk through a temporary name and a rename, on object storage as one object (an
 upload becomes visible only once complete). A re-run with the same
 fingerprint keeps every staged file whose footer reads and whose row count
 is its unit's, and annotates only the other units.
@@ -31,6 +31,7 @@ from dedupe_at_scale.io.output import IO_THREADS, OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, input_datasource
 from dedupe_at_scale.io.schema import InputSchema
 from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.job.write import parquet_compression
 from dedupe_at_scale.stages.annotate import annotate_batch
 
 PREFIX = "annotated-"
@@ -95,7 +96,7 @@ class StagingDatasink(Datasink[None]):
 
     def __init__(self, location: Location, directory: str, cfg: JobConfig):
         self.location, self.directory = location, directory
-        self.compression = None if cfg.output.compression == "none" else cfg.output.compression
+        self.compression = parquet_compression(cfg)
 
     def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
         tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
@@ -104,8 +105,9 @@ class StagingDatasink(Datasink[None]):
             return
         table = pa.concat_tables(tables)
         units = pc.shift_right(table.column(col.UID), 32)
-        for unit in pc.unique(units).to_pylist():
-            rows = table.filter(pc.equal(units, unit)) if len(tables) > 1 else table
+        distinct = pc.unique(units).to_pylist()
+        for unit in distinct:
+            rows = table.filter(pc.equal(units, unit)) if len(distinct) > 1 else table
             self._write(staged_name(unit), rows)
 
     def _write(self, name: str, table: pa.Table) -> None:

@@ -55,7 +55,7 @@ def write_parquet(
         filename_provider=PartFilenames(prefix),
         min_rows_per_file=rows_per_file,
         max_rows_per_file=rows_per_file,
-        compression=_compression(cfg),
+        compression=parquet_compression(cfg),
         # Our names are deterministic (no write UUID); the directory is ours
         # and was cleared by OutputLayout.prepare.
         mode=SaveMode.OVERWRITE,
@@ -104,7 +104,7 @@ def _split_block(
         path = posixpath.join(rejected_dir, f"part-{unit.index:05d}-{k}.parquet")
         pq.write_table(
             _rejected_rows(piece, cfg), path, filesystem=location.arrow_fs,
-            compression=_compression(cfg),
+            compression=parquet_compression(cfg),
         )  # fmt: skip
     stats = block_stats(table).to_pylist()
     summary = {name: make(table) for name, make in summaries.items()}
@@ -151,5 +151,5 @@ def _drop_internal(table: pa.Table) -> pa.Table:
     return table.select([n for n in table.column_names if not n.startswith(col.INTERNAL_PREFIX)])
 
 
-def _compression(cfg: JobConfig) -> str | None:
+def parquet_compression(cfg: JobConfig) -> str | None:
     return None if cfg.output.compression == "none" else cfg.output.compression

@@ -50,6 +50,16 @@ def _roll(key, hashes, at, n, power):
     return (key - hashes[at - 1] * power) * MULTIPLIER + hashes[at + n - 1]
 
 
+@numba.njit(cache=True, inline="always")
+def _slot(keys, stamps, key, stamp, size):
+    """Where `key` is in this round's table (slots stamped `stamp`), or the
+    free slot it goes to: open addressing, linear probing."""
+    slot = np.int64(mix(key) & np.uint64(size - 1))
+    while stamps[slot] == stamp and keys[slot] != key:
+        slot = (slot + 1) & (size - 1)
+    return slot
+
+
 @numba.njit(cache=True)
 def table_size(m):
     """Slots of the open-addressing tables for a document of m words."""
@@ -80,7 +90,6 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
     keys, first, seen, stamps, covered = tables
     doc = hashes[start : start + m]
     size = table_size(m)
-    mask = np.uint64(size - 1)
     for j in range(len(top_ns)):
         n = top_ns[j]
         if m < n:
@@ -90,9 +99,7 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
         power, key = _power(n), np.uint64(0)
         for i in range(m - n + 1):
             key = _roll(key, doc, i, n, power)
-            slot = np.int64(mix(key) & mask)
-            while stamps[slot] == stamp and keys[slot] != key:
-                slot = (slot + 1) & (size - 1)
+            slot = _slot(keys, stamps, key, stamp, size)
             if stamps[slot] != stamp:
                 stamps[slot], keys[slot], first[slot], seen[slot] = stamp, key, i, 1
             else:
@@ -117,9 +124,7 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
         power, key = _power(n), np.uint64(0)
         for i in range(m - n + 1):
             key = _roll(key, doc, i, n, power)
-            slot = np.int64(mix(key) & mask)
-            while stamps[slot] == stamp and keys[slot] != key:
-                slot = (slot + 1) & (size - 1)
+            slot = _slot(keys, stamps, key, stamp, size)
             if stamps[slot] != stamp:
                 stamps[slot], keys[slot], first[slot] = stamp, key, i
             else:
