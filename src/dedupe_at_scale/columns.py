@@ -23,9 +23,18 @@ UID = "__dds_uid"  # global document number: read unit << 32 | row in unit
 EXACT_HI = "__dds_exact_hi"  # 128-bit hash of the normalized token sequence
 EXACT_LO = "__dds_exact_lo"
 MINHASH = "__dds_minhash"  # fixed-size list of uint32
+# Post-training rows (formats.py): the rendered conversation the stages read
+# as text, the views (dropped after annotation), and what consistency compares.
+TEXT = "__dds_text"
+VIEW_PREFIX = "__dds_view_"
+RESPONSE_KEY = "__dds_response_key"  # hash of the normalized (chosen) response
+REJECTED_KEY = "__dds_rejected_key"  # preference: of the rejected response
+SCORE = "__dds_score"  # reward: the score as float64
 
 LANGUAGE = "language"
 LANGUAGE_SCORE = "language_score"
+PROMPT_LANGUAGE = "prompt_language"
+PROMPT_LANGUAGE_SCORE = "prompt_language_score"
 SIGNAL_PREFIX = "q_"
 QUALITY_SCORE = "quality_score"
 

@@ -17,6 +17,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from dedupe_at_scale import columns, formats
+
 
 class ConfigError(ValueError):
     """The job config is invalid; the message names the offending key."""
@@ -62,6 +64,78 @@ class InputConfig:
     # column's type where shards disagree; every other column is unified by
     # the rules in io/schema.py.
     schema: dict[str, str] | None = None
+    # What a row is: pre-training text (one column, text_column), or a
+    # post-training example whose parts are columns named by `fields`
+    # (formats.py lists each format's fields and their default columns).
+    format: Literal["text", "instruction", "chat", "preference", "reward"] = "text"
+    # Field -> input column, e.g. {prompt: question, response: answer};
+    # for chat also the message struct's keys, e.g. {role: from, content: value}.
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def document_column(self) -> str:
+        """The column the stages read as a row's text: text_column, or for
+        post-training formats the rendered conversation (an internal column)."""
+        return self.text_column if self.format == "text" else columns.TEXT
+
+
+# Which text of a post-training row a stage reads (formats.py renders them);
+# "auto" picks the section's default, and text rows only have their text.
+View = Literal["auto", "prompt", "response", "prompt+response", "conversation"]
+
+
+@dataclass
+class FormatConfig:
+    """Checks of post-training rows (input.format other than text); each
+    failing row goes to rejected/ with stage "format" and the rule's name."""
+
+    enabled: bool = True
+    # Role names as the data spells them -> user / assistant / system / tool.
+    roles: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "user": ["user", "human", "prompter"],
+            "assistant": ["assistant", "gpt", "bot", "model"],
+            "system": ["system"],
+            "tool": ["tool", "function", "ipython"],
+        }
+    )
+    # Chat-template and prompt-format tokens a model should never learn as text.
+    template_tokens: list[str] = field(
+        default_factory=lambda: [
+            "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>",
+            "<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>",
+            "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "<s>", "</s>",
+            "### Instruction:", "### Response:", "### Input:",
+        ]
+    )  # fmt: skip
+    # A response that opens with a role label ("Assistant:", "### Response:").
+    role_prefix: bool = True
+    # A response that ends mid-sentence: its last character is a letter or a
+    # comma, and it has at least truncated_min_words words (short answers
+    # such as "Paris" are exempt).
+    truncated_response: bool = True
+    truncated_min_words: int = 8
+    min_prompt_words: int | None = 1
+    max_prompt_words: int | None = 4_000
+    min_response_words: int | None = 1
+    max_response_words: int | None = 8_000
+    # Reward rows: scores outside [min_score, max_score] are rejected.
+    min_score: float | None = None
+    max_score: float | None = None
+
+
+@dataclass
+class ConsistencyConfig:
+    """Contradictions among rows whose prompts dedup clustered together
+    (preference and reward data; steps/consistency.py)."""
+
+    enabled: bool = True
+    # report: list conflicts in conflicts/ and drop nothing for them;
+    # drop_all: reject every row of a conflict; keep_majority: reject the
+    # rows that disagree with the majority (all of them on a tie).
+    action: Literal["report", "drop_all", "keep_majority"] = "report"
+    # Reward rows for one (prompt, response) whose scores differ by more.
+    max_score_gap: float = 1.0
 
 
 @dataclass
@@ -74,6 +148,12 @@ class LangIdConfig:
     min_score: float = 0.65
     # Only the first characters are classified (bounds time on huge documents).
     max_chars: int = 2_000  # as accurate as 20,000 on real text, far faster (README)
+    # Post-training rows: the text whose language is `language` (auto: the
+    # response); the prompt's is recorded as prompt_language either way.
+    text: View = "auto"
+    # Post-training rows: reject a row whose response language is not its
+    # prompt's (rule langid_mismatch; both labels at least min_score).
+    require_same_language: bool = False
 
 
 @dataclass
@@ -150,6 +230,8 @@ class QualityConfig:
     # (P(high quality)) and rejects documents scoring below min_score.
     model: str | None = None
     min_score: float = 0.5
+    # Post-training rows: the text the rules and the model read (auto: the response).
+    text: View = "auto"
     gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
     gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
     c4: C4Config = field(default_factory=C4Config)
@@ -183,6 +265,10 @@ class DedupConfig:
     keep: list[str] = field(default_factory=lambda: ["-quality_score", "id"])
     unicode_normalization: Literal["none", "NFC", "NFKC", "NFD", "NFKD"] = "none"
     seed: int = 1
+    # Post-training rows: what makes two rows duplicates. auto: the prompt
+    # (instruction, chat, preference: a repeated prompt biases the model even
+    # with different answers), prompt+response for reward data.
+    key: Literal["auto", "prompt", "prompt+response", "conversation"] = "auto"
     # Hash partitions of the global steps; null: one per 100,000 input documents,
     # at most twice the cluster's CPUs (steps/base.py, partition_count).
     partitions: int | None = None
@@ -242,9 +328,11 @@ class StorageConfig:
 @dataclass
 class JobConfig:
     input: InputConfig = field(default_factory=InputConfig)
+    format: FormatConfig = field(default_factory=FormatConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -372,6 +460,7 @@ def _check_semantics(config: JobConfig, source: str) -> None:
             raise ConfigError(f"{source}: '{key}' {message}")
 
     require(config.input.rows_per_task > 0, "input.rows_per_task", "must be positive")
+    _check_format(config, require)
     require(0.0 <= config.langid.min_score <= 1.0, "langid.min_score", "must be within [0, 1]")
     require(config.langid.max_chars > 0, "langid.max_chars", "must be positive")
     require(0.0 <= config.quality.min_score <= 1.0, "quality.min_score", "must be within [0, 1]")
@@ -407,3 +496,42 @@ def _check_semantics(config: JobConfig, source: str) -> None:
     require(m.max_repeats >= 1, "mixture.max_repeats", "must be >= 1")
     if m.total is not None:
         require(m.total > 0, "mixture.total", "must be positive")
+
+
+def _check_format(config: JobConfig, require: Any) -> None:
+    fmt = config.input.format
+    post_training = fmt != "text"
+    for key, value in (
+        ("langid.text", config.langid.text),
+        ("quality.text", config.quality.text),
+        ("dedup.key", config.dedup.key),
+    ):
+        require(
+            value == "auto" or post_training, key,
+            "chooses a part of post-training rows; text rows have only their text "
+            "(set input.format, or leave it at auto)",
+        )  # fmt: skip
+    if post_training:
+        problem = formats.mapping_problem(config.input)
+        require(problem is None, "input.fields", problem or "")
+        require(
+            not config.quality.c4.clean_text, "quality.c4.clean_text",
+            "rewrites text in place, which post-training rows cannot take; set it false",
+        )  # fmt: skip
+    f = config.format
+    require(f.truncated_min_words >= 0, "format.truncated_min_words", "must be >= 0")
+    if f.min_score is not None and f.max_score is not None:
+        require(f.min_score <= f.max_score, "format.min_score", "must be <= format.max_score")
+    require(config.consistency.max_score_gap >= 0, "consistency.max_score_gap", "must be >= 0")
+    seen: dict[str, str] = {}
+    for kind, names in f.roles.items():
+        require(
+            kind in formats.ROLE_KINDS, f"format.roles.{kind}",
+            f"is not a role kind (kinds: {', '.join(formats.ROLE_KINDS)})",
+        )  # fmt: skip
+        for name in names:
+            require(
+                name not in seen, f"format.roles.{kind}",
+                f"repeats role name '{name}' (also under {seen.get(name)})",
+            )  # fmt: skip
+            seen[name] = kind

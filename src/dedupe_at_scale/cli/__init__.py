@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--shards", type=int, default=8)
     gen.add_argument("--output", required=True)
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument(
+        "--format", default="text",
+        choices=["text", "instruction", "chat", "preference", "reward"],
+        help="pre-training text (default) or a post-training sample with planted problems",
+    )  # fmt: skip
     return parser
 
 
@@ -108,8 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from dedupe_at_scale.sample import generate_sample
 
-    paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
-    print(f"wrote {args.docs} documents in {len(paths)} shards to {args.output}")
+    if args.format == "text":
+        paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
+    else:
+        from dedupe_at_scale.sample.posttraining import generate_posttraining
+
+        paths = generate_posttraining(args.output, args.format, args.docs, args.shards, args.seed)
+    what = "documents" if args.format == "text" else f"{args.format} rows"
+    print(f"wrote {args.docs} {what} in {len(paths)} shards to {args.output}")
     return 0
 
 

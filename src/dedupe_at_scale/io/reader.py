@@ -24,6 +24,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale import formats
 from dedupe_at_scale.config import InputConfig
 from dedupe_at_scale.io.storage import Location, StorageError, list_parquet_files
 
@@ -114,7 +115,12 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
             ) from exc
         rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
         has_id = cfg.id_column in schema.names
-        check_text_column(schema, cfg.text_column, display, meta.num_rows)
+        if cfg.format == "text":
+            check_text_column(schema, cfg.text_column, display, meta.num_rows)
+        else:
+            problem = formats.schema_problem(schema, cfg)
+            if problem is not None:
+                raise FileProblem(f"{display}: {problem[1]}", problem[0], meta.num_rows)
     except FileProblem as problem:
         if cfg.on_invalid_file == "error":
             raise InputError(
@@ -312,7 +318,10 @@ def prepare_table(
     uid, make ids and text, flag bad rows (every row, with `problem` =
     (rule, reason))."""
     if schema is not None:
-        table = schema.conform(table, f.display, cfg.text_column)
+        table = schema.conform(table, f.display, cfg.document_column)
+    if cfg.format != "text":
+        # The format stage renders each row's text here (stages/format.py).
+        table = _set_column(table, col.TEXT, pa.array([""] * table.num_rows, pa.string()))
     n = table.num_rows
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))
@@ -330,12 +339,12 @@ def prepare_table(
         table, id_problems = _check_ids(table, f, first_row, cfg, generated)
     if problem is not None:
         # The whole unit is rejected: its text (null) is never looked at.
-        text = pc.fill_null(table.column(cfg.text_column).cast(pa.string()), "")
+        text = pc.fill_null(table.column(cfg.document_column).cast(pa.string()), "")
         stage = pa.array(["input"] * n, pa.string())
         rule = pa.array([problem[0]] * n, pa.string())
         reason = pa.array([f"{problem[1]} (row {first_row + i})" for i in range(n)], pa.string())
     else:
-        text, problems = text_as_string(table.column(cfg.text_column), f, first_row, cfg)
+        text, problems = text_as_string(table.column(cfg.document_column), f, first_row, cfg)
         problems = [p or q for p, q in zip(problems, id_problems)]
         if any(problems):
             stage = pa.array([("input" if p else None) for p in problems], pa.string())
@@ -347,7 +356,7 @@ def prepare_table(
             reason = pa.array(reasons, pa.string())
         else:
             stage = rule = reason = pa.nulls(n, pa.string())
-    table = table.set_column(table.schema.get_field_index(cfg.text_column), cfg.text_column, text)
+    table = _set_column(table, cfg.document_column, text)
     table = table.append_column(col.STAGE, stage)
     table = table.append_column(col.RULE, rule)
     table = table.append_column(col.VALUE, pa.nulls(n, pa.float64()))

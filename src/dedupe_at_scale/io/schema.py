@@ -118,8 +118,8 @@ def unify_input_schema(files: list[InputFile], cfg: InputConfig) -> InputSchema:
                 order.append(fld.name)
                 seen[fld.name] = []
             seen[fld.name].append((fld.type, f.display))
-    if cfg.text_column not in order:  # no readable file: the text column still exists
-        order.insert(0, cfg.text_column)
+    if cfg.document_column not in order:  # no readable file: the text column still exists
+        order.insert(0, cfg.document_column)
     ids_generated = any(not f.has_id for f in readable)
     if ids_generated and cfg.id_column not in seen:
         order.append(cfg.id_column)  # where the generated ids always went: last
@@ -127,13 +127,13 @@ def unify_input_schema(files: list[InputFile], cfg: InputConfig) -> InputSchema:
     fields = [
         pa.field(name, _unify_column(name, seen[name], pinned, cfg, ids_generated))
         for name in order
-        if name != cfg.text_column
+        if name != cfg.document_column
     ]
     schema = pa.schema(fields)
     promoted: dict[str, dict[str, str]] = {}
     for f in readable:
         for fld in f.schema:
-            if fld.name == cfg.text_column:
+            if fld.name == cfg.document_column:
                 continue
             target = schema.field(fld.name).type
             if fld.type != target:

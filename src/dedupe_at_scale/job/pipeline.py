@@ -357,7 +357,7 @@ def data_schema(plan: JobPlan, staged: Staged) -> pa.Schema:
     schema = staged.schema
     if schema is None:
         readable = [f for f in plan.files if f.problem is None]
-        text = plan.cfg.input.text_column
+        text = plan.cfg.input.document_column
         if readable:
             first = readable[0]
             with plan.source.fs.open(first.path, "rb") as handle:

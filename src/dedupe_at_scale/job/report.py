@@ -53,10 +53,12 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
         *_dedup_line(manifest),
+        *_consistency_line(manifest),
         *_mixture_lines(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
-        f"Output: {manifest['output']['uri']} (manifest.json, data/, rejected/"
-        + (", duplicates/)" if manifest.get("dedup", {}).get("enabled") else ")"),
+        f"Output: {manifest['output']['uri']} (manifest.json, "
+        + ", ".join(f"{name}/" for name in _published(manifest))
+        + ")",
     ]
     return "\n".join(parts)
 
@@ -68,6 +70,24 @@ def _dedup_line(manifest: dict[str, Any]) -> list[str]:
     return [
         f"Dedup: {d['exact_duplicates_removed']} exact and {d['near_duplicates_removed']} near "
         f"duplicates removed in {d['clusters']} clusters (see duplicates/)."
+    ]
+
+
+def _published(manifest: dict[str, Any]) -> list[str]:
+    """data/, rejected/ and the directories of the steps that ran."""
+    listed = [k for k in manifest["output"] if k not in ("uri",)]
+    ran = {"duplicates": "dedup", "conflicts": "consistency"}
+    return [k for k in listed if manifest.get(ran.get(k, ""), {"enabled": True}).get("enabled")]
+
+
+def _consistency_line(manifest: dict[str, Any]) -> list[str]:
+    c = manifest.get("consistency", {})
+    if not c.get("enabled"):
+        return []
+    kinds = ", ".join(f"{k} {n}" for k, n in c["by_kind"].items()) or "none"
+    return [
+        f"Consistency: {c['conflicts']} conflicts ({kinds}) among {c['rows_in_conflicts']} rows; "
+        f"action {c['action']}: {c['rows_dropped']} rows dropped (see conflicts/)."
     ]
 
 

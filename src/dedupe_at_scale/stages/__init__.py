@@ -8,12 +8,14 @@ import pyarrow as pa
 
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.stages.base import Stage
+from dedupe_at_scale.stages.format import FormatStage
 from dedupe_at_scale.stages.langid import LanguageIdStage
 from dedupe_at_scale.stages.minhash import MinHashStage
 from dedupe_at_scale.stages.quality import QualityRulesStage
 from dedupe_at_scale.stages.quality_model import QualityModelStage
 
 REGISTRY: list[type[Stage]] = [
+    FormatStage,
     LanguageIdStage,
     QualityRulesStage,
     QualityModelStage,

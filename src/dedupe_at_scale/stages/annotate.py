@@ -33,7 +33,8 @@ class Annotator:
                 self.steps.append(stage.fields(cfg))
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        batch = Batch(table, self.cfg.input.text_column)
+        inp = self.cfg.input
+        batch = Batch(table, inp.document_column, post_training=inp.format != "text")
         seconds: dict[str, float] = {}
         for step in self.steps:
             if isinstance(step, list):
@@ -43,7 +44,8 @@ class Annotator:
             started = time.perf_counter()
             _merge(batch, step, step(batch))
             seconds[step.name] = time.perf_counter() - started
-        return _with_seconds(batch.table, seconds)
+        views = [n for n in batch.table.column_names if n.startswith(col.VIEW_PREFIX)]
+        return _with_seconds(batch.table.drop_columns(views), seconds)
 
 
 def _merge(batch: Batch, stage: Stage | None, result: StageResult) -> None:

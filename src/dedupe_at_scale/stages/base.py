@@ -23,12 +23,20 @@ from dedupe_at_scale.config import JobConfig
 
 class Batch:
     """The rows a stage sees: the input columns plus those of the stages
-    before it, and which rows are still kept."""
+    before it, and which rows are still kept. Post-training rows have
+    several texts (views: prompt, response, ...; formats.py); a text row's
+    every view is its text."""
 
-    def __init__(self, table: pa.Table, text_column: str):
+    def __init__(self, table: pa.Table, text_column: str, post_training: bool = False):
         self.table = table
         self.text_column = text_column
-        self._texts: list[str] | None = None
+        self.post_training = post_training
+        self._texts: dict[str, list[str]] = {}
+
+    def view_column(self, view: str | None) -> str:
+        if view is None or view == "conversation" or not self.post_training:
+            return self.text_column
+        return col.VIEW_PREFIX + view
 
     @property
     def num_rows(self) -> int:
@@ -40,14 +48,22 @@ class Batch:
             pc.is_null(self.table.column(col.STAGE)).to_numpy(zero_copy_only=False)
         )
 
-    def text_array(self) -> pa.Array:
-        return self.table.column(self.text_column).combine_chunks()
+    def text_array(self, view: str | None = None) -> pa.Array:
+        return self.table.column(self.view_column(view)).combine_chunks()
 
-    def texts(self, rows: Sequence[int]) -> list[str]:
+    def texts(self, rows: Sequence[int], view: str | None = None) -> list[str]:
         # Python strings only for stages that need them, made once per batch.
-        if self._texts is None:
-            self._texts = self.table.column(self.text_column).to_pylist()
-        return [self._texts[i] for i in rows]
+        name = self.view_column(view)
+        if name not in self._texts:
+            self._texts[name] = self.table.column(name).to_pylist()
+        texts = self._texts[name]
+        return [texts[i] for i in rows]
+
+    def languages(self, view: str | None) -> tuple[pa.Array, pa.Array]:
+        """The language and score columns that describe `view`'s text."""
+        if view == "prompt" and self.post_training:
+            return self.column(col.PROMPT_LANGUAGE), self.column(col.PROMPT_LANGUAGE_SCORE)
+        return self.column(col.LANGUAGE), self.column(col.LANGUAGE_SCORE)
 
     def column(self, name: str) -> pa.Array:
         return self.table.column(name).combine_chunks()
@@ -55,7 +71,7 @@ class Batch:
     def update(self, table: pa.Table, text_changed: bool) -> None:
         self.table = table
         if text_changed:
-            self._texts = None
+            self._texts.pop(self.text_column, None)
 
 
 def string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

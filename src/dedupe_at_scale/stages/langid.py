@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.text import single_line
 
@@ -75,6 +76,10 @@ class LanguageIdStage(Stage):
         self.identifier = LanguageIdentifier(section.model, section.max_chars)
         self.min_score = section.min_score
         self.allowed = frozenset(section.languages) if section.languages else None
+        post_training = cfg.input.format != "text"
+        self.view = stage_views(cfg)["langid"] if post_training else None
+        self.prompt_language = post_training
+        self.same_language = post_training and section.require_same_language
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -82,13 +87,34 @@ class LanguageIdStage(Stage):
 
     @staticmethod
     def fields(cfg: JobConfig) -> list[pa.Field]:
-        return [pa.field(col.LANGUAGE, pa.string()), pa.field(col.LANGUAGE_SCORE, pa.float32())]
+        fields = [pa.field(col.LANGUAGE, pa.string()), pa.field(col.LANGUAGE_SCORE, pa.float32())]
+        if cfg.input.format != "text":  # post-training rows: the prompt's language too
+            fields += [
+                pa.field(col.PROMPT_LANGUAGE, pa.string()),
+                pa.field(col.PROMPT_LANGUAGE_SCORE, pa.float32()),
+            ]
+        return fields
 
     def __call__(self, batch: Batch) -> StageResult:
         active = batch.active()
-        languages, scores = self.identifier.predict(batch.texts(active))
+        languages, scores = self.identifier.predict(batch.texts(active, self.view))
+        n = batch.num_rows
+        columns = {
+            col.LANGUAGE: scatter(n, active, languages, pa.string()),
+            col.LANGUAGE_SCORE: scatter(n, active, scores.tolist(), pa.float32()),
+        }
+        if self.prompt_language:
+            prompt_languages, prompt_scores = self.identifier.predict(batch.texts(active, "prompt"))
+            columns[col.PROMPT_LANGUAGE] = scatter(n, active, prompt_languages, pa.string())
+            columns[col.PROMPT_LANGUAGE_SCORE] = scatter(
+                n, active, prompt_scores.tolist(), pa.float32()
+            )
+        else:
+            prompt_languages, prompt_scores = languages, scores
         rows, rules, values, reasons = [], [], [], []
-        for i, language, score in zip(active.tolist(), languages, scores.tolist()):
+        for i, language, score, prompt_language, prompt_score in zip(
+            active.tolist(), languages, scores.tolist(), prompt_languages, prompt_scores.tolist()
+        ):
             if score < self.min_score:
                 reason = f"langid_min_score: {language} {score:.3f} < {self.min_score:g}"
                 rule = "langid_min_score"
@@ -96,17 +122,20 @@ class LanguageIdStage(Stage):
                 allowed = ", ".join(sorted(self.allowed))
                 reason = f"langid_language: {language} (score {score:.3f}) not in [{allowed}]"
                 rule = "langid_language"
+            elif (
+                self.same_language
+                and language != prompt_language
+                and prompt_score >= self.min_score
+            ):
+                reason = f"langid_mismatch: response {language}, prompt {prompt_language}"
+                rule = "langid_mismatch"
             else:
                 continue
             rows.append(i)
             rules.append(rule)
             values.append(score)
             reasons.append(reason)
-        n = batch.num_rows
         return StageResult(
-            columns={
-                col.LANGUAGE: scatter(n, active, languages, pa.string()),
-                col.LANGUAGE_SCORE: scatter(n, active, scores.tolist(), pa.float32()),
-            },
+            columns=columns,
             rejected=rejections(n, rows, rules, values, reasons),
         )

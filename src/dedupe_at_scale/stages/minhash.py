@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import DedupConfig, JobConfig
+from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
 
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -278,6 +279,8 @@ class MinHashStage(Stage):
         self.form = None if form == "none" else form
         self.unsegmented = frozenset(cfg.quality.unsegmented_languages)
         self.languages_known = cfg.langid.enabled
+        self.min_score = cfg.langid.min_score
+        self.view = stage_views(cfg)["dedup"] if cfg.input.format != "text" else None
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -298,12 +301,19 @@ class MinHashStage(Stage):
         sigs = np.zeros((n, width), dtype=np.uint32)
         active = batch.active()
         if len(active):
-            texts = batch.text_array().take(pa.array(active))
-            languages = batch.column(col.LANGUAGE).take(pa.array(active)).to_pylist()
-            char_mode = np.array([lang in self.unsegmented for lang in languages], dtype=bool)
-            if not self.languages_known:
+            texts = batch.text_array(self.view).take(pa.array(active))
+            if self.languages_known:
+                labels, scores = (a.take(pa.array(active)) for a in batch.languages(self.view))
+                languages = labels.to_pylist()
+                char_mode = np.array([lang in self.unsegmented for lang in languages], dtype=bool)
+                # A label below langid.min_score (possible for a prompt, whose
+                # language rejects nothing) does not decide: the spaces do.
+                unsure = pc.fill_null(pc.less(scores, self.min_score), True)
+                unsure = unsure.to_numpy(zero_copy_only=False)
+                char_mode = np.where(unsure, sparse_spaces(texts), char_mode)
+            else:
                 # No language known: judge the script by how rarely spaces occur.
-                char_mode |= sparse_spaces(texts)
+                char_mode = sparse_spaces(texts)
             sigs[active], exact[active] = signatures(
                 normalize(texts, self.form), char_mode, self.params
             )

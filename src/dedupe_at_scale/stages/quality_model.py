@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.io.storage import list_parquet_files, resolve
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.stages.langid import load_fasttext_model
@@ -137,6 +138,7 @@ class QualityModelStage(Stage):
         super().__init__(cfg)
         self.scorer = QualityScorer(cfg.quality.model)
         self.min_score = cfg.quality.min_score
+        self.view = stage_views(cfg)["quality"] if cfg.input.format != "text" else None
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -148,7 +150,7 @@ class QualityModelStage(Stage):
 
     def __call__(self, batch: Batch) -> StageResult:
         active = batch.active()
-        scores = self.scorer.score(batch.texts(active)).tolist()
+        scores = self.scorer.score(batch.texts(active, self.view)).tolist()
         low = [(i, s) for i, s in zip(active.tolist(), scores) if s < self.min_score]
         n = batch.num_rows
         return StageResult(

@@ -6,6 +6,7 @@ one line in REGISTRY."""
 from __future__ import annotations
 
 from dedupe_at_scale.steps.base import GlobalStep
+from dedupe_at_scale.steps.consistency import Consistency
 from dedupe_at_scale.steps.dedup import Dedup
 from dedupe_at_scale.steps.ids import IdCheck
 from dedupe_at_scale.steps.mixture import Mixture
@@ -13,5 +14,6 @@ from dedupe_at_scale.steps.mixture import Mixture
 REGISTRY: list[type[GlobalStep]] = [
     IdCheck,
     Dedup,
+    Consistency,
     Mixture,
 ]

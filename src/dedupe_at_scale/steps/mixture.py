@@ -243,12 +243,12 @@ def _apply_file(index: int, table: pa.Table, **plan_args: Any) -> pa.Table:
 @ray.remote(max_retries=TASK_RETRIES)
 def _histogram(staged: StagedFile, cfg: JobConfig) -> dict[str, np.ndarray]:
     m = cfg.mixture
-    columns = list(dict.fromkeys([cfg.input.id_column, cfg.input.text_column, m.group_column]))
+    columns = list(dict.fromkeys([cfg.input.id_column, cfg.input.document_column, m.group_column]))
     kept = staged.read_kept(columns)
     return histogram(
         group_keys(kept, m),
         draws(kept.column(cfg.input.id_column), m.seed),
-        units(kept.column(cfg.input.text_column), m.unit),
+        units(kept.column(cfg.input.document_column), m.unit),
     )
 
 
@@ -256,7 +256,7 @@ def achieved_rows(table: pa.Table, cfg: JobConfig) -> list[dict]:
     """Units, documents and copies written per group in one block."""
     kept = col.kept_rows(table)
     copies = kept.column(COPIES).to_numpy()
-    size = units(kept.column(cfg.input.text_column), cfg.mixture.unit)
+    size = units(kept.column(cfg.input.document_column), cfg.mixture.unit)
     groups = group_keys(kept, cfg.mixture)
     return [
         {

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig, QualityConfig
+from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
 from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
 from dedupe_at_scale.stages.quality.c4 import C4, JAVASCRIPT, LOREM_IPSUM, POLICY_PHRASES
@@ -193,6 +194,7 @@ class QualityRulesStage(Stage):
         super().__init__(cfg)
         self.filter = QualityFilter(cfg.quality)
         self.signal_names = self.filter.signal_names if cfg.quality.emit_signals else []
+        self.view = stage_views(cfg)["quality"] if cfg.input.format != "text" else None
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -209,7 +211,7 @@ class QualityRulesStage(Stage):
         active = batch.active()
         n = batch.num_rows
         result = self.filter.evaluate_batch(
-            batch.text_array().take(active), batch.column(col.LANGUAGE).take(active)
+            batch.text_array(self.view).take(active), batch.languages(self.view)[0].take(active)
         )
         kept = active[result.kept]
         columns = {}

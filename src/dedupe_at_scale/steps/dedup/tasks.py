@@ -19,6 +19,7 @@ uids follow input order, labels are component minima, and ties are broken by id.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
+from dedupe_at_scale.steps import consistency
 from dedupe_at_scale.steps.base import StagedFile, StagedView, decision_paths
 from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
@@ -119,16 +121,26 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     started = time.time()
     by_file = [call(_route_labels, n_files, files_index, n_files, lab) for lab in labels]
     id_column = view.cfg.input.id_column
+    compared = consistency.member_columns(view.cfg)
     members = [
-        call(_member_keys, partitions, files[f], id_column, keep, partitions,
+        call(_member_keys, partitions, files[f], id_column, keep, compared, partitions,
              [b[f] for b in by_file])
         for f in range(n_files)
     ]  # fmt: skip
-    chosen = [
-        call(_choose_keepers, n_files, files_index, n_files, keep, [m[p] for m in members])
-        for p in range(partitions)
-    ]
     decisions = decision_paths(view, "decisions")
+    checks = consistency.applies(view.cfg)
+    if checks:  # an interrupted run's files, perhaps for other partitions
+        fs = view.location.fs
+        for path in fs.glob(posixpath.join(view.decisions_dir, consistency.FILE_PREFIX + "*")):
+            fs.rm(path)
+    chosen = [
+        call(
+            _choose_keepers, n_files, files_index, n_files, keep, view.cfg, view.location,
+            consistency.conflicts_path(view.decisions_dir, p) if checks else None,
+            [m[p] for m in members],
+        )
+        for p in range(partitions)
+    ]  # fmt: skip
     kept_counts = ray.get(
         [
             _write_decisions.remote(view.location, decisions[f], [c[f] for c in chosen])
@@ -364,13 +376,14 @@ def _route_labels(files_index, n_files, labels):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _member_keys(staged_file: StagedFile, id_column, keep, partitions, pieces):
+def _member_keys(staged_file: StagedFile, id_column, keep, compared, partitions, pieces):
     labels = gather(pieces)
     # A star's centre is listed by every partition holding one of its edges.
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
     label = labels.column("label").to_numpy()[first]
     key_columns = [name for name, _ in keep if name != "id"]
-    table = staged_file.read_kept([id_column, col.EXACT_HI, *key_columns])
+    wanted = dict.fromkeys([id_column, col.EXACT_HI, *key_columns, *compared])
+    table = staged_file.read_kept(list(wanted))
     rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
     members = table.take(pa.array(rows)).append_column("label", pa.array(label))
     # Ids are compared in their own type (numbers as numbers), reported as strings.
@@ -382,25 +395,42 @@ def _member_keys(staged_file: StagedFile, id_column, keep, partitions, pieces):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _choose_keepers(files_index, n_files, keep, pieces):
+def _choose_keepers(files_index, n_files, keep, cfg, location, conflicts_path, pieces):
+    """Per cluster, the first member by the keep rule survives; with
+    consistency checks, rows its action rejects are set aside first (a
+    cluster may then keep none)."""
     members = gather(pieces)
     keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
     members = members.sort_by([("label", "ascending"), *keys, (col.UID, "ascending")])
+    n = members.num_rows
     label = members.column("label").to_numpy()
-    first = np.r_[True, label[1:] != label[:-1]] if len(label) else np.zeros(0, bool)
+    first = np.r_[True, label[1:] != label[:-1]] if n else np.zeros(0, bool)
     starts = np.flatnonzero(first)
-    sizes = np.diff(np.r_[starts, len(label)])
-    keeper = np.repeat(starts, sizes)
+    sizes = np.diff(np.r_[starts, n])
+    excluded = np.zeros(n, dtype=bool)
+    if conflicts_path is not None:
+        resolution = consistency.resolve(members, cfg)
+        excluded = resolution.excluded
+        consistency.write_conflicts(location, conflicts_path, resolution.conflicts)
+    position = np.arange(n)
+    candidates = np.where(excluded, n, position)
+    best = np.minimum.reduceat(candidates, starts) if n else np.zeros(0, np.int64)
+    has_keeper = np.repeat(best < n, sizes)
+    keeper = np.where(has_keeper, np.repeat(best, sizes), np.repeat(starts, sizes))
+    kept = has_keeper & (position == keeper)
     ids = members.column("id")
     exact = members.column(col.EXACT_HI).to_numpy()
     same_text = exact == exact[keeper]
-    rule = np.where(first, None, np.where(same_text, "exact_duplicate", "near_duplicate"))
+    rule = np.where(same_text, "exact_duplicate", "near_duplicate").astype(object)
+    if conflicts_path is not None:
+        rule[excluded] = resolution.rule
+    rule[kept] = None
     decisions = pa.table(
         {
             col.UID: members.column(col.UID),
             "id": ids,
             "cluster_id": ids.take(pa.array(keeper)),
-            "kept": pa.array(first),
+            "kept": pa.array(kept),
             "rule": pa.array(rule.tolist(), pa.string()),
         },
         schema=DECISION_SCHEMA,
@@ -420,7 +450,8 @@ def _write_decisions(location, path, pieces):
 
 def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
     """Mark the removed duplicates of a staged block: stage "dedup", rule
-    exact_duplicate / near_duplicate, reason = the kept document's id."""
+    exact_duplicate / near_duplicate, reason = the kept document's id; and
+    rows consistency rejected: stage "consistency", reason naming the cluster."""
     if decisions.num_rows == 0 or table.num_rows == 0:
         return table
     pos, found = col.decided_rows(table, decisions)
@@ -429,4 +460,12 @@ def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
         return table
     take = pa.array(pos)
     rule, reason = decisions.column("rule").take(take), decisions.column("cluster_id").take(take)
-    return col.mark_rejected(table, removed, "dedup", rule, reason)
+    conflict = pc.is_in(rule, pa.array(list(consistency.RULES.values()))).to_numpy(
+        zero_copy_only=False
+    )
+    table = col.mark_rejected(table, removed & ~conflict, "dedup", rule, reason)
+    if (removed & conflict).any():
+        why = pc.binary_join_element_wise(rule, ": contradicts rows of cluster ", reason, "")
+        why = pc.binary_join_element_wise(why, " (see conflicts/)", "")
+        table = col.mark_rejected(table, removed & conflict, "consistency", rule, why)
+    return table
