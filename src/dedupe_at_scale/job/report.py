@@ -20,6 +20,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: int = 15) -> str:
     counts = manifest["counts"]
     total = counts["input"] or 1
+    text_rows = manifest.get("config", {}).get("input", {}).get("format", "text") == "text"
+    unit = "documents" if text_rows else "rows"
     stage_rows = [
         [name, "on" if s["enabled"] else "off", s["in"], s["kept"], s["rejected"]]
         for name, s in counts["stages"].items()
@@ -42,14 +44,12 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         _table(["stage", "enabled", "in", "kept", "rejected"], stage_rows),
         "",
         "Top rejection reasons",
-        _table(["rule", "stage", "documents", "of input"], reason_rows)
-        if reason_rows
-        else "(none)",
+        _table(["rule", "stage", unit, "of input"], reason_rows) if reason_rows else "(none)",
         "",
         "Languages",
         _table(["language", "kept", "rejected"], language_rows),
         "",
-        f"Kept {counts['kept']} of {counts['input']} documents "
+        f"Kept {counts['kept']} of {counts['input']} {unit} "
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
         *_dedup_line(manifest),
