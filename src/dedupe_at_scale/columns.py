@@ -30,6 +30,12 @@ VIEW_PREFIX = "__dds_view_"
 RESPONSE_KEY = "__dds_response_key"  # hash of the normalized (chosen) response
 REJECTED_KEY = "__dds_rejected_key"  # preference: of the rejected response
 SCORE = "__dds_score"  # reward: the score as float64
+# Decontamination: the eval set and item a contaminated document matched best.
+CONTAMINATION_SOURCE = "__dds_contamination_source"
+CONTAMINATION_ITEM = "__dds_contamination_item"
+CONTAMINATION_MATCHES = "__dds_contamination_matches"
+# Per-row counters summed into the manifest ("counters"): __dds_count_<name>.
+COUNT_PREFIX = "__dds_count_"
 
 LANGUAGE = "language"
 LANGUAGE_SCORE = "language_score"

@@ -279,6 +279,81 @@ class DedupConfig:
 
 
 @dataclass
+class EvalSourceConfig:
+    """One eval set: a Parquet or JSONL file (or directory of them), local or
+    any fsspec URL; `fields` are joined into each item's text."""
+
+    name: str = ""
+    uri: str = ""
+    fields: list[str] = field(default_factory=lambda: ["question"])
+    id_field: str | None = None  # null: the row number
+
+
+@dataclass
+class DecontaminateConfig:
+    """Benchmark decontamination: word n-grams of eval items found in documents
+    (stages/decontaminate.py)."""
+
+    enabled: bool = False
+    sources: list[EvalSourceConfig] = field(default_factory=list)
+    ngram_size: int = 13  # GPT-3 (Brown et al. 2020, appendix C)
+    # Contaminated: at least min_matches distinct eval n-grams, or (when set)
+    # at least this share of one eval item's n-grams.
+    min_matches: int = 1
+    min_item_share: float | None = None
+    # N-grams in more eval items than this are boilerplate ("which of the
+    # following"): ignored, and counted.
+    max_item_frequency: int = 10
+    # Items shorter than ngram_size words are matched whole; shorter than this, ignored.
+    min_item_words: int = 4
+    # drop: to rejected/; cut: remove each match plus cut_margin characters on
+    # both sides, keep pieces of at least min_piece_chars, drop the document
+    # if more than max_pieces remain or none does (text rows only).
+    action: Literal["drop", "cut"] = "drop"
+    cut_margin: int = 200
+    min_piece_chars: int = 200
+    max_pieces: int = 10
+    # Post-training rows: the part searched (auto: the conversation).
+    text: View = "auto"
+
+
+PII_TYPES = ("email", "ipv4", "ipv6", "phone", "credit_card", "iban", "secret")
+
+
+@dataclass
+class PiiConfig:
+    """Personal data and secrets (stages/pii/): detected in one pass of a
+    compiled multi-pattern engine, then checked (Luhn, IBAN checksum, ...)."""
+
+    enabled: bool = False
+    detect: list[str] = field(default_factory=lambda: list(PII_TYPES))
+    # Per type: redact (a typed placeholder), drop (rejected/, rule
+    # pii_<type>) or count; types not listed are redacted.
+    actions: dict[str, Literal["redact", "drop", "count"]] = field(default_factory=dict)
+    placeholders: dict[str, str] = field(
+        default_factory=lambda: {
+            "email": "<EMAIL>", "ipv4": "<IP_ADDRESS>", "ipv6": "<IP_ADDRESS>",
+            "phone": "<PHONE>", "credit_card": "<CREDIT_CARD>", "iban": "<IBAN>",
+            "secret": "<SECRET>",
+        }
+    )  # fmt: skip
+    # Never PII: these e-mail domains (and their subdomains), IP networks
+    # (the documentation ranges by default) and exact values.
+    allow_email_domains: list[str] = field(
+        default_factory=lambda: ["example.com", "example.org", "example.net"]
+    )
+    allow_networks: list[str] = field(
+        default_factory=lambda: [
+            "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32",
+        ]
+    )  # fmt: skip
+    allow_values: list[str] = field(default_factory=list)
+    # A document with more hits than this per 1,000 words is a list of
+    # contacts: dropped (rule pii_density). Null: never.
+    max_hits_per_1000_words: float | None = 20.0
+
+
+@dataclass
 class MixtureConfig:
     enabled: bool = False
     # Column whose values are the groups (source, language, domain, ...).
@@ -332,6 +407,8 @@ class JobConfig:
     langid: LangIdConfig = field(default_factory=LangIdConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -523,6 +600,8 @@ def _check_format(config: JobConfig, require: Any) -> None:
     if f.min_score is not None and f.max_score is not None:
         require(f.min_score <= f.max_score, "format.min_score", "must be <= format.max_score")
     require(config.consistency.max_score_gap >= 0, "consistency.max_score_gap", "must be >= 0")
+    _check_decontaminate(config, require)
+    _check_pii(config, require)
     seen: dict[str, str] = {}
     for kind, names in f.roles.items():
         require(
@@ -535,3 +614,48 @@ def _check_format(config: JobConfig, require: Any) -> None:
                 f"repeats role name '{name}' (also under {seen.get(name)})",
             )  # fmt: skip
             seen[name] = kind
+
+
+def _check_decontaminate(config: JobConfig, require: Any) -> None:
+    d = config.decontaminate
+    if config.input.format == "text":
+        require(d.text == "auto", "decontaminate.text", "chooses a part of post-training rows")
+    if not d.enabled:
+        return
+    require(bool(d.sources), "decontaminate.sources", "must list at least one eval set")
+    names = [s.name for s in d.sources]
+    for i, source in enumerate(d.sources):
+        key = f"decontaminate.sources[{i}]"
+        require(bool(source.name), f"{key}.name", "must be set")
+        require(names.count(source.name) == 1, f"{key}.name", f"repeats '{source.name}'")
+        require(bool(source.uri), f"{key}.uri", "must be set")
+        require(bool(source.fields), f"{key}.fields", "must name at least one field")
+    require(d.ngram_size >= 1, "decontaminate.ngram_size", "must be >= 1")
+    require(d.min_matches >= 1, "decontaminate.min_matches", "must be >= 1")
+    if d.min_item_share is not None:
+        require(0 < d.min_item_share <= 1, "decontaminate.min_item_share", "must be within (0, 1]")
+    require(d.max_item_frequency >= 1, "decontaminate.max_item_frequency", "must be >= 1")
+    require(d.min_item_words >= 1, "decontaminate.min_item_words", "must be >= 1")
+    require(d.cut_margin >= 0, "decontaminate.cut_margin", "must be >= 0")
+    require(d.max_pieces >= 1, "decontaminate.max_pieces", "must be >= 1")
+    require(
+        d.action == "drop" or config.input.format == "text", "decontaminate.action",
+        "cut rewrites text in place, which post-training rows cannot take; use drop",
+    )  # fmt: skip
+
+
+def _check_pii(config: JobConfig, require: Any) -> None:
+    p = config.pii
+    for name in p.detect:
+        require(name in PII_TYPES, "pii.detect", f"has '{name}' (types: {', '.join(PII_TYPES)})")
+    for name in [*p.actions, *p.placeholders]:
+        require(name in PII_TYPES, f"pii.actions.{name}", f"is not a type ({', '.join(PII_TYPES)})")
+    if p.enabled and config.input.format != "text":
+        redacting = [t for t in p.detect if p.actions.get(t, "redact") == "redact"]
+        require(
+            not redacting, "pii.actions",
+            f"redact ({', '.join(redacting)}) rewrites text in place, which post-training rows "
+            "cannot take yet; set drop or count for each detected type",
+        )  # fmt: skip
+    if p.max_hits_per_1000_words is not None:
+        require(p.max_hits_per_1000_words > 0, "pii.max_hits_per_1000_words", "must be positive")

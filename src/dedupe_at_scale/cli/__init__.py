@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["text", "instruction", "chat", "preference", "reward"],
         help="pre-training text (default) or a post-training sample with planted problems",
     )  # fmt: skip
+    gen.add_argument(
+        "--evals", metavar="DIR",
+        help="also write an eval set to DIR/quiz.parquet and plant its items (1%% of the "
+        "documents) and PII (2%%) into the text sample, recorded in gt_eval_item and gt_pii",
+    )  # fmt: skip
     return parser
 
 
@@ -115,6 +120,11 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.format == "text":
         paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
+        if args.evals:
+            from dedupe_at_scale.sample.compliance import plant
+
+            plant(args.output, args.evals, seed=args.seed)
+            print(f"wrote 1000 eval items to {args.evals}/quiz.parquet; planted them and PII")
     else:
         from dedupe_at_scale.sample.posttraining import generate_posttraining
 

@@ -25,7 +25,11 @@ EXTRA_COPIES = "extra_copies"
 def block_stats(table: pa.Table) -> pa.Table:
     """Counts and busy seconds per (stage, rule, language) within one block."""
     keys = {k: pc.fill_null(table.column(k), "") for k in STAT_KEYS}
-    summed = {n: table.column(n) for n in table.column_names if n.startswith(col.SECONDS_PREFIX)}
+    summed = {
+        n: pc.fill_null(table.column(n), 0)
+        for n in table.column_names
+        if n.startswith((col.SECONDS_PREFIX, col.COUNT_PREFIX))
+    }
     if COPIES in table.column_names:
         summed[EXTRA_COPIES] = pa.array(np.maximum(table.column(COPIES).to_numpy() - 1, 0))
     grouped = pa.table({**keys, **summed}).group_by(STAT_KEYS)

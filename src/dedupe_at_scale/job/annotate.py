@@ -16,6 +16,8 @@ import posixpath
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -68,9 +70,28 @@ def reusable_units(layout: OutputLayout, units: list[ReadUnit]) -> set[int]:
     return {index for index in kept if index is not None}
 
 
+@dataclass(frozen=True)
+class SharedResources:
+    """Objects built once on the driver and put in Ray's object store (the
+    decontamination index); a worker fetches them once, zero-copy for numpy."""
+
+    refs: tuple[tuple[str, ray.ObjectRef], ...] = ()
+
+    @classmethod
+    def put(cls, objects: dict[str, Any]) -> SharedResources:
+        return cls(tuple((name, ray.put(value)) for name, value in objects.items()))
+
+    @property
+    def token(self) -> str:
+        return ",".join(f"{name}={ref.hex()}" for name, ref in self.refs)
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: ray.get(ref) for name, ref in self.refs}
+
+
 def annotate(
     source: Location, layout: OutputLayout, units: list[ReadUnit], cfg: JobConfig,
-    schema: InputSchema | None, reuse: set[int],
+    schema: InputSchema | None, reuse: set[int], resources: SharedResources | None = None,
 ) -> None:  # fmt: skip
     """Annotate and stage every unit not in `reuse` (one fused Ray task per
     read unit); units without rows stage nothing."""
@@ -84,7 +105,10 @@ def annotate(
         override_num_blocks=len(todo),
     )
     annotated = annotated.map_batches(
-        annotate_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None
+        annotate_batch,
+        fn_kwargs={"cfg": cfg, "resources": resources or SharedResources()},
+        batch_format="pyarrow",
+        batch_size=None,
     )
     annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg))
 

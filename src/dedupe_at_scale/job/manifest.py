@@ -26,6 +26,8 @@ PACKAGES = [
     "fsspec",
     "s3fs",
     "pyyaml",
+    "numba",
+    "hyperscan",
 ]
 
 
@@ -83,6 +85,7 @@ def build_manifest(
     by_rule: dict[str, dict[str, int]] = defaultdict(dict)
     languages: dict[str, Counter] = defaultdict(Counter)
     busy: Counter = Counter()
+    counters: Counter = Counter()
     for row in stats:
         stage, rule, language = row[col.STAGE], row[col.RULE], row[col.LANGUAGE] or "unknown"
         if stage:
@@ -92,6 +95,8 @@ def build_manifest(
         for key, value in row.items():
             if key.startswith(col.SECONDS_PREFIX):
                 busy[key.removeprefix(col.SECONDS_PREFIX)] += value
+            elif key.startswith(col.COUNT_PREFIX):
+                counters[key.removeprefix(col.COUNT_PREFIX)] += value
     kept = total - sum(by_stage.values())
     return {
         "format": FORMAT,
@@ -125,6 +130,7 @@ def build_manifest(
                 for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
             },
         },
+        "pii": _pii_section(cfg, counters, by_rule.get("pii", {})),
         # Each global step's section; its idle report where it did not run.
         **{step.name: steps.get(step.name) or step.idle_report(cfg) for step in STEP_REGISTRY},
         "timings": {
@@ -136,6 +142,15 @@ def build_manifest(
         "config": _config(cfg),
         "versions": package_versions(),
     }
+
+
+def _pii_section(cfg: JobConfig, counters: Counter, rules: dict[str, int]) -> dict[str, Any]:
+    """Hits per type (whatever their action) and documents dropped per rule;
+    never a detected value."""
+    if not cfg.pii.enabled:
+        return {"enabled": False}
+    hits = {k: int(counters.get(f"pii_{k}", 0)) for k in cfg.pii.detect}
+    return {"enabled": True, "hits": hits, "documents_dropped": rules}
 
 
 def _file_entry(f: InputFile) -> dict[str, Any]:

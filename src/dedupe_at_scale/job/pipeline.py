@@ -33,6 +33,7 @@ import ray
 from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.io.evalsets import read_eval_items
 from dedupe_at_scale.io.lease import Lease
 from dedupe_at_scale.io.output import OutputLayout, Resume, count_rows
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
@@ -56,12 +57,15 @@ from dedupe_at_scale.io.storage import (
     resolve,
 )
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
-from dedupe_at_scale.job.annotate import annotate, reusable_units
+from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.write import write_outputs, write_parquet
 from dedupe_at_scale.stages import annotated_fields
+from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
+from dedupe_at_scale.stages.decontaminate import build_index
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
+from dedupe_at_scale.steps.contamination import CONTAMINATION
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,11 @@ class JobPlan:
     resume: Resume = "none"
     input_schema: InputSchema | None = None
     lease: Lease | None = None  # held from planning until execute() ends
+    # Built for the stages before Ray starts (the decontamination index), and
+    # its summary for the steps that report on it.
+    shared: dict[str, Any] = field(default_factory=dict)
+    prepared: dict[str, Any] = field(default_factory=dict)
+    prepare_seconds: float = 0.0
 
 
 def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobPlan:
@@ -108,6 +117,9 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     files = discover_inputs(source, cfg.input)
     input_schema = unify_input_schema(files, cfg.input)
     units = plan_units(files, cfg.input.rows_per_task)
+    prepare_started = time.time()
+    shared, prepared = _prepare(cfg)
+    prepare_seconds = round(time.time() - prepare_started, 3)
     # One writer per output: taken before anything under it changes.
     lease = Lease(output, layout.lease, cfg.output.lease_timeout_seconds)
     _on_storage(output_uri, lease.acquire)
@@ -121,7 +133,7 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
         raise
     return JobPlan(
         input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume,
-        input_schema, lease,
+        input_schema, lease, shared, prepared, prepare_seconds,
     )  # fmt: skip
 
 
@@ -175,17 +187,21 @@ def _execute(plan: JobPlan) -> JobResult:
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
+    shared, prepared = plan.shared, plan.prepared
+    if shared:
+        timings["prepare"] = plan.prepare_seconds
     with _timed(timings, "annotate"):
         if plan.resume == "annotated":
             reused = len(plan.units)
         else:
             reuse = reusable_units(layout, plan.units) if plan.resume == "annotating" else set()
-            annotate(plan.source, layout, plan.units, cfg, plan.input_schema, reuse)
+            resources = SharedResources.put(shared)
+            annotate(plan.source, layout, plan.units, cfg, plan.input_schema, reuse, resources)
             layout.mark_annotated()
             reused = len(reuse)
 
     staged = Staged(layout, layout.list_parquet(layout.staging))
-    outcomes = _run_global_steps(plan, staged, timings)
+    outcomes = _run_global_steps(plan, staged, timings, prepared)
 
     with _timed(timings, "write"):
         rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
@@ -255,8 +271,18 @@ def _stop_renewing(plan: JobPlan) -> None:
         plan.lease.stop_renewing()
 
 
+def _prepare(cfg: JobConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the stages share, built once on the driver (the decontamination
+    index), and its summary for the steps that report on it."""
+    if not cfg.decontaminate.enabled:
+        return {}, {}
+    index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
+    log.info("decontamination index: %s", index.summary)
+    return {DECONTAMINATION_INDEX: index}, {CONTAMINATION: index.summary}
+
+
 def _run_global_steps(
-    plan: JobPlan, staged: Staged, timings: dict[str, float]
+    plan: JobPlan, staged: Staged, timings: dict[str, float], prepared: dict[str, Any]
 ) -> dict[str, StepOutcome]:
     """The registered global steps in order, each seeing the decisions of
     those before it; their decisions go to the staged reader."""
@@ -274,6 +300,7 @@ def _run_global_steps(
             sum(f.num_rows for f in plan.files), int(ray.cluster_resources().get("CPU", 1))
         ),
         has_ids=any(f.has_id for f in plan.files),
+        prepared=prepared,
     )
     outcomes: dict[str, StepOutcome] = {}
     for step in STEP_REGISTRY:

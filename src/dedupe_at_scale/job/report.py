@@ -54,6 +54,8 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"({data_rows} rows); {counts['rejected']} rejected.",
         *_dedup_line(manifest),
         *_consistency_line(manifest),
+        *_decontaminate_line(manifest),
+        *_pii_line(manifest),
         *_mixture_lines(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
         f"Output: {manifest['output']['uri']} (manifest.json, "
@@ -76,7 +78,7 @@ def _dedup_line(manifest: dict[str, Any]) -> list[str]:
 def _published(manifest: dict[str, Any]) -> list[str]:
     """data/, rejected/ and the directories of the steps that ran."""
     listed = [k for k in manifest["output"] if k not in ("uri",)]
-    ran = {"duplicates": "dedup", "conflicts": "consistency"}
+    ran = {"duplicates": "dedup", "conflicts": "consistency", "contamination": "decontaminate"}
     return [k for k in listed if manifest.get(ran.get(k, ""), {"enabled": True}).get("enabled")]
 
 
@@ -89,6 +91,28 @@ def _consistency_line(manifest: dict[str, Any]) -> list[str]:
         f"Consistency: {c['conflicts']} conflicts ({kinds}) among {c['rows_in_conflicts']} rows; "
         f"action {c['action']}: {c['rows_dropped']} rows dropped (see conflicts/)."
     ]
+
+
+def _decontaminate_line(manifest: dict[str, Any]) -> list[str]:
+    d = manifest.get("decontaminate", {})
+    if not d.get("enabled") or "sources" not in d:
+        return []
+    per_set = ", ".join(f"{name} {s['documents_hit']}" for name, s in d["sources"].items())
+    return [
+        f"Decontamination ({d['ngram_size']}-grams, action {d['action']}): "
+        f"{d['documents_hit']} documents hit (by eval set: {per_set}); "
+        f"{d['documents_dropped']} dropped "
+        "(see contamination/)."
+    ]
+
+
+def _pii_line(manifest: dict[str, Any]) -> list[str]:
+    p = manifest.get("pii", {})
+    if not p.get("enabled"):
+        return []
+    hits = ", ".join(f"{k} {n}" for k, n in p["hits"].items() if n) or "none"
+    dropped = sum(p["documents_dropped"].values())
+    return [f"PII: {hits} found; {dropped} documents dropped."]
 
 
 def _mixture_lines(manifest: dict[str, Any]) -> list[str]:

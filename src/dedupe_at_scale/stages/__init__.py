@@ -8,9 +8,11 @@ import pyarrow as pa
 
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.stages.base import Stage
+from dedupe_at_scale.stages.decontaminate import DecontaminateStage
 from dedupe_at_scale.stages.format import FormatStage
 from dedupe_at_scale.stages.langid import LanguageIdStage
 from dedupe_at_scale.stages.minhash import MinHashStage
+from dedupe_at_scale.stages.pii import PiiStage
 from dedupe_at_scale.stages.quality import QualityRulesStage
 from dedupe_at_scale.stages.quality_model import QualityModelStage
 
@@ -19,6 +21,8 @@ REGISTRY: list[type[Stage]] = [
     LanguageIdStage,
     QualityRulesStage,
     QualityModelStage,
+    DecontaminateStage,
+    PiiStage,
     MinHashStage,
 ]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,13 +23,15 @@ from dedupe_at_scale.stages.base import Batch, Stage, StageResult
 
 
 class Annotator:
-    def __init__(self, cfg: JobConfig):
+    def __init__(self, cfg: JobConfig, resources: dict[str, Any] | None = None):
         self.cfg = cfg
         # In registry order: a running stage (models load here, once per worker
         # process), or the null columns a disabled stage keeps in the schema.
         self.steps: list[Stage | list[pa.Field]] = []
         for stage in REGISTRY:
-            if stage.enabled(cfg):
+            if stage.enabled(cfg) and stage.needs:
+                self.steps.append(stage(cfg, {k: (resources or {})[k] for k in stage.needs}))
+            elif stage.enabled(cfg):
                 self.steps.append(stage(cfg))
             elif stage.columns_when_off:
                 self.steps.append(stage.fields(cfg))
@@ -72,12 +76,17 @@ def _with_seconds(table: pa.Table, seconds: dict[str, float]) -> pa.Table:
 _ANNOTATORS: dict[str, Annotator] = {}
 
 
-def annotate_batch(table: pa.Table, cfg: JobConfig) -> pa.Table:
+def annotate_batch(
+    table: pa.Table, cfg: JobConfig, resources: Callable[[], dict[str, Any]] | None = None
+) -> pa.Table:
     """Entry point for Ray tasks. Ray reuses worker processes, so keeping the
-    Annotator in the process loads each model once per worker, not per batch."""
-    key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    Annotator in the process loads each model once per worker, not per batch;
+    `resources` fetches the shared ones, on the first batch only (its
+    `token` tells one run's from another's)."""
+    key = json.dumps(cfg.to_dict(), sort_keys=True, default=str) + getattr(resources, "token", "")
     annotator = _ANNOTATORS.get(key)
     if annotator is None:
         _ANNOTATORS.clear()
-        annotator = _ANNOTATORS[key] = Annotator(cfg)
+        shared = resources() if resources is not None else None
+        annotator = _ANNOTATORS[key] = Annotator(cfg, shared)
     return annotator(table)

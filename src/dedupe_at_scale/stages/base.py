@@ -141,6 +141,9 @@ class Stage:
     # Columns that stay in the output (as nulls) when the stage is off, so
     # every run has one schema; only the language columns need it.
     columns_when_off: bool = False
+    # Shared resources the stage is built with (an index made once on the
+    # driver and shipped through Ray's object store): their names.
+    needs: tuple[str, ...] = ()
 
     def __init__(self, cfg: JobConfig):
         self.cfg = cfg

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dedupe_at_scale.steps.base import GlobalStep
 from dedupe_at_scale.steps.consistency import Consistency
+from dedupe_at_scale.steps.contamination import Contamination
 from dedupe_at_scale.steps.dedup import Dedup
 from dedupe_at_scale.steps.ids import IdCheck
 from dedupe_at_scale.steps.mixture import Mixture
 
 REGISTRY: list[type[GlobalStep]] = [
+    Contamination,
     IdCheck,
     Dedup,
     Consistency,

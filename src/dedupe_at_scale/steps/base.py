@@ -108,6 +108,9 @@ class StagedView:
     partitions: int  # hash partitions for the steps' shuffles
     has_ids: bool  # whether any input file has an id column
     decisions: tuple[Decision, ...] = field(default=())
+    # What the run prepared before annotating, for steps that report on it
+    # (e.g. the decontamination index's sizes), by step output name.
+    prepared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def files(self) -> list[StagedFile]:

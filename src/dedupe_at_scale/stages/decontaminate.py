@@ -1,0 +1,414 @@
+"""`decontaminate` section: documents that contain benchmark test items.
+
+Method (GPT-3, Brown et al. 2020, appendix C): words are runs of letters and
+digits, lower-cased (dedup's normalization: case and punctuation do not
+matter); every n consecutive words (n = 13) are hashed to 64 bits. The eval
+sets' n-grams form one index, built once on the driver (`build_index`) and
+shipped to the workers through Ray's object store; a document is looked up
+n-gram by n-gram in an open-addressing table by a numba kernel over its
+UTF-8 buffer. Items shorter than n words are matched whole. N-grams found in
+more than max_item_frequency items are boilerplate and ignored.
+
+A document is contaminated when it holds at least min_matches distinct eval
+n-grams, or at least min_item_share of one item's n-grams. `drop` rejects
+it; `cut` removes each match with cut_margin characters around it and keeps
+the pieces of at least min_piece_chars (the document is dropped when more
+than max_pieces, or none, remain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import DecontaminateConfig, JobConfig
+from dedupe_at_scale.stages.base import (
+    Batch,
+    Stage,
+    StageResult,
+    rejections,
+    scatter,
+    string_buffers,
+)
+from dedupe_at_scale.stages.quality.codepoints import IS_ALNUM, decode, unicode_tables
+from dedupe_at_scale.stages.quality.ngrams import MULTIPLIER, mix
+
+RESOURCE = "decontaminate"  # the index's name among the annotation's shared resources
+EMPTY_KEY = np.uint64(0)
+
+
+@numba.njit(cache=True)
+def _words(data, start, end, flags, lower, cps, hashes, starts, ends):
+    """Word hashes and code-point spans of one UTF-8 document; the count."""
+    n = decode(data, start, end, cps)
+    w, i = 0, 0
+    while i < n:
+        if flags[cps[i]] & IS_ALNUM:
+            h = np.uint64(0x243F6A8885A308D3)
+            s = i
+            while i < n and flags[cps[i]] & IS_ALNUM:
+                h = h * MULTIPLIER + np.uint64(lower[cps[i]])
+                i += 1
+            hashes[w], starts[w], ends[w] = mix(h), s, i
+            w += 1
+        else:
+            i += 1
+    return w
+
+
+@numba.njit(cache=True, inline="always")
+def _key(prefix, powers, i, k):
+    """Hash of words i .. i+k-1 from prefix sums; never EMPTY_KEY."""
+    g = mix(prefix[i + k] - prefix[i] * powers[k] + np.uint64(k))
+    return g if g != 0 else np.uint64(1)
+
+
+@numba.njit(cache=True)
+def _prefix(hashes, w, prefix):
+    prefix[0] = 0
+    for i in range(w):
+        prefix[i + 1] = prefix[i] * MULTIPLIER + hashes[i]
+
+
+@numba.njit(cache=True)
+def _item_keys(data, offsets, flags, lower, n, min_words, powers):
+    """Every item's n-gram keys (or its whole key when shorter than n
+    words, if at least min_words): (keys, item of each key, words per item)."""
+    items = len(offsets) - 1
+    size = max(offsets[-1] - offsets[0], 1)
+    cps = np.empty(size, np.int32)
+    hashes = np.empty(size, np.uint64)
+    starts = np.empty(size, np.int64)
+    ends = np.empty(size, np.int64)
+    prefix = np.empty(size + 1, np.uint64)
+    keys = np.empty(size + items, np.uint64)
+    owner = np.empty(size + items, np.int64)
+    words = np.zeros(items, np.int64)
+    m = 0
+    for d in range(items):
+        w = _words(data, offsets[d], offsets[d + 1], flags, lower, cps, hashes, starts, ends)
+        words[d] = w
+        _prefix(hashes, w, prefix)
+        if w >= n:
+            for i in range(w - n + 1):
+                keys[m], owner[m] = _key(prefix, powers, i, n), d
+                m += 1
+        elif w >= min_words:
+            keys[m], owner[m] = _key(prefix, powers, 0, w), d
+            m += 1
+    return keys[:m], owner[:m], words
+
+
+@numba.njit(cache=True, inline="always")
+def _maybe(bits, shift, key):
+    """The prefilter: False means surely absent (one bit per key, 16 bits
+    per key in all: small enough to stay in cache, unlike the table)."""
+    at = key >> shift
+    return (bits[at >> np.uint64(6)] >> (at & np.uint64(63))) & np.uint64(1)
+
+
+@numba.njit(cache=True)
+def _lookup(table, values, key):
+    mask = len(table) - 1
+    slot = np.int64(key & np.uint64(mask))
+    while True:
+        k = table[slot]
+        if k == key:
+            return values[slot]
+        if k == EMPTY_KEY:
+            return -1
+        slot = (slot + 1) & mask
+
+
+@numba.njit(cache=True)
+def _fill_table(keys, table, values, bits, shift):
+    mask = len(table) - 1
+    for v in range(len(keys)):
+        at = keys[v] >> shift
+        bits[at >> np.uint64(6)] |= np.uint64(1) << (at & np.uint64(63))
+        slot = np.int64(keys[v] & np.uint64(mask))
+        while table[slot] != EMPTY_KEY:
+            slot = (slot + 1) & mask
+        table[slot] = keys[v]
+        values[slot] = v
+
+
+@numba.njit(cache=True)
+def _match(data, offsets, rows, flags, lower, n, short_lengths, powers, table, values, bits, shift):
+    """(row, key index, first code point, end code point) of every eval
+    n-gram (or whole short item) found in the given rows."""
+    longest = 1
+    for r in rows:
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    cps = np.empty(longest, np.int32)
+    hashes = np.empty(longest, np.uint64)
+    starts = np.empty(longest, np.int64)
+    ends = np.empty(longest, np.int64)
+    prefix = np.empty(longest + 1, np.uint64)
+    cap = 64
+    out = np.empty((cap, 4), np.int64)
+    m = 0
+    for r in rows:
+        w = _words(data, offsets[r], offsets[r + 1], flags, lower, cps, hashes, starts, ends)
+        _prefix(hashes, w, prefix)
+        for i in range(w):
+            for j in range(len(short_lengths) + 1):
+                k = n if j == len(short_lengths) else short_lengths[j]
+                if i + k > w:
+                    continue
+                key = _key(prefix, powers, i, k)
+                if not _maybe(bits, shift, key):
+                    continue
+                v = _lookup(table, values, key)
+                if v < 0:
+                    continue
+                if m == cap:
+                    cap *= 2
+                    grown = np.empty((cap, 4), np.int64)
+                    grown[:m] = out[:m]
+                    out = grown
+                out[m, 0], out[m, 1], out[m, 2], out[m, 3] = r, v, starts[i], ends[i + k - 1]
+                m += 1
+    return out[:m]
+
+
+def _powers(n: int) -> np.ndarray:
+    powers = np.ones(n + 1, np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic mod 2**64
+        for k in range(1, n + 1):
+            powers[k] = powers[k - 1] * MULTIPLIER
+    return powers
+
+
+@dataclass
+class EvalItem:
+    """One eval item; each of its fields (question, choices, answer, ...) is
+    a text of its own: n-grams never span two fields, and a field shorter
+    than n words is matched whole."""
+
+    source: str
+    item_id: str
+    texts: list[str]
+
+
+@dataclass
+class EvalIndex:
+    """The eval sets' n-grams: an open-addressing table from key to its index
+    in `keys`, and per key the items holding it (CSR: item_at[key_start[k]:
+    key_start[k + 1]]). Plain numpy arrays: Ray ships them zero-copy."""
+
+    n: int
+    keys: np.ndarray
+    table: np.ndarray
+    values: np.ndarray
+    bits: np.ndarray  # the prefilter
+    shift: np.uint64
+    key_start: np.ndarray
+    item_at: np.ndarray
+    item_keys: np.ndarray  # distinct kept keys per item
+    item_source: np.ndarray  # source number per item
+    item_ids: list[str]
+    sources: list[str]
+    short_lengths: np.ndarray
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        arrays = (self.keys, self.table, self.values, self.bits, self.key_start, self.item_at,
+                  self.item_keys, self.item_source)  # fmt: skip
+        return int(sum(a.nbytes for a in arrays)) + sum(len(i) + 49 for i in self.item_ids)
+
+
+def build_index(items: list[EvalItem], cfg: DecontaminateConfig) -> EvalIndex:
+    """The index of `items` (every source's), and per source its numbers."""
+    flags, lower = unicode_tables()
+    sources = list(dict.fromkeys(i.source for i in items))
+    number = {s: k for k, s in enumerate(sources)}
+    texts = pa.array([t for i in items for t in i.texts], pa.string())
+    field_item = np.repeat(np.arange(len(items)), [len(i.texts) for i in items]).astype(np.int64)
+    data, offsets = string_buffers(texts)
+    n = cfg.ngram_size
+    powers = _powers(n)
+    keys, owner, words = _item_keys(data, offsets, flags, lower, n, cfg.min_item_words, powers)
+    owner = field_item[owner]  # field -> item
+    # One (key, item) pair per item and key; then how many items hold each key.
+    order = np.lexsort((owner, keys))
+    keys, owner = keys[order], owner[order]
+    distinct = np.r_[True, (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])] if len(keys) else []
+    keys, owner = keys[distinct], owner[distinct]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, int)
+    counts = np.diff(np.r_[starts, len(keys)])
+    unique_keys = keys[starts]
+    frequent = counts > cfg.max_item_frequency
+    kept_keys = unique_keys[~frequent]
+    kept_counts = counts[~frequent]
+    item_at = owner[np.repeat(~frequent, counts)].astype(np.int64)
+    key_start = np.r_[0, np.cumsum(kept_counts)].astype(np.int64)
+    size = 1 << max(4, int(2 * max(len(kept_keys), 1) - 1).bit_length())
+    table = np.zeros(size, np.uint64)
+    values = np.full(size, -1, np.int64)
+    bit_count = 1 << max(6, int(16 * max(len(kept_keys), 1) - 1).bit_length())
+    bits = np.zeros(bit_count // 64, np.uint64)
+    shift = np.uint64(64 - (bit_count.bit_length() - 1))
+    _fill_table(kept_keys, table, values, bits, shift)
+    item_keys = np.bincount(item_at, minlength=len(items)).astype(np.int64)
+    item_source = np.array([number[i.source] for i in items], np.int64)
+    whole = (words < n) & (words >= cfg.min_item_words)  # per field
+    short = np.unique(words[whole]).astype(np.int64)
+    has_whole = np.bincount(field_item[whole], minlength=len(items)) > 0
+    has_keys = np.bincount(owner, minlength=len(items)) > 0
+    summary = {}
+    for s, name in enumerate(sources):
+        mine = item_source == s
+        summary[name] = {
+            "items": int(mine.sum()),
+            "items_with_a_field_matched_whole": int((mine & has_whole).sum()),
+            "items_too_short": int((mine & ~has_keys).sum()),
+            "ngrams": int(item_keys[mine].sum()),
+        }
+    summary_all = {
+        "ngram_size": n,
+        "ngrams": int(len(kept_keys)),
+        "frequent_ngrams_ignored": int(frequent.sum()),
+        "sources": summary,
+    }
+    index = EvalIndex(
+        n, kept_keys, table, values, bits, shift, key_start, item_at, item_keys, item_source,
+        [i.item_id for i in items], sources, short, {},
+    )  # fmt: skip
+    index.summary = {**summary_all, "index_bytes": index.nbytes()}
+    return index
+
+
+@dataclass
+class Hit:
+    """A contaminated document: its best item, the distinct n-grams matched,
+    and the spans (code points) of every match."""
+
+    source: str
+    item_id: str
+    matches: int
+    spans: list[tuple[int, int]]
+
+
+def find_hits(
+    texts: pa.Array, rows: np.ndarray, index: EvalIndex, cfg: DecontaminateConfig
+) -> dict[int, Hit]:
+    """Contaminated rows among `rows` of `texts`, by the rule in the module docstring."""
+    if len(index.keys) == 0 or len(rows) == 0:
+        return {}
+    flags, lower = unicode_tables()
+    data, offsets = string_buffers(texts)
+    found = _match(
+        data, offsets, np.asarray(rows, np.int64), flags, lower, index.n, index.short_lengths,
+        _powers(index.n), index.table, index.values, index.bits, index.shift,
+    )  # fmt: skip
+    hits: dict[int, Hit] = {}
+    if len(found) == 0:
+        return hits
+    order = np.lexsort((found[:, 2], found[:, 0]))
+    found = found[order]
+    bounds = np.flatnonzero(np.r_[True, found[1:, 0] != found[:-1, 0], True])
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        rows_found = found[lo:hi]
+        keys = np.unique(rows_found[:, 1])
+        per_item: dict[int, int] = {}
+        for k in keys.tolist():
+            for item in index.item_at[index.key_start[k] : index.key_start[k + 1]].tolist():
+                per_item[item] = per_item.get(item, 0) + 1
+        best = min(per_item, key=lambda i: (-per_item[i], i))
+        share = max(c / max(index.item_keys[i], 1) for i, c in per_item.items())
+        contaminated = len(keys) >= cfg.min_matches or (
+            cfg.min_item_share is not None and share >= cfg.min_item_share
+        )
+        if contaminated:
+            spans = [(int(s), int(e)) for s, e in rows_found[:, 2:4].tolist()]
+            hits[int(rows_found[0, 0])] = Hit(
+                index.sources[index.item_source[best]], index.item_ids[best], len(keys), spans
+            )
+    return hits
+
+
+def cut(text: str, spans: list[tuple[int, int]], cfg: DecontaminateConfig) -> list[str]:
+    """The pieces of `text` left once every span, widened by cut_margin
+    characters, is removed; pieces shorter than min_piece_chars are dropped."""
+    pieces, at = [], 0
+    for start, end in sorted(spans):
+        start, end = max(0, start - cfg.cut_margin), min(len(text), end + cfg.cut_margin)
+        if start > at:
+            pieces.append(text[at:start])
+        at = max(at, end)
+    pieces.append(text[at:])
+    return [p.strip() for p in pieces if len(p.strip()) >= cfg.min_piece_chars]
+
+
+class DecontaminateStage(Stage):
+    name = stage = "decontaminate"
+    needs = (RESOURCE,)
+
+    def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
+        super().__init__(cfg)
+        self.section = cfg.decontaminate
+        self.index: EvalIndex = resources[RESOURCE]
+        post_training = cfg.input.format != "text"
+        self.view = self.section.text if post_training and self.section.text != "auto" else None
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.decontaminate.enabled
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        return [
+            pa.field(col.CONTAMINATION_SOURCE, pa.string()),
+            pa.field(col.CONTAMINATION_ITEM, pa.string()),
+            pa.field(col.CONTAMINATION_MATCHES, pa.int32()),
+        ]
+
+    def __call__(self, batch: Batch) -> StageResult:
+        n = batch.num_rows
+        texts = batch.text_array(self.view)
+        hits = find_hits(texts, batch.active(), self.index, self.section)
+        rows = sorted(hits)
+        columns = {
+            col.CONTAMINATION_SOURCE: scatter(n, rows, [hits[r].source for r in rows], pa.string()),
+            col.CONTAMINATION_ITEM: scatter(n, rows, [hits[r].item_id for r in rows], pa.string()),
+            col.CONTAMINATION_MATCHES: scatter(
+                n, rows, [hits[r].matches for r in rows], pa.int32()
+            ),
+        }
+        if not rows:
+            return StageResult(columns=columns)
+        dropped, reasons, new_text = [], [], None
+        if self.section.action == "cut":
+            new_text = batch.texts(range(n), self.view)
+        for r in rows:
+            hit = hits[r]
+            text = texts[r].as_py()
+            first = min(hit.spans)
+            why = (
+                f"decontaminate: {hit.source} item {hit.item_id}, {hit.matches} matching "
+                f"{self.index.n}-gram(s), first: {text[first[0] : first[1]][:120]!r}"
+            )
+            if new_text is not None:
+                pieces = cut(text, hit.spans, self.section)
+                if pieces and len(pieces) <= self.section.max_pieces:
+                    new_text[r] = "\n\n".join(pieces)
+                    continue
+                why += f"; cutting leaves {len(pieces)} pieces of >= {self.section.min_piece_chars} chars"
+            dropped.append(r)
+            reasons.append(why)
+        rule = "contaminated"
+        values = [float(hits[r].matches) for r in dropped]
+        return StageResult(
+            columns=columns,
+            rejected=rejections(n, dropped, [rule] * len(dropped), values, reasons),
+            text=pa.array(new_text, pa.string()) if new_text is not None else None,
+        )
+
+
+__all__ = ["DecontaminateStage", "EvalIndex", "EvalItem", "build_index", "cut", "find_hits"]
