@@ -136,10 +136,17 @@ def _type_problem(f: Field, kind: pa.DataType, cfg: InputConfig) -> str | None:
 
 def stage_views(cfg: JobConfig) -> dict[str, str]:
     """The part each stage reads ("auto" resolved): langid's `language`,
-    the quality rules' and model's text, and dedup's key."""
+    the quality rules' and model's text, dedup's key, what decontamination
+    searches. For text rows every view is the text (stages.base.Batch)."""
     dedup = "prompt+response" if cfg.input.format == "reward" else "prompt"
-    chosen = {"langid": cfg.langid.text, "quality": cfg.quality.text, "dedup": cfg.dedup.key}
-    defaults = {"langid": "response", "quality": "response", "dedup": dedup}
+    chosen = {
+        "langid": cfg.langid.text, "quality": cfg.quality.text, "dedup": cfg.dedup.key,
+        "decontaminate": cfg.decontaminate.text,
+    }  # fmt: skip
+    defaults = {
+        "langid": "response", "quality": "response", "dedup": dedup,
+        "decontaminate": "conversation",
+    }  # fmt: skip
     return {k: defaults[k] if v == "auto" else v for k, v in chosen.items()}
 
 

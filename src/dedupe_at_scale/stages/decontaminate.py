@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import DecontaminateConfig, JobConfig
+from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.stages.base import (
     Batch,
     Stage,
@@ -354,8 +355,7 @@ class DecontaminateStage(Stage):
         super().__init__(cfg)
         self.section = cfg.decontaminate
         self.index: EvalIndex = resources[RESOURCE]
-        post_training = cfg.input.format != "text"
-        self.view = self.section.text if post_training and self.section.text != "auto" else None
+        self.view = stage_views(cfg)["decontaminate"]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -34,7 +34,8 @@ class FormatStage(Stage):
         self.extract = Extractor(cfg)
         self.section = cfg.format
         self.kind = cfg.input.format
-        self.views = set(stage_views(cfg).values()) | {"prompt", "response"}
+        # The conversation is the row's text itself, not a view column.
+        self.views = (set(stage_views(cfg).values()) | {"prompt", "response"}) - {"conversation"}
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -77,7 +77,7 @@ class LanguageIdStage(Stage):
         self.min_score = section.min_score
         self.allowed = frozenset(section.languages) if section.languages else None
         post_training = cfg.input.format != "text"
-        self.view = stage_views(cfg)["langid"] if post_training else None
+        self.view = stage_views(cfg)["langid"]
         self.prompt_language = post_training
         self.same_language = post_training and section.require_same_language
 

@@ -280,7 +280,7 @@ class MinHashStage(Stage):
         self.unsegmented = frozenset(cfg.quality.unsegmented_languages)
         self.languages_known = cfg.langid.enabled
         self.min_score = cfg.langid.min_score
-        self.view = stage_views(cfg)["dedup"] if cfg.input.format != "text" else None
+        self.view = stage_views(cfg)["dedup"]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

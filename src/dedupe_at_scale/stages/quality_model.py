@@ -138,7 +138,7 @@ class QualityModelStage(Stage):
         super().__init__(cfg)
         self.scorer = QualityScorer(cfg.quality.model)
         self.min_score = cfg.quality.min_score
-        self.view = stage_views(cfg)["quality"] if cfg.input.format != "text" else None
+        self.view = stage_views(cfg)["quality"]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -194,7 +194,7 @@ class QualityRulesStage(Stage):
         super().__init__(cfg)
         self.filter = QualityFilter(cfg.quality)
         self.signal_names = self.filter.signal_names if cfg.quality.emit_signals else []
-        self.view = stage_views(cfg)["quality"] if cfg.input.format != "text" else None
+        self.view = stage_views(cfg)["quality"]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
