@@ -538,6 +538,8 @@ def _check_semantics(config: JobConfig, source: str) -> None:
 
     require(config.input.rows_per_task > 0, "input.rows_per_task", "must be positive")
     _check_format(config, require)
+    _check_decontaminate(config, require)
+    _check_pii(config, require)
     require(0.0 <= config.langid.min_score <= 1.0, "langid.min_score", "must be within [0, 1]")
     require(config.langid.max_chars > 0, "langid.max_chars", "must be positive")
     require(0.0 <= config.quality.min_score <= 1.0, "quality.min_score", "must be within [0, 1]")
@@ -600,8 +602,6 @@ def _check_format(config: JobConfig, require: Any) -> None:
     if f.min_score is not None and f.max_score is not None:
         require(f.min_score <= f.max_score, "format.min_score", "must be <= format.max_score")
     require(config.consistency.max_score_gap >= 0, "consistency.max_score_gap", "must be >= 0")
-    _check_decontaminate(config, require)
-    _check_pii(config, require)
     seen: dict[str, str] = {}
     for kind, names in f.roles.items():
         require(

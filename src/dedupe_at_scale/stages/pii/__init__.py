@@ -41,7 +41,6 @@ class PiiStage(Stage):
         self.section = cfg.pii
         self.engine = Engine(cfg.pii)
         self.action = {kind: cfg.pii.actions.get(kind, "redact") for kind in PII_TYPES}
-        self.post_training = cfg.input.format != "text"
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -85,7 +84,7 @@ class PiiStage(Stage):
                     f"pii_density: {len(matches)} PII matches in {words} words "
                     f"({density:.1f} per 1,000 > {limit:g})"
                 )
-            elif redacting & per_kind.keys() and not self.post_training:
+            elif redacting & per_kind.keys():  # text rows: config refuses redact otherwise
                 if new_texts is None:
                     new_texts = batch.texts(range(n))
                 new_texts[row], redacted[row] = redact(
