@@ -92,10 +92,8 @@ class JobPlan:
     resume: Resume = "none"
     input_schema: InputSchema | None = None
     lease: Lease | None = None  # held from planning until execute() ends
-    # Built for the stages before Ray starts (the decontamination index), and
-    # its summary for the steps that report on it.
+    # Built for the stages before Ray starts (the decontamination index).
     shared: dict[str, Any] = field(default_factory=dict)
-    prepared: dict[str, Any] = field(default_factory=dict)
     prepare_seconds: float = 0.0
 
 
@@ -118,7 +116,7 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     input_schema = unify_input_schema(files, cfg.input)
     units = plan_units(files, cfg.input.rows_per_task)
     prepare_started = time.time()
-    shared, prepared = _prepare(cfg)
+    shared = _prepare(cfg)
     prepare_seconds = round(time.time() - prepare_started, 3)
     # One writer per output: taken before anything under it changes.
     lease = Lease(output, layout.lease, cfg.output.lease_timeout_seconds)
@@ -133,7 +131,7 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
         raise
     return JobPlan(
         input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume,
-        input_schema, lease, shared, prepared, prepare_seconds,
+        input_schema, lease, shared, prepare_seconds,
     )  # fmt: skip
 
 
@@ -187,21 +185,20 @@ def _execute(plan: JobPlan) -> JobResult:
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
-    shared, prepared = plan.shared, plan.prepared
-    if shared:
+    if plan.shared:
         timings["prepare"] = plan.prepare_seconds
     with _timed(timings, "annotate"):
         if plan.resume == "annotated":
             reused = len(plan.units)
         else:
             reuse = reusable_units(layout, plan.units) if plan.resume == "annotating" else set()
-            resources = SharedResources.put(shared)
+            resources = SharedResources.put(plan.shared)
             annotate(plan.source, layout, plan.units, cfg, plan.input_schema, reuse, resources)
             layout.mark_annotated()
             reused = len(reuse)
 
     staged = Staged(layout, layout.list_parquet(layout.staging))
-    outcomes = _run_global_steps(plan, staged, timings, prepared)
+    outcomes = _run_global_steps(plan, staged, timings)
 
     with _timed(timings, "write"):
         rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
@@ -271,18 +268,17 @@ def _stop_renewing(plan: JobPlan) -> None:
         plan.lease.stop_renewing()
 
 
-def _prepare(cfg: JobConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What the stages share, built once on the driver (the decontamination
-    index), and its summary for the steps that report on it."""
+def _prepare(cfg: JobConfig) -> dict[str, Any]:
+    """What the stages share, built once on the driver: the decontamination index."""
     if not cfg.decontaminate.enabled:
-        return {}, {}
+        return {}
     index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
     log.info("decontamination index: %s", index.summary)
-    return {DECONTAMINATION_INDEX: index}, {CONTAMINATION: index.summary}
+    return {DECONTAMINATION_INDEX: index}
 
 
 def _run_global_steps(
-    plan: JobPlan, staged: Staged, timings: dict[str, float], prepared: dict[str, Any]
+    plan: JobPlan, staged: Staged, timings: dict[str, float]
 ) -> dict[str, StepOutcome]:
     """The registered global steps in order, each seeing the decisions of
     those before it; their decisions go to the staged reader."""
@@ -300,7 +296,12 @@ def _run_global_steps(
             sum(f.num_rows for f in plan.files), int(ray.cluster_resources().get("CPU", 1))
         ),
         has_ids=any(f.has_id for f in plan.files),
-        prepared=prepared,
+        # The index's summary, for the step that reports on contamination.
+        prepared=(
+            {CONTAMINATION: plan.shared[DECONTAMINATION_INDEX].summary}
+            if DECONTAMINATION_INDEX in plan.shared
+            else {}
+        ),
     )
     outcomes: dict[str, StepOutcome] = {}
     for step in STEP_REGISTRY:
