@@ -3,12 +3,15 @@ peak memory of its driver and of Ray's worker processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import yaml
 
 
 class MemorySampler(threading.Thread):
@@ -62,3 +65,21 @@ def run_cli(*args: str) -> tuple[float, MemorySampler]:
     if code != 0:
         raise SystemExit(f"dedupe-at-scale {' '.join(args)} failed with exit code {code}")
     return time.perf_counter() - started, sampler
+
+
+def run_job(
+    input_dir: Path, output: Path, workers: int, spec: dict | None = None
+) -> tuple[float, dict]:
+    """`dedupe-at-scale run` on a local Ray of `workers` CPUs, with `spec` as
+    its job config (written beside the output) when given: (wall seconds,
+    the manifest)."""
+    config: list[str] = []
+    if spec is not None:
+        path = output.parent / f"{output.name}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        config = ["--config", str(path)]
+    wall, _ = run_cli(
+        "run", "--input", str(input_dir), "--output", str(output), *config,
+        "--num-cpus", str(workers), "--overwrite", "--quiet",
+    )  # fmt: skip
+    return wall, json.loads((output / "manifest.json").read_text())

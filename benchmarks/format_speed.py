@@ -15,7 +15,6 @@ Target (issue 14): chat per core >= half the text job's per core.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import run_cli  # noqa: E402
+from common import run_job  # noqa: E402
 from dedupe_at_scale.sample.posttraining import generate_posttraining  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,16 +39,6 @@ def conversation_texts(table: pa.Table) -> list[str]:
         "\n\n".join(m["value"] for m in messages if m["from"] in ("human", "gpt") and m["value"])
         for messages in table.column("conversations").to_pylist()
     ]
-
-
-def run(input_dir: Path, output: Path, spec: dict, workers: int) -> tuple[float, dict]:
-    config = output.parent / f"{output.name}.yaml"
-    config.write_text(yaml.safe_dump(spec))
-    wall, _ = run_cli(
-        "run", "--input", str(input_dir), "--output", str(output), "--config", str(config),
-        "--num-cpus", str(workers), "--overwrite", "--quiet",
-    )  # fmt: skip
-    return wall, json.loads((output / "manifest.json").read_text())
 
 
 def main() -> None:
@@ -81,7 +70,7 @@ def main() -> None:
         text_spec["input"] = {"format": "text"}
         results = {}
         for name, input_dir, spec in (("text", text_dir, text_spec), ("chat", chat_dir, chat_spec)):
-            results[name] = run(input_dir, root / f"out-{name}", spec, args.workers)
+            results[name] = run_job(input_dir, root / f"out-{name}", args.workers, spec)
 
     mb = total_bytes / MB
     print(f"{args.rows} chat rows, {mb:.1f} MB of conversation text, {args.workers} workers")

@@ -14,7 +14,6 @@ runs with its defaults, so it also signs and deduplicates; the baseline does not
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from baselines import fasttext_languages
-from common import run_cli
+from common import run_job
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.sample import generate_sample
 from dedupe_at_scale.stages.quality import QualityFilter
@@ -42,14 +41,6 @@ def baseline(input_dir: Path) -> float:
             if score >= cfg.langid.min_score and quality.evaluate(text, language).kept:
                 kept += 1
     return time.perf_counter() - started
-
-
-def run_job(input_dir: Path, output: Path, cpus: int) -> tuple[float, dict]:
-    wall, _ = run_cli(
-        "run", "--input", str(input_dir), "--output", str(output),
-        "--num-cpus", str(cpus), "--overwrite", "--quiet",
-    )  # fmt: skip
-    return wall, json.loads((output / "manifest.json").read_text())
 
 
 def main() -> None:
