@@ -42,7 +42,8 @@ class Engine:
         def on_match(detector: int, _from: int, to: int, _flags: int, _context: object) -> None:
             ends.append((detector, to))
 
-        self.database.scan(data[start : int(offsets[-1])].tobytes(), match_event_handler=on_match)
+        # A numpy view of Arrow's buffer: Hyperscan reads it in place.
+        self.database.scan(data[start : int(offsets[-1])], match_event_handler=on_match)
         if not ends:
             return {}
         which = np.array([d for d, _ in ends], np.int64)
