@@ -15,49 +15,19 @@ Target (issue 15): <= 15% added to the annotation phase's busy time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import run_cli  # noqa: E402
+from common import run_job  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
-from dedupe_at_scale.sample.compliance import eval_questions  # noqa: E402
-
-
-def plant(input_dir: Path, items: list[str], share: float, rng: random.Random) -> set[str]:
-    """Append an eval item to `share` of the documents; their ids."""
-    planted: set[str] = set()
-    for path in sorted(input_dir.glob("*.parquet")):
-        table = pq.read_table(path)
-        texts = table.column("text").to_pylist()
-        ids = table.column("id").to_pylist()
-        for i in range(len(texts)):
-            if rng.random() < share:
-                texts[i] = texts[i] + "\n\n" + rng.choice(items)
-                planted.add(ids[i])
-        table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts))
-        pq.write_table(table, path, row_group_size=500, compression="zstd")
-    return planted
-
-
-def run(input_dir: Path, output: Path, spec: dict, workers: int) -> tuple[float, dict]:
-    config = output.parent / f"{output.name}.yaml"
-    config.write_text(yaml.safe_dump(spec))
-    wall, _ = run_cli(
-        "run", "--input", str(input_dir), "--output", str(output), "--config", str(config),
-        "--num-cpus", str(workers), "--overwrite", "--quiet",
-    )  # fmt: skip
-    return wall, json.loads((output / "manifest.json").read_text())
+from dedupe_at_scale.sample.compliance import plant  # noqa: E402
 
 
 def main() -> None:
@@ -70,26 +40,23 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.01, help="documents given an eval item")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
-    rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
         generate_sample(root / "in", docs=args.docs, shards=args.shards, seed=0)
-        items = eval_questions(args.items, rng)
-        planted = plant(root / "in", items, args.share, rng)
-        pq.write_table(
-            pa.table({"qid": [f"q{i}" for i in range(len(items))], "question": items}),
-            root / "eval.parquet",
-        )
+        # The sample's eval set and planting (generate --evals), PII left out.
+        plant(root / "in", root, items=args.items, eval_share=args.share, pii_share=0.0)
+        truth = pq.read_table(root / "in", columns=["id", "gt_eval_item"]).to_pylist()
+        planted = {r["id"] for r in truth if r["gt_eval_item"] is not None}
         print(f"generated {args.docs} documents ({len(planted)} with an eval item) and "
               f"{args.items} eval items in {time.perf_counter() - started:.0f} s")  # fmt: skip
-        source = {"name": "eval", "uri": str(root / "eval.parquet"), "fields": ["question"],
-                  "id_field": "qid"}  # fmt: skip
+        source = {"name": "quiz", "uri": str(root / "quiz.parquet"), "fields": ["question"],
+                  "id_field": "id"}  # fmt: skip
         plain: dict = {}  # the default job: langid, quality rules, MinHash
         with_decon = {**plain, "decontaminate": {"enabled": True, "sources": [source]}}
         results = {}
         for name, spec in (("without", plain), ("with", with_decon)):
-            results[name] = run(root / "in", root / f"out-{name}", spec, args.workers)
+            results[name] = run_job(root / "in", root / f"out-{name}", args.workers, spec)
         hits = set(pq.read_table(root / "out-with" / "contamination").column("id").to_pylist())
         earlier = pq.read_table(root / "out-with" / "rejected", columns=["id", "stage"]).to_pylist()
         reached = planted - {r["id"] for r in earlier if r["stage"] != "decontaminate"}
