@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -269,6 +270,9 @@ class DedupConfig:
     # (instruction, chat, preference: a repeated prompt biases the model even
     # with different answers), prompt+response for reward data.
     key: Literal["auto", "prompt", "prompt+response", "conversation"] = "auto"
+    # false: find the clusters (duplicates/, and splits keep them whole) but
+    # keep every member.
+    remove: bool = True
     # Hash partitions of the global steps; null: one per 100,000 input documents,
     # at most twice the cluster's CPUs (steps/base.py, partition_count).
     partitions: int | None = None
@@ -354,13 +358,25 @@ class PiiConfig:
 
 
 @dataclass
+class TokensConfig:
+    """Token counts (stages/tokens/): n_tokens per document, per stage and per
+    group in the manifest; a mixture unit."""
+
+    enabled: bool = True
+    # A Hugging Face tokenizer.json (local path or URI): your model's, for
+    # budgets. null: the small tokenizer shipped in the package.
+    tokenizer: str | None = None
+
+
+@dataclass
 class MixtureConfig:
     enabled: bool = False
     # Column whose values are the groups (source, language, domain, ...).
     group_column: str = "source"
     # Target share per group (normalized to sum 1); groups not listed are dropped.
     weights: dict[str, float] = field(default_factory=dict)
-    unit: Literal["documents", "bytes", "words"] = "documents"
+    # tokens: the n_tokens of the tokens section (which must be on).
+    unit: Literal["documents", "bytes", "words", "tokens"] = "documents"
     # Output size in units; null: the largest mix possible without upsampling.
     total: float | None = None
     # How many times a document may appear when a group is upsampled (1: never).
@@ -383,6 +399,18 @@ class OutputConfig:
     # 30 s; another run is refused while it holds it. A lease not renewed for
     # this long (or whose process is gone, on the same host) is taken over.
     lease_timeout_seconds: float = 300.0
+    # Nested subsets for data-scaling runs (steps/subsets.py): fractions of
+    # the output in the mixture's unit, e.g. [0.25, 0.5, 1.0] writes
+    # subsets/25/, subsets/50/, subsets/100/.
+    subsets: list[float] = field(default_factory=list)
+    # Held-out splits by a hash of the duplicate cluster (steps/splits.py),
+    # e.g. {train: 0.98, validation: 0.01, test: 0.01}: splits/<name>/ and a
+    # `split` column.
+    splits: dict[str, float] = field(default_factory=dict)
+    # The seed of the subset and split draws.
+    seed: int = 0
+    # report.html beside the manifest (job/report_html.py).
+    report: bool = True
 
 
 @dataclass
@@ -409,6 +437,7 @@ class JobConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -575,6 +604,36 @@ def _check_semantics(config: JobConfig, source: str) -> None:
     require(m.max_repeats >= 1, "mixture.max_repeats", "must be >= 1")
     if m.total is not None:
         require(m.total > 0, "mixture.total", "must be positive")
+    require(
+        m.unit != "tokens" or config.tokens.enabled, "mixture.unit",
+        "is tokens, which needs the tokens section on (tokens.enabled: true)",
+    )  # fmt: skip
+    _check_partitions(config.output, require)
+
+
+def _check_partitions(out: OutputConfig, require: Any) -> None:
+    """output.subsets and output.splits."""
+    fractions = out.subsets
+    require(
+        all(isinstance(f, (int, float)) and 0 < f <= 1 for f in fractions), "output.subsets",
+        "must be fractions within (0, 1], such as [0.25, 0.5, 1.0]",
+    )  # fmt: skip
+    require(len(set(fractions)) == len(fractions), "output.subsets", "repeats a fraction")
+    names = {subset_name(f) for f in fractions}
+    require(len(names) == len(fractions), "output.subsets", "has two fractions of one percent")
+    if out.splits:
+        require(
+            all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in out.splits), "output.splits",
+            "names must be letters, digits, - or _ (they become directories)",
+        )  # fmt: skip
+        require(all(v > 0 for v in out.splits.values()), "output.splits", "must be > 0")
+        total = sum(out.splits.values())
+        require(abs(total - 1) < 1e-9, "output.splits", f"must sum to 1 (they sum to {total:g})")
+
+
+def subset_name(fraction: float) -> str:
+    """Directory name of a subset: its percentage (25, 12.5)."""
+    return f"{100 * fraction:g}"
 
 
 def _check_format(config: JobConfig, require: Any) -> None:

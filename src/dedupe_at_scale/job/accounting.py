@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.reader import InputFile
+from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.mixture import COPIES
 
 
@@ -20,6 +21,8 @@ class AccountingError(RuntimeError):
 
 STAT_KEYS = [col.STAGE, col.RULE, col.LANGUAGE]
 EXTRA_COPIES = "extra_copies"
+TOKENS = "tokens"  # n_tokens summed (when the tokens stage ran)
+EXTRA_COPY_TOKENS = "extra_copy_tokens"
 
 
 def block_stats(table: pa.Table) -> pa.Table:
@@ -30,8 +33,15 @@ def block_stats(table: pa.Table) -> pa.Table:
         for n in table.column_names
         if n.startswith((col.SECONDS_PREFIX, col.COUNT_PREFIX))
     }
+    extra = None
     if COPIES in table.column_names:
-        summed[EXTRA_COPIES] = pa.array(np.maximum(table.column(COPIES).to_numpy() - 1, 0))
+        extra = np.maximum(table.column(COPIES).to_numpy() - 1, 0)
+        summed[EXTRA_COPIES] = pa.array(extra)
+    if N_TOKENS in table.column_names:
+        tokens = pc.fill_null(table.column(N_TOKENS), 0)
+        summed[TOKENS] = tokens
+        if extra is not None:
+            summed[EXTRA_COPY_TOKENS] = pa.array(tokens.to_numpy() * extra)
     grouped = pa.table({**keys, **summed}).group_by(STAT_KEYS)
     result = grouped.aggregate([(STAT_KEYS[0], "count")] + [(n, "sum") for n in summed])
     return result.rename_columns(

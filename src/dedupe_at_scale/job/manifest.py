@@ -12,6 +12,7 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.reader import InputFile
 from dedupe_at_scale.io.storage import redact
+from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS, TOKENS
 from dedupe_at_scale.stages import rejecting_stages
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 
@@ -51,9 +52,17 @@ def stage_order(cfg: JobConfig) -> dict[str, bool]:
     return order
 
 
-def stage_counts(cfg: JobConfig, total: int, rejected_by_stage: Counter) -> dict[str, dict]:
-    """in / kept / rejected per stage, in pipeline order."""
+def stage_counts(
+    cfg: JobConfig,
+    total: int,
+    rejected_by_stage: Counter,
+    tokens: Counter | None = None,
+    total_tokens: int = 0,
+) -> dict[str, dict]:
+    """in / kept / rejected per stage, in pipeline order; in tokens too when
+    they were counted (`tokens`: removed per stage)."""
     counts, remaining = {}, total
+    tokens_left = total_tokens
     for stage, enabled in stage_order(cfg).items():
         rejected = rejected_by_stage.get(stage, 0)
         counts[stage] = {
@@ -63,7 +72,42 @@ def stage_counts(cfg: JobConfig, total: int, rejected_by_stage: Counter) -> dict
             "rejected": rejected,
         }
         remaining -= rejected
+        if tokens is not None:
+            removed = tokens.get(stage, 0)
+            counts[stage].update(
+                tokens_in=tokens_left, tokens_kept=tokens_left - removed, tokens_rejected=removed
+            )
+            tokens_left -= removed
     return counts
+
+
+def token_counts(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens in, kept, rejected (by stage and rule) and written (with the
+    mixture's extra copies), and per language."""
+    by_rule: dict[str, Counter] = defaultdict(Counter)
+    languages: dict[str, Counter] = defaultdict(Counter)
+    kept = extra = 0
+    for row in stats:
+        tokens = int(row.get(TOKENS, 0))
+        stage = row[col.STAGE]
+        if stage:
+            by_rule[stage][row[col.RULE]] += tokens
+        else:
+            kept += tokens
+        extra += int(row.get(EXTRA_COPY_TOKENS, 0))
+        languages[row[col.LANGUAGE] or "unknown"]["rejected" if stage else "kept"] += tokens
+    rejected = sum(sum(r.values()) for r in by_rule.values())
+    return {
+        "input": kept + rejected,
+        "kept": kept,
+        "rejected": rejected,
+        "written": kept + extra,
+        "rules": {s: dict(r.most_common()) for s, r in by_rule.items()},
+        "languages": {
+            lang: {"kept": c["kept"], "rejected": c["rejected"]}
+            for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
+        },
+    }
 
 
 def build_manifest(
@@ -98,6 +142,12 @@ def build_manifest(
             elif key.startswith(col.COUNT_PREFIX):
                 counters[key.removeprefix(col.COUNT_PREFIX)] += value
     kept = total - sum(by_stage.values())
+    tokens = token_counts(stats) if cfg.tokens.enabled else None
+    tokens_by_stage = (
+        Counter({stage: sum(r.values()) for stage, r in tokens["rules"].items()})
+        if tokens is not None
+        else None
+    )
     return {
         "format": FORMAT,
         "status": "complete",
@@ -120,7 +170,9 @@ def build_manifest(
             "input": total,
             "kept": kept,
             "rejected": total - kept,
-            "stages": stage_counts(cfg, total, by_stage),
+            "stages": stage_counts(
+                cfg, total, by_stage, tokens_by_stage, tokens["input"] if tokens else 0
+            ),
             "rules": {
                 stage: dict(sorted(rules.items(), key=lambda kv: -kv[1]))
                 for stage, rules in by_rule.items()
@@ -130,6 +182,12 @@ def build_manifest(
                 for lang, c in sorted(languages.items(), key=lambda kv: -sum(kv[1].values()))
             },
         },
+        # Files quarantined whole are not read, so their tokens are not counted.
+        "tokens": (
+            {"enabled": True, "tokenizer": cfg.tokens.tokenizer or "default", **tokens}
+            if tokens is not None
+            else {"enabled": False}
+        ),
         "pii": _pii_section(cfg, counters, by_rule.get("pii", {})),
         # Each global step's section; its idle report where it did not run.
         **{step.name: steps.get(step.name) or step.idle_report(cfg) for step in STEP_REGISTRY},

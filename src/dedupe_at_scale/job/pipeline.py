@@ -56,6 +56,7 @@ from dedupe_at_scale.io.storage import (
     probe,
     resolve,
 )
+from dedupe_at_scale.io.tokenizer import load_tokenizer
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units
 from dedupe_at_scale.job.manifest import build_manifest
@@ -63,6 +64,7 @@ from dedupe_at_scale.job.write import write_outputs, write_parquet
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
+from dedupe_at_scale.stages.tokens import RESOURCE as TOKENIZER
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 from dedupe_at_scale.steps.contamination import CONTAMINATION
@@ -173,7 +175,8 @@ def execute(plan: JobPlan) -> JobResult:
 
 def _execute(plan: JobPlan) -> JobResult:
     started = time.time() - plan.planning_seconds
-    timings: dict[str, float] = {"plan": round(plan.planning_seconds, 3)}
+    # Planning includes preparing; each is reported on its own.
+    timings = {"plan": round(plan.planning_seconds - plan.prepare_seconds, 3)}
     cfg, source, layout, files = plan.cfg, plan.source, plan.layout, plan.files
 
     if plan.resume == "publish":
@@ -269,12 +272,16 @@ def _stop_renewing(plan: JobPlan) -> None:
 
 
 def _prepare(cfg: JobConfig) -> dict[str, Any]:
-    """What the stages share, built once on the driver: the decontamination index."""
-    if not cfg.decontaminate.enabled:
-        return {}
-    index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
-    log.info("decontamination index: %s", index.summary)
-    return {DECONTAMINATION_INDEX: index}
+    """What the stages share, built once on the driver: the decontamination
+    index and the checked tokenizer."""
+    shared: dict[str, Any] = {}
+    if cfg.tokens.enabled:
+        shared[TOKENIZER] = load_tokenizer(cfg.tokens, cfg.storage)
+    if cfg.decontaminate.enabled:
+        index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
+        log.info("decontamination index: %s", index.summary)
+        shared[DECONTAMINATION_INDEX] = index
+    return shared
 
 
 def _run_global_steps(

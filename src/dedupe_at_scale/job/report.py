@@ -52,6 +52,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"Kept {counts['kept']} of {counts['input']} {unit} "
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
+        *_tokens_line(manifest),
         *_dedup_line(manifest),
         *_consistency_line(manifest),
         *_decontaminate_line(manifest),
@@ -63,6 +64,20 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         + ")",
     ]
     return "\n".join(parts)
+
+
+def _tokens_line(manifest: dict[str, Any]) -> list[str]:
+    t = manifest.get("tokens", {})
+    if not t.get("enabled"):
+        return []
+    share = 100 * t["kept"] / (t["input"] or 1)
+    written = (
+        f"; {t['written']:,} written with the mixture's copies" if t["written"] != t["kept"] else ""
+    )
+    return [
+        f"Tokens ({t['tokenizer']} tokenizer): kept {t['kept']:,} of {t['input']:,} "
+        f"({share:.1f}%){written}."
+    ]
 
 
 def _dedup_line(manifest: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from dedupe_at_scale.stages.minhash import MinHashStage
 from dedupe_at_scale.stages.pii import PiiStage
 from dedupe_at_scale.stages.quality import QualityRulesStage
 from dedupe_at_scale.stages.quality_model import QualityModelStage
+from dedupe_at_scale.stages.tokens import TokensStage
 
 REGISTRY: list[type[Stage]] = [
     FormatStage,
@@ -23,6 +24,7 @@ REGISTRY: list[type[Stage]] = [
     QualityModelStage,
     DecontaminateStage,
     PiiStage,
+    TokensStage,
     MinHashStage,
 ]
 

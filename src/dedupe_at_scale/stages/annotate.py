@@ -30,7 +30,8 @@ class Annotator:
         self.steps: list[Stage | list[pa.Field]] = []
         for stage in REGISTRY:
             if stage.enabled(cfg) and stage.needs:
-                self.steps.append(stage(cfg, {k: (resources or {})[k] for k in stage.needs}))
+                shared = resources or {}
+                self.steps.append(stage(cfg, {k: shared[k] for k in stage.needs if k in shared}))
             elif stage.enabled(cfg):
                 self.steps.append(stage(cfg))
             elif stage.columns_when_off:

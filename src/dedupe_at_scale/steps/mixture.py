@@ -23,6 +23,7 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES, ConfigError, JobConfig, MixtureConfig
 from dedupe_at_scale.stages.minhash import string_hashes
+from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 
 BINS = 4096
@@ -47,13 +48,24 @@ def draws(ids: pa.Array, seed: int) -> np.ndarray:
     return (string_hashes(keyed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def units(texts: pa.Array, unit: str) -> np.ndarray:
+def units(table: pa.Table, cfg: JobConfig, unit: str | None = None) -> np.ndarray:
+    """Size of each row in `unit` (the mixture's by default)."""
+    unit = unit or cfg.mixture.unit
     if unit == "documents":
-        return np.ones(len(texts), dtype=np.float64)
+        return np.ones(table.num_rows, dtype=np.float64)
+    if unit == "tokens":
+        return pc.fill_null(table.column(N_TOKENS), 0).to_numpy().astype(np.float64)
+    texts = table.column(cfg.input.document_column)
     if unit == "bytes":
         return pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.float64)
     words = pc.list_value_length(pc.utf8_split_whitespace(texts))
     return words.to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def unit_columns(cfg: JobConfig, unit: str | None = None) -> list[str]:
+    """The columns `units` reads."""
+    unit = unit or cfg.mixture.unit
+    return {"documents": [], "tokens": [N_TOKENS]}.get(unit, [cfg.input.document_column])
 
 
 def group_keys(table: pa.Table, cfg: MixtureConfig) -> np.ndarray:
@@ -161,9 +173,9 @@ def mixture_summary(cfg: MixtureConfig, plans: dict[str, GroupPlan], rows: list[
     achieved: dict[str, dict[str, float]] = {}
     for row in rows:
         a = achieved.setdefault(row["group"], {"units": 0.0, "documents": 0, "copies": 0})
-        a["units"] += row["units"]
-        a["documents"] += row["documents"]
-        a["copies"] += row["copies"]
+        for key in ("units", "documents", "copies", "tokens"):
+            if key in row:
+                a[key] = a.get(key, 0) + row[key]
     total_units = sum(a["units"] for a in achieved.values()) or 1.0
     weight_sum = sum(w for w in cfg.weights.values() if w > 0)
     groups, warnings = {}, []
@@ -181,6 +193,8 @@ def mixture_summary(cfg: MixtureConfig, plans: dict[str, GroupPlan], rows: list[
             "copies_written": a["copies"],
             "short_of_target": short,
         }
+        if "tokens" in a:
+            groups[group]["tokens_written"] = a["tokens"]
         if short:
             warnings.append(
                 f"group {group!r}: {a['units']:.0f} of {group_plan.target:.0f} {cfg.unit} "
@@ -243,12 +257,10 @@ def _apply_file(index: int, table: pa.Table, **plan_args: Any) -> pa.Table:
 @ray.remote(max_retries=TASK_RETRIES)
 def _histogram(staged: StagedFile, cfg: JobConfig) -> dict[str, np.ndarray]:
     m = cfg.mixture
-    columns = list(dict.fromkeys([cfg.input.id_column, cfg.input.document_column, m.group_column]))
+    columns = list(dict.fromkeys([cfg.input.id_column, m.group_column, *unit_columns(cfg)]))
     kept = staged.read_kept(columns)
     return histogram(
-        group_keys(kept, m),
-        draws(kept.column(cfg.input.id_column), m.seed),
-        units(kept.column(cfg.input.document_column), m.unit),
+        group_keys(kept, m), draws(kept.column(cfg.input.id_column), m.seed), units(kept, cfg)
     )
 
 
@@ -256,14 +268,19 @@ def achieved_rows(table: pa.Table, cfg: JobConfig) -> list[dict]:
     """Units, documents and copies written per group in one block."""
     kept = col.kept_rows(table)
     copies = kept.column(COPIES).to_numpy()
-    size = units(kept.column(cfg.input.document_column), cfg.mixture.unit)
+    size = units(kept, cfg)
+    tokens = units(kept, cfg, "tokens") if N_TOKENS in kept.column_names else None
     groups = group_keys(kept, cfg.mixture)
-    return [
-        {
+    rows = []
+    for g in sorted(set(groups.tolist())):
+        mask = groups == g
+        row = {
             "group": g,
-            "units": float((size * copies)[groups == g].sum()),
-            "documents": int((groups == g).sum()),
-            "copies": int(copies[groups == g].sum()),
+            "units": float((size * copies)[mask].sum()),
+            "documents": int(mask.sum()),
+            "copies": int(copies[mask].sum()),
         }
-        for g in sorted(set(groups.tolist()))
-    ]
+        if tokens is not None:
+            row["tokens"] = int((tokens * copies)[mask].sum())
+        rows.append(row)
+    return rows

@@ -1,0 +1,29 @@
+"""The tokenizer file of the `tokens` section, read and checked on the driver
+at planning (local path or any fsspec URL), before Ray starts."""
+
+from __future__ import annotations
+
+import logging
+
+from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
+from dedupe_at_scale.io.storage import describe_error, resolve
+from dedupe_at_scale.stages.tokens import TokenizerResource, tokenizer_resource
+from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+
+log = logging.getLogger(__name__)
+
+
+def load_tokenizer(cfg: TokensConfig, storage: StorageConfig) -> TokenizerResource:
+    source = cfg.tokenizer or str(DEFAULT_TOKENIZER)
+    try:
+        location = resolve(source, storage)
+        with location.fs.open(location.path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except Exception as exc:
+        raise ConfigError(f"tokens.tokenizer: cannot read {source}: {describe_error(exc)}") from exc
+    resource = tokenizer_resource(source, text)
+    if resource.slow_because is not None:
+        log.warning(
+            "tokens: %s is counted with encode_batch (slower): %s", source, resource.slow_because
+        )
+    return resource

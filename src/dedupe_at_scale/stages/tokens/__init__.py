@@ -1,0 +1,72 @@
+"""`tokens` section: `n_tokens` per document, counted with a real tokenizer
+(the shipped default, or `tokens.tokenizer`: your model's tokenizer.json).
+Every row is counted, rejected ones too, so the manifest can say how many
+tokens each stage removed. The count is the text's own tokens, without the
+special tokens a model adds per document (add_special_tokens=False)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult
+from dedupe_at_scale.stages.tokens.classes import regex_classes
+from dedupe_at_scale.stages.tokens.counter import TokenCounter, fast_path_problem
+from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+
+RESOURCE = "tokenizer"  # its name among the annotation's shared resources
+N_TOKENS = "n_tokens"
+
+
+@dataclass(frozen=True)
+class TokenizerResource:
+    """What the driver read and checked at planning, shipped to the workers."""
+
+    source: str  # where it came from, for messages and the manifest
+    json: str
+    classes: np.ndarray | None  # the regex classes, when the fast path applies
+    slow_because: str | None = None  # why it is counted with encode_batch
+
+
+def tokenizer_resource(source: str, text: str) -> TokenizerResource:
+    """A checked tokenizer.json; ConfigError naming `source` if it is not one."""
+    from tokenizers import Tokenizer
+
+    try:
+        Tokenizer.from_str(text)
+        spec = json.loads(text)
+    except Exception as exc:
+        raise ConfigError(
+            f"tokens.tokenizer: {source} is not a Hugging Face tokenizer.json: {exc}"
+        ) from exc
+    problem = fast_path_problem(spec)
+    return TokenizerResource(source, text, regex_classes() if problem is None else None, problem)
+
+
+class TokensStage(Stage):
+    name = "tokens"
+    needs = (RESOURCE,)
+
+    def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
+        super().__init__(cfg)
+        resource = resources.get(RESOURCE)
+        if resource is None:  # run without a planned job (tests, notebooks): local files only
+            path = cfg.tokens.tokenizer or str(DEFAULT_TOKENIZER)
+            resource = tokenizer_resource(path, open(path, encoding="utf-8").read())
+        self.counter = TokenCounter(resource.json, resource.classes)
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return cfg.tokens.enabled
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        return [pa.field(N_TOKENS, pa.int64())]
+
+    def __call__(self, batch: Batch) -> StageResult:
+        return StageResult(columns={N_TOKENS: pa.array(self.counter.count(batch.text_array()))})

@@ -1,0 +1,141 @@
+"""Token counts of a batch of texts with a Hugging Face `tokenizers`
+tokenizer: what `encode(text, add_special_tokens=False)` gives, exactly.
+
+Tokenizers with GPT-2's byte-level pipeline (no normalizer, ByteLevel with
+its regex, BPE) are counted by pretokens.py at native speed, with the BPE
+model itself counting each new piece once. Any other tokenizer, and any
+text holding one of its added tokens, goes through `encode_batch` (the
+reference, slower).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedupe_at_scale.stages.base import string_buffers
+from dedupe_at_scale.stages.tokens.pretokens import count_pieces, insert
+
+CACHE_SLOTS = 1 << 21  # 24 MB per worker; holds up to a million pieces
+CHUNK_BYTES = 1 << 22  # bytes per kernel call (bounds the miss arrays)
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map of bytes to printable characters."""
+    keep = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = [b for b in range(256) if b not in keep]
+    mapping = {b: chr(b) for b in keep}
+    mapping.update({b: chr(256 + n) for n, b in enumerate(extra)})
+    return mapping
+
+
+BYTE_LEVEL = _byte_to_unicode()
+
+
+def fast_path_problem(spec: dict[str, Any]) -> str | None:
+    """Why a tokenizer.json cannot be counted by pretokens.py; None if it can."""
+    pre = spec.get("pre_tokenizer") or {}
+    model = spec.get("model") or {}
+    if spec.get("normalizer") is not None:
+        return "it has a normalizer"
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        return f"its pre-tokenizer is {pre.get('type')!r}, not GPT-2's ByteLevel with its regex"
+    if pre.get("add_prefix_space"):
+        return "its ByteLevel adds a prefix space"
+    if model.get("type") != "BPE" or model.get("dropout"):
+        return f"its model is {model.get('type')!r}, not BPE without dropout"
+    return None
+
+
+def reference_counts(tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """The tokenizer's own count of each text."""
+    encoded = tokenizer.encode_batch(texts, add_special_tokens=False)
+    return np.array([len(e.ids) for e in encoded], np.int64)
+
+
+class TokenCounter:
+    """Counts tokens of Arrow string arrays; holds its piece cache between
+    batches (one per worker process)."""
+
+    def __init__(self, tokenizer_json: str, classes: np.ndarray | None):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        spec = json.loads(tokenizer_json)
+        self.problem = fast_path_problem(spec) if classes is not None else "no code point table"
+        self.classes = classes
+        self.added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
+        self.keys = np.zeros(CACHE_SLOTS, np.uint64)
+        self.values = np.zeros(CACHE_SLOTS, np.int64)
+
+    @property
+    def fast(self) -> bool:
+        return self.problem is None
+
+    def count(self, texts: pa.Array) -> np.ndarray:
+        """Tokens per text (0 for null)."""
+        texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        n = len(texts)
+        slow = np.ones(n, bool) if not self.fast else self._has_added_token(texts)
+        counts = np.zeros(n, np.int64)
+        if (~slow).any():
+            data, offsets = string_buffers(texts)
+            counts[~slow] = self._fast_counts(data, offsets, np.flatnonzero(~slow))
+        if slow.any():
+            rows = np.flatnonzero(slow)
+            strings = pc.fill_null(texts.take(pa.array(rows)), "").to_pylist()
+            counts[rows] = reference_counts(self.tokenizer, strings)
+        return counts
+
+    def _has_added_token(self, texts: pa.Array) -> np.ndarray:
+        found = np.zeros(len(texts), bool)
+        for content in self.added:
+            hit = pc.match_substring(texts, content)
+            found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+        return found
+
+    def _fast_counts(self, data: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        counts = np.zeros(len(rows), np.int64)
+        sizes = offsets[rows + 1] - offsets[rows]
+        start = 0
+        while start < len(rows):
+            # A chunk of rows of at most CHUNK_BYTES (or one longer row).
+            end = start + max(1, int(np.searchsorted(np.cumsum(sizes[start:]), CHUNK_BYTES)))
+            chunk = rows[start:end]
+            room = int(sizes[start:end].sum()) + 1
+            miss_row = np.empty(room, np.int64)
+            miss_start, miss_end = np.empty(room, np.int64), np.empty(room, np.int64)
+            miss_key = np.empty(room, np.uint64)
+            found, m = count_pieces(
+                data, offsets, chunk, self.classes, self.keys, self.values,
+                miss_row, miss_start, miss_end, miss_key,
+            )  # fmt: skip
+            if m:
+                found += self._resolve(
+                    data, miss_row[:m], miss_start[:m], miss_end[:m], miss_key[:m], len(chunk)
+                )
+            counts[start:end] = found
+            start = end
+        return counts
+
+    def _resolve(self, data, row, start, end, key, n_rows) -> np.ndarray:
+        """Counts of the pieces the cache lacked, from the BPE model; cached."""
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        tokenize = self.tokenizer.model.tokenize
+        counts = np.array(
+            [
+                len(
+                    tokenize(
+                        data[start[i] : end[i]].tobytes().decode("latin-1").translate(BYTE_LEVEL)
+                    )
+                )
+                for i in first
+            ],
+            np.int64,
+        )
+        insert(self.keys, self.values, unique, counts)
+        return np.bincount(row, weights=counts[inverse], minlength=n_rows).astype(np.int64)

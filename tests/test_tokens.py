@@ -1,0 +1,168 @@
+"""Token counts: the fast counter equals the tokenizer's own encode_batch on
+hostile text (every code point, contractions, whitespace runs, added tokens),
+other tokenizers take the reference path, and the job reports tokens per
+stage, per group and as a mixture unit."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tokenizers import Tokenizer, normalizers
+
+from dedupe_at_scale.cli import main
+from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
+from dedupe_at_scale.io.tokenizer import load_tokenizer
+from dedupe_at_scale.sample import bank, clean_document
+from dedupe_at_scale.stages.tokens.classes import probe, regex_classes
+from dedupe_at_scale.stages.tokens.counter import TokenCounter, reference_counts
+from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+from test_job import write_config
+
+DEFAULT = DEFAULT_TOKENIZER.read_text()
+EVERY_CODE_POINT = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+HOSTILE = [
+    "", " ", "  x", "a  b", "a   b", "\n\nx", "x\n", " \n x", "\t x", "x ",
+    "it's we'll I'D 're 'x ' '' 's", " 's", "!'s", "x'S", "don't ' ll",
+    "  \t\n  ", "\r\n\r\n", "1234 5six 7.8 ½ ⅔ ٣٤ ๕", "日本語のテキスト。中文，标点", "e\u0301t\u00e9 naïve",
+    "😀😀 x😀 👩‍👩‍👧", "\u3000\u3000a", "\u0085x\u00a0y", "a\u2028b\u2029", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ",
+    "\x00\x01\x1c\x1d\x1e\x1f", "x" * 5000, " " * 300 + "y", "!!! ??? ...", "<|endoftext|>",
+]  # fmt: skip
+
+
+def sample_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    languages = sorted(bank.BANK)
+    return [clean_document(rng, rng.choice(languages)) for _ in range(n)]
+
+
+def shuffled_hostile(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    slices = [EVERY_CODE_POINT[i : i + 2000] for i in range(0, len(EVERY_CODE_POINT), 2000)]
+    pool = HOSTILE + slices
+    return [
+        "".join(rng.choice(pool) + rng.choice(["", " ", "\n", "'s "]) for _ in range(6))
+        for _ in range(n)
+    ]
+
+
+def assert_counts_equal(counter: TokenCounter, texts: list[str]) -> None:
+    got = counter.count(pa.array(texts))
+    want = reference_counts(counter.tokenizer, texts)
+    wrong = np.flatnonzero(got != want)
+    assert not len(wrong), [(texts[i][:60], got[i], want[i]) for i in wrong[:5]]
+
+
+def test_default_tokenizer_is_counted_natively_and_exactly():
+    counter = TokenCounter(DEFAULT, regex_classes())
+    assert counter.fast
+    slices = [EVERY_CODE_POINT[i : i + 3000] for i in range(0, len(EVERY_CODE_POINT), 3000)]
+    assert_counts_equal(counter, HOSTILE + slices)
+    assert_counts_equal(counter, shuffled_hostile(500))
+    texts = sample_texts(2000)
+    assert_counts_equal(counter, texts)  # cold cache
+    assert_counts_equal(counter, texts)  # every piece now cached
+
+
+def test_nulls_count_zero_and_chunked_arrays_work():
+    counter = TokenCounter(DEFAULT, regex_classes())
+    chunked = pa.chunked_array([["a b", None], ["c"]])
+    assert counter.count(chunked).tolist() == [2, 0, 1]
+
+
+def test_the_code_point_table_is_what_the_library_says():
+    """The shipped (or cached) table equals a fresh probe of the installed
+    tokenizers; Python's unicodedata would differ on about 9,000 letters."""
+    assert np.array_equal(regex_classes(), probe())
+
+
+def test_added_tokens_take_the_reference_path():
+    tokenizer = Tokenizer.from_str(DEFAULT)
+    tokenizer.add_special_tokens(["<|endoftext|>"])
+    tokenizer.add_tokens(["hello world"])
+    counter = TokenCounter(tokenizer.to_str(), regex_classes())
+    assert counter.fast
+    texts = ["a <|endoftext|> b", "say hello world twice: hello world", "plain text"]
+    assert_counts_equal(counter, texts + shuffled_hostile(50))
+    assert counter.count(pa.array(["<|endoftext|>"])).tolist() == [1]
+
+
+def test_other_tokenizers_are_counted_by_the_library():
+    tokenizer = Tokenizer.from_str(DEFAULT)
+    tokenizer.normalizer = normalizers.NFKC()
+    counter = TokenCounter(tokenizer.to_str(), regex_classes())
+    assert not counter.fast and "normalizer" in counter.problem
+    assert_counts_equal(counter, HOSTILE + sample_texts(50))
+
+
+def test_bad_tokenizer_files_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read .*missing.json"):
+        load_tokenizer(TokensConfig(tokenizer=str(tmp_path / "missing.json")), StorageConfig())
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"model": 1}')
+    with pytest.raises(ConfigError, match="bad.json is not a Hugging Face tokenizer.json"):
+        load_tokenizer(TokensConfig(tokenizer=str(bad)), StorageConfig())
+
+
+def test_tokens_unit_needs_the_tokens_stage(tmp_path):
+    from dedupe_at_scale.config import load_config
+
+    spec = {
+        "tokens": {"enabled": False},
+        "mixture": {"enabled": True, "weights": {"web": 1}, "unit": "tokens"},
+    }
+    with pytest.raises(ConfigError, match="mixture.unit.*tokens.enabled"):
+        load_config(write_config(tmp_path / "c.yaml", spec))
+
+
+def test_job_counts_tokens_per_row_stage_and_group(ray_cluster, sample_dir, tmp_path):
+    """n_tokens of every kept row is the tokenizer's own count; the manifest's
+    tokens add up per stage and per rule; a tokens mixture hits its target."""
+    total = 300_000
+    spec = {
+        "mixture": {
+            "enabled": True, "group_column": "source", "unit": "tokens", "total": total,
+            "weights": {"web": 0.4, "news": 0.3, "forum": 0.2, "encyclopedia": 0.1},
+            "max_repeats": 3,
+        },
+        "output": {"rejected_text": True},
+    }  # fmt: skip
+    config = write_config(tmp_path / "job.yaml", spec)
+    out = tmp_path / "out"
+    args = ["run", "--input", str(sample_dir), "--output", str(out), "--config", str(config)]
+    assert main(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = pq.read_table(out / "data")
+    tokenizer = Tokenizer.from_str(DEFAULT)
+    texts = data.column("text").to_pylist()
+    assert data.column("n_tokens").to_pylist() == reference_counts(tokenizer, texts).tolist()
+
+    tokens = manifest["tokens"]
+    assert tokens["input"] == tokens["kept"] + tokens["rejected"]
+    assert tokens["written"] == pc_sum(data, "n_tokens")
+    stages = manifest["counts"]["stages"]
+    assert stages["input"]["tokens_in"] == tokens["input"]
+    assert list(stages.values())[-1]["tokens_kept"] == tokens["kept"]
+    for name, stage in stages.items():
+        assert stage["tokens_rejected"] == sum(tokens["rules"].get(name, {}).values())
+    # Rejected rows' tokens equal a count of their text in rejected/.
+    rejected = pq.read_table(out / "rejected")
+    by_stage: dict[str, int] = {}
+    for stage, n in zip(
+        rejected.column("stage").to_pylist(),
+        reference_counts(tokenizer, rejected.column("text").to_pylist()),
+    ):
+        by_stage[stage] = by_stage.get(stage, 0) + int(n)
+    assert by_stage == {s: v["tokens_rejected"] for s, v in stages.items() if v["tokens_rejected"]}
+    groups = manifest["mixture"]["groups"]
+    assert abs(sum(g["tokens_written"] for g in groups.values()) - total) < 0.01 * total
+    for group, g in groups.items():
+        assert abs(g["achieved_share"] - g["target_share"]) < 0.01, group
+
+
+def pc_sum(table: pa.Table, column: str) -> int:
+    return int(sum(table.column(column).to_pylist()))
