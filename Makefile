@@ -22,8 +22,17 @@ demo: install
 	$(BIN)/dedupe-at-scale generate --docs $(DEMO_DOCS) --shards $(DEMO_SHARDS) --output demo-input
 	$(BIN)/dedupe-at-scale run --input demo-input --output demo-output --config jobs/demo.yaml --overwrite
 
+# The report's browser test drives Debian's Chromium through Playwright (a
+# browser download by Playwright cannot work without network): install it
+# when missing, as root or through sudo.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the report's browser test"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
 # pytest exits 5 when it collected no tests: treat that as a failure too.
-test: install
+test: install $(CHROMIUM)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 

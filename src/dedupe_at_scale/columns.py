@@ -34,6 +34,8 @@ SCORE = "__dds_score"  # reward: the score as float64
 CONTAMINATION_SOURCE = "__dds_contamination_source"
 CONTAMINATION_ITEM = "__dds_contamination_item"
 CONTAMINATION_MATCHES = "__dds_contamination_matches"
+# Dedup: the kept member's id of the row's duplicate cluster (null outside any).
+CLUSTER = "__dds_cluster"
 # Per-row counters summed into the manifest ("counters"): __dds_count_<name>.
 COUNT_PREFIX = "__dds_count_"
 

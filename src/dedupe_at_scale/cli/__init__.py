@@ -1,4 +1,4 @@
-"""Command line: `dedupe-at-scale run | generate`."""
+"""Command line: `dedupe-at-scale run | generate | report | submit | train-quality`."""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster's image is expected to hold the dependencies)",
     )  # fmt: skip
 
+    report = sub.add_parser(
+        "report", help="build OUT/report.html again from an output's manifest.json and report.json"
+    )
+    report.add_argument("output", help="the job's output directory or URI (s3://...)")
+    report.add_argument("--config", help="YAML job config whose storage section opens the URI")
+
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
     gen.add_argument("--docs", type=int, default=6000)
     gen.add_argument("--shards", type=int, default=8)
@@ -102,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "train-quality":
             return _train_quality(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "submit":
             from dedupe_at_scale.cli.submit import submit_job
 
@@ -131,6 +139,14 @@ def _generate(args: argparse.Namespace) -> int:
         paths = generate_posttraining(args.output, args.format, args.docs, args.shards, args.seed)
     what = "documents" if args.format == "text" else f"{args.format} rows"
     print(f"wrote {args.docs} {what} in {len(paths)} shards to {args.output}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from dedupe_at_scale.job.report_html import rebuild_report
+
+    cfg = load_config(args.config)
+    print(f"wrote {rebuild_report(args.output, cfg.storage)}")
     return 0
 
 

@@ -32,7 +32,10 @@ from dedupe_at_scale.io.storage import Location, StorageError, read_json, write_
 
 MANIFEST = "manifest.json"
 STAGING = "_staging"
-PUBLISHED = ("data", "rejected", "duplicates")
+PUBLISHED = (
+    "data", "rejected", "duplicates", "conflicts", "contamination", "subsets", "splits",
+    "report.html", "report.json",
+)  # fmt: skip
 OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
 IO_THREADS = 16
 

@@ -48,7 +48,8 @@ def stage_order(cfg: JobConfig) -> dict[str, bool]:
     the global steps (both from their registries)."""
     order = {"input": True, **rejecting_stages(cfg)}
     for step in STEP_REGISTRY:
-        order[step.stage] = order.get(step.stage, False) or step.enabled(cfg)
+        if step.stage is not None:
+            order[step.stage] = order.get(step.stage, False) or step.enabled(cfg)
     return order
 
 

@@ -60,7 +60,9 @@ from dedupe_at_scale.io.tokenizer import load_tokenizer
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units
 from dedupe_at_scale.job.manifest import build_manifest
-from dedupe_at_scale.job.write import write_outputs, write_parquet
+from dedupe_at_scale.job.profile import merge_profiles
+from dedupe_at_scale.job.report_html import build_report
+from dedupe_at_scale.job.write import PROFILE, write_outputs, write_parquet, write_views
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
@@ -221,6 +223,7 @@ def _execute(plan: JobPlan) -> JobResult:
                     ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
                     rows_per_shard, prefix="part",
                 )  # fmt: skip
+        write_views(layout, cfg, outcomes, rows_per_shard)
         _write_empty_shards(plan, staged)
 
     with _timed(timings, "account"):
@@ -235,6 +238,7 @@ def _execute(plan: JobPlan) -> JobResult:
             for name in step.outputs(cfg)
         }
         check_accounting(files, stats, data_shards, rejected_shards)
+        check_views(cfg, data_shards, step_shards)
 
     timings["total"] = time.time() - started
     manifest = build_manifest(
@@ -252,6 +256,12 @@ def _execute(plan: JobPlan) -> JobResult:
     )
     if plan.input_schema is not None:
         manifest["input_schema"] = plan.input_schema.describe()
+    # report.html and the histograms it is built from, beside the manifest.
+    report_files = []
+    if cfg.output.report:
+        manifest["output"]["report"] = {"html": "report.html", "data": "report.json"}
+        profile = merge_profiles(summaries.get(PROFILE, []), cfg)
+        report_files = write_report(layout.location, layout.publish_root, manifest, profile)
     # What an interrupted run of the same job had finished already.
     resumed = {"none": None, "annotating": None, "annotated": "annotate"}
     manifest["resumed_after"] = resumed[plan.resume]
@@ -259,6 +269,7 @@ def _execute(plan: JobPlan) -> JobResult:
     manifest["annotate"] = {"units": len(plan.units), "units_reused": reused}
     shards = [s["path"] for s in data_shards + rejected_shards]
     shards += [s["path"] for listed in step_shards.values() for s in listed]
+    shards += report_files
     with _timed(timings, "publish"):
         sealed = layout.seal(shards, manifest)
         _stop_renewing(plan)  # publishing removes _staging/, the lease with it
@@ -356,13 +367,37 @@ class _timed:
         self.timings[self.name] = round(time.time() - self.started, 3)
 
 
-def step_outputs(cfg: JobConfig) -> dict[str, pa.Schema]:
+def check_views(
+    cfg: JobConfig, data_shards: list[dict[str, Any]], step_shards: dict[str, list[dict[str, Any]]]
+) -> None:
+    """The splits hold data/'s rows exactly; the largest subset no more."""
+    data = sum(s["rows"] for s in data_shards)
+    in_splits = sum(s["rows"] for n, listed in step_shards.items() if n.startswith("splits/")
+                    for s in listed)  # fmt: skip
+    if cfg.output.splits and in_splits != data:
+        raise AccountingError(f"output not committed: splits/ hold {in_splits} rows, data/ {data}")
+
+
+def step_outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
     """The directories the enabled global steps publish, with their schemas."""
     return {
         name: schema
         for step in STEP_REGISTRY if step.enabled(cfg)
         for name, schema in step.outputs(cfg).items()
     }  # fmt: skip
+
+
+def write_report(
+    location: Location, root: str, manifest: dict[str, Any], profile: dict[str, Any]
+) -> list[str]:
+    """report.json (the histograms) and report.html under `root`; their paths
+    relative to it."""
+    names = {"report.json": json.dumps(profile, separators=(",", ":")),
+             "report.html": build_report(manifest, profile)}  # fmt: skip
+    for name, text in names.items():
+        with location.fs.open(posixpath.join(root, name), "wb") as handle:
+            handle.write(text.encode("utf-8"))
+    return list(names)
 
 
 def _write_empty_shards(plan: JobPlan, staged: Staged) -> None:
@@ -376,7 +411,7 @@ def _write_empty_shards(plan: JobPlan, staged: Staged) -> None:
         (layout.rejected, rejected_schema(cfg)),
     ]
     targets += [
-        (posixpath.join(layout.publish_root, name), schema)
+        (posixpath.join(layout.publish_root, name), schema or data_schema(plan, staged))
         for name, schema in step_outputs(cfg).items()
     ]
     for path, schema in targets:

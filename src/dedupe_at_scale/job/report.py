@@ -58,9 +58,11 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         *_decontaminate_line(manifest),
         *_pii_line(manifest),
         *_mixture_lines(manifest),
+        *_subset_lines(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
         f"Output: {manifest['output']['uri']} (manifest.json, "
         + ", ".join(f"{name}/" for name in _published(manifest))
+        + (", report.html" if "report" in manifest["output"] else "")
         + ")",
     ]
     return "\n".join(parts)
@@ -92,9 +94,28 @@ def _dedup_line(manifest: dict[str, Any]) -> list[str]:
 
 def _published(manifest: dict[str, Any]) -> list[str]:
     """data/, rejected/ and the directories of the steps that ran."""
-    listed = [k for k in manifest["output"] if k not in ("uri",)]
+    listed = [k for k in manifest["output"] if k not in ("uri", "report")]
     ran = {"duplicates": "dedup", "conflicts": "consistency", "contamination": "decontaminate"}
     return [k for k in listed if manifest.get(ran.get(k, ""), {"enabled": True}).get("enabled")]
+
+
+def _subset_lines(manifest: dict[str, Any]) -> list[str]:
+    lines = []
+    s = manifest.get("splits", {})
+    if s.get("enabled"):
+        parts = ", ".join(
+            f"{name} {v['documents']} ({100 * v['achieved_share']:.1f}%)"
+            for name, v in s["splits"].items()
+        )
+        lines.append(f"Splits by {s['key']}: {parts} (see splits/).")
+    s = manifest.get("subsets", {})
+    if s.get("enabled"):
+        parts = ", ".join(
+            f"{name}% {v['rows_written']} rows (mix within {v['max_share_deviation_points']:.2f} points)"
+            for name, v in s["subsets"].items()
+        )
+        lines.append(f"Nested subsets of {s['drawn_from']} in {s['unit']}: {parts} (see subsets/).")
+    return lines
 
 
 def _consistency_line(manifest: dict[str, Any]) -> list[str]:

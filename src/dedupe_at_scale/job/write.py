@@ -26,13 +26,15 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.quarantine import rejected_table
-from dedupe_at_scale.io.reader import ReadUnit
+from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
+from dedupe_at_scale.job.profile import block_profile
 from dedupe_at_scale.steps.base import StepOutcome
 
 SUMMARY = "summary"
+PROFILE = "__profile"  # the block's histograms for the report, among the summaries
 
 
 class PartFilenames(FilenameProvider):
@@ -92,6 +94,27 @@ def write_outputs(
     return _read_stats(layout.location, stats_dir, len(staged.files))
 
 
+def write_views(
+    layout: OutputLayout, cfg: JobConfig, outcomes: dict[str, StepOutcome], rows_per_shard: int
+) -> None:
+    """The steps' views of data/ (subsets/25, splits/train): each a pass over
+    data/'s shards in order, keeping its rows."""
+    shards = layout.list_parquet(layout.data)
+    if not shards:
+        return  # nothing kept: empty shards stand in (pipeline._write_empty_shards)
+    for outcome in outcomes.values():
+        for name, keep in outcome.views.items():
+            rows = ray.data.read_datasource(parquet_datasource(layout.location, shards, None))
+            rows = rows.map_batches(keep, batch_format="pyarrow", batch_size=None)
+            # The kept rows of several data/ shards make one output shard: an
+            # ordered split into blocks of about rows_per_shard (Ray fuses
+            # read, filter and write per shard, so the writer cannot merge).
+            shards_needed = max(1, -(-rows.count() // rows_per_shard))
+            rows = rows.repartition(shards_needed)
+            path = posixpath.join(layout.publish_root, name)
+            write_parquet(rows, path, layout, cfg, rows_per_shard, prefix="part")
+
+
 def _split_block(
     unit: ReadUnit, table: pa.Table, *, location: Location, cfg: JobConfig, rejected_dir: str,
     stats_dir: str, rows_per_shard: int, summaries: dict,
@@ -108,6 +131,8 @@ def _split_block(
         )  # fmt: skip
     stats = block_stats(table).to_pylist()
     summary = {name: make(table) for name, make in summaries.items()}
+    if cfg.output.report:
+        summary[PROFILE] = [block_profile(table, cfg)]
     write_json(location, _stats_path(stats_dir, unit.index), {"stats": stats, SUMMARY: summary})
     return table
 

@@ -11,6 +11,8 @@ from dedupe_at_scale.steps.contamination import Contamination
 from dedupe_at_scale.steps.dedup import Dedup
 from dedupe_at_scale.steps.ids import IdCheck
 from dedupe_at_scale.steps.mixture import Mixture
+from dedupe_at_scale.steps.splits import Splits
+from dedupe_at_scale.steps.subsets import Subsets
 
 REGISTRY: list[type[GlobalStep]] = [
     Contamination,
@@ -18,4 +20,6 @@ REGISTRY: list[type[GlobalStep]] = [
     Dedup,
     Consistency,
     Mixture,
+    Splits,
+    Subsets,
 ]

@@ -55,6 +55,9 @@ class StepOutcome:
     arrange_kept: Callable[[pa.Table], pa.Table] | None = None
     order_by: list[str] | None = None
     output: StepOutput | None = None
+    # Directories published as a selection of data/'s rows, in data/'s order
+    # (subsets/25, splits/train): name -> the rows of a data/ block to keep.
+    views: dict[str, Callable[[pa.Table], pa.Table]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class GlobalStep:
     """Base of a global step; see the module docstring."""
 
     name: str = ""
-    stage: str = ""
+    stage: str | None = ""  # None: the step never rejects
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -132,9 +135,10 @@ class GlobalStep:
         raise NotImplementedError
 
     @staticmethod
-    def outputs(cfg: JobConfig) -> dict[str, pa.Schema]:
+    def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         """Directories the step publishes under `cfg` and their schemas, known
-        without running it (an empty shard stands in when nothing is written)."""
+        without running it (an empty shard stands in when nothing is written);
+        None: data/'s schema (a view of data/)."""
         return {}
 
     @staticmethod

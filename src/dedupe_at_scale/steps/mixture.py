@@ -154,6 +154,16 @@ def apply_plan(
     )
 
 
+def with_order(table: pa.Table, cfg: JobConfig, seed: int) -> pa.Table:
+    """The output order key where the mixture has not set one (subsets and
+    splits want mixed shards too)."""
+    if ORDER in table.column_names:
+        return table
+    return table.append_column(
+        ORDER, pa.array(draws(table.column(cfg.input.id_column), seed + ORDER_SALT))
+    )
+
+
 def expand_copies(table: pa.Table) -> pa.Table:
     """Each kept row repeated as often as the plan says, with `mixture_repeat`
     (0 for the first copy) and an order key that spreads copies apart."""

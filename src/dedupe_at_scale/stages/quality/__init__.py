@@ -213,11 +213,18 @@ class QualityRulesStage(Stage):
         result = self.filter.evaluate_batch(
             batch.text_array(self.view).take(active), batch.languages(self.view)[0].take(active)
         )
-        kept = active[result.kept]
         columns = {}
+        # Rejected rows keep the signals measured up to their failing rule
+        # (as the reference has them): rejected/ never shows them, the
+        # report's distributions do.
+        unmeasured = {
+            name: np.isin(result.rule, [r for r, names in enumerate(result.signals_until)
+                                        if name not in names])
+            for name in self.signal_names
+        }  # fmt: skip
         for name in self.signal_names:
             values = np.full(n, np.nan)
-            values[kept] = result.signals[name][result.kept]
+            values[active] = np.where(unmeasured[name], np.nan, result.signals[name])
             columns[col.SIGNAL_PREFIX + name] = pa.array(
                 values.astype(np.float32), mask=np.isnan(values)
             )

@@ -52,7 +52,11 @@ class Dedup(GlobalStep):
         }
         return StepOutcome(
             report,
-            Decision(functools.partial(_apply_file, view.location, outcome.decisions)),
+            Decision(
+                functools.partial(
+                    _apply_file, view.location, outcome.decisions, remove=cfg.dedup.remove
+                )
+            ),
             finish=summary,
             output=StepOutput(DUPLICATES, outcome.decisions, PUBLISHED_COLUMNS),
         )
@@ -89,6 +93,8 @@ def summary(report: dict[str, Any], rows: list[dict], rules: dict[str, int]) -> 
     }
 
 
-def _apply_file(location: Location, paths: list[str], index: int, table: pa.Table) -> pa.Table:
+def _apply_file(
+    location: Location, paths: list[str], index: int, table: pa.Table, remove: bool = True
+) -> pa.Table:
     decided = pq.read_table(paths[index], filesystem=location.arrow_fs)
-    return apply_decisions(table, decided)
+    return apply_decisions(table, decided, remove)

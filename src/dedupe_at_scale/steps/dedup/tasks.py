@@ -135,7 +135,7 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
             fs.rm(path)
     chosen = [
         call(
-            _choose_keepers, n_files, files_index, n_files, keep, view.cfg, view.location,
+            _choose_keepers, n_files + 1, files_index, n_files, keep, view.cfg, view.location,
             consistency.conflicts_path(view.decisions_dir, p) if checks else None,
             [m[p] for m in members],
         )
@@ -147,6 +147,12 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
             for f in range(n_files)
         ]
     )
+    sizes = np.zeros(0, np.int64)
+    for part in ray.get([c[n_files] for c in chosen]):
+        grow = max(len(sizes), len(part))
+        sizes = np.pad(sizes, (0, grow - len(sizes))) + np.pad(part, (0, grow - len(part)))
+    # Members per cluster: {size: clusters}, for the report.
+    stats["cluster_sizes"] = {str(k): int(v) for k, v in enumerate(sizes) if v}
     stats["components"] = sum(k for k, _ in kept_counts)
     stats["documents_in_components"] = sum(n for _, n in kept_counts)
     timings["keep"] = time.time() - started
@@ -436,7 +442,8 @@ def _choose_keepers(files_index, n_files, keep, cfg, location, conflicts_path, p
         schema=DECISION_SCHEMA,
     )
     uid = decisions.column(col.UID).to_numpy()
-    return as_returns(split(decisions, _file_of(files_index, uid), n_files))
+    pieces = split(decisions, _file_of(files_index, uid), n_files)
+    return as_returns([*pieces, np.bincount(sizes) if n else np.zeros(0, np.int64)])
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -448,13 +455,18 @@ def _write_decisions(location, path, pieces):
     return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
 
 
-def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
+def apply_decisions(table: pa.Table, decisions: pa.Table, remove: bool = True) -> pa.Table:
     """Mark the removed duplicates of a staged block: stage "dedup", rule
-    exact_duplicate / near_duplicate, reason = the kept document's id; and
-    rows consistency rejected: stage "consistency", reason naming the cluster."""
+    exact_duplicate / near_duplicate, reason = the kept document's id (unless
+    `remove` is off); and rows consistency rejected: stage "consistency",
+    reason naming the cluster. Every row gets its cluster (col.CLUSTER)."""
     if decisions.num_rows == 0 or table.num_rows == 0:
-        return table
+        return table.append_column(col.CLUSTER, pa.nulls(table.num_rows, pa.string()))
     pos, found = col.decided_rows(table, decisions)
+    cluster = decisions.column("cluster_id").take(pa.array(pos))
+    table = table.append_column(
+        col.CLUSTER, pc.if_else(pa.array(found), cluster, pa.scalar(None, pa.string()))
+    )
     removed = found & ~decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
     if not removed.any():
         return table
@@ -463,7 +475,8 @@ def apply_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
     conflict = pc.is_in(rule, pa.array(list(consistency.RULES.values()))).to_numpy(
         zero_copy_only=False
     )
-    table = col.mark_rejected(table, removed & ~conflict, "dedup", rule, reason)
+    if remove:
+        table = col.mark_rejected(table, removed & ~conflict, "dedup", rule, reason)
     if (removed & conflict).any():
         why = pc.binary_join_element_wise(rule, ": contradicts rows of cluster ", reason, "")
         why = pc.binary_join_element_wise(why, " (see conflicts/)", "")

@@ -1,0 +1,102 @@
+"""Token counting, one core: the tokenizer's documented fast path
+(`Tokenizer.encode_batch`, one thread, as a Ray task with one CPU gets)
+against the job's counter (stages/tokens/counter.py), on two corpora:
+
+  sample   documents of the built-in generator (seven languages)
+  mixed    the same with Python's documentation paragraphs, every Unicode
+           code point in random slices, numbers, code and whitespace runs
+           spliced in: many pieces the counter's cache has not seen
+
+Each counter starts cold (a new one per corpus), as a worker does. Both
+must give the same count for every document; the output says so.
+
+    .venv/bin/python benchmarks/token_speed.py             # 20,000 documents
+    .venv/bin/python benchmarks/token_speed.py --docs 100000
+
+Target (issue 16): >= 20 MB/s per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one core, before tokenizers loads
+
+import random  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from dedupe_at_scale.sample import bank, clean_document  # noqa: E402
+from dedupe_at_scale.stages.tokens.classes import regex_classes  # noqa: E402
+from dedupe_at_scale.stages.tokens.counter import TokenCounter, reference_counts  # noqa: E402
+from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER  # noqa: E402
+
+BATCH = 2_000  # documents per call, as in an annotation task
+
+
+def sample_corpus(docs: int, rng: random.Random) -> list[str]:
+    languages = sorted(bank.BANK)
+    return [clean_document(rng, rng.choice(languages)) for _ in range(docs)]
+
+
+def mixed_corpus(docs: int, rng: random.Random) -> list[str]:
+    import pydoc_data.topics
+
+    paragraphs = [p for t in pydoc_data.topics.topics.values() for p in t.split("\n\n") if p]
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    out = []
+    for text in sample_corpus(docs, rng):
+        start = rng.randrange(len(points) - 40)
+        extras = [
+            rng.choice(paragraphs),
+            "".join(points[start : start + rng.randint(5, 40)]),
+            f"{rng.randint(0, 10**9)} {rng.random():.6f} x_{rng.randint(0, 99999)}() "
+            + " " * rng.randint(1, 9),
+        ]
+        out.append(text + "\n" + "\n".join(extras))
+    return out
+
+
+def measure(name: str, texts: list[str], spec: str) -> None:
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    counter = TokenCounter(spec, regex_classes())
+    arrays = [pa.array(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
+    started = time.perf_counter()
+    fast = np.concatenate([counter.count(a) for a in arrays])
+    fast_s = time.perf_counter() - started
+    started = time.perf_counter()
+    reference = np.concatenate(
+        [
+            reference_counts(counter.tokenizer, texts[i : i + BATCH])
+            for i in range(0, len(texts), BATCH)
+        ]
+    )
+    reference_s = time.perf_counter() - started
+    print(
+        f"{name}: {len(texts):,} documents, {mb:.1f} MB, {int(reference.sum()):,} tokens\n"
+        f"  encode_batch : {reference_s:7.2f} s {mb / reference_s:8.2f} MB/s\n"
+        f"  counter      : {fast_s:7.2f} s {mb / fast_s:8.2f} MB/s   "
+        f"{reference_s / fast_s:.1f}x; same counts: {bool(np.array_equal(fast, reference))}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=20_000)
+    args = parser.parse_args()
+    spec = DEFAULT_TOKENIZER.read_text()
+    regex_classes()  # loaded once per worker, outside the timing
+    TokenCounter(spec, regex_classes()).count(pa.array(["warm up numba"]))
+    rng = random.Random(0)
+    print(f"default tokenizer ({DEFAULT_TOKENIZER.name}), one core")
+    measure("sample", sample_corpus(args.docs, rng), spec)
+    measure("mixed", mixed_corpus(args.docs, rng), spec)
+
+
+if __name__ == "__main__":
+    main()

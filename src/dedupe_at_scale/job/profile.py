@@ -1,0 +1,121 @@
+"""The data behind report.html: small histograms of each staged block
+(lengths, tokens, every q_ signal; kept against rejected) and a few rejected
+texts per rule, made while the write pass reads the block and merged on the
+driver, so the report never reads the full data on the driver. Saved as
+OUT/report.json beside the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.stages.quality import QualityFilter
+from dedupe_at_scale.stages.tokens import N_TOKENS
+
+FORMAT = "dedupe-at-scale/report-data/v1"
+# Fixed bin edges, so blocks merge by adding counts: 0..1 in steps of 0.02
+# (ratios), then 20 bins per decade up to 10^8 (counts, lengths).
+EDGES = np.concatenate([np.linspace(0.0, 1.0, 51), 10 ** np.arange(0.05, 8.001, 0.05)])
+SAMPLES_PER_RULE = 3
+SAMPLE_CHARS = 600
+
+
+def histogram(values: np.ndarray) -> list[int]:
+    """Counts per bin of EDGES (below 0 into the first, beyond into the last);
+    NaN (not measured) left out."""
+    values = values[~np.isnan(values)]
+    index = np.clip(np.searchsorted(EDGES, values, side="right") - 1, 0, len(EDGES) - 2)
+    return np.bincount(index, minlength=len(EDGES) - 1).tolist()
+
+
+def _numbers(table: pa.Table, name: str) -> np.ndarray:
+    column = pc.cast(table.column(name), pa.float64())
+    return pc.fill_null(column, float("nan")).to_numpy(zero_copy_only=False)
+
+
+def block_profile(table: pa.Table, cfg: JobConfig) -> dict[str, Any]:
+    """Histograms and rejected samples of one staged block (decisions applied)."""
+    kept = pc.is_null(table.column(col.STAGE)).to_numpy(zero_copy_only=False)
+    measures = {"length_chars": pc.utf8_length(table.column(cfg.input.document_column))}
+    if N_TOKENS in table.column_names:
+        measures["n_tokens"] = table.column(N_TOKENS)
+    for name in table.column_names:
+        if name.startswith(col.SIGNAL_PREFIX) or name == col.QUALITY_SCORE:
+            measures[name] = table.column(name)
+    histograms = {}
+    for name, column in measures.items():
+        values = _numbers(pa.table({"v": column}), "v")
+        histograms[name] = {"kept": histogram(values[kept]), "rejected": histogram(values[~kept])}
+    return {"histograms": histograms, "samples": _samples(table, kept, cfg)}
+
+
+def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str, Any]]:
+    """A few rejected rows per (stage, rule), the same ones whatever the
+    blocks: those whose id hashes lowest. Only when output.rejected_text."""
+    if not cfg.output.rejected_text or kept.all():
+        return []
+    rejected = table.filter(pa.array(~kept))
+    ids = pc.cast(rejected.column(cfg.input.id_column), pa.string()).to_pylist()
+    stages = rejected.column(col.STAGE).to_pylist()
+    rules = rejected.column(col.RULE).to_pylist()
+    reasons = rejected.column(col.REASON).to_pylist()
+    texts = rejected.column(cfg.input.document_column)
+    chosen: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for i, (id_, stage, rule) in enumerate(zip(ids, stages, rules)):
+        key = hashlib.blake2b(str(id_).encode(), digest_size=8).hexdigest()
+        chosen.setdefault((stage, rule), []).append((key, i))
+    out = []
+    for (stage, rule), rows in chosen.items():
+        for key, i in sorted(rows)[:SAMPLES_PER_RULE]:
+            text = texts[i].as_py() or ""
+            out.append({
+                "stage": stage, "rule": rule, "id": ids[i], "reason": reasons[i], "key": key,
+                "text": text[:SAMPLE_CHARS], "truncated": len(text) > SAMPLE_CHARS,
+            })  # fmt: skip
+    return out
+
+
+def merge_profiles(blocks: list[dict[str, Any]], cfg: JobConfig) -> dict[str, Any]:
+    histograms: dict[str, dict[str, np.ndarray]] = {}
+    samples: dict[tuple[str, str], list[dict]] = {}
+    for block in blocks:
+        for name, parts in block["histograms"].items():
+            into = histograms.setdefault(name, {})
+            for part, counts in parts.items():
+                into[part] = into.get(part, 0) + np.asarray(counts, np.int64)
+        for s in block["samples"]:
+            samples.setdefault((s["stage"], s["rule"]), []).append(s)
+    return {
+        "format": FORMAT,
+        "edges": EDGES.tolist(),
+        "histograms": {
+            name: {part: counts.tolist() for part, counts in parts.items()}
+            for name, parts in sorted(histograms.items())
+        },
+        "thresholds": thresholds(cfg),
+        "samples": [
+            {k: v for k, v in s.items() if k != "key"}
+            for key in sorted(samples)
+            for s in sorted(samples[key], key=lambda s: s["key"])[:SAMPLES_PER_RULE]
+        ],
+    }
+
+
+def thresholds(cfg: JobConfig) -> dict[str, list[dict[str, Any]]]:
+    """Each quality signal's rules: the thresholds the report marks."""
+    marks: dict[str, list[dict[str, Any]]] = {}
+    if cfg.quality.enabled:
+        for group in QualityFilter(cfg.quality).groups:
+            for rule in group.rules:
+                marks.setdefault(col.SIGNAL_PREFIX + rule.signal, []).append(
+                    {"rule": rule.name, "bound": rule.bound, "threshold": rule.threshold}
+                )
+    if cfg.quality_model.enabled if hasattr(cfg, "quality_model") else False:
+        pass
+    return marks

@@ -1,0 +1,344 @@
+"""report.html: one self-contained page (Plotly's JavaScript inlined, no
+network, no server) built from manifest.json and report.json (job/profile.py)
+alone, so `dedupe-at-scale report OUT/` can rebuild it from any output.
+
+Each plot is a div with a stable id (plot-funnel, plot-rules, ...) whose
+data are the manifest's numbers, which the browser test reads back."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import plotly.offline
+
+from dedupe_at_scale.config import StorageConfig
+from dedupe_at_scale.io.output import MANIFEST
+from dedupe_at_scale.io.storage import StorageError, read_json, resolve
+
+TEMPLATE = "plotly_white"
+KEPT, REJECTED = "#2a9d8f", "#e76f51"
+MAX_BARS = 40
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
+header{background:#264653;color:#fff;padding:18px 32px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85;font-size:13px}
+nav{padding:8px 32px;background:#f1f3f5;font-size:13px;position:sticky;top:0;z-index:2}
+nav a{margin-right:14px;color:#264653}
+main{padding:0 32px 48px;max-width:1200px}
+section{margin-top:28px} h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;padding:4px 8px}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
+.plot{height:380px} .note{color:#666;font-size:13px}
+pre{white-space:pre-wrap;background:#f8f9fa;padding:6px;font-size:12px;max-height:180px;overflow:auto}
+"""
+
+
+def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
+    page = _Page()
+    _overview(page, manifest)
+    _funnel(page, manifest)
+    _rules(page, manifest)
+    _languages(page, manifest)
+    _distributions(page, profile)
+    _clusters(page, manifest)
+    _mixture(page, manifest)
+    _subsets_and_splits(page, manifest)
+    _samples(page, manifest, profile)
+    return page.render(manifest)
+
+
+class _Page:
+    def __init__(self) -> None:
+        self.sections: list[tuple[str, str, str]] = []  # (anchor, title, html)
+
+    def section(self, anchor: str, title: str, body: str) -> None:
+        self.sections.append((anchor, title, body))
+
+    def render(self, manifest: dict[str, Any]) -> str:
+        nav = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in self.sections)
+        body = "".join(
+            f'<section id="{a}"><h2>{html.escape(t)}</h2>{b}</section>' for a, t, b in self.sections
+        )
+        title = f"dedupe-at-scale report: {manifest['output']['uri']}"
+        started = manifest.get("started_at", "")
+        return (
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
+            f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+            f"<header><h1>{html.escape(title)}</h1><p>input {html.escape(manifest['input']['uri'])}"
+            f" · started {html.escape(started)}</p></header>"
+            f"<nav>{nav}</nav><main>{body}</main></body></html>"
+        )
+
+
+def _plot(div_id: str, figure: go.Figure) -> str:
+    figure.update_layout(template=TEMPLATE, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return pio.to_html(
+        figure, full_html=False, include_plotlyjs=False, div_id=div_id,
+        config={"displaylogo": False, "responsive": True}, default_height="380px",
+    )  # fmt: skip
+
+
+def _table(headers: list[str], rows: list[list[Any]], keys: list[str | None] | None = None) -> str:
+    """A table; a row with a key carries data-key (the manifest path of its number)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    lines = []
+    for i, row in enumerate(rows):
+        key = keys[i] if keys else None
+        attr = f' data-key="{html.escape(key)}"' if key else ""
+        cells = "".join(
+            f'<td class="n">{v:,}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool)
+            else f"<td>{html.escape(str(v))}</td>"
+            for v in row
+        )  # fmt: skip
+        lines.append(f"<tr{attr}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(lines)}</table>"
+
+
+def _overview(page: _Page, m: dict[str, Any]) -> None:
+    counts = m["counts"]
+    rows: list[list[Any]] = [
+        ["documents in", counts["input"]],
+        ["documents kept", counts["kept"]],
+        ["documents rejected", counts["rejected"]],
+        ["rows written to data/", sum(s["rows"] for s in m["output"]["data"])],
+        ["data/ shards", len(m["output"]["data"])],
+    ]
+    keys: list[str | None] = ["counts.input", "counts.kept", "counts.rejected", None, None]
+    tokens = m.get("tokens", {})
+    if tokens.get("enabled"):
+        for part in ("input", "kept", "rejected", "written"):
+            rows.append([f"tokens {part}", tokens[part]])
+            keys.append(f"tokens.{part}")
+    wall = m["timings"]["wall_seconds"].get("total")
+    if wall is not None:
+        rows.append(["wall seconds", round(wall, 1)])
+        keys.append(None)
+    page.section("overview", "Overview", _table(["", "value"], rows, keys))
+
+
+def _funnel(page: _Page, m: dict[str, Any]) -> None:
+    stages = [(n, s) for n, s in m["counts"]["stages"].items() if s["enabled"]]
+    plots = []
+    # "read": every input document; "input": after whole files quarantined.
+    names = ["read"] + [n for n, _ in stages]
+    docs = [m["counts"]["input"]] + [s["kept"] for _, s in stages]
+    figure = go.Figure(go.Funnel(y=names, x=docs, textinfo="value+percent initial",
+                                 marker={"color": KEPT}))  # fmt: skip
+    figure.update_layout(title="Documents kept after each stage")
+    plots.append(_plot("plot-funnel", figure))
+    if m.get("tokens", {}).get("enabled"):
+        tokens = [m["tokens"]["input"]] + [s["tokens_kept"] for _, s in stages]
+        figure = go.Figure(go.Funnel(y=names, x=tokens, textinfo="value+percent initial",
+                                     marker={"color": "#457b9d"}))  # fmt: skip
+        figure.update_layout(title="Tokens kept after each stage")
+        plots.append(_plot("plot-funnel-tokens", figure))
+    page.section("funnel", "Funnel", f"<div class='grid'>{''.join(plots)}</div>")
+
+
+def _rules(page: _Page, m: dict[str, Any]) -> None:
+    rows = sorted(
+        ((f"{stage}/{rule}", n) for stage, rules in m["counts"]["rules"].items()
+         for rule, n in rules.items()),
+        key=lambda r: -r[1],
+    )[:MAX_BARS]  # fmt: skip
+    if not rows:
+        page.section("rules", "Rejections by rule", "<p class='note'>Nothing was rejected.</p>")
+        return
+    figure = go.Figure(go.Bar(y=[r for r, _ in rows][::-1], x=[n for _, n in rows][::-1],
+                              orientation="h", marker={"color": REJECTED}))  # fmt: skip
+    figure.update_layout(title="Documents rejected, by stage/rule", height=max(380, 22 * len(rows)))
+    page.section("rules", "Rejections by rule", _plot("plot-rules", figure))
+
+
+def _languages(page: _Page, m: dict[str, Any]) -> None:
+    langs = list(m["counts"]["languages"].items())[:MAX_BARS]
+    names = [lang for lang, _ in langs]
+    figure = go.Figure([
+        go.Bar(name="kept", x=names, y=[c["kept"] for _, c in langs], marker={"color": KEPT}),
+        go.Bar(name="rejected", x=names, y=[c["rejected"] for _, c in langs],
+               marker={"color": REJECTED}),
+    ])  # fmt: skip
+    figure.update_layout(barmode="stack", title="Documents per language")
+    page.section("languages", "Languages", _plot("plot-languages", figure))
+
+
+def _distributions(page: _Page, profile: dict[str, Any]) -> None:
+    edges = np.asarray(profile.get("edges", []))
+    hists = profile.get("histograms", {})
+    marks = profile.get("thresholds", {})
+    plots = []
+    order = ["length_chars", "n_tokens"] + sorted(n for n in hists if n.startswith("q_"))
+    order += [n for n in hists if n not in order]
+    titles = {"length_chars": "Document length (characters)", "n_tokens": "Tokens per document"}
+    for name in order:
+        if name not in hists:
+            continue
+        # Signals: a log count axis shows the rejected tails past a threshold.
+        figure = _histogram_figure(
+            edges, hists[name], marks.get(name, []), log_counts=name.startswith("q_")
+        )
+        figure.update_layout(title=titles.get(name, name))
+        plots.append(_plot(f"plot-{name}", figure))
+    body = "<p class='note'>Kept against rejected (by any stage); dashed lines mark the rule thresholds.</p>"
+    page.section(
+        "distributions", "Distributions", body + f"<div class='grid'>{''.join(plots)}</div>"
+    )
+
+
+def _histogram_figure(
+    edges: np.ndarray, parts: dict[str, list[int]], marks: list[dict], log_counts: bool
+) -> go.Figure:
+    """Step lines of the bins that hold data: x is each bin's left edge, then
+    the last bin's right edge (its count repeated, so the step is drawn)."""
+    counts = {k: np.asarray(v) for k, v in parts.items()}
+    total = sum(counts.values())
+    nonzero = np.flatnonzero(total)
+    figure = go.Figure()
+    if len(nonzero) == 0:
+        return figure
+    lo, hi = nonzero[0], nonzero[-1] + 1
+    logarithmic = edges[hi] > 1.0 + 1e-9  # counts and lengths, not ratios
+    x = edges[lo : hi + 1].copy()
+    if logarithmic and x[0] <= 0:
+        x[0] = edges[1] / 2  # the [0, 0.02) bin, placed where a log axis can show it
+    for part, color in (("kept", KEPT), ("rejected", REJECTED)):
+        if part in counts:
+            y = counts[part][lo:hi].tolist()
+            figure.add_trace(go.Scatter(x=x, y=y + y[-1:], name=part, mode="lines",
+                                        line={"shape": "hv", "color": color}))  # fmt: skip
+    # Thresholds as traces in data coordinates (a shape on a log axis would
+    # need log10 positions); one outside the data's range is left out.
+    top = int(total[lo:hi].max())
+    for mark in marks:
+        t = mark["threshold"]
+        if edges[lo] <= t <= edges[hi] and (t > 0 or not logarithmic):
+            figure.add_trace(go.Scatter(
+                x=[t, t], y=[0, top], mode="lines", name=f"{mark['rule']} ({mark['bound']} {t:g})",
+                line={"dash": "dash", "color": "#333", "width": 1},
+            ))  # fmt: skip
+    figure.update_xaxes(type="log" if logarithmic else "linear")
+    figure.update_yaxes(title="documents", type="log" if log_counts else "linear")
+    scales = [{"label": f"{s} counts", "method": "relayout", "args": [{"yaxis.type": s}]}
+              for s in (("log", "linear") if log_counts else ("linear", "log"))]  # fmt: skip
+    figure.update_layout(
+        legend={"orientation": "h", "y": -0.25},
+        updatemenus=[{"type": "buttons", "direction": "right", "buttons": scales,
+                      "x": 1, "xanchor": "right", "y": 1.15, "showactive": True}],
+    )  # fmt: skip
+    return figure
+
+
+def _clusters(page: _Page, m: dict[str, Any]) -> None:
+    dedup = m.get("dedup", {})
+    sizes = dedup.get("cluster_sizes")
+    if not dedup.get("enabled") or sizes is None:
+        return
+    x = sorted(int(k) for k in sizes)
+    figure = go.Figure(go.Bar(x=x, y=[sizes[str(k)] for k in x], marker={"color": "#6d597a"}))
+    figure.update_layout(title="Duplicate clusters by size (documents per cluster)")
+    figure.update_yaxes(type="log", title="clusters")
+    body = (
+        f"<p class='note'>{dedup['clusters']:,} clusters; {dedup['exact_duplicates_removed']:,} "
+        f"exact and {dedup['near_duplicates_removed']:,} near duplicates removed.</p>"
+    )
+    page.section("duplicates", "Duplicate clusters", body + _plot("plot-clusters", figure))
+
+
+def _mixture(page: _Page, m: dict[str, Any]) -> None:
+    mix = m.get("mixture", {})
+    if not mix.get("enabled"):
+        return
+    groups = list(mix["groups"])
+    figure = go.Figure([
+        go.Bar(name="target", x=groups, y=[mix["groups"][g]["target_share"] for g in groups],
+               marker={"color": "#adb5bd"}),
+        go.Bar(name="achieved", x=groups, y=[mix["groups"][g]["achieved_share"] for g in groups],
+               marker={"color": KEPT}),
+    ])  # fmt: skip
+    figure.update_layout(
+        barmode="group", title=f"Mixture by {mix['group_column']} (share of {mix['unit']})"
+    )
+    figure.update_yaxes(tickformat=".0%")
+    warnings = "".join(f"<p class='note'>⚠ {html.escape(w)}</p>" for w in mix["warnings"])
+    page.section("mixture", "Mixture", _plot("plot-mixture", figure) + warnings)
+
+
+def _subsets_and_splits(page: _Page, m: dict[str, Any]) -> None:
+    plots = []
+    subsets = m.get("subsets", {})
+    if subsets.get("enabled"):
+        names = list(subsets["subsets"])
+        groups = list(subsets["pool_group_shares"])
+        figure = go.Figure([
+            go.Bar(name=g, x=names,
+                   y=[subsets["subsets"][s]["group_shares"].get(g, 0.0) for s in names])
+            for g in groups
+        ])  # fmt: skip
+        figure.update_layout(
+            barmode="stack", title=f"Nested subsets: group shares ({subsets['unit']})"
+        )
+        figure.update_xaxes(title="subset (% of output)", type="category")
+        figure.update_yaxes(tickformat=".0%")
+        plots.append(_plot("plot-subsets", figure))
+    splits = m.get("splits", {})
+    if splits.get("enabled"):
+        names = list(splits["splits"])
+        figure = go.Figure([
+            go.Bar(name="target", x=names, y=[splits["splits"][s]["target_share"] for s in names],
+                   marker={"color": "#adb5bd"}),
+            go.Bar(name="achieved", x=names,
+                   y=[splits["splits"][s]["achieved_share"] for s in names], marker={"color": KEPT}),
+        ])  # fmt: skip
+        figure.update_layout(barmode="group", title=f"Splits by {splits['key']} ({splits['unit']})")
+        figure.update_yaxes(type="log", tickformat=".1%")
+        plots.append(_plot("plot-splits", figure))
+    if plots:
+        page.section("subsets", "Subsets and splits", f"<div class='grid'>{''.join(plots)}</div>")
+
+
+def _samples(page: _Page, m: dict[str, Any], profile: dict[str, Any]) -> None:
+    samples = profile.get("samples", [])
+    if not m["config"]["output"].get("rejected_text"):
+        body = "<p class='note'>output.rejected_text is off: no rejected text is shown.</p>"
+    elif not samples:
+        body = "<p class='note'>Nothing was rejected.</p>"
+    else:
+        rows = "".join(
+            f"<tr><td>{html.escape(s['stage'])}</td><td>{html.escape(s['rule'])}</td>"
+            f"<td>{html.escape(str(s['id']))}</td><td>{html.escape(s['reason'] or '')}</td>"
+            f"<td><pre>{html.escape(s['text'])}{'…' if s['truncated'] else ''}</pre></td></tr>"
+            for s in samples
+        )
+        body = (
+            "<table id='samples'><tr><th>stage</th><th>rule</th><th>id</th><th>reason</th>"
+            f"<th>text</th></tr>{rows}</table>"
+        )
+    page.section("samples", "Rejected samples", body)
+
+
+def rebuild_report(uri: str, storage: StorageConfig | None = None) -> str:
+    """Build OUT/report.html again from OUT/manifest.json and OUT/report.json
+    (local or any fsspec URL); the URI of the page written."""
+    location = resolve(uri, storage)
+    manifest_path = location.join(MANIFEST)
+    try:
+        manifest = read_json(location, manifest_path)
+    except FileNotFoundError as exc:
+        raise StorageError(
+            f"{location.display(manifest_path)}: no manifest.json, so {uri} is not a "
+            "complete output of dedupe-at-scale"
+        ) from exc
+    try:
+        profile = read_json(location, location.join("report.json"))
+    except FileNotFoundError:
+        profile = {}  # output.report was off: the page has no distributions
+    with location.fs.open(location.join("report.html"), "wb") as handle:
+        handle.write(build_report(manifest, profile).encode("utf-8"))
+    return location.display(location.join("report.html"))

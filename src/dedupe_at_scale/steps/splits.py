@@ -1,0 +1,125 @@
+"""`output.splits`: held-out splits (train / validation / test, ...) by a
+hash of each kept row's duplicate cluster, so that near-twins never straddle
+two splits: a held-out example must not have its twin in train. Rows outside
+any cluster hash their own id. Disjoint by construction and stable across
+re-runs and cluster sizes (the hash of a key and `output.seed`). Every row of
+data/ gets a `split` column; splits/<name>/ holds each split's rows."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome
+from dedupe_at_scale.steps.mixture import COPIES, ORDER, draws, units, with_order
+
+SPLIT = "split"
+SALT = 0x3C6EF372
+DIRECTORY = "splits"
+
+
+def cluster_keys(table: pa.Table, id_column: str) -> pa.Array:
+    """The key a row's split is drawn from: its duplicate cluster (the kept
+    member's id, set by dedup) or, outside any cluster, its own id."""
+    ids = pc.cast(table.column(id_column), pa.string())
+    if col.CLUSTER in table.column_names:
+        return pc.coalesce(table.column(col.CLUSTER), ids)
+    return ids
+
+
+def split_index(table: pa.Table, cfg: JobConfig) -> np.ndarray:
+    """Position in output.splits of each row's split."""
+    u = draws(cluster_keys(table, cfg.input.id_column), cfg.output.seed + SALT)
+    edges = np.cumsum(list(cfg.output.splits.values()))
+    edges[-1] = 1.0  # the last split takes what rounding leaves
+    return np.minimum(np.searchsorted(edges, u, side="right"), len(edges) - 1)
+
+
+def assign(index: int, table: pa.Table, cfg: JobConfig) -> pa.Table:
+    names = np.array(list(cfg.output.splits), dtype=object)
+    split = pa.array(names[split_index(table, cfg)].tolist(), pa.string())
+    return with_order(table.append_column(SPLIT, split), cfg, cfg.output.seed)
+
+
+def in_split(table: pa.Table, name: str) -> pa.Table:
+    """The rows of data/ in split `name`."""
+    return table.filter(pc.equal(table.column(SPLIT), name))
+
+
+def split_rows(table: pa.Table, cfg: JobConfig) -> list[dict[str, Any]]:
+    """Documents, rows written and units per split in one staged block."""
+    kept = col.kept_rows(table)
+    copies = kept.column(COPIES).to_numpy() if COPIES in kept.column_names else 1
+    size = units(kept, cfg, _unit(cfg)) * copies
+    rows = np.ones(kept.num_rows, np.int64) * copies
+    names = kept.column(SPLIT).to_numpy(zero_copy_only=False)
+    return [
+        {
+            "split": name,
+            "documents": int((names == name).sum()),
+            "rows": int(rows[names == name].sum()),
+            "units": float(size[names == name].sum()),
+        }
+        for name in cfg.output.splits
+    ]
+
+
+def _unit(cfg: JobConfig) -> str:
+    return cfg.mixture.unit if cfg.mixture.enabled else "documents"
+
+
+def summary(cfg: JobConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = {name: {"documents": 0, "rows": 0, "units": 0.0} for name in cfg.output.splits}
+    for row in rows:
+        for key in ("documents", "rows", "units"):
+            totals[row["split"]][key] += row[key]
+    all_units = sum(t["units"] for t in totals.values()) or 1.0
+    return {
+        "enabled": True,
+        "key": "duplicate cluster" if cfg.dedup.enabled else "id",
+        "unit": _unit(cfg),
+        "seed": cfg.output.seed,
+        "splits": {
+            name: {
+                "target_share": share,
+                "achieved_share": round(totals[name]["units"] / all_units, 6),
+                "documents": totals[name]["documents"],
+                "rows_written": totals[name]["rows"],
+                "units": round(totals[name]["units"], 3),
+            }
+            for name, share in cfg.output.splits.items()
+        },
+    }
+
+
+class Splits(GlobalStep):
+    name = "splits"
+    stage = None  # assigns, never rejects
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return bool(cfg.output.splits)
+
+    @staticmethod
+    def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
+        return {f"{DIRECTORY}/{name}": None for name in cfg.output.splits}
+
+    def run(self, view: StagedView) -> StepOutcome:
+        cfg = view.cfg
+        return StepOutcome(
+            {},
+            Decision(functools.partial(assign, cfg=cfg), columns=(cfg.input.id_column,)),
+            block_summary=functools.partial(split_rows, cfg=cfg),
+            finish=lambda report, rows, rules: summary(cfg, rows),
+            order_by=[ORDER, cfg.input.id_column],
+            views={
+                f"{DIRECTORY}/{name}": functools.partial(in_split, name=name)
+                for name in cfg.output.splits
+            },
+        )

@@ -1,0 +1,235 @@
+"""`output.subsets`: nested subsets for data-scaling runs, e.g. 25%, 50% and
+100% of the output, each keeping the mixture's group proportions.
+
+Every document gets a draw v in [0, 1) from its id and `output.seed`; a
+subset of fraction f holds, per group, the documents with v below that
+group's threshold t(f), chosen from a histogram of units over v (as the
+mixture does) so that the group's units in the subset are f times its units
+in the output. t grows with f, so every smaller subset is inside every larger
+one; a document upsampled by the mixture keeps all its copies (the draw is
+per id). With output.splits, subsets are drawn from the train split (else the
+largest), so every run of a scaling experiment is held out against the same
+validation and test rows. Each subset is written to subsets/<percent>/ in
+data/'s order (mixed shards): a training loader points at a directory.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.config import TASK_RETRIES, JobConfig, subset_name
+from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
+from dedupe_at_scale.steps.mixture import (
+    BINS,
+    COPIES,
+    ORDER,
+    draws,
+    group_keys,
+    unit_columns,
+    units,
+    with_order,
+)
+from dedupe_at_scale.steps.splits import SPLIT
+
+SALT = 0x7F4A7C15
+DIRECTORY = "subsets"
+ALL = "all"  # the one group when no mixture is on
+
+Thresholds = dict[str, dict[str, float]]  # subset name -> group -> threshold on v
+
+
+def _unit(cfg: JobConfig) -> str:
+    return cfg.mixture.unit if cfg.mixture.enabled else "documents"
+
+
+def groups_of(table: pa.Table, cfg: JobConfig) -> np.ndarray:
+    if cfg.mixture.enabled:
+        return group_keys(table, cfg.mixture)
+    return np.full(table.num_rows, ALL, dtype=object)
+
+
+def pool_split(cfg: JobConfig) -> str | None:
+    """The split subsets draw from: train, else the largest."""
+    splits = cfg.output.splits
+    if not splits:
+        return None
+    return "train" if "train" in splits else max(splits, key=lambda n: splits[n])
+
+
+def in_pool(table: pa.Table, cfg: JobConfig) -> np.ndarray:
+    """Rows subsets may draw from: all, or those of pool_split."""
+    split = pool_split(cfg)
+    if split is None:
+        return np.ones(table.num_rows, bool)
+    return pc.equal(table.column(SPLIT), split).to_numpy(zero_copy_only=False)
+
+
+def subset_draws(table: pa.Table, cfg: JobConfig) -> np.ndarray:
+    return draws(table.column(cfg.input.id_column), cfg.output.seed + SALT)
+
+
+def membership(table: pa.Table, cfg: JobConfig, thresholds: Thresholds, name: str) -> np.ndarray:
+    """Whether each row belongs to subset `name`."""
+    v = subset_draws(table, cfg)
+    groups = groups_of(table, cfg)
+    limit = np.array([thresholds[name].get(g, 0.0) for g in groups.tolist()], np.float64)
+    return in_pool(table, cfg) & (v < limit)
+
+
+def in_subset(table: pa.Table, cfg: JobConfig, thresholds: Thresholds, name: str) -> pa.Table:
+    """The rows of data/ in subset `name`."""
+    return table.filter(pa.array(membership(table, cfg, thresholds, name)))
+
+
+def threshold(hist: np.ndarray, target: float) -> float:
+    """The v below which `target` units of the histogram lie (interpolated
+    within a bin); infinite when the target is everything."""
+    cumulative = np.cumsum(hist)
+    if target >= cumulative[-1] * (1 - 1e-12):
+        return float("inf")
+    k = int(np.searchsorted(cumulative, target))
+    before = cumulative[k - 1] if k > 0 else 0.0
+    inside = (target - before) / hist[k] if hist[k] > 0 else 0.0
+    return (k + min(max(inside, 0.0), 1.0)) / BINS
+
+
+def plan(cfg: JobConfig, hist: dict[str, np.ndarray]) -> Thresholds:
+    return {
+        subset_name(f): {g: threshold(h, f * float(h.sum())) for g, h in hist.items()}
+        for f in sorted(cfg.output.subsets)
+    }
+
+
+def _columns(cfg: JobConfig) -> list[str]:
+    wanted = [cfg.input.id_column, *unit_columns(cfg, _unit(cfg))]
+    if cfg.mixture.enabled:
+        wanted += [cfg.mixture.group_column, COPIES]
+    if cfg.output.splits:
+        wanted.append(SPLIT)
+    return list(dict.fromkeys(wanted))
+
+
+def _weights(table: pa.Table, cfg: JobConfig) -> np.ndarray:
+    """Units each kept row puts into the output (its copies included)."""
+    size = units(table, cfg, _unit(cfg))
+    return size * table.column(COPIES).to_numpy() if COPIES in table.column_names else size
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _histogram(staged: StagedFile, cfg: JobConfig) -> dict[str, np.ndarray]:
+    kept = staged.read_kept(_columns(cfg))
+    pool = in_pool(kept, cfg)
+    v = subset_draws(kept, cfg)[pool]
+    groups = groups_of(kept, cfg)[pool]
+    weight = _weights(kept, cfg)[pool]
+    bins = np.minimum((v * BINS).astype(np.int64), BINS - 1)
+    return {
+        str(g): np.bincount(bins[groups == g], weights=weight[groups == g], minlength=BINS)
+        for g in np.unique(groups)
+    }
+
+
+def subset_rows(table: pa.Table, cfg: JobConfig, thresholds: Thresholds) -> list[dict]:
+    """Units, documents and rows per (subset, group) in one staged block; the
+    pool's own as subset "pool"."""
+    kept = col.kept_rows(table)
+    weight = _weights(kept, cfg)
+    copies = kept.column(COPIES).to_numpy() if COPIES in kept.column_names else 1
+    rows = np.ones(kept.num_rows, np.int64) * copies
+    groups = groups_of(kept, cfg)
+    masks = {"pool": in_pool(kept, cfg)}
+    masks.update({name: membership(kept, cfg, thresholds, name) for name in thresholds})
+    out = []
+    for name, mask in masks.items():
+        for g in sorted(set(groups[mask].tolist())):
+            m = mask & (groups == g)
+            out.append({"subset": name, "group": g, "units": float(weight[m].sum()),
+                        "documents": int(m.sum()), "rows": int(rows[m].sum())})  # fmt: skip
+    return out
+
+
+def summary(cfg: JobConfig, thresholds: Thresholds, rows: list[dict]) -> dict[str, Any]:
+    """Per subset: its size against the pool's and each group's share against
+    the pool's shares (the deviation the 1-point goal is about)."""
+    sums: dict[str, dict[str, dict[str, float]]] = {}
+    for row in rows:
+        group = sums.setdefault(row["subset"], {}).setdefault(
+            row["group"], {"units": 0.0, "documents": 0, "rows": 0}
+        )
+        for key in ("units", "documents", "rows"):
+            group[key] += row[key]
+    pool = sums.get("pool", {})
+    pool_units = sum(g["units"] for g in pool.values()) or 1.0
+    pool_share = {g: v["units"] / pool_units for g, v in pool.items()}
+    subsets = {}
+    for f in sorted(cfg.output.subsets):
+        name = subset_name(f)
+        groups = sums.get(name, {})
+        total = sum(g["units"] for g in groups.values())
+        shares = {g: (groups[g]["units"] / total if g in groups and total else 0.0) for g in pool}
+        subsets[name] = {
+            "fraction": f,
+            "achieved_fraction": round(total / pool_units, 6),
+            "units": round(total, 3),
+            "documents": sum(g["documents"] for g in groups.values()),
+            "rows_written": sum(g["rows"] for g in groups.values()),
+            "group_shares": {g: round(s, 6) for g, s in shares.items()},
+            "max_share_deviation_points": round(
+                100 * max((abs(shares[g] - pool_share[g]) for g in pool), default=0.0), 3
+            ),
+        }
+    return {
+        "enabled": True,
+        "unit": _unit(cfg),
+        "group_column": cfg.mixture.group_column if cfg.mixture.enabled else None,
+        "drawn_from": pool_split(cfg) or "all kept documents",
+        "seed": cfg.output.seed,
+        "pool_units": round(pool_units, 3),
+        "pool_group_shares": {g: round(s, 6) for g, s in pool_share.items()},
+        "subsets": subsets,
+    }
+
+
+class Subsets(GlobalStep):
+    name = "subsets"
+    stage = None  # selects, never rejects
+
+    @staticmethod
+    def enabled(cfg: JobConfig) -> bool:
+        return bool(cfg.output.subsets)
+
+    @staticmethod
+    def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
+        return {f"{DIRECTORY}/{subset_name(f)}": None for f in cfg.output.subsets}
+
+    def run(self, view: StagedView) -> StepOutcome:
+        cfg = view.cfg
+        merged: dict[str, np.ndarray] = {}
+        for part in ray.get([_histogram.remote(f, cfg) for f in view.files]):
+            for group, hist in part.items():
+                merged[group] = merged.get(group, 0) + hist
+        thresholds = plan(cfg, merged)
+        return StepOutcome(
+            {},
+            Decision(functools.partial(_order, cfg=cfg), columns=(cfg.input.id_column,)),
+            block_summary=functools.partial(subset_rows, cfg=cfg, thresholds=thresholds),
+            finish=lambda report, rows, rules: summary(cfg, thresholds, rows),
+            order_by=[ORDER, cfg.input.id_column],
+            views={
+                f"{DIRECTORY}/{name}": functools.partial(
+                    in_subset, cfg=cfg, thresholds=thresholds, name=name
+                )
+                for name in thresholds
+            },
+        )
+
+
+def _order(index: int, table: pa.Table, cfg: JobConfig) -> pa.Table:
+    return with_order(table, cfg, cfg.output.seed)

@@ -1,0 +1,174 @@
+"""report.html in a real headless browser (Debian's Chromium driven by
+Playwright): it loads from a file with no network and no console errors, has
+every plot, and the numbers it shows equal the manifest's; the `report`
+command rebuilds the same page from a local or an s3:// output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dedupe_at_scale.cli import main
+from test_job import write_config
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def output(ray_cluster, sample_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    spec = {
+        "mixture": {
+            "enabled": True, "group_column": "source", "unit": "tokens",
+            "weights": {"web": 0.4, "news": 0.3, "forum": 0.2, "encyclopedia": 0.1},
+        },
+        "output": {"rejected_text": True, "subsets": [0.25, 0.5, 1.0],
+                   "splits": {"train": 0.9, "validation": 0.05, "test": 0.05}},
+    }  # fmt: skip
+    config = write_config(root / "job.yaml", spec)
+    out = root / "out"
+    args = ["run", "--input", str(sample_dir), "--output", str(out), "--config", str(config)]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM.exists(), (
+        "Chromium is missing: `make test` installs it (apt-get install chromium)"
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_report(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, errors, requests
+
+
+def plot_data(page, div_id: str) -> list[dict]:
+    return page.evaluate(
+        "id => { const d = document.getElementById(id);"
+        " return d && d.data ? JSON.parse(JSON.stringify(d.data)) : null; }",
+        div_id,
+    )
+
+
+def test_report_loads_with_every_plot_and_the_manifest_numbers(output, browser):
+    manifest = json.loads((output / "manifest.json").read_text())
+    profile = json.loads((output / "report.json").read_text())
+    page, errors, requests = open_report(browser, output / "report.html")
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests), requests
+
+    expected = ["plot-funnel", "plot-funnel-tokens", "plot-rules", "plot-languages",
+                "plot-length_chars", "plot-n_tokens", "plot-clusters", "plot-mixture",
+                "plot-subsets", "plot-splits"]  # fmt: skip
+    signals = [n for n in profile["histograms"] if n.startswith("q_")]
+    assert len(signals) >= 10
+    expected += [f"plot-{n}" for n in signals]
+    for div in expected:
+        rendered = page.evaluate(
+            "id => { const d = document.getElementById(id);"
+            " return !!d && d.classList.contains('js-plotly-plot')"
+            " && d.querySelectorAll('svg.main-svg').length > 0; }",
+            div,
+        )
+        assert rendered, f"{div} is missing or did not render"
+
+    stages = [(n, s) for n, s in manifest["counts"]["stages"].items() if s["enabled"]]
+    funnel = plot_data(page, "plot-funnel")[0]
+    assert funnel["y"] == ["read"] + [n for n, _ in stages]
+    assert funnel["x"] == [manifest["counts"]["input"]] + [s["kept"] for _, s in stages]
+    tokens = plot_data(page, "plot-funnel-tokens")[0]
+    assert tokens["x"] == [manifest["tokens"]["input"]] + [s["tokens_kept"] for _, s in stages]
+
+    rules = plot_data(page, "plot-rules")[0]
+    shown = dict(zip(rules["y"], rules["x"]))
+    assert shown == {
+        f"{stage}/{rule}": n
+        for stage, by_rule in manifest["counts"]["rules"].items()
+        for rule, n in by_rule.items()
+    }
+    kept, rejected = plot_data(page, "plot-languages")
+    languages = manifest["counts"]["languages"]
+    assert dict(zip(kept["x"], kept["y"])) == {k: v["kept"] for k, v in languages.items()}
+    assert dict(zip(rejected["x"], rejected["y"])) == {
+        k: v["rejected"] for k, v in languages.items()
+    }
+
+    target, achieved = plot_data(page, "plot-mixture")
+    groups = manifest["mixture"]["groups"]
+    assert dict(zip(achieved["x"], achieved["y"])) == {
+        g: v["achieved_share"] for g, v in groups.items()
+    }
+    assert dict(zip(target["x"], target["y"])) == {g: v["target_share"] for g, v in groups.items()}
+
+    clusters = plot_data(page, "plot-clusters")[0]
+    sizes = manifest["dedup"]["cluster_sizes"]
+    assert dict(zip(clusters["x"], clusters["y"])) == {int(k): v for k, v in sizes.items()}
+    assert sum(int(k) * v for k, v in sizes.items()) == manifest["dedup"]["documents_in_clusters"]
+
+    # Histograms: each bin that holds data, then the last one repeated (the step's end).
+    assert sum(profile["histograms"]["length_chars"]["kept"]) == manifest["counts"]["kept"]
+    for name in ["length_chars", "n_tokens", *signals]:
+        kept_hist, rejected_hist = plot_data(page, f"plot-{name}")[:2]
+        for trace, part in ((kept_hist, "kept"), (rejected_hist, "rejected")):
+            counts = profile["histograms"][name][part]
+            assert trace["name"] == part and trace["y"][-1] == trace["y"][-2]
+            assert sum(trace["y"][:-1]) == sum(counts), (name, part)
+
+    for key in ["counts.input", "counts.kept", "counts.rejected", "tokens.input", "tokens.written"]:
+        cell = page.locator(f'tr[data-key="{key}"] td.n').inner_text()
+        value = manifest
+        for part in key.split("."):
+            value = value[part]
+        assert int(cell.replace(",", "")) == value, key
+
+    samples = page.locator("#samples tr").count() - 1
+    assert samples == len(profile["samples"]) > 0
+    page.close()
+
+
+def test_report_command_rebuilds_the_same_page(output, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(output, copy)
+    (copy / "report.html").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "report.html").read_bytes() == (output / "report.html").read_bytes()
+    assert str(copy / "report.html") in capsys.readouterr().out
+
+
+def test_report_command_on_s3(output, s3_server, tmp_path):
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="report-out")
+    for path in sorted(output.rglob("*")):
+        if path.is_file() and path.name != "report.html":
+            s3.upload_file(str(path), "report-out", f"run/{path.relative_to(output)}")
+    config = write_config(tmp_path / "c.yaml", {"storage": s3_server.storage()})
+    assert main(["report", "s3://report-out/run", "--config", str(config)]) == 0
+    body = s3.get_object(Bucket="report-out", Key="run/report.html")["Body"].read()
+    assert body == (output / "report.html").read_bytes()
+
+
+def test_report_command_names_a_missing_output(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) != 0
+    assert "manifest.json" in capsys.readouterr().err
