@@ -172,7 +172,14 @@ def test_a_killed_run_on_s3_is_finished_by_the_same_command(
     fs = s3_server.arrow_fs()
     assert_same_output(reference_output, output_tables(f"corpus-out/{prefix}", fs))
     names = {i.base_name for i in fs.get_file_info(FileSelector(f"corpus-out/{prefix}"))}
-    assert names == {"data", "rejected", "duplicates", "manifest.json"}
+    assert names == {
+        "data",
+        "rejected",
+        "duplicates",
+        "manifest.json",
+        "report.html",
+        "report.json",
+    }
     with fs.open_input_stream(f"corpus-out/{prefix}/manifest.json") as f:
         assert_resumed(json.loads(f.read()), kill_point)
 

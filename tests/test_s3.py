@@ -47,6 +47,8 @@ def test_bucket_to_bucket_equals_the_local_run(s3_server, s3_input, reference_ou
         "duplicates",
         "manifest.json",
         "rejected",
+        "report.html",
+        "report.json",
     ]
 
 
