@@ -22,6 +22,7 @@ from dedupe_at_scale.io.storage import StorageError, read_json, resolve
 TEMPLATE = "plotly_white"
 KEPT, REJECTED = "#2a9d8f", "#e76f51"
 MAX_BARS = 40
+FUNNEL_TEXT = "%{value:,}<br>%{percentInitial:.1%}"
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222}
@@ -129,14 +130,14 @@ def _funnel(page: _Page, m: dict[str, Any]) -> None:
     # "read": every input document; "input": after whole files quarantined.
     names = ["read"] + [n for n, _ in stages]
     docs = [m["counts"]["input"]] + [s["kept"] for _, s in stages]
-    figure = go.Figure(go.Funnel(y=names, x=docs, textinfo="value+percent initial",
-                                 marker={"color": KEPT}))  # fmt: skip
+    figure = go.Figure(go.Funnel(y=names, x=docs, texttemplate=FUNNEL_TEXT, marker={"color": KEPT}))
     figure.update_layout(title="Documents kept after each stage")
     plots.append(_plot("plot-funnel", figure))
     if m.get("tokens", {}).get("enabled"):
         tokens = [m["tokens"]["input"]] + [s["tokens_kept"] for _, s in stages]
-        figure = go.Figure(go.Funnel(y=names, x=tokens, textinfo="value+percent initial",
-                                     marker={"color": "#457b9d"}))  # fmt: skip
+        figure = go.Figure(
+            go.Funnel(y=names, x=tokens, texttemplate=FUNNEL_TEXT, marker={"color": "#457b9d"})
+        )
         figure.update_layout(title="Tokens kept after each stage")
         plots.append(_plot("plot-funnel-tokens", figure))
     page.section("funnel", "Funnel", f"<div class='grid'>{''.join(plots)}</div>")
