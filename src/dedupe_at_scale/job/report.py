@@ -22,10 +22,14 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
     total = counts["input"] or 1
     text_rows = manifest.get("config", {}).get("input", {}).get("format", "text") == "text"
     unit = "documents" if text_rows else "rows"
+    tokens = manifest.get("tokens", {}).get("enabled", False)
     stage_rows = [
         [name, "on" if s["enabled"] else "off", s["in"], s["kept"], s["rejected"]]
+        + ([f"{s['tokens_kept']:,}", f"{s['tokens_rejected']:,}"] if tokens else [])
         for name, s in counts["stages"].items()
     ]
+    stage_headers = ["stage", "enabled", "in", "kept", "rejected"]
+    stage_headers += ["tokens kept", "tokens rejected"] if tokens else []
     reasons = sorted(
         ((stage, rule, n) for stage, rules in counts["rules"].items() for rule, n in rules.items()),
         key=lambda r: -r[2],
@@ -41,7 +45,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
     data_rows = sum(s["rows"] for s in manifest["output"]["data"])
     parts = [
         "Stages",
-        _table(["stage", "enabled", "in", "kept", "rejected"], stage_rows),
+        _table(stage_headers, stage_rows),
         "",
         "Top rejection reasons",
         _table(["rule", "stage", unit, "of input"], reason_rows) if reason_rows else "(none)",
@@ -155,12 +159,16 @@ def _mixture_lines(manifest: dict[str, Any]) -> list[str]:
     m = manifest.get("mixture", {})
     if not m.get("enabled"):
         return []
+    # Tokens per group too, when they were counted and are not the unit already.
+    tokens = m["unit"] != "tokens" and any("tokens_written" in v for v in m["groups"].values())
     rows = [
         [g, f"{100 * v['target_share']:.1f}%", f"{100 * v['achieved_share']:.1f}%",
          f"{v['selected_units']:.0f}", v["copies_written"]]
+        + ([f"{v.get('tokens_written', 0):,}"] if tokens else [])
         for g, v in m["groups"].items()
     ]  # fmt: skip
-    lines = ["", f"Mixture by {m['group_column']} (in {m['unit']})",
-             _table(["group", "target", "achieved", m["unit"], "rows written"], rows)]  # fmt: skip
+    headers = ["group", "target", "achieved", m["unit"], "rows written"]
+    headers += ["tokens"] if tokens else []
+    lines = ["", f"Mixture by {m['group_column']} (in {m['unit']})", _table(headers, rows)]
     lines += [f"WARNING: too little data for the target: {w}" for w in m["warnings"]]
     return lines + [""]
