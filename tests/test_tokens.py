@@ -166,3 +166,20 @@ def test_job_counts_tokens_per_row_stage_and_group(ray_cluster, sample_dir, tmp_
 
 def pc_sum(table: pa.Table, column: str) -> int:
     return int(sum(table.column(column).to_pylist()))
+
+
+def test_a_changed_tokenizer_file_is_not_resumed(tmp_path):
+    """A re-run resumes an interrupted one only with the same tokenizer
+    content, not just the same path."""
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.job.pipeline import fingerprint
+    from dedupe_at_scale.stages.tokens import RESOURCE, tokenizer_resource
+
+    cfg = JobConfig()
+    one = {RESOURCE: tokenizer_resource("t.json", DEFAULT)}
+    other = Tokenizer.from_str(DEFAULT)
+    other.add_tokens(["dedupe"])
+    two = {RESOURCE: tokenizer_resource("t.json", other.to_str())}
+    args = ("in", "out", cfg, [])
+    assert fingerprint(*args, one) == fingerprint(*args, dict(one))
+    assert fingerprint(*args, one) != fingerprint(*args, two)

@@ -128,7 +128,9 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     try:
         resume = _on_storage(
             output_uri,
-            lambda: layout.prepare(overwrite, fingerprint(input_uri, output_uri, cfg, files)),
+            lambda: layout.prepare(
+                overwrite, fingerprint(input_uri, output_uri, cfg, files, shared)
+            ),
         )
     except BaseException:
         lease.release()
@@ -144,14 +146,20 @@ def run_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = F
     return execute(plan_job(input_uri, output_uri, cfg, overwrite))
 
 
-def fingerprint(input_uri: str, output_uri: str, cfg: JobConfig, files: list[InputFile]) -> str:
-    """What a resumed run must share with the interrupted one."""
+def fingerprint(
+    input_uri: str, output_uri: str, cfg: JobConfig, files: list[InputFile],
+    shared: dict[str, Any] | None = None,
+) -> str:  # fmt: skip
+    """What a resumed run must share with the interrupted one: also the
+    tokenizer's content (a file changed at the same path counts otherwise)."""
+    tokenizer = (shared or {}).get(TOKENIZER)
     key = {
         "input": input_uri,
         "output": output_uri,
         "config": cfg.to_dict(),
         "files": [(f.relpath, f.size_bytes, f.num_rows, f.problem) for f in files],
         "version": __version__,
+        "tokenizer": hashlib.sha256(tokenizer.json.encode()).hexdigest() if tokenizer else None,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 

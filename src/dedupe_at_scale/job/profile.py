@@ -116,6 +116,8 @@ def thresholds(cfg: JobConfig) -> dict[str, list[dict[str, Any]]]:
                 marks.setdefault(col.SIGNAL_PREFIX + rule.signal, []).append(
                     {"rule": rule.name, "bound": rule.bound, "threshold": rule.threshold}
                 )
-    if cfg.quality_model.enabled if hasattr(cfg, "quality_model") else False:
-        pass
+    if cfg.quality.enabled and cfg.quality.model is not None:
+        marks[col.QUALITY_SCORE] = [
+            {"rule": "quality_classifier", "bound": "min", "threshold": cfg.quality.min_score}
+        ]
     return marks
