@@ -90,7 +90,12 @@ def write_outputs(
         kept = kept.sort(order_by).map_batches(
             _drop_internal, batch_format="pyarrow", batch_size=None
         )
-    write_parquet(kept, layout.data, layout, cfg, rows_per_shard, prefix="part")
+        # The sort's range boundaries are sampled at random: cut its output
+        # into even shards instead (deterministic, each carrying the mix).
+        kept = even_shards(kept.materialize(), rows_per_shard)
+    # Even shards are written as they are (a row bound would merge two).
+    rows_per_file = None if order_by else rows_per_shard
+    write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part")
     return _read_stats(layout.location, stats_dir, len(staged.files))
 
 
@@ -106,13 +111,17 @@ def write_views(
         for name, keep in outcome.views.items():
             rows = ray.data.read_datasource(parquet_datasource(layout.location, shards, None))
             rows = rows.map_batches(keep, batch_format="pyarrow", batch_size=None)
-            # The kept rows of several data/ shards make one output shard: an
-            # ordered split into blocks of about rows_per_shard (Ray fuses
-            # read, filter and write per shard, so the writer cannot merge).
-            shards_needed = max(1, -(-rows.count() // rows_per_shard))
-            rows = rows.repartition(shards_needed)
+            # The kept rows of several data/ shards make one output shard (Ray
+            # fuses read, filter and write per shard: its writer cannot merge).
+            rows = even_shards(rows, rows_per_shard)
             path = posixpath.join(layout.publish_root, name)
-            write_parquet(rows, path, layout, cfg, rows_per_shard, prefix="part")
+            write_parquet(rows, path, layout, cfg, None, prefix="part")
+
+
+def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
+    """`ds` in order, cut into the fewest blocks of at most rows_per_shard
+    rows, all of about one size (one shard each)."""
+    return ds.repartition(max(1, -(-ds.count() // rows_per_shard)))
 
 
 def _split_block(
