@@ -208,15 +208,22 @@ def list_parquet_files(location: Location) -> tuple[list[str], str]:
     return sorted(files), root.rstrip("/")
 
 
-def write_json(location: Location, path: str, payload: Any) -> None:
-    data = json.dumps(payload, indent=2, sort_keys=False, default=str).encode("utf-8")
+def write_text(location: Location, path: str, text: str) -> None:
     with location.fs.open(path, "wb") as handle:
-        handle.write(data)
+        handle.write(text.encode("utf-8"))
+
+
+def read_text(location: Location, path: str) -> str:
+    with location.fs.open(path, "rb") as handle:
+        return handle.read().decode("utf-8")
+
+
+def write_json(location: Location, path: str, payload: Any) -> None:
+    write_text(location, path, json.dumps(payload, indent=2, sort_keys=False, default=str))
 
 
 def read_json(location: Location, path: str) -> Any:
-    with location.fs.open(path, "rb") as handle:
-        return json.loads(handle.read().decode("utf-8"))
+    return json.loads(read_text(location, path))
 
 
 def describe_error(exc: BaseException) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
-from dedupe_at_scale.io.storage import describe_error, resolve
+from dedupe_at_scale.io.storage import describe_error, read_text, resolve
 from dedupe_at_scale.stages.tokens import TokenizerResource, tokenizer_resource
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
 
@@ -17,8 +17,7 @@ def load_tokenizer(cfg: TokensConfig, storage: StorageConfig) -> TokenizerResour
     source = cfg.tokenizer or str(DEFAULT_TOKENIZER)
     try:
         location = resolve(source, storage)
-        with location.fs.open(location.path, "rb") as handle:
-            text = handle.read().decode("utf-8")
+        text = read_text(location, location.path)
     except Exception as exc:
         raise ConfigError(f"tokens.tokenizer: cannot read {source}: {describe_error(exc)}") from exc
     resource = tokenizer_resource(source, text)

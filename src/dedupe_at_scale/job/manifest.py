@@ -54,16 +54,12 @@ def stage_order(cfg: JobConfig) -> dict[str, bool]:
 
 
 def stage_counts(
-    cfg: JobConfig,
-    total: int,
-    rejected_by_stage: Counter,
-    tokens: Counter | None = None,
-    total_tokens: int = 0,
+    cfg: JobConfig, total: int, rejected_by_stage: Counter, tokens: dict[str, Any] | None = None
 ) -> dict[str, dict]:
     """in / kept / rejected per stage, in pipeline order; in tokens too when
-    they were counted (`tokens`: removed per stage)."""
+    they were counted (`tokens`: token_counts' section)."""
     counts, remaining = {}, total
-    tokens_left = total_tokens
+    tokens_left = tokens["input"] if tokens is not None else 0
     for stage, enabled in stage_order(cfg).items():
         rejected = rejected_by_stage.get(stage, 0)
         counts[stage] = {
@@ -74,7 +70,7 @@ def stage_counts(
         }
         remaining -= rejected
         if tokens is not None:
-            removed = tokens.get(stage, 0)
+            removed = sum(tokens["rules"].get(stage, {}).values())
             counts[stage].update(
                 tokens_in=tokens_left, tokens_kept=tokens_left - removed, tokens_rejected=removed
             )
@@ -144,11 +140,6 @@ def build_manifest(
                 counters[key.removeprefix(col.COUNT_PREFIX)] += value
     kept = total - sum(by_stage.values())
     tokens = token_counts(stats) if cfg.tokens.enabled else None
-    tokens_by_stage = (
-        Counter({stage: sum(r.values()) for stage, r in tokens["rules"].items()})
-        if tokens is not None
-        else None
-    )
     return {
         "format": FORMAT,
         "status": "complete",
@@ -171,9 +162,7 @@ def build_manifest(
             "input": total,
             "kept": kept,
             "rejected": total - kept,
-            "stages": stage_counts(
-                cfg, total, by_stage, tokens_by_stage, tokens["input"] if tokens else 0
-            ),
+            "stages": stage_counts(cfg, total, by_stage, tokens),
             "rules": {
                 stage: dict(sorted(rules.items(), key=lambda kv: -kv[1]))
                 for stage, rules in by_rule.items()

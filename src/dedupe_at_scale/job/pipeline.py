@@ -61,7 +61,9 @@ from dedupe_at_scale.job.accounting import AccountingError, check_accounting, qu
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.profile import merge_profiles
-from dedupe_at_scale.job.report_html import build_report
+from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
+from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
+from dedupe_at_scale.job.report_html import write_report
 from dedupe_at_scale.job.write import PROFILE, write_outputs, write_parquet, write_views
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
@@ -267,7 +269,7 @@ def _execute(plan: JobPlan) -> JobResult:
     # report.html and the histograms it is built from, beside the manifest.
     report_files = []
     if cfg.output.report:
-        manifest["output"]["report"] = {"html": "report.html", "data": "report.json"}
+        manifest["output"]["report"] = {"html": REPORT_HTML, "data": REPORT_DATA}
         profile = merge_profiles(summaries.get(PROFILE, []), cfg)
         report_files = write_report(layout.location, layout.publish_root, manifest, profile)
     # What an interrupted run of the same job had finished already.
@@ -378,7 +380,7 @@ class _timed:
 def check_views(
     cfg: JobConfig, data_shards: list[dict[str, Any]], step_shards: dict[str, list[dict[str, Any]]]
 ) -> None:
-    """The splits hold data/'s rows exactly; the largest subset no more."""
+    """The splits hold data/'s rows exactly."""
     data = sum(s["rows"] for s in data_shards)
     in_splits = sum(s["rows"] for n, listed in step_shards.items() if n.startswith("splits/")
                     for s in listed)  # fmt: skip
@@ -393,19 +395,6 @@ def step_outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         for step in STEP_REGISTRY if step.enabled(cfg)
         for name, schema in step.outputs(cfg).items()
     }  # fmt: skip
-
-
-def write_report(
-    location: Location, root: str, manifest: dict[str, Any], profile: dict[str, Any]
-) -> list[str]:
-    """report.json (the histograms) and report.html under `root`; their paths
-    relative to it."""
-    names = {"report.json": json.dumps(profile, separators=(",", ":")),
-             "report.html": build_report(manifest, profile)}  # fmt: skip
-    for name, text in names.items():
-        with location.fs.open(posixpath.join(root, name), "wb") as handle:
-            handle.write(text.encode("utf-8"))
-    return list(names)
 
 
 def _write_empty_shards(plan: JobPlan, staged: Staged) -> None:

@@ -34,9 +34,9 @@ def histogram(values: np.ndarray) -> list[int]:
     return np.bincount(index, minlength=len(EDGES) - 1).tolist()
 
 
-def _numbers(table: pa.Table, name: str) -> np.ndarray:
-    column = pc.cast(table.column(name), pa.float64())
-    return pc.fill_null(column, float("nan")).to_numpy(zero_copy_only=False)
+def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """float64 values, NaN for null."""
+    return pc.fill_null(pc.cast(column, pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
 
 
 def block_profile(table: pa.Table, cfg: JobConfig) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def block_profile(table: pa.Table, cfg: JobConfig) -> dict[str, Any]:
             measures[name] = table.column(name)
     histograms = {}
     for name, column in measures.items():
-        values = _numbers(pa.table({"v": column}), "v")
+        values = _numbers(column)
         histograms[name] = {"kept": histogram(values[kept]), "rejected": histogram(values[~kept])}
     return {"histograms": histograms, "samples": _samples(table, kept, cfg)}
 

@@ -8,6 +8,8 @@ data are the manifest's numbers, which the browser test reads back."""
 from __future__ import annotations
 
 import html
+import json
+import posixpath
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,9 @@ import plotly.offline
 
 from dedupe_at_scale.config import StorageConfig
 from dedupe_at_scale.io.output import MANIFEST
-from dedupe_at_scale.io.storage import StorageError, read_json, resolve
+from dedupe_at_scale.io.storage import Location, StorageError, read_json, resolve, write_text
 
+HTML, DATA = "report.html", "report.json"
 TEMPLATE = "plotly_white"
 KEPT, REJECTED = "#2a9d8f", "#e76f51"
 MAX_BARS = 40
@@ -337,9 +340,18 @@ def rebuild_report(uri: str, storage: StorageConfig | None = None) -> str:
             "complete output of dedupe-at-scale"
         ) from exc
     try:
-        profile = read_json(location, location.join("report.json"))
+        profile = read_json(location, location.join(DATA))
     except FileNotFoundError:
         profile = {}  # output.report was off: the page has no distributions
-    with location.fs.open(location.join("report.html"), "wb") as handle:
-        handle.write(build_report(manifest, profile).encode("utf-8"))
-    return location.display(location.join("report.html"))
+    write_text(location, location.join(HTML), build_report(manifest, profile))
+    return location.display(location.join(HTML))
+
+
+def write_report(
+    location: Location, root: str, manifest: dict[str, Any], profile: dict[str, Any]
+) -> list[str]:
+    """report.json (the histograms, compact) and report.html under `root`;
+    their paths relative to it."""
+    write_text(location, posixpath.join(root, DATA), json.dumps(profile, separators=(",", ":")))
+    write_text(location, posixpath.join(root, HTML), build_report(manifest, profile))
+    return [DATA, HTML]

@@ -92,7 +92,7 @@ def write_outputs(
         )
         # The sort's range boundaries are sampled at random: cut its output
         # into even shards instead (deterministic, each carrying the mix).
-        kept = even_shards(kept.materialize(), rows_per_shard)
+        kept = even_shards(kept, rows_per_shard)
     # Even shards are written as they are (a row bound would merge two).
     rows_per_file = None if order_by else rows_per_shard
     write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part")
@@ -120,7 +120,9 @@ def write_views(
 
 def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
     """`ds` in order, cut into the fewest blocks of at most rows_per_shard
-    rows, all of about one size (one shard each)."""
+    rows, all of about one size (one shard each). Materialized first, so
+    counting and cutting read it once."""
+    ds = ds.materialize()
     return ds.repartition(max(1, -(-ds.count() // rows_per_shard)))
 
 

@@ -110,19 +110,40 @@ def _group_plan(
     if base >= max_repeats:
         return GroupPlan(max_repeats, 0.0, target, available, max_repeats * available)
     remainder = target - base * available
-    cumulative = np.cumsum(hist)
-    k = int(np.searchsorted(cumulative, remainder))  # first bin reaching the remainder
-    if k >= BINS:
+    threshold = cut_point(hist, remainder)
+    if threshold is None:
         return GroupPlan(base + 1, 0.0, target, available, (base + 1) * available)
-    before = cumulative[k - 1] if k > 0 else 0.0
-    inside = (remainder - before) / hist[k] if hist[k] > 0 else 0.0
-    threshold = (k + min(max(inside, 0.0), 1.0)) / BINS
     return GroupPlan(base, threshold, target, available, base * available + remainder)
+
+
+def cut_point(hist: np.ndarray, amount: float) -> float | None:
+    """The draw below which `amount` units of a histogram over draws lie
+    (interpolated within the bin that reaches it); None when the histogram
+    holds less."""
+    cumulative = np.cumsum(hist)
+    k = int(np.searchsorted(cumulative, amount))  # first bin reaching the amount
+    if k >= BINS:
+        return None
+    before = cumulative[k - 1] if k > 0 else 0.0
+    inside = (amount - before) / hist[k] if hist[k] > 0 else 0.0
+    return (k + min(max(inside, 0.0), 1.0)) / BINS
+
+
+def output_unit(cfg: JobConfig) -> str:
+    """What the output is measured in: the mixture's unit, else documents."""
+    return cfg.mixture.unit if cfg.mixture.enabled else "documents"
 
 
 COPIES = "__dds_copies"  # how many times a kept document is written
 ORDER = "__dds_order"  # output position key: spreads groups over shards
 ORDER_SALT = 0x5BD1E995
+
+
+def copies_of(table: pa.Table) -> np.ndarray:
+    """How many times each row is written (1 without a mixture)."""
+    if COPIES in table.column_names:
+        return table.column(COPIES).to_numpy()
+    return np.ones(table.num_rows, np.int64)
 
 
 def apply_plan(
@@ -277,7 +298,7 @@ def _histogram(staged: StagedFile, cfg: JobConfig) -> dict[str, np.ndarray]:
 def achieved_rows(table: pa.Table, cfg: JobConfig) -> list[dict]:
     """Units, documents and copies written per group in one block."""
     kept = col.kept_rows(table)
-    copies = kept.column(COPIES).to_numpy()
+    copies = copies_of(kept)
     size = units(kept, cfg)
     tokens = units(kept, cfg, "tokens") if N_TOKENS in kept.column_names else None
     groups = group_keys(kept, cfg.mixture)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome
-from dedupe_at_scale.steps.mixture import COPIES, ORDER, draws, units, with_order
+from dedupe_at_scale.steps.mixture import ORDER, copies_of, draws, output_unit, units, with_order
 
 SPLIT = "split"
 SALT = 0x3C6EF372
@@ -55,9 +55,8 @@ def in_split(table: pa.Table, name: str) -> pa.Table:
 def split_rows(table: pa.Table, cfg: JobConfig) -> list[dict[str, Any]]:
     """Documents, rows written and units per split in one staged block."""
     kept = col.kept_rows(table)
-    copies = kept.column(COPIES).to_numpy() if COPIES in kept.column_names else 1
-    size = units(kept, cfg, _unit(cfg)) * copies
-    rows = np.ones(kept.num_rows, np.int64) * copies
+    rows = copies_of(kept)
+    size = units(kept, cfg, output_unit(cfg)) * rows
     names = kept.column(SPLIT).to_numpy(zero_copy_only=False)
     return [
         {
@@ -70,10 +69,6 @@ def split_rows(table: pa.Table, cfg: JobConfig) -> list[dict[str, Any]]:
     ]
 
 
-def _unit(cfg: JobConfig) -> str:
-    return cfg.mixture.unit if cfg.mixture.enabled else "documents"
-
-
 def summary(cfg: JobConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     totals = {name: {"documents": 0, "rows": 0, "units": 0.0} for name in cfg.output.splits}
     for row in rows:
@@ -83,7 +78,7 @@ def summary(cfg: JobConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "enabled": True,
         "key": "duplicate cluster" if cfg.dedup.enabled else "id",
-        "unit": _unit(cfg),
+        "unit": output_unit(cfg),
         "seed": cfg.output.seed,
         "splits": {
             name: {

@@ -16,6 +16,7 @@ data/'s order (mixed shards): a training loader points at a directory.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,14 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES, JobConfig, subset_name
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.mixture import (
-    BINS,
     COPIES,
     ORDER,
+    copies_of,
+    cut_point,
     draws,
     group_keys,
+    histogram,
+    output_unit,
     unit_columns,
     units,
     with_order,
@@ -43,10 +47,6 @@ DIRECTORY = "subsets"
 ALL = "all"  # the one group when no mixture is on
 
 Thresholds = dict[str, dict[str, float]]  # subset name -> group -> threshold on v
-
-
-def _unit(cfg: JobConfig) -> str:
-    return cfg.mixture.unit if cfg.mixture.enabled else "documents"
 
 
 def groups_of(table: pa.Table, cfg: JobConfig) -> np.ndarray:
@@ -75,29 +75,30 @@ def subset_draws(table: pa.Table, cfg: JobConfig) -> np.ndarray:
     return draws(table.column(cfg.input.id_column), cfg.output.seed + SALT)
 
 
-def membership(table: pa.Table, cfg: JobConfig, thresholds: Thresholds, name: str) -> np.ndarray:
-    """Whether each row belongs to subset `name`."""
+def memberships(
+    table: pa.Table, cfg: JobConfig, thresholds: Thresholds, names: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """Whether each row belongs to each subset of `names` (draws and groups
+    computed once; thresholds looked up per distinct group)."""
     v = subset_draws(table, cfg)
-    groups = groups_of(table, cfg)
-    limit = np.array([thresholds[name].get(g, 0.0) for g in groups.tolist()], np.float64)
-    return in_pool(table, cfg) & (v < limit)
+    distinct, group = np.unique(groups_of(table, cfg).astype(str), return_inverse=True)
+    pool = in_pool(table, cfg)
+    limits = {n: np.array([thresholds[n].get(g, 0.0) for g in distinct], np.float64) for n in names}
+    return {name: pool & (v < limit[group]) for name, limit in limits.items()}
 
 
 def in_subset(table: pa.Table, cfg: JobConfig, thresholds: Thresholds, name: str) -> pa.Table:
     """The rows of data/ in subset `name`."""
-    return table.filter(pa.array(membership(table, cfg, thresholds, name)))
+    return table.filter(pa.array(memberships(table, cfg, thresholds, [name])[name]))
 
 
 def threshold(hist: np.ndarray, target: float) -> float:
-    """The v below which `target` units of the histogram lie (interpolated
-    within a bin); infinite when the target is everything."""
-    cumulative = np.cumsum(hist)
-    if target >= cumulative[-1] * (1 - 1e-12):
+    """The v below which `target` units of the histogram lie; infinite when
+    the target is everything (summation order must not leave a row out)."""
+    if target >= float(np.sum(hist)) * (1 - 1e-12):
         return float("inf")
-    k = int(np.searchsorted(cumulative, target))
-    before = cumulative[k - 1] if k > 0 else 0.0
-    inside = (target - before) / hist[k] if hist[k] > 0 else 0.0
-    return (k + min(max(inside, 0.0), 1.0)) / BINS
+    cut = cut_point(hist, target)
+    return float("inf") if cut is None else cut
 
 
 def plan(cfg: JobConfig, hist: dict[str, np.ndarray]) -> Thresholds:
@@ -108,7 +109,7 @@ def plan(cfg: JobConfig, hist: dict[str, np.ndarray]) -> Thresholds:
 
 
 def _columns(cfg: JobConfig) -> list[str]:
-    wanted = [cfg.input.id_column, *unit_columns(cfg, _unit(cfg))]
+    wanted = [cfg.input.id_column, *unit_columns(cfg, output_unit(cfg))]
     if cfg.mixture.enabled:
         wanted += [cfg.mixture.group_column, COPIES]
     if cfg.output.splits:
@@ -118,22 +119,16 @@ def _columns(cfg: JobConfig) -> list[str]:
 
 def _weights(table: pa.Table, cfg: JobConfig) -> np.ndarray:
     """Units each kept row puts into the output (its copies included)."""
-    size = units(table, cfg, _unit(cfg))
-    return size * table.column(COPIES).to_numpy() if COPIES in table.column_names else size
+    return units(table, cfg, output_unit(cfg)) * copies_of(table)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _histogram(staged: StagedFile, cfg: JobConfig) -> dict[str, np.ndarray]:
     kept = staged.read_kept(_columns(cfg))
     pool = in_pool(kept, cfg)
-    v = subset_draws(kept, cfg)[pool]
-    groups = groups_of(kept, cfg)[pool]
-    weight = _weights(kept, cfg)[pool]
-    bins = np.minimum((v * BINS).astype(np.int64), BINS - 1)
-    return {
-        str(g): np.bincount(bins[groups == g], weights=weight[groups == g], minlength=BINS)
-        for g in np.unique(groups)
-    }
+    return histogram(
+        groups_of(kept, cfg)[pool], subset_draws(kept, cfg)[pool], _weights(kept, cfg)[pool]
+    )
 
 
 def subset_rows(table: pa.Table, cfg: JobConfig, thresholds: Thresholds) -> list[dict]:
@@ -141,11 +136,9 @@ def subset_rows(table: pa.Table, cfg: JobConfig, thresholds: Thresholds) -> list
     pool's own as subset "pool"."""
     kept = col.kept_rows(table)
     weight = _weights(kept, cfg)
-    copies = kept.column(COPIES).to_numpy() if COPIES in kept.column_names else 1
-    rows = np.ones(kept.num_rows, np.int64) * copies
+    rows = copies_of(kept)
     groups = groups_of(kept, cfg)
-    masks = {"pool": in_pool(kept, cfg)}
-    masks.update({name: membership(kept, cfg, thresholds, name) for name in thresholds})
+    masks = {"pool": in_pool(kept, cfg), **memberships(kept, cfg, thresholds, thresholds)}
     out = []
     for name, mask in masks.items():
         for g in sorted(set(groups[mask].tolist())):
@@ -187,7 +180,7 @@ def summary(cfg: JobConfig, thresholds: Thresholds, rows: list[dict]) -> dict[st
         }
     return {
         "enabled": True,
-        "unit": _unit(cfg),
+        "unit": output_unit(cfg),
         "group_column": cfg.mixture.group_column if cfg.mixture.enabled else None,
         "drawn_from": pool_split(cfg) or "all kept documents",
         "seed": cfg.output.seed,

@@ -101,10 +101,12 @@ class TokenCounter:
     def _fast_counts(self, data: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
         counts = np.zeros(len(rows), np.int64)
         sizes = offsets[rows + 1] - offsets[rows]
+        cumulative = np.cumsum(sizes)
         start = 0
         while start < len(rows):
             # A chunk of rows of at most CHUNK_BYTES (or one longer row).
-            end = start + max(1, int(np.searchsorted(np.cumsum(sizes[start:]), CHUNK_BYTES)))
+            before = cumulative[start - 1] if start else 0
+            end = max(start + 1, int(np.searchsorted(cumulative, before + CHUNK_BYTES)))
             chunk = rows[start:end]
             room = int(sizes[start:end].sum()) + 1
             miss_row = np.empty(room, np.int64)

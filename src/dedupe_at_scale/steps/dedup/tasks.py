@@ -147,11 +147,11 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
             for f in range(n_files)
         ]
     )
-    sizes = np.zeros(0, np.int64)
-    for part in ray.get([c[n_files] for c in chosen]):
-        grow = max(len(sizes), len(part))
-        sizes = np.pad(sizes, (0, grow - len(sizes))) + np.pad(part, (0, grow - len(part)))
-    # Members per cluster: {size: clusters}, for the report.
+    # Members per cluster: {size: clusters}, for the report (per-partition bincounts).
+    parts = ray.get([c[n_files] for c in chosen])
+    sizes = np.zeros(max((len(p) for p in parts), default=0), np.int64)
+    for part in parts:
+        sizes[: len(part)] += part
     stats["cluster_sizes"] = {str(k): int(v) for k, v in enumerate(sizes) if v}
     stats["components"] = sum(k for k, _ in kept_counts)
     stats["documents_in_components"] = sum(n for _, n in kept_counts)
