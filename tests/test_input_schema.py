@@ -20,6 +20,7 @@ from dedupe_at_scale.io.reader import InputError, discover_inputs, plan_units, r
 from dedupe_at_scale.io.schema import SchemaError, unify_input_schema
 from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.job.pipeline import plan_job, run_job
+from dedupe_at_scale.job.report import summarize
 
 TEXTS = [f"{GOOD_EN}\nThis is copy number {i} of the text." for i in range(4)]
 POINT = pa.struct([("x", pa.int32())])
@@ -192,3 +193,108 @@ def test_a_null_id_stops_the_job_naming_file_and_row_and_publishes_nothing(ray_c
     with pytest.raises(InputError, match=r"a.parquet: row 1 has a null or empty id"):
         run_job(str(root), str(out), config_from_dict({}))
     assert sorted(p.name for p in out.iterdir()) == ["_staging"]
+
+
+def clashing_shards(root: Path) -> None:
+    """Shards carrying columns the job writes itself, as FineWeb's carry
+    `language` and `language_score`, plus one with the job's internal prefix."""
+    write_table(
+        root / "a.parquet",
+        {"id": ["a0", "a1"], "text": TEXTS[:2], "source": ["web", "news"],
+         "language": ["en", "en"], "language_score": [0.9, 0.8], "n_tokens": [11, 12],
+         "split": ["train", "test"], "mixture_repeat": [5, 6], "__dds_note": ["x", "y"]},
+    )  # fmt: skip
+    write_table(
+        root / "b.parquet",
+        {"id": ["b0", "b1"], "text": TEXTS[2:], "source": ["web", "news"],
+         "language": pa.array(["de", "de"]).dictionary_encode()},
+    )  # fmt: skip
+
+
+CLASH_CFG = {
+    "dedup": {"enabled": False},  # TEXTS are near-twins
+    "mixture": {"enabled": True, "group_column": "source", "weights": {"web": 1, "news": 1}},
+    "output": {"splits": {"train": 0.5, "test": 0.5}},
+}
+RENAMED = {
+    "language": "input_language",
+    "language_score": "input_language_score",
+    "n_tokens": "input_n_tokens",
+    "split": "input_split",
+    "mixture_repeat": "input_mixture_repeat",
+    "__dds_note": "input___dds_note",
+}
+
+
+def test_input_columns_the_job_writes_are_kept_under_input_names(ray_cluster, tmp_path):
+    clashing_shards(tmp_path / "in")
+    run_job(str(tmp_path / "in"), str(tmp_path / "out"), config_from_dict(CLASH_CFG))
+    data = pq.read_table(tmp_path / "out" / "data")
+    assert len(set(data.column_names)) == len(data.column_names)
+    rows = {r["id"]: r for r in data.to_pylist()}
+    assert sorted(rows) == ["a0", "a1", "b0", "b1"]
+    # The input's values under the new names; the job's own under the old.
+    assert [rows[i]["input_language"] for i in sorted(rows)] == ["en", "en", "de", "de"]
+    assert [rows[i]["input_n_tokens"] for i in sorted(rows)] == [11, 12, None, None]
+    assert [rows[i]["input_split"] for i in sorted(rows)] == ["train", "test", None, None]
+    assert [rows[i]["input_mixture_repeat"] for i in sorted(rows)] == [5, 6, None, None]
+    assert [rows[i]["input___dds_note"] for i in sorted(rows)] == ["x", "y", None, None]
+    assert {r["language"] for r in rows.values()} == {"en"}
+    assert all(r["n_tokens"] > 12 for r in rows.values())
+    assert {r["split"] for r in rows.values()} <= {"train", "test"}
+    assert {r["mixture_repeat"] for r in rows.values()} == {0}
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["input_schema"]["renamed_columns"] == RENAMED
+    assert "language -> input_language" in summarize(manifest)
+
+
+def test_a_clash_stops_the_job_when_asked_naming_column_file_and_writer(tmp_path):
+    clashing_shards(tmp_path / "in")
+    cfg = config_from_dict({**CLASH_CFG, "input": {"on_column_clash": "error"}})
+    with pytest.raises(
+        SchemaError,
+        match=r"column 'language' of \S*/in/a.parquet is a column the job writes \(the langid stage\); "
+        r"set input.on_column_clash: rename to keep it as 'input_language'",
+    ):
+        plan_job(str(tmp_path / "in"), str(tmp_path / "out"), cfg)
+
+
+def test_clashes_the_job_cannot_rename(tmp_path):
+    write_table(tmp_path / "in" / "a.parquet",
+                {"id": ["a"], "text": TEXTS[:1], "language": ["en"], "input_language": ["en"]})  # fmt: skip
+    with pytest.raises(SchemaError, match=r"'input_language' is taken too"):
+        plan_job(str(tmp_path / "in"), str(tmp_path / "out"), config_from_dict({}))
+    cfg = config_from_dict({"input": {"text_column": "language"}})
+    with pytest.raises(ConfigError, match=r"input.text_column 'language' is a column the job"):
+        plan_job(str(tmp_path / "in"), str(tmp_path / "out"), cfg)
+
+
+def test_only_the_columns_this_config_writes_are_renamed(tmp_path):
+    clashing_shards(tmp_path / "in")
+    cfg = config_from_dict({"tokens": {"enabled": False}})  # no mixture, splits or tokens
+    plan = plan_job(str(tmp_path / "in"), str(tmp_path / "out"), cfg)
+    plan.lease.release()
+    # The language columns stay in every run's schema, langid on or off.
+    assert plan.input_schema.renamed == {
+        k: v for k, v in RENAMED.items() if k in ("language", "language_score", "__dds_note")
+    }
+
+
+def test_an_empty_data_dir_has_the_schema_of_a_full_one(ray_cluster, tmp_path):
+    """Every row rejected: data/'s stand-in shard still has the columns the
+    steps add (mixture_repeat, split), in the order a full run writes them."""
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
+    mixture = {**CLASH_CFG["mixture"], "weights": {"web": 1}}
+    cfg = config_from_dict(
+        {**CLASH_CFG, "mixture": mixture, "input": {"on_invalid_document": "quarantine"}}
+    )
+    schemas = {}
+    for name, text in (("full", TEXTS[0]), ("empty", None)):
+        write_table(tmp_path / name / "a.parquet",
+                    {"id": ["c0"], "text": [text], "source": ["web"]}, schema=schema)  # fmt: skip
+        run_job(str(tmp_path / name), str(tmp_path / f"{name}-out"), cfg)
+        data = pq.read_table(tmp_path / f"{name}-out" / "data")
+        assert data.num_rows == (1 if text else 0)
+        schemas[name] = data.schema.remove_metadata()
+    assert schemas["empty"] == schemas["full"]
+    assert schemas["full"].names[-2:] == ["mixture_repeat", "split"]

@@ -72,6 +72,10 @@ class InputConfig:
     # Field -> input column, e.g. {prompt: question, response: answer};
     # for chat also the message struct's keys, e.g. {role: from, content: value}.
     fields: dict[str, str] = field(default_factory=dict)
+    # An input column named like one the job writes (language, n_tokens,
+    # q_*, split, ...): "rename" keeps it as input_<name> (the manifest's
+    # input_schema.renamed_columns lists them); "error" stops the job.
+    on_column_clash: Literal["rename", "error"] = "rename"
 
     @property
     def document_column(self) -> str:

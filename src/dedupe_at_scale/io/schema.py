@@ -18,6 +18,11 @@ The rules, per column (the text column is always read as UTF-8 strings):
   - any other disagreement stops the job before Ray starts, naming the column,
     the two types and a file of each, unless `input.schema` pins the column's
     type (a pyarrow type name: "string", "int64", "double", "timestamp[ms]").
+
+An input column named like one the job writes (FineWeb's shards carry their
+own `language` and `language_score`) is renamed to `input_<name>`, or stops the
+job when `input.on_column_clash` is "error": two columns of one name would
+break every reader of data/, and silently replacing it would lose data.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dedupe_at_scale.columns import INTERNAL_PREFIX
 from dedupe_at_scale.config import ConfigError, InputConfig
 from dedupe_at_scale.io.reader import InputError, InputFile
 
@@ -45,6 +51,8 @@ class InputSchema:
     order: list[str] = field(default_factory=list)
     # relpath -> {column: "int32 -> int64"} for the files whose types were changed.
     promoted: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Input column -> its name in the output, for the names the job writes.
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def conform(self, table: pa.Table, display: str, text_column: str) -> pa.Table:
         """`table` (one unit of one file) in the unified columns and types;
@@ -57,9 +65,9 @@ class InputSchema:
                     columns.append(table.column(name))
                     names.append(name)
                 continue
-            target = self.schema.field(name)
-            if target.name in table.column_names:
-                column = table.column(target.name)
+            target = self.schema.field(self.renamed.get(name, name))
+            if name in table.column_names:
+                column = table.column(name)
                 if column.type != target.type:
                     try:
                         column = pc.cast(column, target.type)
@@ -79,6 +87,7 @@ class InputSchema:
         return {
             "columns": {f.name: str(f.type) for f in self.schema},
             "promoted_files": self.promoted,
+            "renamed_columns": self.renamed,
         }
 
 
@@ -105,9 +114,12 @@ def _pinned(cfg: InputConfig) -> dict[str, pa.DataType]:
     return pinned
 
 
-def unify_input_schema(files: list[InputFile], cfg: InputConfig) -> InputSchema:
+def unify_input_schema(
+    files: list[InputFile], cfg: InputConfig, written: dict[str, str] | None = None
+) -> InputSchema:
     """The schema every unit is cast to, from the files' footers (files
-    quarantined by input.on_invalid_file have no say)."""
+    quarantined by input.on_invalid_file have no say). `written`: the columns
+    the job adds, each with what adds it."""
     pinned = _pinned(cfg)
     readable = [f for f in files if f.problem is None and f.schema is not None]
     order: list[str] = []
@@ -124,8 +136,11 @@ def unify_input_schema(files: list[InputFile], cfg: InputConfig) -> InputSchema:
     if ids_generated and cfg.id_column not in seen:
         order.append(cfg.id_column)  # where the generated ids always went: last
         seen[cfg.id_column] = []
+    renamed = _clashes(order, seen, cfg, written or {})
     fields = [
-        pa.field(name, _unify_column(name, seen[name], pinned, cfg, ids_generated))
+        pa.field(
+            renamed.get(name, name), _unify_column(name, seen[name], pinned, cfg, ids_generated)
+        )
         for name in order
         if name != cfg.document_column
     ]
@@ -135,10 +150,51 @@ def unify_input_schema(files: list[InputFile], cfg: InputConfig) -> InputSchema:
         for fld in f.schema:
             if fld.name == cfg.document_column:
                 continue
-            target = schema.field(fld.name).type
+            target = schema.field(renamed.get(fld.name, fld.name)).type
             if fld.type != target:
                 promoted.setdefault(f.relpath, {})[fld.name] = f"{fld.type} -> {target}"
-    return InputSchema(schema, order, promoted)
+    return InputSchema(schema, order, promoted, renamed)
+
+
+RENAMED_PREFIX = "input_"
+
+
+def _clashes(
+    order: list[str],
+    seen: dict[str, list[tuple[pa.DataType, str]]],
+    cfg: InputConfig,
+    written: dict[str, str],
+) -> dict[str, str]:
+    """New names for the input columns the job writes itself (or that carry
+    its internal prefix, which the output would drop)."""
+    roles = {cfg.document_column: "input.text_column", cfg.id_column: "input.id_column"}
+    renamed = {}
+    for name in order:
+        if not seen.get(name):
+            continue  # not a column of any file (the post-training text, generated ids)
+        owner = written.get(name)
+        if owner is None and name.startswith(INTERNAL_PREFIX):
+            owner = "the job, internally"
+        if owner is None:
+            continue
+        where = seen[name][0][1]
+        if name in roles:
+            raise ConfigError(
+                f"{roles[name]} '{name}' is a column the job writes ({owner}); "
+                "rename it in the input"
+            )
+        new = RENAMED_PREFIX + name
+        if cfg.on_column_clash == "error" or new in seen or new in written:
+            advice = (
+                f"'{new}' is taken too; rename the column in the input"
+                if cfg.on_column_clash == "rename"
+                else f"set input.on_column_clash: rename to keep it as '{new}'"
+            )
+            raise SchemaError(
+                f"column '{name}' of {where} is a column the job writes ({owner}); {advice}"
+            )
+        renamed[name] = new
+    return renamed
 
 
 def _unify_column(

@@ -64,7 +64,14 @@ from dedupe_at_scale.job.profile import merge_profiles
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
 from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
 from dedupe_at_scale.job.report_html import write_report
-from dedupe_at_scale.job.write import PROFILE, write_outputs, write_parquet, write_views
+from dedupe_at_scale.job.write import (
+    PROFILE,
+    added_columns,
+    step_fields,
+    write_outputs,
+    write_parquet,
+    write_views,
+)
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
@@ -119,7 +126,7 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     _on_storage(output_uri, lambda: layout.check(overwrite))
     probe(source)
     files = discover_inputs(source, cfg.input)
-    input_schema = unify_input_schema(files, cfg.input)
+    input_schema = unify_input_schema(files, cfg.input, added_columns(cfg))
     units = plan_units(files, cfg.input.rows_per_task)
     prepare_started = time.time()
     shared = _prepare(cfg)
@@ -218,7 +225,9 @@ def _execute(plan: JobPlan) -> JobResult:
     with _timed(timings, "write"):
         rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
         stats, summaries = (
-            write_outputs(staged, layout, cfg, outcomes, rows_per_shard)
+            write_outputs(
+                staged, layout, cfg, outcomes, rows_per_shard, data_schema(plan, staged).names
+            )
             if staged.files
             else ([], {})
         )
@@ -419,8 +428,9 @@ def _write_empty_shards(plan: JobPlan, staged: Staged) -> None:
 
 
 def data_schema(plan: JobPlan, staged: Staged) -> pa.Schema:
-    """The documents' schema in data/: the staged one without internal
-    columns, or, when nothing was staged, the input's with the stages' fields."""
+    """The documents' schema in data/: the staged one (or, when nothing was
+    staged, the input's with the stages' fields) without internal columns,
+    then the columns the steps add."""
     schema = staged.schema
     if schema is None:
         readable = [f for f in plan.files if f.problem is None]
@@ -434,7 +444,8 @@ def data_schema(plan: JobPlan, staged: Staged) -> pa.Schema:
             empty = pa.schema([(text, pa.string())]).empty_table()
         prepared = prepare_table(empty, first, 0, plan.cfg.input, schema=plan.input_schema)
         schema = pa.schema([*prepared.schema, *annotated_fields(plan.cfg)])
-    return pa.schema([f for f in schema if not f.name.startswith(col.INTERNAL_PREFIX)])
+    fields = [f for f in schema if not f.name.startswith(col.INTERNAL_PREFIX)]
+    return pa.schema(fields + step_fields(plan.cfg))
 
 
 def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[str]) -> int:

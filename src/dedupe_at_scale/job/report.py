@@ -56,6 +56,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"Kept {counts['kept']} of {counts['input']} {unit} "
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
+        *_renamed_line(manifest),
         *_tokens_line(manifest),
         *_dedup_line(manifest),
         *_consistency_line(manifest),
@@ -70,6 +71,14 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         + ")",
     ]
     return "\n".join(parts)
+
+
+def _renamed_line(manifest: dict[str, Any]) -> list[str]:
+    renamed = manifest.get("input_schema", {}).get("renamed_columns")
+    if not renamed:
+        return []
+    pairs = ", ".join(f"{old} -> {new}" for old, new in renamed.items())
+    return [f"Input columns renamed (the job writes these names itself): {pairs}."]
 
 
 def _tokens_line(manifest: dict[str, Any]) -> list[str]:

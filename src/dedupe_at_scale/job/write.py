@@ -31,6 +31,8 @@ from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
 from dedupe_at_scale.job.profile import block_profile
+from dedupe_at_scale.stages import REGISTRY as STAGES
+from dedupe_at_scale.steps import REGISTRY as STEPS
 from dedupe_at_scale.steps.base import StepOutcome
 
 SUMMARY = "summary"
@@ -64,12 +66,31 @@ def write_parquet(
     )
 
 
+def added_columns(cfg: JobConfig) -> dict[str, str]:
+    """Each column the job adds to data/'s rows under `cfg`, with what adds it."""
+    owners = {
+        f.name: f"the {stage.name} stage"
+        for stage in STAGES if stage.enabled(cfg) or stage.columns_when_off
+        for f in stage.fields(cfg)
+    }  # fmt: skip
+    owners.update(
+        {f.name: f"the {step.name} step"
+         for step in STEPS if step.enabled(cfg) for f in step.fields(cfg)}
+    )  # fmt: skip
+    return owners
+
+
+def step_fields(cfg: JobConfig) -> list[pa.Field]:
+    """The columns the enabled global steps add to data/'s rows, in order."""
+    return [f for step in STEPS if step.enabled(cfg) for f in step.fields(cfg)]
+
+
 def write_outputs(
     staged: Staged, layout: OutputLayout, cfg: JobConfig, outcomes: dict[str, StepOutcome],
-    rows_per_shard: int,
+    rows_per_shard: int, columns: list[str],
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:  # fmt: skip
-    """Write data/ and rejected/ in one pass; the per-block counts and each
-    step's block summaries, merged over blocks."""
+    """Write data/ (its `columns`, in order) and rejected/ in one pass; the
+    per-block counts and each step's block summaries, merged over blocks."""
     stats_dir = posixpath.join(layout.staging_root, "stats")
     layout.location.fs.makedirs(stats_dir, exist_ok=True)
     layout.location.fs.makedirs(layout.rejected, exist_ok=True)
@@ -82,13 +103,13 @@ def write_outputs(
     arrange = [o.arrange_kept for o in outcomes.values() if o.arrange_kept]
     kept = staged.read(staged.document_columns(), then=split).map_batches(
         _kept_documents,
-        fn_kwargs={"arrange": arrange, "ordered_later": bool(order_by)},
+        fn_kwargs={"arrange": arrange, "columns": None if order_by else columns},
         batch_format="pyarrow",
         batch_size=None,
     )
     if order_by:
         kept = kept.sort(order_by).map_batches(
-            _drop_internal, batch_format="pyarrow", batch_size=None
+            _select, fn_kwargs={"columns": columns}, batch_format="pyarrow", batch_size=None
         )
         # The sort's range boundaries are sampled at random: cut its output
         # into even shards instead (deterministic, each carrying the mix).
@@ -148,13 +169,13 @@ def _split_block(
     return table
 
 
-def _kept_documents(table: pa.Table, arrange: list, ordered_later: bool) -> pa.Table:
-    """The kept rows, arranged by the steps (copies); internal columns stay
-    while the output still has to be ordered by them."""
+def _kept_documents(table: pa.Table, arrange: list, columns: list[str] | None) -> pa.Table:
+    """The kept rows, arranged by the steps (copies), in data/'s `columns`;
+    all columns (None) while the output still has to be ordered by them."""
     kept = col.kept_rows(table)
     for step in arrange:
         kept = step(kept)
-    return kept if ordered_later else _drop_internal(kept)
+    return kept if columns is None else _select(kept, columns)
 
 
 def _read_stats(
@@ -183,8 +204,8 @@ def _rejected_rows(rejected: pa.Table, cfg: JobConfig) -> pa.Table:
     )  # fmt: skip
 
 
-def _drop_internal(table: pa.Table) -> pa.Table:
-    return table.select([n for n in table.column_names if not n.startswith(col.INTERNAL_PREFIX)])
+def _select(table: pa.Table, columns: list[str]) -> pa.Table:
+    return table.select(columns)
 
 
 def parquet_compression(cfg: JobConfig) -> str | None:

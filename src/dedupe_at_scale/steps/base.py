@@ -135,6 +135,11 @@ class GlobalStep:
         raise NotImplementedError
 
     @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        """The columns the step adds to data/'s rows, known without running it."""
+        return []
+
+    @staticmethod
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         """Directories the step publishes under `cfg` and their schemas, known
         without running it (an empty shard stands in when nothing is written);

@@ -137,6 +137,7 @@ def output_unit(cfg: JobConfig) -> str:
 COPIES = "__dds_copies"  # how many times a kept document is written
 ORDER = "__dds_order"  # output position key: spreads groups over shards
 ORDER_SALT = 0x5BD1E995
+REPEAT = "mixture_repeat"  # in data/: 0 for a document's first copy, 1 for its second, ...
 
 
 def copies_of(table: pa.Table) -> np.ndarray:
@@ -195,7 +196,7 @@ def expand_copies(table: pa.Table) -> pa.Table:
     out = table.take(pa.array(rows))
     order = (out.column(ORDER).to_numpy() + 0.6180339887498949 * repeat) % 1.0
     out = out.set_column(out.schema.get_field_index(ORDER), ORDER, pa.array(order))
-    return out.append_column("mixture_repeat", pa.array(repeat.astype(np.int32)))
+    return out.append_column(REPEAT, pa.array(repeat.astype(np.int32)))
 
 
 def mixture_summary(cfg: MixtureConfig, plans: dict[str, GroupPlan], rows: list[dict]) -> dict:
@@ -253,6 +254,10 @@ class Mixture(GlobalStep):
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.mixture.enabled
+
+    @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        return [pa.field(REPEAT, pa.int32())]
 
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg

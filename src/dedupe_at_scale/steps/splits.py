@@ -102,6 +102,10 @@ class Splits(GlobalStep):
         return bool(cfg.output.splits)
 
     @staticmethod
+    def fields(cfg: JobConfig) -> list[pa.Field]:
+        return [pa.field(SPLIT, pa.string())]
+
+    @staticmethod
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         return {f"{DIRECTORY}/{name}": None for name in cfg.output.splits}
 
