@@ -76,6 +76,10 @@ class InputConfig:
     # q_*, split, ...): "rename" keeps it as input_<name> (the manifest's
     # input_schema.renamed_columns lists them); "error" stops the job.
     on_column_clash: Literal["rename", "error"] = "rename"
+    # "hive": key=value directories below the input root (lang=en/, as Hive,
+    # Spark and Ray Data write them) become string columns of their files'
+    # rows, where a file lacks that column; "none": paths are only paths.
+    partitioning: Literal["hive", "none"] = "hive"
 
     @property
     def document_column(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from ray.data.datasource import Datasource, ReadTask
 from dedupe_at_scale import columns as col
 from dedupe_at_scale import formats
 from dedupe_at_scale.config import InputConfig
-from dedupe_at_scale.io.storage import Location, StorageError, list_parquet_files
+from dedupe_at_scale.io.storage import InputListing, Location, StorageError, list_input_files
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.schema import InputSchema
@@ -58,6 +59,8 @@ class InputFile:
     # Set when input.on_invalid_file quarantines the file: (rule, reason).
     problem: tuple[str, str] | None = None
     schema: pa.Schema | None = field(default=None, compare=False)  # from the footer
+    # Hive key=value directories above the file: columns its rows get.
+    partitions: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def entries(self) -> int:
@@ -77,16 +80,36 @@ class ReadUnit:
     index: int = 0  # position among all units: the high half of document uids
 
 
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # Problems that leave a file's row count unknown.
 UNCOUNTABLE = ("empty_file", "not_parquet", "unreadable_file")
 TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
 
 
 def discover_inputs(location: Location, cfg: InputConfig) -> list[InputFile]:
-    """List and check every input file's footer (in parallel threads)."""
-    paths, root = list_parquet_files(location)
+    """List and check every input file's footer."""
+    return inspect_files(location, list_input_files(location), cfg)
+
+
+def inspect_files(location: Location, listing: InputListing, cfg: InputConfig) -> list[InputFile]:
+    """Check every listed file's footer (in parallel threads)."""
     with ThreadPoolExecutor(max_workers=16) as pool:
-        return list(pool.map(lambda p: inspect_file(location, p, root, cfg), paths))
+        return list(pool.map(lambda p: inspect_file(location, p, listing.root, cfg), listing.files))
+
+
+def hive_partitions(relpath: str, cfg: InputConfig) -> tuple[tuple[str, str | None], ...]:
+    """The key=value directories of a file's path below the input root, as
+    Hive, Spark and Ray Data write them (values URL-decoded; Hive's default
+    partition is null). The text column is never taken from a path."""
+    if cfg.partitioning == "none":
+        return ()
+    values: dict[str, str | None] = {}
+    for part in relpath.split("/")[:-1]:
+        key, sep, value = part.partition("=")
+        if sep and key and key != cfg.text_column:
+            value = urllib.parse.unquote(value)
+            values[urllib.parse.unquote(key)] = None if value == HIVE_NULL else value
+    return tuple(values.items())
 
 
 def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> InputFile:
@@ -94,6 +117,7 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
     input.on_invalid_file: quarantine, recorded on the file."""
     display = location.display(path)
     relpath = posixpath.relpath(path, root) if root else path
+    partitions = hive_partitions(relpath, cfg)
     size, has_id = 0, False
     try:
         try:
@@ -130,9 +154,12 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
         known = problem.num_rows is not None
         return InputFile(
             path, display, relpath, problem.num_rows or 0, size, rows if known else (),
-            has_id, problem=(problem.rule, str(problem)),
+            has_id, problem=(problem.rule, str(problem)), partitions=partitions,
         )  # fmt: skip
-    return InputFile(path, display, relpath, meta.num_rows, size, rows, has_id, schema=schema)
+    return InputFile(
+        path, display, relpath, meta.num_rows, size, rows, has_id, schema=schema,
+        partitions=partitions,
+    )  # fmt: skip
 
 
 def check_text_column(
@@ -318,7 +345,7 @@ def prepare_table(
     uid, make ids and text, flag bad rows (every row, with `problem` =
     (rule, reason))."""
     if schema is not None:
-        table = schema.conform(table, f.display, cfg.document_column)
+        table = schema.conform(table, f.display, cfg.document_column, dict(f.partitions))
     if cfg.format != "text":
         # The format stage renders each row's text here (stages/format.py).
         table = _set_column(table, col.TEXT, pa.array([""] * table.num_rows, pa.string()))

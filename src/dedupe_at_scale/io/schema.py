@@ -15,6 +15,8 @@ The rules, per column (the text column is always read as UTF-8 strings):
   - the id column becomes string when its types disagree otherwise (int and
     string ids), or when some file has no id column (its ids are generated
     as "path#row" strings);
+  - Hive partition directories (lang=en/) are string columns of the files
+    below them, where a file lacks that column;
   - any other disagreement stops the job before Ray starts, naming the column,
     the two types and a file of each, unless `input.schema` pins the column's
     type (a pyarrow type name: "string", "int64", "double", "timestamp[ms]").
@@ -54,9 +56,13 @@ class InputSchema:
     # Input column -> its name in the output, for the names the job writes.
     renamed: dict[str, str] = field(default_factory=dict)
 
-    def conform(self, table: pa.Table, display: str, text_column: str) -> pa.Table:
-        """`table` (one unit of one file) in the unified columns and types;
-        the text column is left as read."""
+    def conform(
+        self, table: pa.Table, display: str, text_column: str,
+        partitions: dict[str, str | None] | None = None,
+    ) -> pa.Table:  # fmt: skip
+        """`table` (one unit of one file) in the unified columns and types,
+        its Hive `partitions` as columns where it lacks them; the text column
+        is left as read."""
         n = table.num_rows
         columns, names = [], []
         for name in self.order:
@@ -68,16 +74,20 @@ class InputSchema:
             target = self.schema.field(self.renamed.get(name, name))
             if name in table.column_names:
                 column = table.column(name)
-                if column.type != target.type:
-                    try:
-                        column = pc.cast(column, target.type)
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                        raise SchemaError(
-                            f"{display}: column '{target.name}' ({column.type}) cannot be "
-                            f"cast to {target.type}, the type the input was unified to: {exc}"
-                        ) from exc
+                source = f"column '{target.name}' ({column.type})"
+            elif partitions and name in partitions:
+                column = pa.array([partitions[name]] * n, pa.string())
+                source = f"partition directory {name}={partitions[name]}"
             else:
-                column = pa.nulls(n, target.type)
+                column, source = pa.nulls(n, target.type), ""  # already the target type
+            if column.type != target.type:
+                try:
+                    column = pc.cast(column, target.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SchemaError(
+                        f"{display}: {source} cannot be cast to {target.type}, "
+                        f"the type the input was unified to: {exc}"
+                    ) from exc
             columns.append(column)
             names.append(target.name)
         return pa.table(columns, names=names)
@@ -125,7 +135,8 @@ def unify_input_schema(
     order: list[str] = []
     seen: dict[str, list[tuple[pa.DataType, str]]] = {}  # column -> (type, file)
     for f in readable:
-        for fld in f.schema:
+        partitions = [pa.field(k, pa.string()) for k, _ in f.partitions if k not in f.schema.names]
+        for fld in [*f.schema, *partitions]:
             if fld.name not in seen:
                 order.append(fld.name)
                 seen[fld.name] = []

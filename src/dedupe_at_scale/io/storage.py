@@ -182,30 +182,69 @@ def _normalized(location: Location) -> str:
     return path.rstrip("/")
 
 
-def list_parquet_files(location: Location) -> tuple[list[str], str]:
-    """Input Parquet files under a directory or matching a glob, sorted, and
-    the root directory that generated ids are made relative to."""
+PARQUET_SUFFIXES = (".parquet", ".pq")
+NOT_PARQUET = "not *.parquet or *.pq"
+HIDDEN = "under a name starting with _ or . (Spark's _temporary, _SUCCESS, .crc, ...)"
+
+
+@dataclass(frozen=True)
+class InputListing:
+    """The input's Parquet files, sorted; the root generated ids (and Hive
+    partition directories) are relative to; and what was left out, with why."""
+
+    files: list[str]
+    root: str
+    skipped: dict[str, str]  # path relative to the root -> why it is not read
+
+
+def list_input_files(location: Location) -> InputListing:
+    """Input Parquet files under a directory or matching a glob. Paths with a
+    part (below the root) that starts with _ or . are metadata or unfinished
+    writes, as for Spark, Hive and pyarrow: they are skipped, and listed."""
     fs, path = location.fs, location.path
     try:
         location.refresh()
         if any(ch in path for ch in GLOB_CHARS):
             root = glob_prefix(path)
             root = root if root.endswith("/") else posixpath.dirname(root)
-            files = [p for p in fs.glob(path) if fs.isfile(p)]
+            found = {p: None for p in fs.glob(path) if fs.isfile(p)}
         elif fs.isdir(path):
             root = path
-            files = [p for p in fs.find(path) if p.endswith((".parquet", ".pq"))]
-        elif fs.isfile(path):
-            root, files = posixpath.dirname(path), [path]
+            found = {
+                p: None if p.endswith(PARQUET_SUFFIXES) else NOT_PARQUET for p in fs.find(path)
+            }
+        elif fs.isfile(path):  # named by the user: read whatever its name
+            return InputListing([path], posixpath.dirname(path).rstrip("/"), {})
         else:
             raise StorageError(f"input not found: {location.uri}")
     except StorageError:
         raise
     except Exception as exc:  # botocore / aiohttp errors are not OSErrors
         raise StorageError(f"cannot list input {location.uri}: {describe_error(exc)}") from exc
+    root = root.rstrip("/")
+    relative = {p: posixpath.relpath(p, root) if root else p for p in found}
+    for p in found:
+        if any(part.startswith(("_", ".")) for part in relative[p].split("/")):
+            found[p] = HIDDEN
+    files = sorted(p for p, reason in found.items() if reason is None)
+    skipped = {relative[p]: reason for p, reason in sorted(found.items()) if reason is not None}
     if not files:
-        raise StorageError(f"no Parquet files (*.parquet, *.pq) found at {location.uri}")
-    return sorted(files), root.rstrip("/")
+        left_out = f" ({len(skipped)} other paths: {describe_skipped(skipped)})" if skipped else ""
+        raise StorageError(f"no Parquet files (*.parquet, *.pq) found at {location.uri}{left_out}")
+    return InputListing(files, root, skipped)
+
+
+def describe_skipped(skipped: dict[str, str], shown: int = 3) -> str:
+    """A few of the skipped paths, each with why, for a message."""
+    items = [f"{p} ({reason})" for p, reason in list(skipped.items())[:shown]]
+    more = f", and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return ", ".join(items) + more
+
+
+def list_parquet_files(location: Location) -> tuple[list[str], str]:
+    """The input's Parquet files (see list_input_files) and their root."""
+    listing = list_input_files(location)
+    return listing.files, listing.root
 
 
 def write_text(location: Location, path: str, text: str) -> None:

@@ -22,6 +22,7 @@ import json
 import logging
 import posixpath
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ from dedupe_at_scale.io.reader import (
     InputError,
     InputFile,
     ReadUnit,
-    discover_inputs,
+    inspect_files,
     parquet_datasource,
     plan_units,
     prepare_table,
@@ -52,6 +53,7 @@ from dedupe_at_scale.io.storage import (
     Location,
     StorageError,
     describe_error,
+    list_input_files,
     overlaps,
     probe,
     resolve,
@@ -108,6 +110,8 @@ class JobPlan:
     # Built for the stages before Ray starts (the decontamination index).
     shared: dict[str, Any] = field(default_factory=dict)
     prepare_seconds: float = 0.0
+    # Paths under the input that are not read (not Parquet, _temporary/, ...), with why.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobPlan:
@@ -125,7 +129,8 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     probe(output)
     _on_storage(output_uri, lambda: layout.check(overwrite))
     probe(source)
-    files = discover_inputs(source, cfg.input)
+    listing = list_input_files(source)
+    files = inspect_files(source, listing, cfg.input)
     input_schema = unify_input_schema(files, cfg.input, added_columns(cfg))
     units = plan_units(files, cfg.input.rows_per_task)
     prepare_started = time.time()
@@ -146,7 +151,7 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
         raise
     return JobPlan(
         input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume,
-        input_schema, lease, shared, prepare_seconds,
+        input_schema, lease, shared, prepare_seconds, listing.skipped,
     )  # fmt: skip
 
 
@@ -275,6 +280,7 @@ def _execute(plan: JobPlan) -> JobResult:
     )
     if plan.input_schema is not None:
         manifest["input_schema"] = plan.input_schema.describe()
+    manifest["input"]["skipped"] = skipped_section(plan.skipped)
     # report.html and the histograms it is built from, beside the manifest.
     report_files = []
     if cfg.output.report:
@@ -425,6 +431,16 @@ def _write_empty_shards(plan: JobPlan, staged: Staged) -> None:
             layout.location.fs.makedirs(path, exist_ok=True)
             target = posixpath.join(path, "part-00000-0.parquet")
             pq.write_table(schema.empty_table(), target, filesystem=layout.location.arrow_fs)
+
+
+def skipped_section(skipped: dict[str, str], listed: int = 100) -> dict[str, Any]:
+    """The paths under the input that were not read: how many, why, and the
+    first `listed` of them (a Spark lake has a .crc beside every file)."""
+    return {
+        "count": len(skipped),
+        "by_reason": dict(Counter(skipped.values()).most_common()),
+        "paths": dict(list(skipped.items())[:listed]),
+    }
 
 
 def data_schema(plan: JobPlan, staged: Staged) -> pa.Schema:

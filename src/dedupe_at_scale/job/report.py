@@ -56,7 +56,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"Kept {counts['kept']} of {counts['input']} {unit} "
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
-        *_renamed_line(manifest),
+        *_input_lines(manifest),
         *_tokens_line(manifest),
         *_dedup_line(manifest),
         *_consistency_line(manifest),
@@ -73,12 +73,20 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
     return "\n".join(parts)
 
 
-def _renamed_line(manifest: dict[str, Any]) -> list[str]:
+def _input_lines(manifest: dict[str, Any]) -> list[str]:
+    lines = []
+    skipped = manifest["input"].get("skipped", {})
+    if skipped.get("count"):
+        reasons = "; ".join(f"{n} {why}" for why, n in skipped["by_reason"].items())
+        lines.append(
+            f"Not read: {skipped['count']} paths under the input ({reasons}); "
+            "see input.skipped in manifest.json."
+        )
     renamed = manifest.get("input_schema", {}).get("renamed_columns")
-    if not renamed:
-        return []
-    pairs = ", ".join(f"{old} -> {new}" for old, new in renamed.items())
-    return [f"Input columns renamed (the job writes these names itself): {pairs}."]
+    if renamed:
+        pairs = ", ".join(f"{old} -> {new}" for old, new in renamed.items())
+        lines.append(f"Input columns renamed (the job writes these names itself): {pairs}.")
+    return lines
 
 
 def _tokens_line(manifest: dict[str, Any]) -> list[str]:
