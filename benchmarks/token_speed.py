@@ -7,6 +7,10 @@ against the job's counter (stages/tokens/counter.py), on two corpora:
            code point in random slices, numbers, code and whitespace runs
            spliced in: many pieces the counter's cache has not seen
 
+and two tokenizers: the default (GPT-2's pre-tokenizer) and the same BPE
+behind Llama 3's pre-tokenizer (its Split pattern, then ByteLevel; Llama 3's
+own tokenizer.json is a download this project does not make).
+
 Each counter starts cold (a new one per corpus), as a worker does. Both
 must give the same count for every document; the output says so.
 
@@ -31,7 +35,11 @@ import pyarrow as pa  # noqa: E402
 
 from dedupe_at_scale.sample import bank, clean_document  # noqa: E402
 from dedupe_at_scale.stages.tokens.classes import regex_classes  # noqa: E402
-from dedupe_at_scale.stages.tokens.counter import TokenCounter, reference_counts  # noqa: E402
+from dedupe_at_scale.stages.tokens.counter import (  # noqa: E402
+    TokenCounter,
+    reference_counts,
+    with_llama3_pretokenizer,
+)
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER  # noqa: E402
 
 BATCH = 2_000  # documents per call, as in an annotation task
@@ -89,13 +97,20 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=20_000)
     args = parser.parse_args()
-    spec = DEFAULT_TOKENIZER.read_text()
-    regex_classes()  # loaded once per worker, outside the timing
-    TokenCounter(spec, regex_classes()).count(pa.array(["warm up numba"]))
+    default = DEFAULT_TOKENIZER.read_text()
     rng = random.Random(0)
-    print(f"default tokenizer ({DEFAULT_TOKENIZER.name}), one core")
-    measure("sample", sample_corpus(args.docs, rng), spec)
-    measure("mixed", mixed_corpus(args.docs, rng), spec)
+    corpora = {"sample": sample_corpus(args.docs, rng), "mixed": mixed_corpus(args.docs, rng)}
+    for title, spec in (
+        (f"default tokenizer ({DEFAULT_TOKENIZER.name})", default),
+        ("its BPE behind Llama 3's pre-tokenizer", with_llama3_pretokenizer(default)),
+    ):
+        regex_classes()  # loaded once per worker, outside the timing
+        warm = TokenCounter(spec, regex_classes())
+        assert warm.fast, warm.problem
+        warm.count(pa.array(["warm up numba"]))
+        print(f"{title}, one core")
+        for name, texts in corpora.items():
+            measure(name, texts, spec)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ from dedupe_at_scale.sample import bank, clean_document
 from dedupe_at_scale.stages.tokens.classes import probe, regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, reference_counts
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+from dedupe_at_scale.stages.tokens.pretokens import (
+    CL100K,
+    GPT2,
+    LETTER,
+    next_piece,
+    next_piece_cl100k,
+)
 from test_job import write_config
 
 DEFAULT = DEFAULT_TOKENIZER.read_text()
@@ -66,6 +73,101 @@ def test_default_tokenizer_is_counted_natively_and_exactly():
     texts = sample_texts(2000)
     assert_counts_equal(counter, texts)  # cold cache
     assert_counts_equal(counter, texts)  # every piece now cached
+
+
+# Meta-Llama-3's pre-tokenizer pattern (GPT-4's cl100k), as its tokenizer.json has it.
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+LLAMA3_HOSTILE = [
+    "\n\n  hello", "  \n  x", "x!!\n\n y", ".\n hello", "\t\tword", "\u00a0word",
+    "12345678 1 22 333 4444 55555", "'S 'T 'Re 'VE 'Ll 'lL 'ſ 'D 'M 'rE 'Ve 'K",
+    " \r\n\t\r x", "(hello) [x] {y} \"q\"", "?!\r\r\nz", "   123", " !x", "  !x", "!\n\n",
+    "'s'S'ss", "\r", "\n", " \n", "a\n\n\n", "x \u2028 y", "٣٤٥٦٧ ⅔⅔⅔⅔",
+]  # fmt: skip
+
+
+def llama3_style(digits: str = "{1,3}", ignore_merges: bool = True) -> str:
+    """The default tokenizer's BPE behind Llama 3's pre-tokenizer (a Split by
+    its pattern, then ByteLevel without regex; Llama 3 also ignores merges)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    tokenizer = Tokenizer.from_str(DEFAULT)
+    pattern = LLAMA3_PATTERN.replace("{1,3}", digits)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])  # fmt: skip
+    spec = json.loads(tokenizer.to_str())
+    spec["model"]["ignore_merges"] = ignore_merges
+    return json.dumps(spec)
+
+
+def contraction_probes() -> list[str]:
+    """Every letter after an apostrophe, alone and before e and l: which of
+    them the pattern's case-insensitive contractions take."""
+    letters = [chr(c) for c in np.flatnonzero(regex_classes() == LETTER)]
+    probes = [f"'{c}x" for c in letters] + [f"'{c}{e}x" for c in letters for e in "eElL"]
+    return ["\n".join(probes[i : i + 4000]) for i in range(0, len(probes), 4000)]
+
+
+def native_pieces(text: str, pattern: int, digits: int) -> list[tuple[int, int]]:
+    cps = np.array([ord(c) for c in text], np.int32)
+    classes, spans, i = regex_classes(), [], 0
+    while i < len(cps):
+        if pattern == GPT2:
+            end = next_piece(cps, classes, i, len(cps))
+        else:
+            end = next_piece_cl100k(cps, classes, i, len(cps), digits)
+        spans.append((i, int(end)))
+        i = int(end)
+    return spans
+
+
+@pytest.mark.parametrize(
+    "pattern, digits",
+    [(GPT2, 0), (CL100K, 3), (CL100K, 1)],
+    ids=["gpt2", "llama3", "llama3-1digit"],
+)
+def test_pieces_are_the_library_regex_pieces(pattern, digits):
+    """Piece by piece, not only in total: a wrong cut can leave a count
+    unchanged on one vocabulary and change it on another."""
+    from tokenizers import Regex, pre_tokenizers
+
+    if pattern == GPT2:
+        split = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        regex = LLAMA3_PATTERN.replace("{1,3}", "{1,3}" if digits == 3 else "")
+        split = pre_tokenizers.Split(Regex(regex), behavior="isolated")
+    slices = [EVERY_CODE_POINT[i : i + 20000] for i in range(0, len(EVERY_CODE_POINT), 20000)]
+    texts = HOSTILE + LLAMA3_HOSTILE + contraction_probes() + slices + shuffled_hostile(100)
+    for text in texts:
+        want = [span for _, span in split.pre_tokenize_str(text)]
+        got = native_pieces(text, pattern, digits)
+        if got != want:
+            at = next(k for k, (g, w) in enumerate(zip(got + [None], want + [None])) if g != w)
+            start = (got[at] or want[at])[0]
+            pytest.fail(f"{text[max(0, start - 5) : start + 10]!r}: {got[at]} != {want[at]}")
+
+
+@pytest.mark.parametrize("digits, ignore_merges", [("{1,3}", True), ("", False)])
+def test_llama3_pre_tokenizer_is_counted_natively_and_exactly(digits, ignore_merges):
+    counter = TokenCounter(llama3_style(digits, ignore_merges), regex_classes())
+    assert counter.fast
+    slices = [EVERY_CODE_POINT[i : i + 3000] for i in range(0, len(EVERY_CODE_POINT), 3000)]
+    assert_counts_equal(counter, HOSTILE + LLAMA3_HOSTILE + slices)
+    assert_counts_equal(counter, contraction_probes())
+    assert_counts_equal(counter, shuffled_hostile(500))
+    assert_counts_equal(counter, sample_texts(1000))
+
+
+def test_other_split_patterns_take_the_reference_path():
+    spec = json.loads(llama3_style())
+    spec["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] += "|x"
+    counter = TokenCounter(json.dumps(spec), regex_classes())
+    assert not counter.fast and "Llama 3" in counter.problem
+    assert_counts_equal(counter, LLAMA3_HOSTILE)
 
 
 def test_nulls_count_zero_and_chunked_arrays_work():

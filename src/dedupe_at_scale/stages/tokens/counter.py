@@ -1,10 +1,11 @@
 """Token counts of a batch of texts with a Hugging Face `tokenizers`
 tokenizer: what `encode(text, add_special_tokens=False)` gives, exactly.
 
-Tokenizers with GPT-2's byte-level pipeline (no normalizer, ByteLevel with
-its regex, BPE) are counted by pretokens.py at native speed, with the BPE
-model itself counting each new piece once. Any other tokenizer, and any
-text holding one of its added tokens, goes through `encode_batch` (the
+Byte-level BPE tokenizers without a normalizer whose pre-tokenizer is
+GPT-2's (ByteLevel with its regex) or Llama 3's (a Split by its pattern, then
+ByteLevel without regex) are counted by pretokens.py at native speed, with
+the BPE model itself counting each new piece once. Any other tokenizer, and
+any text holding one of its added tokens, goes through `encode_batch` (the
 reference, slower).
 """
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale.stages.base import string_buffers
-from dedupe_at_scale.stages.tokens.pretokens import count_pieces, insert
+from dedupe_at_scale.stages.tokens.pretokens import CL100K, GPT2, count_pieces, insert
 
 CACHE_SLOTS = 1 << 21  # 24 MB per worker; holds up to a million pieces
 CHUNK_BYTES = 1 << 22  # bytes per kernel call (bounds the miss arrays)
@@ -36,19 +37,66 @@ def _byte_to_unicode() -> dict[int, str]:
 BYTE_LEVEL = _byte_to_unicode()
 
 
-def fast_path_problem(spec: dict[str, Any]) -> str | None:
-    """Why a tokenizer.json cannot be counted by pretokens.py; None if it can."""
+# Llama 3's Split pattern (GPT-4's cl100k), and the variant with single digits,
+# as tokenizer.json spells them: pattern -> digits per number piece.
+_LLAMA3 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}%s"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+SPLIT_PATTERNS = {_LLAMA3 % "{1,3}": 3, _LLAMA3 % "": 1}
+
+
+def with_llama3_pretokenizer(tokenizer_json: str) -> str:
+    """A byte-level BPE's tokenizer.json with Llama 3's pre-tokenizer in front
+    and its ignore_merges: how benchmarks exercise that path without a Llama 3
+    download."""
+    spec = json.loads(tokenizer_json)
+    spec["pre_tokenizer"] = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": _LLAMA3 % "{1,3}"}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+             "use_regex": False},
+        ],
+    }  # fmt: skip
+    spec["model"]["ignore_merges"] = True
+    return json.dumps(spec)
+
+
+def pretokenizer(spec: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None]:
+    """(pattern, digits) for pretokens.count_pieces when it can count a
+    tokenizer.json exactly; else None and why not."""
     pre = spec.get("pre_tokenizer") or {}
     model = spec.get("model") or {}
     if spec.get("normalizer") is not None:
-        return "it has a normalizer"
-    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
-        return f"its pre-tokenizer is {pre.get('type')!r}, not GPT-2's ByteLevel with its regex"
-    if pre.get("add_prefix_space"):
-        return "its ByteLevel adds a prefix space"
+        return None, "it has a normalizer"
     if model.get("type") != "BPE" or model.get("dropout"):
-        return f"its model is {model.get('type')!r}, not BPE without dropout"
-    return None
+        return None, f"its model is {model.get('type')!r}, not BPE without dropout"
+    if pre.get("type") == "ByteLevel" and pre.get("use_regex", True):
+        if pre.get("add_prefix_space"):
+            return None, "its ByteLevel adds a prefix space"
+        return (GPT2, 0), None
+    parts = pre.get("pretokenizers") or []
+    if pre.get("type") == "Sequence" and len(parts) == 2:
+        split, byte_level = parts
+        pattern = (split.get("pattern") or {}).get("Regex")
+        if (
+            split.get("type") == "Split" and pattern in SPLIT_PATTERNS
+            and split.get("behavior") == "Isolated" and not split.get("invert")
+            and byte_level.get("type") == "ByteLevel" and not byte_level.get("use_regex", True)
+            and not byte_level.get("add_prefix_space")
+        ):  # fmt: skip
+            return (CL100K, SPLIT_PATTERNS[pattern]), None
+    return None, (
+        f"its pre-tokenizer is {pre.get('type')!r}, neither GPT-2's ByteLevel nor "
+        "Llama 3's Split and ByteLevel"
+    )
+
+
+def fast_path_problem(spec: dict[str, Any]) -> str | None:
+    """Why a tokenizer.json cannot be counted by pretokens.py; None if it can."""
+    return pretokenizer(spec)[1]
 
 
 def reference_counts(tokenizer: Any, texts: list[str]) -> np.ndarray:
@@ -66,7 +114,9 @@ class TokenCounter:
 
         self.tokenizer = Tokenizer.from_str(tokenizer_json)
         spec = json.loads(tokenizer_json)
-        self.problem = fast_path_problem(spec) if classes is not None else "no code point table"
+        self.pattern, self.problem = pretokenizer(spec)
+        if classes is None:
+            self.pattern, self.problem = None, "no code point table"
         self.classes = classes
         self.added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
         self.keys = np.zeros(CACHE_SLOTS, np.uint64)
@@ -114,7 +164,7 @@ class TokenCounter:
             miss_key = np.empty(room, np.uint64)
             found, m = count_pieces(
                 data, offsets, chunk, self.classes, self.keys, self.values,
-                miss_row, miss_start, miss_end, miss_key,
+                miss_row, miss_start, miss_end, miss_key, *self.pattern,
             )  # fmt: skip
             if m:
                 found += self._resolve(

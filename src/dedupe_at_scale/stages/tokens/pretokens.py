@@ -1,5 +1,5 @@
-"""GPT-2's pre-tokenizer in numba, over Arrow's UTF-8 buffers, with a cache
-of token counts per pre-token.
+"""GPT-2's and Llama 3's pre-tokenizers in numba, over Arrow's UTF-8
+buffers, with a cache of token counts per pre-token.
 
 A byte-level BPE never merges across the pieces its pre-tokenizer cuts, so a
 document's token count is the sum of its pieces' counts. Pieces repeat
@@ -9,7 +9,12 @@ hash of their bytes; the few new ones go to the tokenizer's own BPE model.
 The pieces are those of GPT-2's pattern, as the `tokenizers` library splits
 it (ByteLevel with use_regex):
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
-with its regex engine's own \\p{L}, \\p{N} and \\s (classes.py).
+with its regex engine's own \\p{L}, \\p{N} and \\s (classes.py); or those
+of Llama 3's (and GPT-4's cl100k) pattern, a Split before a ByteLevel without
+its regex:
+    (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|
+    ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+
+(or \\p{N} one digit at a time, as some of its descendants have it).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from dedupe_at_scale.stages.quality.codepoints import SEED, decode
 from dedupe_at_scale.stages.quality.ngrams import MULTIPLIER, mix
 
 LETTER, NUMBER, SPACE, OTHER = 0, 1, 2, 3
-APOSTROPHE, BLANK = 0x27, 0x20
+APOSTROPHE, BLANK, CR, LF = 0x27, 0x20, 0x0D, 0x0A
 EMPTY = np.uint64(0)
+GPT2, CL100K = 0, 1  # the patterns next_piece knows
 
 
 @numba.njit(cache=True, inline="always")
@@ -50,9 +56,64 @@ def _contraction(cps, i, n):
     return 0
 
 
+@numba.njit(cache=True, inline="always")
+def _contraction_any_case(cps, i, n):
+    """Length of (?i:'s|'t|'re|'ve|'m|'ll|'d) at i, else 0. The regex engine
+    folds case as Unicode does: the long s (U+017F) is an s too."""
+    if cps[i] != APOSTROPHE or i + 1 >= n:
+        return 0
+    a = cps[i + 1]
+    if a < 0x80:
+        a |= 0x20  # ASCII lower case
+    if a == 0x73 or a == 0x74 or a == 0x6D or a == 0x64 or a == 0x17F:  # s t m d ſ
+        return 2
+    if i + 2 < n:
+        b = cps[i + 2]
+        if b < 0x80:
+            b |= 0x20
+        if (a == 0x72 or a == 0x76) and b == 0x65:  # re ve
+            return 3
+        if a == 0x6C and b == 0x6C:  # ll
+            return 3
+    return 0
+
+
+@numba.njit(cache=True)
+def next_piece_cl100k(cps, classes, i, n, max_digits):
+    """End of the pre-token that starts at i under Llama 3's pattern (the
+    regex's leftmost alternative that matches)."""
+    k = _contraction_any_case(cps, i, n)
+    if k:
+        return i + k
+    c = cps[i]
+    kind = classes[c]
+    if kind == LETTER:  # [^\r\n\p{L}\p{N}]?\p{L}+ without its prefix
+        return _run(cps, classes, i, n, LETTER)
+    if kind != NUMBER and c != CR and c != LF and i + 1 < n and classes[cps[i + 1]] == LETTER:
+        return _run(cps, classes, i + 1, n, LETTER)  # ... with it
+    if kind == NUMBER:  # \p{N}{1,3}
+        return min(_run(cps, classes, i, n, NUMBER), i + max_digits)
+    start = i + 1 if c == BLANK and i + 1 < n and classes[cps[i + 1]] == OTHER else i
+    if classes[cps[start]] == OTHER:  # " ?[^\s\p{L}\p{N}]+[\r\n]*"
+        end = _run(cps, classes, start, n, OTHER)
+        while end < n and (cps[end] == CR or cps[end] == LF):
+            end += 1
+        return end
+    end = _run(cps, classes, i, n, SPACE)
+    # \s*[\r\n]+: the run up to its last line break, if it has one.
+    for p in range(end - 1, i - 1, -1):
+        if cps[p] == CR or cps[p] == LF:
+            return p + 1
+    # \s+(?!\S), \s+: as in GPT-2's pattern.
+    if end == n or end - i == 1:
+        return end
+    return end - 1
+
+
 @numba.njit(cache=True)
 def next_piece(cps, classes, i, n):
-    """End of the pre-token that starts at i (the regex's leftmost choice)."""
+    """End of the pre-token that starts at i under GPT-2's pattern (the
+    regex's leftmost choice)."""
     k = _contraction(cps, i, n)
     if k:
         return i + k
@@ -104,10 +165,11 @@ def insert(keys, values, new_keys, new_values):
 
 @numba.njit(cache=True)
 def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_start, miss_end,
-                 miss_key):  # fmt: skip
+                 miss_key, pattern, max_digits):  # fmt: skip
     """Token counts of `rows` from the cache, and the pieces it does not hold
     (row position, byte span, key) in the miss arrays, which hold one entry
-    per byte of those rows. Returns (counts, misses)."""
+    per byte of those rows. `pattern`: GPT2 or CL100K (with `max_digits`).
+    Returns (counts, misses)."""
     counts = np.zeros(len(rows), np.int64)
     longest = 0
     for r in rows:
@@ -127,7 +189,10 @@ def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_star
         at[n] = stop
         i = 0
         while i < n:
-            end = next_piece(cps, classes, i, n)
+            if pattern == GPT2:
+                end = next_piece(cps, classes, i, n)
+            else:
+                end = next_piece_cl100k(cps, classes, i, n, max_digits)
             h = SEED
             for p in range(at[i], at[end]):
                 h = mix(h * MULTIPLIER + np.uint64(data[p]))
