@@ -7,9 +7,10 @@ against the job's counter (stages/tokens/counter.py), on two corpora:
            code point in random slices, numbers, code and whitespace runs
            spliced in: many pieces the counter's cache has not seen
 
-and two tokenizers: the default (GPT-2's pre-tokenizer) and the same BPE
+and three tokenizers: the default (GPT-2's pre-tokenizer), the same BPE
 behind Llama 3's pre-tokenizer (its Split pattern, then ByteLevel; Llama 3's
-own tokenizer.json is a download this project does not make).
+own tokenizer.json is a download this project does not make), and that with
+an NFC normalizer in front, as Qwen2's has.
 
 Each counter starts cold (a new one per corpus), as a worker does. Both
 must give the same count for every document; the output says so.
@@ -23,6 +24,7 @@ Target (issue 16): >= 20 MB/s per core.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # one core, before tokenizers loads
@@ -100,9 +102,12 @@ def main() -> None:
     default = DEFAULT_TOKENIZER.read_text()
     rng = random.Random(0)
     corpora = {"sample": sample_corpus(args.docs, rng), "mixed": mixed_corpus(args.docs, rng)}
+    llama3 = with_llama3_pretokenizer(default)
+    nfc = json.dumps({**json.loads(llama3), "normalizer": {"type": "NFC"}})
     for title, spec in (
         (f"default tokenizer ({DEFAULT_TOKENIZER.name})", default),
-        ("its BPE behind Llama 3's pre-tokenizer", with_llama3_pretokenizer(default)),
+        ("its BPE behind Llama 3's pre-tokenizer", llama3),
+        ("the same behind an NFC normalizer", nfc),
     ):
         regex_classes()  # loaded once per worker, outside the timing
         warm = TokenCounter(spec, regex_classes())

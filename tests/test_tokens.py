@@ -193,11 +193,37 @@ def test_added_tokens_take_the_reference_path():
     assert counter.count(pa.array(["<|endoftext|>"])).tolist() == [1]
 
 
-def test_other_tokenizers_are_counted_by_the_library():
-    tokenizer = Tokenizer.from_str(DEFAULT)
-    tokenizer.normalizer = normalizers.NFKC()
+NORMALIZERS = {
+    "nfc": lambda: normalizers.NFC(),  # Qwen2's
+    "nfkc": lambda: normalizers.NFKC(),
+    "lowercase": lambda: normalizers.Lowercase(),
+    "nfd-strip-accents": lambda: normalizers.Sequence(
+        [normalizers.NFD(), normalizers.StripAccents()]
+    ),
+}
+
+
+@pytest.mark.parametrize("llama3", [False, True], ids=["gpt2", "llama3"])
+@pytest.mark.parametrize("name", sorted(NORMALIZERS))
+def test_normalizers_run_before_the_native_pre_tokenizer(name, llama3):
+    tokenizer = Tokenizer.from_str(llama3_style() if llama3 else DEFAULT)
+    tokenizer.normalizer = NORMALIZERS[name]()
+    tokenizer.add_tokens(["hello world"])  # matched after normalizing: HELLO WORLD too
     counter = TokenCounter(tokenizer.to_str(), regex_classes())
-    assert not counter.fast and "normalizer" in counter.problem
+    assert counter.fast
+    slices = [EVERY_CODE_POINT[i : i + 3000] for i in range(0, len(EVERY_CODE_POINT), 3000)]
+    shouting = ["say HELLO WORLD, Hello World", "ÉCOLE e\u0301cole ﬁne ① Ⅻ"]
+    assert_counts_equal(counter, HOSTILE + LLAMA3_HOSTILE + shouting + slices)
+    assert_counts_equal(counter, shuffled_hostile(200) + sample_texts(200))
+
+
+def test_other_tokenizers_are_counted_by_the_library():
+    from tokenizers import pre_tokenizers
+
+    tokenizer = Tokenizer.from_str(DEFAULT)
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    counter = TokenCounter(tokenizer.to_str(), regex_classes())
+    assert not counter.fast and "Metaspace" in counter.problem
     assert_counts_equal(counter, HOSTILE + sample_texts(50))
 
 

@@ -1,12 +1,13 @@
 """Token counts of a batch of texts with a Hugging Face `tokenizers`
 tokenizer: what `encode(text, add_special_tokens=False)` gives, exactly.
 
-Byte-level BPE tokenizers without a normalizer whose pre-tokenizer is
-GPT-2's (ByteLevel with its regex) or Llama 3's (a Split by its pattern, then
-ByteLevel without regex) are counted by pretokens.py at native speed, with
-the BPE model itself counting each new piece once. Any other tokenizer, and
-any text holding one of its added tokens, goes through `encode_batch` (the
-reference, slower).
+Byte-level BPE tokenizers whose pre-tokenizer is GPT-2's (ByteLevel with
+its regex) or Llama 3's (a Split by its pattern, then ByteLevel without
+regex) are counted by pretokens.py at native speed, with the BPE model itself
+counting each new piece once; a normalizer (Qwen's NFC, ...) is the
+tokenizer's own, run on each text first. Any other tokenizer, and any text
+holding one of its added tokens, goes through `encode_batch` (the reference,
+slower).
 """
 
 from __future__ import annotations
@@ -69,8 +70,6 @@ def pretokenizer(spec: dict[str, Any]) -> tuple[tuple[int, int] | None, str | No
     tokenizer.json exactly; else None and why not."""
     pre = spec.get("pre_tokenizer") or {}
     model = spec.get("model") or {}
-    if spec.get("normalizer") is not None:
-        return None, "it has a normalizer"
     if model.get("type") != "BPE" or model.get("dropout"):
         return None, f"its model is {model.get('type')!r}, not BPE without dropout"
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True):
@@ -118,6 +117,8 @@ class TokenCounter:
         if classes is None:
             self.pattern, self.problem = None, "no code point table"
         self.classes = classes
+        # The texts the pre-tokenizer sees are the normalizer's output.
+        self.normalizer = self.tokenizer.normalizer if spec.get("normalizer") else None
         self.added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
         self.keys = np.zeros(CACHE_SLOTS, np.uint64)
         self.values = np.zeros(CACHE_SLOTS, np.int64)
@@ -130,11 +131,22 @@ class TokenCounter:
         """Tokens per text (0 for null)."""
         texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
         n = len(texts)
-        slow = np.ones(n, bool) if not self.fast else self._has_added_token(texts)
         counts = np.zeros(n, np.int64)
-        if (~slow).any():
-            data, offsets = string_buffers(texts)
-            counts[~slow] = self._fast_counts(data, offsets, np.flatnonzero(~slow))
+        if not self.fast:
+            slow = np.ones(n, bool)
+        else:
+            seen = texts  # what the pre-tokenizer sees
+            if self.normalizer is not None:
+                normalize = self.normalizer.normalize_str
+                strings = pc.fill_null(texts, "").to_pylist()
+                seen = pa.array([normalize(s) for s in strings], pa.large_string())
+            # An added token may match the raw text or the normalized one.
+            slow = self._has_added_token(texts)
+            if seen is not texts:
+                slow |= self._has_added_token(seen)
+            if (~slow).any():
+                data, offsets = string_buffers(seen)
+                counts[~slow] = self._fast_counts(data, offsets, np.flatnonzero(~slow))
         if slow.any():
             rows = np.flatnonzero(slow)
             strings = pc.fill_null(texts.take(pa.array(rows)), "").to_pylist()
