@@ -108,6 +108,32 @@ def test_same_output_for_one_two_and_eight_input_blocks(ray_cluster, sample_dir,
             assert other[0][name].equals(first[0][name]), name
 
 
+def test_same_output_however_staged_files_are_grouped(
+    ray_cluster, sample_dir, tmp_path, monkeypatch
+):
+    """Dedup's tasks read groups of consecutive staged files (so that the
+    objects between its steps do not grow with the square of the files):
+    one group of all eight files and a group per file decide alike."""
+    from dedupe_at_scale.steps.dedup import tasks
+
+    single = tmp_path / "single.parquet"
+    pq.write_table(pq.read_table(sample_dir), single, row_group_size=250)
+    cfg = config_from_dict({**DEDUP_ONLY, "input": {"rows_per_task": 250}})
+    outputs = []
+    for per_partition, groups in ((1, 1), (100, 8)):
+        monkeypatch.setattr(tasks, "GROUPS_PER_PARTITION", per_partition)
+        out = tmp_path / f"out{groups}"
+        result = run_job(str(single), str(out), cfg)
+        assert result.manifest["dedup"]["partitions"] == 1
+        assert result.manifest["dedup"]["file_groups"] == groups
+        outputs.append(
+            {name: pq.read_table(out / name) for name in ("data", "rejected", "duplicates")}
+        )
+    assert outputs[0]["duplicates"].num_rows > 150
+    for name in ("data", "rejected", "duplicates"):
+        assert outputs[1][name].equals(outputs[0][name]), name
+
+
 def test_exact_only_and_keep_rule(ray_cluster, tmp_path):
     texts = ["the same words in the same order here"] * 3 + ["something else entirely different"]
     table = pa.table(

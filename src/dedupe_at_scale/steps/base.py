@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -82,6 +83,26 @@ class StagedFile:
     def read_kept(self, columns: list[str]) -> pa.Table:
         """`columns` and uid of the rows still kept."""
         return col.kept_rows(self.read(columns)).drop_columns([col.STAGE])
+
+
+@dataclass(frozen=True)
+class StagedGroup:
+    """Consecutive staged files read as one (their uid ranges follow each
+    other, so uids stay increasing): a task's share when files are many."""
+
+    files: tuple[StagedFile, ...]
+
+    def read(self, columns: list[str]) -> pa.Table:
+        return pa.concat_tables([f.read(columns) for f in self.files])
+
+    def read_kept(self, columns: list[str]) -> pa.Table:
+        return pa.concat_tables([f.read_kept(columns) for f in self.files])
+
+
+def group_files(files: list[StagedFile], groups: int) -> list[StagedGroup]:
+    """`files` in at most `groups` runs of consecutive files, of near-equal count."""
+    bounds = np.linspace(0, len(files), min(groups, len(files)) + 1).round().astype(int)
+    return [StagedGroup(tuple(files[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 # The global steps move a fixed number of bytes per document (ids, band keys,

@@ -2,12 +2,16 @@
 
 Works on the staged, annotated shards, whose kept rows carry `__dds_uid`
 (global document number, in input order; each staged file holds an increasing
-range of uids), the exact-text hash and the MinHash signature. Every step is a set of Ray tasks over hash partitions
-or over staged files; the driver only sees per-file metadata and counts.
+range of uids), the exact-text hash and the MinHash signature. Every step is a
+set of Ray tasks over hash partitions or over groups of consecutive staged
+files (at most GROUPS_PER_PARTITION per partition, so the objects passed
+between steps grow with the partitions, not with the files: the verify hop
+sends a piece from every group to every group); the driver only sees
+per-file metadata and counts.
 
-  scan      per staged file: exact keys and LSH band keys, hash-partitioned
+  scan      per file group: exact keys and LSH band keys, hash-partitioned
   buckets   per partition: exact edges, candidate pairs from band buckets
-  verify    two hops over the files holding each side's signature: keep pairs
+  verify    two hops over the groups holding each side's signature: keep pairs
             whose signatures agree on >= verify_threshold of their values
   graph     connected components (large-star / small-star, components.py)
   keep      per component, the best document by the keep rule survives
@@ -34,7 +38,7 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps import consistency
-from dedupe_at_scale.steps.base import StagedFile, StagedView, decision_paths
+from dedupe_at_scale.steps.base import StagedGroup, StagedView, decision_paths, group_files
 from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.tasks import (
@@ -47,6 +51,7 @@ from dedupe_at_scale.steps.tasks import (
 )
 
 MAX_ROUNDS = 64
+GROUPS_PER_PARTITION = 4
 ID_KEY = "__dds_id_key"
 DECISION_SCHEMA = pa.schema(
     [
@@ -68,18 +73,22 @@ class DedupOutcome:
 def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str]]) -> DedupOutcome:
     """Dedup over the kept rows of every staged file (earlier steps'
     decisions applied); `keep` orders the members of a cluster."""
-    cfg, partitions, files = view.cfg.dedup, view.partitions, view.files
+    cfg, partitions = view.cfg.dedup, view.partitions
+    groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
     timings: dict[str, float] = {}
-    stats: dict[str, Any] = {"bands": bands, "rows": rows, "partitions": partitions}
+    stats: dict[str, Any] = {
+        "bands": bands, "rows": rows, "partitions": partitions, "file_groups": len(groups),
+    }  # fmt: skip
     if cfg.near and cfg.verify:
         stats["verify_min_agreement"] = cfg.min_agreement()
-    n_files = len(files)
+    # Below, "files" are the groups: every task reads or routes to a group.
+    files, n_files = groups, len(groups)
 
     started = time.time()
     scans = [
-        submit(_scan, _scan_returns(partitions), f, cfg, bands, rows, partitions) for f in files
+        submit(_scan, _scan_returns(partitions), g, cfg, bands, rows, partitions) for g in groups
     ]
-    files_index = _file_index([s["uid_range"] for s in scans])
+    staged_index, files_index = _file_indexes([s["uid_ranges"] for s in scans])
     timings["scan"] = time.time() - started
 
     started = time.time()
@@ -141,12 +150,16 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
         )
         for p in range(partitions)
     ]  # fmt: skip
+    first = np.cumsum([0] + [len(g.files) for g in groups])
     kept_counts = ray.get(
         [
-            _write_decisions.remote(view.location, decisions[f], [c[f] for c in chosen])
-            for f in range(n_files)
+            _write_decisions.remote(
+                view.location, decisions[first[g] : first[g + 1]], staged_index, first[g],
+                [c[g] for c in chosen],
+            )
+            for g in range(n_files)
         ]
-    )
+    )  # fmt: skip
     # Members per cluster: {size: clusters}, for the report (per-partition bincounts).
     parts = ray.get([c[n_files] for c in chosen])
     sizes = np.zeros(max((len(p) for p in parts), default=0), np.int64)
@@ -161,7 +174,7 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
 
 
 def _scan_returns(partitions: int) -> Returns:
-    return Returns((("uid_range", None), ("exact", partitions), ("bands", partitions)))
+    return Returns((("uid_ranges", None), ("exact", partitions), ("bands", partitions)))
 
 
 def _bucket_returns(n_files: int) -> Returns:
@@ -180,12 +193,16 @@ class FileIndex:
         self.files = files
 
 
-def _file_index(range_refs: list) -> FileIndex:
-    ranges = ray.get(range_refs)
-    nonempty = [(lo, f) for f, (lo, hi) in enumerate(ranges) if hi >= lo]
-    starts = np.array([lo for lo, _ in nonempty], dtype=np.int64)
+def _file_indexes(range_refs: list) -> tuple[FileIndex, FileIndex]:
+    """Which staged file, and which group, holds a uid; from each group's
+    per-file uid ranges."""
+    ranges = [(lo, hi, g) for g, part in enumerate(ray.get(range_refs)) for lo, hi in part]
+    nonempty = [(lo, f, g) for f, (lo, hi, g) in enumerate(ranges) if hi >= lo]
+    starts = np.array([lo for lo, _, _ in nonempty], dtype=np.int64)
     order = np.argsort(starts, kind="stable")
-    return FileIndex(starts[order], np.array([f for _, f in nonempty], dtype=np.int64)[order])
+    files = np.array([f for _, f, _ in nonempty], dtype=np.int64)[order]
+    groups = np.array([g for _, _, g in nonempty], dtype=np.int64)[order]
+    return FileIndex(starts[order], files), FileIndex(starts[order], groups)
 
 
 def _file_of(index: FileIndex, uids: np.ndarray) -> np.ndarray:
@@ -228,13 +245,17 @@ def _signature_matrix(table: pa.Table) -> np.ndarray:
     return sig.values.to_numpy().reshape(-1, width) if len(sig) else np.zeros((0, width), np.uint32)
 
 
+def _uid_range(table: pa.Table) -> tuple[int, int]:
+    uids = table.column(col.UID).to_numpy()
+    return (int(uids.min()), int(uids.max())) if len(uids) else (0, -1)
+
+
 @ray.remote(max_retries=TASK_RETRIES)
-def _scan(staged_file: StagedFile, cfg, bands, rows, partitions):
-    staged = staged_file.read([col.EXACT_HI, col.EXACT_LO, col.MINHASH])
-    # The range covers rejected rows too: it maps every uid of the file.
-    all_uids = staged.column(col.UID).to_numpy()
-    uid_range = (int(all_uids.min()), int(all_uids.max())) if len(all_uids) else (0, -1)
-    table = col.kept_rows(staged)
+def _scan(group: StagedGroup, cfg, bands, rows, partitions):
+    tables = [f.read([col.EXACT_HI, col.EXACT_LO, col.MINHASH]) for f in group.files]
+    # The ranges cover rejected rows too: they map every uid of each file.
+    uid_ranges = [_uid_range(t) for t in tables]
+    table = col.kept_rows(pa.concat_tables(tables))
     uid = table.column(col.UID).to_numpy()
     hi = table.column(col.EXACT_HI).to_numpy()
     lo = table.column(col.EXACT_LO).to_numpy()
@@ -259,7 +280,7 @@ def _scan(staged_file: StagedFile, cfg, bands, rows, partitions):
                          "exact": pa.array([], pa.uint64())})  # fmt: skip
         dest = np.zeros(0, np.int64)
     return _scan_returns(partitions).pack(
-        uid_range=uid_range, exact=exact_parts, bands=split(band, dest, partitions)
+        uid_ranges=uid_ranges, exact=exact_parts, bands=split(band, dest, partitions)
     )
 
 
@@ -284,7 +305,7 @@ def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _attach_signatures(staged_file: StagedFile, files_index, n_files, pieces):
+def _attach_signatures(staged_file: StagedGroup, files_index, n_files, pieces):
     pairs = gather(pieces)
     hi, lo = unique_pairs(*_ends(pairs))
     table = staged_file.read_kept([col.MINHASH])
@@ -302,7 +323,7 @@ def _attach_signatures(staged_file: StagedFile, files_index, n_files, pieces):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _verify(staged_file: StagedFile, threshold, pieces):
+def _verify(staged_file: StagedGroup, threshold, pieces):
     pairs = gather(pieces)
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
@@ -382,7 +403,7 @@ def _route_labels(files_index, n_files, labels):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _member_keys(staged_file: StagedFile, id_column, keep, compared, partitions, pieces):
+def _member_keys(staged_file: StagedGroup, id_column, keep, compared, partitions, pieces):
     labels = gather(pieces)
     # A star's centre is listed by every partition holding one of its edges.
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
@@ -447,11 +468,14 @@ def _choose_keepers(files_index, n_files, keep, cfg, location, conflicts_path, p
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _write_decisions(location, path, pieces):
-    """Persist one staged file's decisions next to it; (survivors, members)."""
+def _write_decisions(location, paths, staged_index, first, pieces):
+    """Persist the decisions of a group's staged files, one file each (`paths`,
+    staged files first, first + 1, ...); (survivors, members)."""
     decisions = pa.concat_tables([p.cast(DECISION_SCHEMA) for p in ray.get(list(pieces))])
     decisions = decisions.sort_by(col.UID)
-    pq.write_table(decisions, path, filesystem=location.arrow_fs)
+    owner = _file_of(staged_index, decisions.column(col.UID).to_numpy()) - first
+    for path, part in zip(paths, split(decisions, owner, len(paths))):
+        pq.write_table(part, path, filesystem=location.arrow_fs)
     return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
 
 
