@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import GOOD_EN, write_table
+from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io.reader import discover_inputs, hive_partitions, plan_units, read_unit
 from dedupe_at_scale.io.schema import SchemaError, unify_input_schema
@@ -128,3 +129,52 @@ def test_a_spark_lake_runs_with_its_partitions_as_columns(ray_cluster, tmp_path)
     assert skipped["by_reason"] == {HIDDEN: 5, NOT_PARQUET: 1}
     assert manifest["input_schema"]["columns"]["dump"] == "string"
     assert "Not read: 6 paths under the input" in summarize(manifest)
+
+
+def test_small_files_are_read_several_to_a_unit(tmp_path):
+    """Files below input.min_rows_per_task are read whole, several to a unit
+    (in input order, uids following each other); a large file between them
+    keeps its own units."""
+    for i in range(10):
+        write_table(tmp_path / f"a{i:02d}.parquet", {"text": [f"a{i} {k}" for k in range(3)]})
+    write_table(
+        tmp_path / "b.parquet", {"text": [f"b {k}" for k in range(500)]}, row_group_size=100
+    )
+    for i in range(5):
+        write_table(tmp_path / f"c{i}.parquet", {"text": [f"c{i} {k}" for k in range(3)]})
+    files = discover_inputs(resolve(str(tmp_path)), config_from_dict({}).input)
+    units = plan_units(files, rows_per_task=300, min_rows_per_task=20)
+    assert [[s.file.relpath for s in u.slices] for u in units] == [
+        [f"a{i:02d}.parquet" for i in range(7)],  # 21 rows: full
+        [f"a{i:02d}.parquet" for i in range(7, 10)],  # cut short by b
+        ["b.parquet"],
+        ["b.parquet"],
+        [f"c{i}.parquet" for i in range(5)],
+    ]
+    assert [u.num_rows for u in units] == [21, 9, 300, 200, 15]
+    table = read_unit(resolve(str(tmp_path)), units[0], config_from_dict({}).input)
+    assert table.column("text").to_pylist() == [f"a{i} {k}" for i in range(7) for k in range(3)]
+    assert table.column("id").to_pylist()[3:5] == ["a01.parquet#0", "a01.parquet#1"]
+    assert table.column(col.UID).to_pylist() == list(range(21))  # unit 0
+
+
+def test_many_small_files_give_the_output_of_one_file(ray_cluster, sample_dir, tmp_path):
+    """2,000 documents in 500 files of 4 and in one file: the same data/,
+    rejected/ and duplicates/, in 10 read units instead of 500."""
+    table = pq.read_table(sample_dir)
+    write_table(tmp_path / "one" / "all.parquet", table.to_pydict())
+    (tmp_path / "many").mkdir()
+    for i in range(0, table.num_rows, 4):
+        pq.write_table(table.slice(i, 4), tmp_path / "many" / f"part-{i // 4:04d}.parquet")
+    outputs = {}
+    for name in ("one", "many"):
+        result = run_job(str(tmp_path / name), str(tmp_path / f"{name}-out"), config_from_dict({}))
+        outputs[name] = {
+            d: pq.read_table(tmp_path / f"{name}-out" / d)
+            for d in ("data", "rejected", "duplicates")
+        }
+        outputs[name]["units"] = result.manifest["annotate"]["units"]
+    assert outputs["many"]["units"] == 10 and outputs["one"]["units"] == 1
+    assert outputs["one"]["duplicates"].num_rows > 100
+    for d in ("data", "rejected", "duplicates"):
+        assert outputs["many"][d].equals(outputs["one"][d]), d

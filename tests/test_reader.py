@@ -75,7 +75,7 @@ def test_units_follow_row_groups(tmp_path):
     files = discover(tmp_path)
     units = plan_units(files, rows_per_task=250)
     assert [u.num_rows for u in units] == [200, 200, 200, 200, 200]
-    assert [u.first_row for u in units] == [0, 200, 400, 600, 800]
+    assert [u.slices[0].first_row for u in units] == [0, 200, 400, 600, 800]
     table = read_unit(resolve(str(tmp_path)), units[2], InputConfig())
     assert table.column("text").to_pylist() == texts[400:600]
     assert table.column(col.ROW).to_pylist() == list(range(400, 600))

@@ -57,6 +57,9 @@ class InputConfig:
     on_invalid_file: Literal["error", "quarantine"] = "error"
     # Upper bound on rows per read task; files are split at row-group borders.
     rows_per_task: int = 20_000
+    # Files with fewer rows are read whole, several to a task, up to this
+    # many rows (or 256 files): a task per tiny file costs more than its work.
+    min_rows_per_task: int = 200
     # Null or empty ids: "require" makes them invalid documents (see
     # on_invalid_document, rule null_id); "generate" fills them with
     # "<relative path>#<row>" (the id column is then string in every file).

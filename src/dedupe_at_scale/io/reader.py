@@ -72,15 +72,35 @@ class InputFile:
 
 
 @dataclass(frozen=True)
-class ReadUnit:
+class FileSlice:
+    """Whole row groups of one file."""
+
     file: InputFile
     row_groups: tuple[int, ...]
     first_row: int
     num_rows: int
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    """What one read task reads, into one block and one staged file: a slice
+    of a file, or several small files whole."""
+
+    slices: tuple[FileSlice, ...]
     index: int = 0  # position among all units: the high half of document uids
+
+    @property
+    def num_rows(self) -> int:
+        return sum(s.num_rows for s in self.slices)
+
+    @property
+    def file(self) -> InputFile:
+        """The first slice's file (the only one, but for small files read together)."""
+        return self.slices[0].file
 
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+FILES_PER_UNIT = 256  # small files one read task opens, at most
 # Problems that leave a file's row count unknown.
 UNCOUNTABLE = ("empty_file", "not_parquet", "unreadable_file")
 TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
@@ -183,24 +203,48 @@ def check_text_column(
         )
 
 
-def plan_units(files: list[InputFile], rows_per_task: int) -> list[ReadUnit]:
-    """Cut files into read units of whole row groups, about rows_per_task rows."""
-    units = []
+def plan_units(
+    files: list[InputFile], rows_per_task: int, min_rows_per_task: int = 0
+) -> list[ReadUnit]:
+    """Cut files into read units of whole row groups, about rows_per_task rows;
+    files of fewer than min_rows_per_task rows are read whole, several to a
+    unit (up to that many rows or FILES_PER_UNIT files): a task per tiny file
+    costs more than its work."""
+    units: list[ReadUnit] = []
+    pending: list[FileSlice] = []
+
+    def add(slices: list[FileSlice]) -> None:
+        units.append(ReadUnit(tuple(slices), len(units)))
+
     for f in files:
         if f.problem is not None:
             continue  # quarantined whole; the driver writes its rejected rows
+        if f.num_rows < min_rows_per_task:
+            pending.append(FileSlice(f, tuple(range(len(f.row_group_rows))), 0, f.num_rows))
+            if (
+                sum(s.num_rows for s in pending) >= min_rows_per_task
+                or len(pending) == FILES_PER_UNIT
+            ):
+                add(pending)
+                pending = []
+            continue
+        if pending:
+            add(pending)
+            pending = []
         group: list[int] = []
         first = start = 0
         rows = 0
         for index, n in enumerate(f.row_group_rows):
             if group and rows + n > rows_per_task:
-                units.append(ReadUnit(f, tuple(group), first, rows, len(units)))
+                add([FileSlice(f, tuple(group), first, rows)])
                 group, first, rows = [], start, 0
             group.append(index)
             rows += n
             start += n
         if group or not f.row_group_rows:
-            units.append(ReadUnit(f, tuple(group), first, rows, len(units)))
+            add([FileSlice(f, tuple(group), first, rows)])
+    if pending:
+        add(pending)
     return units
 
 
@@ -226,14 +270,14 @@ class UnitDatasource(Datasource):
                 num_rows=unit.num_rows,
                 size_bytes=_unit_bytes(unit),
                 exec_stats=None,
-                input_files=[unit.file.display],
+                input_files=[s.file.display for s in unit.slices],
             )
             tasks.append(ReadTask(_read_fn(self.read, unit), meta))
         return tasks
 
 
 def _unit_bytes(unit: ReadUnit) -> int:
-    return unit.file.size_bytes * unit.num_rows // max(unit.file.num_rows, 1)
+    return sum(s.file.size_bytes * s.num_rows // max(s.file.num_rows, 1) for s in unit.slices)
 
 
 def _read_fn(
@@ -269,7 +313,8 @@ def parquet_datasource(
             meta = pq.ParquetFile(handle).metadata
         size = location.fs.size(path)
         f = InputFile(path, location.display(path), path, meta.num_rows, size, (), True)
-        units.append(ReadUnit(f, tuple(range(meta.num_row_groups)), 0, meta.num_rows, index))
+        whole = FileSlice(f, tuple(range(meta.num_row_groups)), 0, meta.num_rows)
+        units.append(ReadUnit((whole,), index))
     read = functools.partial(read_columns, location, columns=columns, transform=transform)
     return UnitDatasource(location, units, read)
 
@@ -288,45 +333,58 @@ def read_columns(
 def read_unit(
     location: Location, unit: ReadUnit, cfg: InputConfig, schema: InputSchema | None = None
 ) -> pa.Table:
-    """Read one unit of an input file and prepare it for the stages."""
-    f = unit.file
+    """Read one unit (its file slices, in order) and prepare it for the stages."""
+    tables, offset = [], 0
+    for piece in unit.slices:
+        tables.append(_read_slice(location, piece, cfg, unit.index, offset, schema))
+        offset += piece.num_rows
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _read_slice(
+    location: Location, piece: FileSlice, cfg: InputConfig, unit_index: int, uid_offset: int,
+    schema: InputSchema | None,
+) -> pa.Table:  # fmt: skip
+    f = piece.file
     try:
-        table = _read_row_groups(location, unit)
+        table = _read_row_groups(location, piece)
     except (pa.ArrowException, OSError) as exc:
-        message = f"{f.display}: cannot read row groups {list(unit.row_groups)}: {exc}"
+        message = f"{f.display}: cannot read row groups {list(piece.row_groups)}: {exc}"
         if cfg.on_invalid_file == "error":
             raise InputError(
                 f"{message} (set input.on_invalid_file: quarantine to send these documents "
                 "to rejected/ instead)"
             ) from exc
-        table = _placeholder_rows(location, unit, cfg)
-        return prepare_table(table, f, unit.first_row, cfg, unit.index,
+        table = _placeholder_rows(location, piece, cfg)
+        return prepare_table(table, f, piece.first_row, cfg, unit_index, uid_offset=uid_offset,
                              problem=("unreadable_row_group", message), schema=schema)  # fmt: skip
-    return prepare_table(table, f, unit.first_row, cfg, unit.index, schema=schema)
+    return prepare_table(
+        table, f, piece.first_row, cfg, unit_index, uid_offset=uid_offset, schema=schema
+    )
 
 
 def _read_row_groups(
-    location: Location, unit: ReadUnit, columns: list[str] | None = None
+    location: Location, piece: FileSlice, columns: list[str] | None = None
 ) -> pa.Table:
-    with location.fs.open(unit.file.path, "rb") as handle:
+    with location.fs.open(piece.file.path, "rb") as handle:
         # Checksums, where the writer stored them, catch corrupt pages that
         # would otherwise decode into wrong text.
         parquet = pq.ParquetFile(handle, page_checksum_verification=True)
-        if not unit.row_groups:
+        if not piece.row_groups:
             return parquet.schema_arrow.empty_table()
-        return parquet.read_row_groups(list(unit.row_groups), columns=columns)
+        return parquet.read_row_groups(list(piece.row_groups), columns=columns)
 
 
-def _placeholder_rows(location: Location, unit: ReadUnit, cfg: InputConfig) -> pa.Table:
-    """The unit's rows as nulls in the file's schema, with the ids and other
+def _placeholder_rows(location: Location, piece: FileSlice, cfg: InputConfig) -> pa.Table:
+    """The slice's rows as nulls in the file's schema, with the ids and other
     columns that can still be read; the text stays null."""
-    with location.fs.open(unit.file.path, "rb") as handle:
+    with location.fs.open(piece.file.path, "rb") as handle:
         schema = pq.ParquetFile(handle).schema_arrow
-    n = unit.num_rows
+    n = piece.num_rows
     columns = {field.name: pa.nulls(n, field.type) for field in schema}
-    for name in [cfg.id_column] if unit.file.has_id else []:
+    for name in [cfg.id_column] if piece.file.has_id else []:
         try:
-            columns[name] = _read_row_groups(location, unit, [name]).column(name)
+            columns[name] = _read_row_groups(location, piece, [name]).column(name)
         except (pa.ArrowException, OSError):
             pass  # the reason names file and row; the id stays null
     return pa.table(columns, schema=schema)
@@ -340,6 +398,7 @@ def prepare_table(
     unit_index: int = 0,
     problem: tuple[str, str] | None = None,
     schema: InputSchema | None = None,
+    uid_offset: int = 0,
 ) -> pa.Table:
     """Cast to the unified input schema, tag rows with file, row index and
     uid, make ids and text, flag bad rows (every row, with `problem` =
@@ -353,8 +412,9 @@ def prepare_table(
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     table = table.append_column(col.FILE, pa.array([f.relpath] * n, pa.string()))
     table = table.append_column(col.ROW, rows)
-    # Units follow input order, so uids do too, whatever the unit size.
-    uids = (np.int64(unit_index) << np.int64(32)) + np.arange(n, dtype=np.int64)
+    # Units follow input order, so uids do too, whatever the unit size; the
+    # files of a unit of small files follow each other (uid_offset).
+    uids = (np.int64(unit_index) << np.int64(32)) + uid_offset + np.arange(n, dtype=np.int64)
     table = table.append_column(col.UID, pa.array(uids))
     generated = pc.binary_join_element_wise(
         pa.array([f.relpath] * n, pa.string()), pc.cast(rows, pa.string()), "#"
