@@ -33,7 +33,7 @@ $(CHROMIUM):
 
 # pytest exits 5 when it collected no tests: treat that as a failure too.
 test: install $(CHROMIUM)
-	@$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=20; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 test-fast: install

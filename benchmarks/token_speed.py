@@ -3,6 +3,7 @@
 against the job's counter (stages/tokens/counter.py), on two corpora:
 
   sample   documents of the built-in generator (seven languages)
+  english  its English documents only (all ASCII, as much web text is)
   mixed    the same with Python's documentation paragraphs, every Unicode
            code point in random slices, numbers, code and whitespace runs
            spliced in: many pieces the counter's cache has not seen
@@ -101,7 +102,11 @@ def main() -> None:
     args = parser.parse_args()
     default = DEFAULT_TOKENIZER.read_text()
     rng = random.Random(0)
-    corpora = {"sample": sample_corpus(args.docs, rng), "mixed": mixed_corpus(args.docs, rng)}
+    corpora = {
+        "sample": sample_corpus(args.docs, rng),
+        "english": [clean_document(rng, "en") for _ in range(args.docs)],
+        "mixed": mixed_corpus(args.docs, rng),
+    }
     llama3 = with_llama3_pretokenizer(default)
     nfc = json.dumps({**json.loads(llama3), "normalizer": {"type": "NFC"}})
     for title, spec in (

@@ -19,7 +19,7 @@ from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
 from dedupe_at_scale.io.tokenizer import load_tokenizer
 from dedupe_at_scale.sample import bank, clean_document
 from dedupe_at_scale.stages.tokens.classes import probe, regex_classes
-from dedupe_at_scale.stages.tokens.counter import TokenCounter, reference_counts
+from dedupe_at_scale.stages.tokens.counter import TokenCounter, ascii_invariant, reference_counts
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
 from dedupe_at_scale.stages.tokens.pretokens import (
     CL100K,
@@ -217,6 +217,23 @@ def test_normalizers_run_before_the_native_pre_tokenizer(name, llama3):
     shouting = ["say HELLO WORLD, Hello World", "ÉCOLE e\u0301cole ﬁne ① Ⅻ"]
     assert_counts_equal(counter, HOSTILE + LLAMA3_HOSTILE + shouting + slices)
     assert_counts_equal(counter, shuffled_hostile(200) + sample_texts(200))
+
+
+def test_only_normalizers_that_keep_ascii_skip_ascii_texts():
+    def spec(normalizer) -> dict:
+        tokenizer = Tokenizer.from_str(DEFAULT)
+        tokenizer.normalizer = normalizer
+        return json.loads(tokenizer.to_str())["normalizer"]
+
+    assert ascii_invariant(spec(normalizers.NFC()))
+    assert ascii_invariant(
+        spec(normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents()]))
+    )
+    assert not ascii_invariant(spec(normalizers.Lowercase()))
+    assert not ascii_invariant(
+        spec(normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()]))
+    )
+    assert not ascii_invariant(spec(normalizers.Replace("a", "b")))
 
 
 def test_other_tokenizers_are_counted_by_the_library():

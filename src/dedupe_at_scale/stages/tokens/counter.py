@@ -93,6 +93,19 @@ def pretokenizer(spec: dict[str, Any]) -> tuple[tuple[int, int] | None, str | No
     )
 
 
+# Normalizers that leave ASCII text as it is (Unicode forms, accent stripping).
+ASCII_INVARIANT = {"NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
+
+
+def ascii_invariant(normalizer: dict[str, Any] | None) -> bool:
+    """Whether a tokenizer.json normalizer leaves every ASCII text unchanged."""
+    if not normalizer:
+        return True
+    if normalizer.get("type") == "Sequence":
+        return all(ascii_invariant(n) for n in normalizer.get("normalizers") or [])
+    return normalizer.get("type") in ASCII_INVARIANT
+
+
 def fast_path_problem(spec: dict[str, Any]) -> str | None:
     """Why a tokenizer.json cannot be counted by pretokens.py; None if it can."""
     return pretokenizer(spec)[1]
@@ -119,6 +132,7 @@ class TokenCounter:
         self.classes = classes
         # The texts the pre-tokenizer sees are the normalizer's output.
         self.normalizer = self.tokenizer.normalizer if spec.get("normalizer") else None
+        self.ascii_invariant = ascii_invariant(spec.get("normalizer"))
         self.added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
         self.keys = np.zeros(CACHE_SLOTS, np.uint64)
         self.values = np.zeros(CACHE_SLOTS, np.int64)
@@ -135,11 +149,7 @@ class TokenCounter:
         if not self.fast:
             slow = np.ones(n, bool)
         else:
-            seen = texts  # what the pre-tokenizer sees
-            if self.normalizer is not None:
-                normalize = self.normalizer.normalize_str
-                strings = pc.fill_null(texts, "").to_pylist()
-                seen = pa.array([normalize(s) for s in strings], pa.large_string())
+            seen = texts if self.normalizer is None else self._normalized(texts)
             # An added token may match the raw text or the normalized one.
             slow = self._has_added_token(texts)
             if seen is not texts:
@@ -152,6 +162,19 @@ class TokenCounter:
             strings = pc.fill_null(texts.take(pa.array(rows)), "").to_pylist()
             counts[rows] = reference_counts(self.tokenizer, strings)
         return counts
+
+    def _normalized(self, texts: pa.Array) -> pa.Array:
+        """What the tokenizer's normalizer makes of each text (nulls as "");
+        ASCII texts are skipped where the normalizer leaves ASCII as it is."""
+        normalize = self.normalizer.normalize_str
+        texts = pc.fill_null(texts, "")
+        if not self.ascii_invariant:
+            return pa.array([normalize(s) for s in texts.to_pylist()], pa.large_string())
+        changed = pc.invert(pc.string_is_ascii(texts))
+        rows = texts.filter(changed).to_pylist()
+        return pc.replace_with_mask(
+            texts, changed, pa.array([normalize(s) for s in rows], texts.type)
+        )
 
     def _has_added_token(self, texts: pa.Array) -> np.ndarray:
         found = np.zeros(len(texts), bool)
