@@ -75,32 +75,31 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     decisions applied); `keep` orders the members of a cluster."""
     cfg, partitions = view.cfg.dedup, view.partitions
     groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
+    n_groups = len(groups)
     timings: dict[str, float] = {}
     stats: dict[str, Any] = {
-        "bands": bands, "rows": rows, "partitions": partitions, "file_groups": len(groups),
+        "bands": bands, "rows": rows, "partitions": partitions, "file_groups": n_groups,
     }  # fmt: skip
     if cfg.near and cfg.verify:
         stats["verify_min_agreement"] = cfg.min_agreement()
-    # Below, "files" are the groups: every task reads or routes to a group.
-    files, n_files = groups, len(groups)
 
     started = time.time()
     scans = [
         submit(_scan, _scan_returns(partitions), g, cfg, bands, rows, partitions) for g in groups
     ]
-    staged_index, files_index = _file_indexes([s["uid_ranges"] for s in scans])
+    staged_index, group_index = _file_indexes([s["uid_ranges"] for s in scans])
     timings["scan"] = time.time() - started
 
     started = time.time()
     buckets = [
         submit(
-            _buckets, _bucket_returns(n_files), cfg, files_index, n_files,
+            _buckets, _bucket_returns(n_groups), cfg, group_index, n_groups,
             [s["exact"][p] for s in scans], [s["bands"][p] for s in scans],
         )
         for p in range(partitions)
     ]  # fmt: skip
     edges = [b["exact_edges"] for b in buckets]
-    candidates = [[b["candidates"][f] for b in buckets] for f in range(n_files)]
+    candidates = [[b["candidates"][g] for b in buckets] for g in range(n_groups)]
     # Wait here so that the step's time is its own, not counted under verify.
     ray.wait(edges, num_returns=len(edges), fetch_local=False)
     timings["buckets"] = time.time() - started
@@ -108,18 +107,18 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     started = time.time()
     if cfg.near and cfg.verify:
         hop = [
-            call(_attach_signatures, n_files, files[f], files_index, n_files, candidates[f])
-            for f in range(n_files)
+            call(_attach_signatures, n_groups, groups[g], group_index, n_groups, candidates[g])
+            for g in range(n_groups)
         ]
         verified = [
-            call(_verify, 1, files[f], cfg.min_agreement(), [h[f] for h in hop])[0]
-            for f in range(n_files)
+            call(_verify, 1, groups[g], cfg.min_agreement(), [h[g] for h in hop])[0]
+            for g in range(n_groups)
         ]
     else:
-        verified = [call(_concat_pairs, 1, candidates[f])[0] for f in range(n_files)]
+        verified = [call(_concat_pairs, 1, candidates[g])[0] for g in range(n_groups)]
     counts = ray.get([_count.remote(r) for r in verified + edges])
-    stats["near_edges"] = sum(counts[:n_files])
-    stats["exact_edges"] = sum(counts[n_files:])
+    stats["near_edges"] = sum(counts[:n_groups])
+    stats["exact_edges"] = sum(counts[n_groups:])
     timings["verify"] = time.time() - started
 
     started = time.time()
@@ -128,13 +127,13 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     timings["graph"] = time.time() - started
 
     started = time.time()
-    by_file = [call(_route_labels, n_files, files_index, n_files, lab) for lab in labels]
+    by_group = [call(_route_labels, n_groups, group_index, n_groups, lab) for lab in labels]
     id_column = view.cfg.input.id_column
     compared = consistency.member_columns(view.cfg)
     members = [
-        call(_member_keys, partitions, files[f], id_column, keep, compared, partitions,
-             [b[f] for b in by_file])
-        for f in range(n_files)
+        call(_member_keys, partitions, groups[g], id_column, keep, compared, partitions,
+             [b[g] for b in by_group])
+        for g in range(n_groups)
     ]  # fmt: skip
     decisions = decision_paths(view, "decisions")
     checks = consistency.applies(view.cfg)
@@ -144,7 +143,7 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
             fs.rm(path)
     chosen = [
         call(
-            _choose_keepers, n_files + 1, files_index, n_files, keep, view.cfg, view.location,
+            _choose_keepers, n_groups + 1, group_index, n_groups, keep, view.cfg, view.location,
             consistency.conflicts_path(view.decisions_dir, p) if checks else None,
             [m[p] for m in members],
         )
@@ -157,11 +156,11 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
                 view.location, decisions[first[g] : first[g + 1]], staged_index, first[g],
                 [c[g] for c in chosen],
             )
-            for g in range(n_files)
+            for g in range(n_groups)
         ]
     )  # fmt: skip
     # Members per cluster: {size: clusters}, for the report (per-partition bincounts).
-    parts = ray.get([c[n_files] for c in chosen])
+    parts = ray.get([c[n_groups] for c in chosen])
     sizes = np.zeros(max((len(p) for p in parts), default=0), np.int64)
     for part in parts:
         sizes[: len(part)] += part
@@ -177,16 +176,16 @@ def _scan_returns(partitions: int) -> Returns:
     return Returns((("uid_ranges", None), ("exact", partitions), ("bands", partitions)))
 
 
-def _bucket_returns(n_files: int) -> Returns:
-    return Returns((("exact_edges", None), ("candidates", n_files)))
+def _bucket_returns(n_groups: int) -> Returns:
+    return Returns((("exact_edges", None), ("candidates", n_groups)))
 
 
 # Helpers run on the driver ------------------------------------------------------
 
 
 class FileIndex:
-    """Which staged file holds a uid: files hold increasing, disjoint uid
-    ranges (per-file metadata, not per document)."""
+    """Which staged file (or group of files) holds a uid: files hold
+    increasing, disjoint uid ranges (per-file metadata, not per document)."""
 
     def __init__(self, starts: np.ndarray, files: np.ndarray):
         self.starts = starts
@@ -285,7 +284,7 @@ def _scan(group: StagedGroup, cfg, bands, rows, partitions):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
+def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces):
     exact = gather(exact_pieces)
     hi = exact.column("hi").to_numpy()
     lo = exact.column("lo").to_numpy()
@@ -298,17 +297,17 @@ def _buckets(cfg, files_index, n_files, exact_pieces, band_pieces):
         band.column("key").to_numpy(), band.column("uid").to_numpy(),
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
-    pieces = split(_pairs_table(a, b), _file_of(files_index, a), n_files)
-    return _bucket_returns(n_files).pack(
+    pieces = split(_pairs_table(a, b), _file_of(group_index, a), n_groups)
+    return _bucket_returns(n_groups).pack(
         exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidates=pieces
     )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _attach_signatures(staged_file: StagedGroup, files_index, n_files, pieces):
+def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces):
     pairs = gather(pieces)
     hi, lo = unique_pairs(*_ends(pairs))
-    table = staged_file.read_kept([col.MINHASH])
+    table = group.read_kept([col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
     sig_hi = sigs[np.searchsorted(uids, hi)] if len(hi) else np.zeros((0, sigs.shape[1]), np.uint32)
@@ -319,17 +318,17 @@ def _attach_signatures(staged_file: StagedGroup, files_index, n_files, pieces):
             "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
         }
     )
-    return as_returns(split(out, _file_of(files_index, lo), n_files))
+    return as_returns(split(out, _file_of(group_index, lo), n_groups))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _verify(staged_file: StagedGroup, threshold, pieces):
+def _verify(group: StagedGroup, threshold, pieces):
     pairs = gather(pieces)
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
         return _pairs_table(hi, lo)
-    table = staged_file.read_kept([col.MINHASH])
+    table = group.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
     sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
     sig_hi = pairs.column("sig").combine_chunks().values.to_numpy().reshape(sig_lo.shape)
@@ -397,20 +396,20 @@ def _star_labels(edges):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _route_labels(files_index, n_files, labels):
+def _route_labels(group_index, n_groups, labels):
     node = labels.column("node").to_numpy()
-    return as_returns(split(labels, _file_of(files_index, node), n_files))
+    return as_returns(split(labels, _file_of(group_index, node), n_groups))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _member_keys(staged_file: StagedGroup, id_column, keep, compared, partitions, pieces):
+def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, pieces):
     labels = gather(pieces)
     # A star's centre is listed by every partition holding one of its edges.
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
     label = labels.column("label").to_numpy()[first]
     key_columns = [name for name, _ in keep if name != "id"]
     wanted = dict.fromkeys([id_column, col.EXACT_HI, *key_columns, *compared])
-    table = staged_file.read_kept(list(wanted))
+    table = group.read_kept(list(wanted))
     rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
     members = table.take(pa.array(rows)).append_column("label", pa.array(label))
     # Ids are compared in their own type (numbers as numbers), reported as strings.
@@ -422,7 +421,7 @@ def _member_keys(staged_file: StagedGroup, id_column, keep, compared, partitions
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _choose_keepers(files_index, n_files, keep, cfg, location, conflicts_path, pieces):
+def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, pieces):
     """Per cluster, the first member by the keep rule survives; with
     consistency checks, rows its action rejects are set aside first (a
     cluster may then keep none)."""
@@ -463,7 +462,7 @@ def _choose_keepers(files_index, n_files, keep, cfg, location, conflicts_path, p
         schema=DECISION_SCHEMA,
     )
     uid = decisions.column(col.UID).to_numpy()
-    pieces = split(decisions, _file_of(files_index, uid), n_files)
+    pieces = split(decisions, _file_of(group_index, uid), n_groups)
     return as_returns([*pieces, np.bincount(sizes) if n else np.zeros(0, np.int64)])
 
 
