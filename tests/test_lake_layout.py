@@ -83,7 +83,10 @@ def units_of(root: Path, **input_cfg) -> dict[str, pa.Table]:
     location = resolve(str(root))
     files = discover_inputs(location, cfg)
     schema = unify_input_schema(files, cfg)
-    return {u.file.relpath: read_unit(location, u, cfg, schema) for u in plan_units(files, 100)}
+    return {
+        u.slices[0].file.relpath: read_unit(location, u, cfg, schema)
+        for u in plan_units(files, 100)
+    }
 
 
 def test_partition_directories_become_columns_unless_the_file_has_them(tmp_path):

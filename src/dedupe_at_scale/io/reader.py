@@ -93,11 +93,6 @@ class ReadUnit:
     def num_rows(self) -> int:
         return sum(s.num_rows for s in self.slices)
 
-    @property
-    def file(self) -> InputFile:
-        """The first slice's file (the only one, but for small files read together)."""
-        return self.slices[0].file
-
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 FILES_PER_UNIT = 256  # small files one read task opens, at most
@@ -211,7 +206,7 @@ def plan_units(
     unit (up to that many rows or FILES_PER_UNIT files): a task per tiny file
     costs more than its work."""
     units: list[ReadUnit] = []
-    pending: list[FileSlice] = []
+    pending: list[FileSlice] = []  # small files waiting for a unit
 
     def add(slices: list[FileSlice]) -> None:
         units.append(ReadUnit(tuple(slices), len(units)))
@@ -221,10 +216,8 @@ def plan_units(
             continue  # quarantined whole; the driver writes its rejected rows
         if f.num_rows < min_rows_per_task:
             pending.append(FileSlice(f, tuple(range(len(f.row_group_rows))), 0, f.num_rows))
-            if (
-                sum(s.num_rows for s in pending) >= min_rows_per_task
-                or len(pending) == FILES_PER_UNIT
-            ):
+            full = sum(s.num_rows for s in pending) >= min_rows_per_task
+            if full or len(pending) == FILES_PER_UNIT:
                 add(pending)
                 pending = []
             continue
@@ -325,7 +318,8 @@ def read_columns(
     columns: list[str] | None,
     transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
 ) -> pa.Table:
-    with location.fs.open(unit.file.path, "rb") as handle:
+    (whole,) = unit.slices  # a file the job wrote: one unit each (parquet_datasource)
+    with location.fs.open(whole.file.path, "rb") as handle:
         table = pq.ParquetFile(handle).read(columns=columns)
     return transform(unit, table) if transform else table
 

@@ -241,12 +241,6 @@ def describe_skipped(skipped: dict[str, str], shown: int = 3) -> str:
     return ", ".join(items) + more
 
 
-def list_parquet_files(location: Location) -> tuple[list[str], str]:
-    """The input's Parquet files (see list_input_files) and their root."""
-    listing = list_input_files(location)
-    return listing.files, listing.root
-
-
 def write_text(location: Location, path: str, text: str) -> None:
     with location.fs.open(path, "wb") as handle:
         handle.write(text.encode("utf-8"))

@@ -31,9 +31,9 @@ from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
 from dedupe_at_scale.job.profile import block_profile
-from dedupe_at_scale.stages import REGISTRY as STAGES
+from dedupe_at_scale.stages import field_stages
 from dedupe_at_scale.steps import REGISTRY as STEPS
-from dedupe_at_scale.steps.base import StepOutcome
+from dedupe_at_scale.steps.base import GlobalStep, StepOutcome
 
 SUMMARY = "summary"
 PROFILE = "__profile"  # the block's histograms for the report, among the summaries
@@ -68,21 +68,18 @@ def write_parquet(
 
 def added_columns(cfg: JobConfig) -> dict[str, str]:
     """Each column the job adds to data/'s rows under `cfg`, with what adds it."""
-    owners = {
-        f.name: f"the {stage.name} stage"
-        for stage in STAGES if stage.enabled(cfg) or stage.columns_when_off
-        for f in stage.fields(cfg)
-    }  # fmt: skip
-    owners.update(
-        {f.name: f"the {step.name} step"
-         for step in STEPS if step.enabled(cfg) for f in step.fields(cfg)}
-    )  # fmt: skip
-    return owners
+    makers = [(f"the {s.name} stage", s) for s in field_stages(cfg)]
+    makers += [(f"the {s.name} step", s) for s in _field_steps(cfg)]
+    return {f.name: owner for owner, maker in makers for f in maker.fields(cfg)}
 
 
 def step_fields(cfg: JobConfig) -> list[pa.Field]:
     """The columns the enabled global steps add to data/'s rows, in order."""
-    return [f for step in STEPS if step.enabled(cfg) for f in step.fields(cfg)]
+    return [f for step in _field_steps(cfg) for f in step.fields(cfg)]
+
+
+def _field_steps(cfg: JobConfig) -> list[type[GlobalStep]]:
+    return [step for step in STEPS if step.enabled(cfg)]
 
 
 def write_outputs(

@@ -43,9 +43,12 @@ def rejecting_stages(cfg: JobConfig) -> dict[str, bool]:
     return names
 
 
+def field_stages(cfg: JobConfig) -> list[type[Stage]]:
+    """The stages whose columns the output has under `cfg`: those that are on,
+    and those whose columns stay when off."""
+    return [stage for stage in REGISTRY if stage.enabled(cfg) or stage.columns_when_off]
+
+
 def annotated_fields(cfg: JobConfig) -> list[pa.Field]:
     """The columns the stages add under `cfg`, in order, without running them."""
-    return [
-        f for stage in REGISTRY if stage.enabled(cfg) or stage.columns_when_off
-        for f in stage.fields(cfg)
-    ]  # fmt: skip
+    return [f for stage in field_stages(cfg) for f in stage.fields(cfg)]

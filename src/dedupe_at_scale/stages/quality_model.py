@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.formats import stage_views
-from dedupe_at_scale.io.storage import list_parquet_files, resolve
+from dedupe_at_scale.io.storage import list_input_files, resolve
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.stages.langid import load_fasttext_model
 from dedupe_at_scale.text import single_line
@@ -46,9 +46,8 @@ class TrainReport:
 
 def read_texts(uri: str, text_column: str) -> list[str]:
     location = resolve(uri)
-    files, _ = list_parquet_files(location)
     texts: list[str] = []
-    for path in files:
+    for path in list_input_files(location).files:
         with location.fs.open(path, "rb") as handle:
             table = pq.read_table(handle, columns=[text_column])
         texts += [t for t in table.column(text_column).to_pylist() if t]

@@ -16,7 +16,7 @@ import pyarrow as pa
 from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult
 from dedupe_at_scale.stages.tokens.classes import regex_classes
-from dedupe_at_scale.stages.tokens.counter import TokenCounter, fast_path_problem
+from dedupe_at_scale.stages.tokens.counter import TokenCounter, pretokenizer
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
 
 RESOURCE = "tokenizer"  # its name among the annotation's shared resources
@@ -44,7 +44,7 @@ def tokenizer_resource(source: str, text: str) -> TokenizerResource:
         raise ConfigError(
             f"tokens.tokenizer: {source} is not a Hugging Face tokenizer.json: {exc}"
         ) from exc
-    problem = fast_path_problem(spec)
+    _, problem = pretokenizer(spec)
     return TokenizerResource(source, text, regex_classes() if problem is None else None, problem)
 
 

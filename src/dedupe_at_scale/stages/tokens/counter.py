@@ -106,11 +106,6 @@ def ascii_invariant(normalizer: dict[str, Any] | None) -> bool:
     return normalizer.get("type") in ASCII_INVARIANT
 
 
-def fast_path_problem(spec: dict[str, Any]) -> str | None:
-    """Why a tokenizer.json cannot be counted by pretokens.py; None if it can."""
-    return pretokenizer(spec)[1]
-
-
 def reference_counts(tokenizer: Any, texts: list[str]) -> np.ndarray:
     """The tokenizer's own count of each text."""
     encoded = tokenizer.encode_batch(texts, add_special_tokens=False)
