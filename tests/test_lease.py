@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -69,7 +71,10 @@ def test_a_lease_whose_process_is_gone_is_taken_over_with_a_warning(sample_dir, 
         plan.lease.release()
 
 
-def test_on_object_storage_a_lease_not_renewed_in_time_is_taken_over(s3_server, sample_dir, caplog):
+def test_on_object_storage_a_lease_not_renewed_in_time_is_taken_over(
+    object_store, sample_dir, caplog
+):
+    s3_server = object_store
     cfg = config_from_dict(
         {"storage": s3_server.storage(), "output": {"lease_timeout_seconds": 60}}
     )
@@ -126,3 +131,114 @@ def test_the_lease_is_given_back_when_a_run_fails(ray_cluster, tmp_path):
     cfg = config_from_dict({"input": {"on_invalid_document": "quarantine"}})
     run_job(str(root), str(out), cfg)
     assert (out / "manifest.json").exists()
+
+
+def _store_args(store, tmp_path, sample_dir, name: str, timeout: float):
+    """(input, output, config path, env, a listing of the output) for a run
+    of the sample on local disk (store None) or on an S3 server."""
+    section = {"output": {"lease_timeout_seconds": timeout}}
+    if store is None:
+        out = tmp_path / name
+        listing = lambda: sorted(str(p.relative_to(out)) for p in out.rglob("*"))  # noqa: E731
+        args = (str(sample_dir), str(out), {}, listing)
+    else:
+        store.upload_dir(sample_dir, "corpus-in", name)
+        section["storage"] = {"endpoint_url": store.endpoint}
+        client = store.client()
+
+        def listing() -> list[str]:
+            found = client.list_objects_v2(Bucket="corpus-out", Prefix=f"{name}/")
+            return sorted(o["Key"][len(name) + 1 :] for o in found.get("Contents", []))
+
+        args = (f"s3://corpus-in/{name}", f"s3://corpus-out/{name}", store.env(), listing)
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(section))
+    return args[0], args[1], config, args[2], args[3]
+
+
+@pytest.mark.ray  # the runs start their own local Ray
+@pytest.mark.timeout(500)
+@pytest.mark.parametrize("where", ["local", "moto", "seaweedfs"])
+def test_a_run_stalled_past_its_lease_is_fenced_off(where, request, sample_dir, tmp_path):
+    """The first run is frozen (SIGSTOP) once annotation is done, past its
+    lease timeout; a second run takes over and completes. The first, thawed
+    (SIGCONT), finds the lease gone at its next renewal or commit step: it
+    exits with an error saying so and changes nothing in the output."""
+    store = None if where == "local" else request.getfixturevalue(
+        {"moto": "s3_server", "seaweedfs": "seaweedfs_server"}[where])  # fmt: skip
+    source, out, config, env, listing = _store_args(
+        store, tmp_path, sample_dir, f"fenced-{where}", 3
+    )
+    first = start_cli(source, out, config, env)
+    try:
+        wait_for(first, lambda: "_staging/annotated.done" in listing())
+        os.killpg(first.pid, signal.SIGSTOP)
+        time.sleep(4)  # past the timeout: the lease is stale
+        second = start_cli(source, out, config, env)
+        output = finish(second)
+        assert "taking over the lease" in output
+        published = listing()
+        assert "manifest.json" in published and not any(p.startswith("_staging") for p in published)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 1, output[-3000:]
+    error = [line for line in output.splitlines() if line.startswith("error:")]
+    assert error and "lost its lease on the output to another run" in error[-1], output[-3000:]
+    assert "without publishing anything" in error[-1]
+    assert listing() == published, set(listing()) ^ set(published)  # the first changed nothing
+
+
+def wait_for(proc, ready, timeout: float = 200) -> None:
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, f"job ended first:\n{proc.stdout.read()}"
+        assert time.time() < deadline, "never ready"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("where", ["local", "moto", "seaweedfs"])
+def test_runs_racing_for_a_stale_lease_take_it_one_at_a_time(where, request, tmp_path):
+    """Eight runs take over the same stale lease at once: the store's
+    compare-and-swap (flock and rename, or S3 conditional writes) lets one
+    win; the others are refused naming it, and the loser's renewal or
+    commit check finds it holds nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dedupe_at_scale.io.lease import Lease, LeaseLostError
+
+    if where == "local":
+        location, path = (
+            resolve(str(tmp_path / "out")),
+            str(tmp_path / "out" / "_staging" / "lease.json"),
+        )
+    else:
+        store = request.getfixturevalue(
+            {"moto": "s3_server", "seaweedfs": "seaweedfs_server"}[where]
+        )
+        cfg = config_from_dict({"storage": store.storage()})
+        location = resolve(f"s3://corpus-out/race-{where}", cfg.storage)
+        path = f"corpus-out/race-{where}/_staging/lease.json"
+    write_lease(location, path, host="elsewhere", renewed=time.time() - 600)
+    leases = [Lease(location, path, timeout_seconds=60) for _ in range(8)]
+
+    def take(lease: Lease) -> bool:
+        try:
+            lease.acquire()
+            return True
+        except OutputBusyError:
+            return False
+
+    with ThreadPoolExecutor(len(leases)) as pool:
+        won = list(pool.map(take, leases))
+    try:
+        assert won.count(True) == 1, won
+        winner = leases[won.index(True)]
+        winner.check()  # holds
+        loser = leases[won.index(False)]
+        with pytest.raises(LeaseLostError, match=f"pid {winner.record['pid']}"):
+            loser.renew()
+    finally:
+        for lease in leases:
+            lease.release()
+    assert not location.fs.exists(path)

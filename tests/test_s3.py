@@ -1,6 +1,7 @@
-"""The job against a real S3-compatible server on 127.0.0.1 (moto, server
-mode, IAM authentication on): input from one bucket, output to another, read
-back with plain pyarrow; unreachable endpoints and wrong credentials."""
+"""The job against real S3-compatible servers on 127.0.0.1 (moto in server
+mode with IAM authentication on, and SeaweedFS): input from one bucket,
+output to another, read back with plain pyarrow; unreachable endpoints and
+wrong credentials."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ def s3_input(s3_server, sample_dir):
     return "s3://corpus-in/sample"
 
 
-def test_bucket_to_bucket_equals_the_local_run(s3_server, s3_input, reference_output):
+def test_bucket_to_bucket_equals_the_local_run(object_store, sample_dir, reference_output):
+    s3_server = object_store
+    s3_server.upload_dir(sample_dir, "corpus-in", "e2e")
     cfg = config_from_dict({"storage": s3_server.storage()})
-    result = run_job(s3_input, "s3://corpus-out/run", cfg)
+    result = run_job("s3://corpus-in/e2e", "s3://corpus-out/run", cfg)
 
     fs = s3_server.arrow_fs()
     assert_same_output(reference_output, output_tables("corpus-out/run", fs))
@@ -37,7 +40,7 @@ def test_bucket_to_bucket_equals_the_local_run(s3_server, s3_input, reference_ou
         manifest = json.loads(handle.read())
     assert manifest == json.loads(json.dumps(result.manifest, default=str))
     assert manifest["counts"]["input"] == 2000
-    assert manifest["input"]["files"][0]["path"].startswith("s3://corpus-in/sample/")
+    assert manifest["input"]["files"][0]["path"].startswith("s3://corpus-in/e2e/")
     # Credentials given in the config never reach the manifest.
     assert manifest["config"]["storage"]["options"] == {"key": "***", "secret": "***"}
     assert s3_server.secret not in json.dumps(manifest)

@@ -22,12 +22,13 @@ everything up to publishing).
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.io.lease import LEASE
+from dedupe_at_scale.io.lease import LEASE, LOCK
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, write_json
 
 MANIFEST = "manifest.json"
@@ -38,6 +39,12 @@ PUBLISHED = (
 )  # fmt: skip
 OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
 IO_THREADS = 16
+Fence = Callable[[], None]  # raises unless this run still holds the output's lease
+
+
+def _unfenced() -> None:
+    pass
+
 
 # What a re-run of the same job keeps: nothing, the units staged so far, all
 # of annotation, or everything but publishing.
@@ -99,7 +106,7 @@ class OutputLayout:
         if resume == "none":  # all of it but the lease, which this run holds
             if fs.exists(self.staging_root):
                 for path in fs.ls(self.staging_root, detail=False):
-                    if posixpath.basename(path.rstrip("/")) != LEASE:
+                    if posixpath.basename(path.rstrip("/")) not in (LEASE, LOCK):
                         self._remove(path)
         self._remove(self.decisions)
         self._remove(self.publish_root)
@@ -111,7 +118,8 @@ class OutputLayout:
         write_json(self.location, self.job_marker, {"fingerprint": fingerprint})
         return resume
 
-    def mark_annotated(self) -> None:
+    def mark_annotated(self, fence: Fence = _unfenced) -> None:
+        fence()
         write_json(self.location, self.annotated_marker, {"done": True})
 
     def list_parquet(self, path: str) -> list[str]:
@@ -136,9 +144,12 @@ class OutputLayout:
         with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
             return list(pool.map(describe, files))
 
-    def seal(self, shards: list[str], manifest: dict[str, Any]) -> dict[str, Any]:
+    def seal(
+        self, shards: list[str], manifest: dict[str, Any], fence: Fence = _unfenced
+    ) -> dict[str, Any]:
         """Record that the run finished and passed accounting: from here on a
         re-run only publishes."""
+        fence()
         ready = {"shards": sorted(shards), "manifest": manifest}
         write_json(self.location, self.ready_marker, ready)
         return ready
@@ -146,13 +157,22 @@ class OutputLayout:
     def read_ready(self) -> dict[str, Any]:
         return read_json(self.location, self.ready_marker)
 
-    def publish(self, ready: dict[str, Any]) -> None:
+    def publish(
+        self, ready: dict[str, Any], fence: Fence = _unfenced, release: Fence = _unfenced
+    ) -> None:
         """Move the sealed shards into place, drop everything else under the
-        published directories, then write the manifest. Safe to repeat."""
+        published directories, then write the manifest. Safe to repeat. Each
+        step (the old manifest, each directory, the stale files, the new
+        manifest) first checks the fence: a run that lost its lease stops.
+        `release` gives the lease back once the manifest is written."""
         fs = self.location.fs
+        fence()
         if fs.exists(self.manifest):
             fs.rm(self.manifest)
         wanted = set(ready["shards"])
+        by_directory: dict[str, list[str]] = {}
+        for rel in sorted(wanted):
+            by_directory.setdefault(rel.split("/", 1)[0], []).append(rel)
 
         def move(rel: str) -> None:
             staged = posixpath.join(self.publish_root, rel)
@@ -161,7 +181,10 @@ class OutputLayout:
                 fs.mv(staged, self.location.join(rel))
 
         with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-            list(pool.map(move, sorted(wanted)))
+            for directory in sorted(by_directory):
+                fence()
+                list(pool.map(move, by_directory[directory]))
+            fence()
             self.location.refresh()
             stale = [
                 path
@@ -174,7 +197,9 @@ class OutputLayout:
         missing = [rel for rel in sorted(wanted) if not fs.exists(self.location.join(rel))]
         if missing:
             raise StorageError(f"cannot publish {self.location.uri}: {missing[0]} is missing")
+        fence()
         write_json(self.location, self.manifest, ready["manifest"])
+        release()
         # Cleanup after the commit point: a leftover staging area is harmless.
         self._remove(self.staging_root)
 

@@ -29,6 +29,7 @@ from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.lease import Fence
 from dedupe_at_scale.io.output import IO_THREADS, OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, input_datasource
 from dedupe_at_scale.io.schema import InputSchema
@@ -90,12 +91,13 @@ class SharedResources:
 
 
 def annotate(
-    source: Location, layout: OutputLayout, units: list[ReadUnit], cfg: JobConfig,
-    schema: InputSchema | None, reuse: set[int], resources: SharedResources | None = None,
+    source: Location, layout: OutputLayout, todo: list[ReadUnit], cfg: JobConfig,
+    schema: InputSchema | None, resources: SharedResources | None = None,
+    fence: Fence | None = None,
 ) -> None:  # fmt: skip
-    """Annotate and stage every unit not in `reuse` (one fused Ray task per
-    read unit); units without rows stage nothing."""
-    todo = [u for u in units if u.index not in reuse and u.num_rows > 0]
+    """Annotate and stage the units `todo` (one fused Ray task per read
+    unit, each with rows). With a `fence`, each task checks that the run
+    still holds the output's lease before it stages a file."""
     if not todo:
         return
     layout.location.fs.makedirs(layout.staging, exist_ok=True)
@@ -110,7 +112,7 @@ def annotate(
         batch_format="pyarrow",
         batch_size=None,
     )
-    annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg))
+    annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg, fence))
 
 
 class StagingDatasink(Datasink[None]):
@@ -118,8 +120,10 @@ class StagingDatasink(Datasink[None]):
     read, annotate and this write fused in one task per read unit and hands
     it all of the unit's blocks (Ray may split a large read into several)."""
 
-    def __init__(self, location: Location, directory: str, cfg: JobConfig):
-        self.location, self.directory = location, directory
+    def __init__(
+        self, location: Location, directory: str, cfg: JobConfig, fence: Fence | None = None
+    ):
+        self.location, self.directory, self.fence = location, directory, fence
         self.compression = parquet_compression(cfg)
 
     def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
@@ -128,6 +132,8 @@ class StagingDatasink(Datasink[None]):
         if not tables:
             return
         table = pa.concat_tables(tables)
+        if self.fence is not None:
+            self.fence.check()  # a run that was taken over stages nothing more
         units = pc.shift_right(table.column(col.UID), 32)
         distinct = pc.unique(units).to_pylist()
         for unit in distinct:

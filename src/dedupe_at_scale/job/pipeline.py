@@ -192,6 +192,11 @@ def _on_storage(uri: str, action: Callable[[], Any]) -> Any:
 def execute(plan: JobPlan) -> JobResult:
     try:
         return _execute(plan)
+    except KeyboardInterrupt:
+        # The lease renewer interrupts the run when another run took over.
+        if plan.lease is not None and plan.lease.lost is not None:
+            raise plan.lease.lost from None
+        raise
     finally:
         if plan.lease is not None:
             plan.lease.release()
@@ -206,8 +211,7 @@ def _execute(plan: JobPlan) -> JobResult:
     if plan.resume == "publish":
         # An interrupted run already sealed this output: only publishing is left.
         ready = layout.read_ready()
-        _stop_renewing(plan)
-        layout.publish(ready)
+        layout.publish(ready, *_fence(plan))
         return JobResult(ready["manifest"], plan.output_uri, timings)
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
@@ -215,14 +219,18 @@ def _execute(plan: JobPlan) -> JobResult:
     if plan.shared:
         timings["prepare"] = plan.prepare_seconds
     with _timed(timings, "annotate"):
-        if plan.resume == "annotated":
-            reused = len(plan.units)
-        else:
-            reuse = reusable_units(layout, plan.units) if plan.resume == "annotating" else set()
+        # Every re-run checks each staged file (footer, rows) against its
+        # unit, whatever phase the interrupted run reached, and annotates
+        # again only the units that fail.
+        reuse = reusable_units(layout, plan.units) if plan.resume != "none" else set()
+        todo = [u for u in plan.units if u.index not in reuse and u.num_rows > 0]
+        if todo:
+            fence = plan.lease.fence if plan.lease is not None else None
             resources = SharedResources.put(plan.shared)
-            annotate(plan.source, layout, plan.units, cfg, plan.input_schema, reuse, resources)
-            layout.mark_annotated()
-            reused = len(reuse)
+            annotate(plan.source, layout, todo, cfg, plan.input_schema, resources, fence)
+        if todo or plan.resume != "annotated":
+            layout.mark_annotated(_fence(plan)[0])
+        reused = len(reuse)
 
     staged = Staged(layout, layout.list_parquet(layout.staging))
     outcomes = _run_global_steps(plan, staged, timings)
@@ -288,23 +296,25 @@ def _execute(plan: JobPlan) -> JobResult:
         profile = merge_profiles(summaries.get(PROFILE, []), cfg)
         report_files = write_report(layout.location, layout.publish_root, manifest, profile)
     # What an interrupted run of the same job had finished already.
-    resumed = {"none": None, "annotating": None, "annotated": "annotate"}
-    manifest["resumed_after"] = resumed[plan.resume]
+    manifest["resumed_after"] = "annotate" if plan.resume == "annotated" and not todo else None
     # Units whose staged rows an interrupted run of the same job left whole.
     manifest["annotate"] = {"units": len(plan.units), "units_reused": reused}
     shards = [s["path"] for s in data_shards + rejected_shards]
     shards += [s["path"] for listed in step_shards.values() for s in listed]
     shards += report_files
     with _timed(timings, "publish"):
-        sealed = layout.seal(shards, manifest)
-        _stop_renewing(plan)  # publishing removes _staging/, the lease with it
-        layout.publish(sealed)
+        fence, release = _fence(plan)
+        sealed = layout.seal(shards, manifest, fence)
+        layout.publish(sealed, fence, release)  # removes _staging/ once released
     return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
 
 
-def _stop_renewing(plan: JobPlan) -> None:
-    if plan.lease is not None:
-        plan.lease.stop_renewing()
+def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The lease's check (before each commit step) and its release (once
+    the manifest is written); no-ops for a plan without a lease."""
+    if plan.lease is None:
+        return (lambda: None), (lambda: None)
+    return plan.lease.check, plan.lease.release
 
 
 def _prepare(cfg: JobConfig) -> dict[str, Any]:
