@@ -131,8 +131,23 @@ def test_a_pinned_type_a_file_cannot_take_names_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("missing", [None, ""])
+def test_null_or_empty_ids_found_at_planning_from_the_footer(tmp_path, missing):
+    write_table(tmp_path / "a.parquet", {"id": ["a", "b", missing, "c"], "text": TEXTS[:4]},
+                row_group_size=2)  # fmt: skip
+    what = "1 null ids" if missing is None else "an empty id"
+    with pytest.raises(InputError, match=rf"a.parquet: row group 1 \(rows 2-3\) holds {what} in "
+                       r"column 'id' \(from the file's statistics; set input.id_policy: generate"):  # fmt: skip
+        unified(tmp_path)
+    # The other settings read the file: its rows are flagged or filled there.
+    unified(tmp_path, on_invalid_document="quarantine")
+    unified(tmp_path, id_policy="generate")
+
+
+@pytest.mark.parametrize("missing", [None, ""])
 def test_null_or_empty_ids_in_each_mode(tmp_path, missing):
-    write_table(tmp_path / "a.parquet", {"id": ["a", missing, "c"], "text": TEXTS[:3]})
+    # Without column statistics the footer cannot tell: the read finds them.
+    write_table(tmp_path / "a.parquet", {"id": ["a", missing, "c"], "text": TEXTS[:3]},
+                write_statistics=False)  # fmt: skip
 
     def read(**input_cfg):
         schema, files, cfg = unified(tmp_path, **input_cfg)
@@ -188,7 +203,7 @@ def test_drifting_shards_and_null_ids_run_to_a_complete_output(ray_cluster, tmp_
 
 def test_a_null_id_stops_the_job_naming_file_and_row_and_publishes_nothing(ray_cluster, tmp_path):
     root = tmp_path / "in"
-    write_table(root / "a.parquet", {"id": ["a", None], "text": TEXTS[:2]})
+    write_table(root / "a.parquet", {"id": ["a", None], "text": TEXTS[:2]}, write_statistics=False)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=r"a.parquet: row 1 has a null or empty id"):
         run_job(str(root), str(out), config_from_dict({}))

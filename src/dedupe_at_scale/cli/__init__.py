@@ -115,12 +115,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return submit_job(args)
         return _run(args)
+    except KeyboardInterrupt:
+        print(
+            "stopped (interrupted): nothing was published; run the same command again to "
+            "resume (the read units already staged are kept)"
+            if args.command == "run"
+            else "stopped (interrupted)",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as exc:  # report known problems plainly, re-raise bugs
         known = find_known_error(exc)
         if known is None:
             raise
-        print(f"error: {known}", file=sys.stderr)
+        # Ray Data appends its retry advice to a task's error on new lines.
+        message = str(known).split("\n", 1)[0]
+        print(f"error: {message}{_ray_log_hint(exc, known)}", file=sys.stderr)
         return 2 if isinstance(known, ConfigError) else 1
+
+
+def _ray_log_hint(exc: BaseException, known: BaseException) -> str:
+    """Where Ray's own account of a failed task went, when the error came
+    out of one (its tracebacks are kept off the terminal)."""
+    if known is exc:
+        return ""
+    try:
+        from ray.data._internal.logging import get_log_directory
+
+        directory = get_log_directory()
+    except Exception:  # Ray never started
+        return ""
+    return f" [Ray's log: {directory}/ray-data.log]" if directory else ""
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -212,10 +237,27 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
         ray.data.DataContext.get_current().enable_progress_bars = False
         ray.data.DataContext.get_current().print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+    keep_task_tracebacks_off_the_console()
+
+
+class _NoErrorRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def keep_task_tracebacks_off_the_console() -> None:
+    """Ray Data logs a failed task's tracebacks (several screens) to the
+    console and to its log file; the CLI reports the error itself in one
+    line naming that file, so the console handler drops error records."""
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ == "PlainRayHandler":
+            handler.addFilter(_NoErrorRecords())
 
 
 def find_known_error(exc: BaseException) -> BaseException | None:
-    """The first error of ours in an exception chain (Ray wraps task errors)."""
+    """The first error of ours in an exception chain. Ray wraps a task's
+    error in a RayTaskError that is also an instance of it (its text is the
+    remote traceback): the original is its `cause`."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -223,7 +265,8 @@ def find_known_error(exc: BaseException) -> BaseException | None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, KNOWN_ERRORS):
+        cause = getattr(current, "cause", None)
+        if isinstance(current, KNOWN_ERRORS) and not isinstance(cause, KNOWN_ERRORS):
             return current
         stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
     return None

@@ -154,6 +154,8 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
             ) from exc
         rows = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
         has_id = cfg.id_column in schema.names
+        if has_id and cfg.id_policy == "require" and cfg.on_invalid_document == "error":
+            check_id_statistics(meta, cfg.id_column, display)
         if cfg.format == "text":
             check_text_column(schema, cfg.text_column, display, meta.num_rows)
         else:
@@ -175,6 +177,39 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
         path, display, relpath, meta.num_rows, size, rows, has_id, schema=schema,
         partitions=partitions,
     )  # fmt: skip
+
+
+def check_id_statistics(meta: pq.FileMetaData, column: str, display: str) -> None:
+    """Null or empty ids that the footer's column statistics already show,
+    found at planning instead of inside a Ray task. Files written without
+    statistics are checked when their rows are read."""
+    if meta.num_row_groups == 0:
+        return
+    first = meta.row_group(0)
+    index = next(
+        (j for j in range(first.num_columns) if first.column(j).path_in_schema == column), None
+    )
+    if index is None:
+        return
+    start = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        stats = group.column(index).statistics
+        rows = f"rows {start}-{start + group.num_rows - 1}"
+        start += group.num_rows
+        if stats is None:
+            continue
+        found = None
+        if stats.has_null_count and stats.null_count:
+            found = f"{stats.null_count} null ids"
+        elif stats.has_min_max and stats.min in ("", b""):
+            found = "an empty id"
+        if found:
+            raise InputError(
+                f"{display}: row group {i} ({rows}) holds {found} in column '{column}' (from "
+                "the file's statistics; set input.id_policy: generate to fill them with "
+                "'<path>#<row>', or input.on_invalid_document: quarantine to reject them)"
+            )
 
 
 def check_text_column(

@@ -1,0 +1,78 @@
+"""What the user sees when the job stops on an error of its own kinds: the
+CLI's whole stderr is a few lines at most, the last one `error: ...` naming
+the file, the row and the setting that changes it; Ray's tracebacks stay in
+Ray's log file, which the line names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import GOOD_EN, write_table
+from test_hostile_input import corrupt_pages
+
+# Ray's own start-up lines (the token-authentication warning and the like)
+# may precede the error; nothing of a traceback may.
+MAX_LINES = 4
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dedupe_at_scale.cli", *args],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, code: int, *parts: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, result.stderr[-3000:]
+    assert len(lines) <= MAX_LINES, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "ray::" not in result.stderr
+    error = lines[-1]
+    assert error.startswith("error: "), result.stderr[-3000:]
+    for part in parts:
+        assert part in error, error
+    return error
+
+
+@pytest.mark.ray  # the job starts its own local Ray
+def test_a_null_id_found_inside_a_ray_task_is_one_line(tmp_path):
+    # No statistics: the footer cannot tell, the read task finds it.
+    write_table(tmp_path / "in" / "a.parquet", {"id": ["a", None, "c"], "text": [GOOD_EN] * 3},
+                write_statistics=False)  # fmt: skip
+    result = run_cli("run", "--input", "in", "--output", "out", "--num-cpus", "2", "--quiet",
+                     cwd=tmp_path)  # fmt: skip
+    error = assert_one_error_line(
+        result, 1, "in/a.parquet: row 1 has a null or empty id in column 'id'",
+        "input.id_policy: generate", "input.on_invalid_document: quarantine", "ray-data.log",
+    )  # fmt: skip
+    assert "retry" not in error.lower()
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_null_id_in_the_footer_statistics_is_refused_before_ray_starts(tmp_path):
+    write_table(tmp_path / "in" / "a.parquet", {"id": ["a", None], "text": [GOOD_EN] * 2})
+    result = run_cli("run", "--input", "in", "--output", "out", cwd=tmp_path)
+    assert_one_error_line(result, 1, "in/a.parquet: row group 0 (rows 0-1) holds 1 null ids",
+                          "input.id_policy: generate")  # fmt: skip
+    assert "Ray" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.ray
+def test_a_corrupt_page_found_while_reading_is_one_line(tmp_path):
+    corrupt_pages(tmp_path / "in")
+    result = run_cli("run", "--input", "in", "--output", "out", "--num-cpus", "2", "--quiet",
+                     cwd=tmp_path)  # fmt: skip
+    assert_one_error_line(result, 1, "in/b-bad.parquet", "row group", "input.on_invalid_file")
+
+
+def test_a_config_error_is_one_line(tmp_path):
+    (tmp_path / "job.yaml").write_text("dedup:\n  threshold: 1.5\n")
+    result = run_cli("run", "--input", "in", "--output", "out", "--config", "job.yaml",
+                     cwd=tmp_path)  # fmt: skip
+    assert_one_error_line(result, 2, "dedup.threshold")
