@@ -162,14 +162,15 @@ def test_no_secret_reaches_the_job_info_dashboard_or_logs(
 ):
     dashboard = (local_cluster / "dashboard").read_text().strip()
     s3_server.upload_dir(sample_dir, "corpus-in", "cluster")
-    canary = f"canary-{uuid.uuid4()}"  # not a secret: shows where the spec's text goes
+    # Not secrets: they show where a spec's comments and --env values go.
+    in_comment, in_env = f"comment-canary-{uuid.uuid4()}", f"env-canary-{uuid.uuid4()}"
     config = tmp_path / "s3.yaml"
     config.write_text(
-        f"# {canary}\n" + yaml.safe_dump({"storage": {"endpoint_url": s3_server.endpoint}})
+        f"# {in_comment}\n" + yaml.safe_dump({"storage": {"endpoint_url": s3_server.endpoint}})
     )
     submitted = submit(dashboard, config, "s3://corpus-in/cluster", "s3://corpus-out/cluster",
-                       "--env", "AWS_DEFAULT_REGION", "--wait",
-                       env={"AWS_DEFAULT_REGION": "us-east-1"})  # fmt: skip
+                       "--env", "AWS_DEFAULT_REGION", "--env", "DDS_TEST_CANARY", "--wait",
+                       env={"AWS_DEFAULT_REGION": "us-east-1", "DDS_TEST_CANARY": in_env})  # fmt: skip
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "SUCCEEDED" in submitted.stdout
     keys = s3_server.client().list_objects_v2(Bucket="corpus-out", Prefix="cluster/manifest.json")
@@ -182,7 +183,9 @@ def test_no_secret_reaches_the_job_info_dashboard_or_logs(
     shown += (
         dashboard_text(dashboard, f"/api/jobs/{job_id}/logs") + submitted.stdout + submitted.stderr
     )
-    assert canary in shown  # the spec is there, so a secret in it would be too
+    assert in_env in shown  # --env values are there, so a secret in one would be too
+    assert s3_server.endpoint in shown  # so is the spec, parsed ...
+    assert in_comment not in shown  # ... without the file's comments
     temp_dir = Path((local_cluster / "temp_dir").read_text().strip())
     logs = [p for p in (temp_dir / "session_latest" / "logs").rglob("*") if p.is_file()]
     assert logs
@@ -192,23 +195,48 @@ def test_no_secret_reaches_the_job_info_dashboard_or_logs(
 
 
 @pytest.mark.parametrize(
-    "storage, args, named",
-    [({"options": {"key": "AKIAEXAMPLE", "secret": "wJalrEXAMPLE"}}, [],
+    "spec, args, named",
+    [({"storage": {"options": {"key": "AKIAEXAMPLE", "secret": "wJalrEXAMPLE"}}}, [],
       "storage.options.key, storage.options.secret"),
-     ({"options": {"client_kwargs": {"aws_session_token": "tok"}}}, [],
+     ({"storage": {"options": {"client_kwargs": {"aws_session_token": "tok"}}}}, [],
       "storage.options.client_kwargs.aws_session_token"),
      ({}, ["--env", "AWS_SECRET_ACCESS_KEY"], "--env AWS_SECRET_ACCESS_KEY"),
-     ({"endpoint_url": "http://minio:hunter2@127.0.0.1:9000"}, [],
+     ({"storage": {"endpoint_url": "http://minio:hunter2@127.0.0.1:9000"}}, [],
       "the password in http://minio:***@127.0.0.1:9000"),
      ({}, ["--pip", "git+https://bot:ghp_example@github.com/x/y"],
-      "the password in git+https://bot:***@github.com/x/y")],
+      "the password in git+https://bot:***@github.com/x/y"),
+     ({"storage": {"options": {"client_kwargs": {"endpoint_url": "http://u:hunter2@127.0.0.1:9000"}}}}, [],
+      "the password in http://u:***@127.0.0.1:9000 in storage.options.client_kwargs.endpoint_url"),
+     ({"tokens": {"tokenizer": "https://bot:hunter2@example.org/tok.json"}}, [],
+      "the password in https://bot:***@example.org/tok.json in tokens.tokenizer"),
+     ({"decontaminate": {"sources": [{"uri": "https://u:hunter2@example.org/q.parquet"}]}}, [],
+      "in decontaminate.sources[0].uri"),
+     ({}, ["--env", "DB_URL"], "the password in http://u:***@db.example:5432 in --env DB_URL"),
+     ({}, ["--env", "DDS_NOTE"], "a credential (ghp_...) in --env DDS_NOTE")],
 )  # fmt: skip
-def test_submit_refuses_to_put_a_secret_in_the_runtime_env(tmp_path, storage, args, named):
+def test_submit_refuses_to_put_a_secret_in_the_runtime_env(tmp_path, spec, args, named):
     config = tmp_path / "job.yaml"
-    config.write_text(yaml.safe_dump({"storage": storage}))
+    config.write_text(yaml.safe_dump(spec))
+    env = {"DB_URL": "http://u:hunter2@db.example:5432", "DDS_NOTE": "ghp_" + "a1B2" * 9}
     # Refused before any connection: this address has no server.
-    submitted = submit("http://127.0.0.1:9", config, str(tmp_path), str(tmp_path / "out"), *args)
+    submitted = submit("http://127.0.0.1:9", config, str(tmp_path), str(tmp_path / "out"), *args,
+                       env=env)  # fmt: skip
     assert submitted.returncode == 2
     assert named in submitted.stderr and "readable by anyone" in submitted.stderr
     assert "cannot reach" not in submitted.stderr
     assert "hunter2" not in submitted.stderr and "ghp_example" not in submitted.stderr
+    assert "a1B2" not in submitted.stderr
+
+
+def test_the_spec_ships_parsed_without_its_comments(tmp_path):
+    from dedupe_at_scale.cli.submit import build_runtime_env, shipped_spec
+    from dedupe_at_scale.config import load_config
+
+    config = tmp_path / "job.yaml"
+    config.write_text("# token: ghp_" + "x" * 36 + "\ndedup:\n  threshold: 0.7  # tuned\n")
+    spec = shipped_spec(load_config(config))
+    env = build_runtime_env(spec, [], [])["env_vars"]
+    assert "ghp_" not in str(env) and "tuned" not in str(env)
+    shipped = tmp_path / "shipped.yaml"
+    shipped.write_text(env["DDS_JOB_SPEC"])
+    assert load_config(shipped) == load_config(config)

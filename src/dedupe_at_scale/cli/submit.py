@@ -7,10 +7,14 @@ runs exactly the code and config of this checkout; the cluster's image
 provides the dependencies (the repo's Dockerfile, or `--pip` for a quick try).
 
 Everything in a runtime environment is readable by anyone who can read the
-Jobs API or the dashboard, so no credential may go there: a spec with secrets
-in `storage.options`, or a `--env` name that looks like a credential, is
-refused. Jobs get credentials the way the cluster's nodes do (instance role,
-IRSA, the nodes' environment).
+Jobs API or the dashboard, so no credential may go there. Refused: secrets
+in `storage.options`, a `--env` name that looks like a credential, and any
+value of the parsed spec, of a `--env` variable, of the URIs or of `--pip`
+that holds a password in a URL (`https://user:pw@host`) or a credential of a
+shape the PII stage knows (AWS keys, GitHub, Slack, Google and Stripe
+tokens, private keys, JWTs). The spec ships parsed and normalized, never as
+the file's text, so its comments stay behind. Jobs get credentials the way
+the cluster's nodes do (instance role, IRSA, the nodes' environment).
 """
 
 from __future__ import annotations
@@ -21,13 +25,19 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, job_uris, load_config
+import yaml
+
+from dedupe_at_scale.config import SPEC_ENV_PREFIX, ConfigError, JobConfig, job_uris, load_config
 from dedupe_at_scale.io.storage import is_secret_name, protocol_of, secret_options
+from dedupe_at_scale.stages.pii.detectors import DETECTORS
 
 SPEC_VARIABLE = "DDS_JOB_SPEC"
 PASSWORD_IN_URL = re.compile(r"://([^/@\s:]+):[^/@\s]+@")
+CREDENTIAL_SHAPES = [d.regex for d in DETECTORS if d.kind == "secret"]
 
 
 class SubmitError(RuntimeError):
@@ -42,8 +52,7 @@ def submit_job(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"--env {missing[0]}: not set in this environment")
 
-    # The spec travels as YAML text; none is the defaults, as with `run`.
-    spec = Path(args.config).read_text(encoding="utf-8") if args.config else ""
+    spec = shipped_spec(cfg) if args.config else ""  # none: the defaults, as with `run`
     runtime_env = build_runtime_env(spec, args.env, args.pip)
     entrypoint = build_entrypoint(input_uri, output_uri, args.overwrite)
     client = _client(args.address)
@@ -63,23 +72,53 @@ def submit_job(args: argparse.Namespace) -> int:
     return 0 if status == "SUCCEEDED" else 1
 
 
-def refuse_secrets(cfg, env_names: list[str], urls: list[str]) -> None:
+def refuse_secrets(cfg: JobConfig, env_names: list[str], urls: list[str]) -> None:
     """A submitted job's spec, environment variables, entrypoint and pip list
     are part of what the Jobs API and the dashboard show to anyone who can
     reach them."""
     exposed = secret_options(cfg.storage.options) + [
         f"--env {name}" for name in env_names if is_secret_name(name)
     ]
-    urls = [*urls, cfg.storage.endpoint_url or ""]
-    exposed += [f"the password in {_hide_password(u)}" for u in urls if PASSWORD_IN_URL.search(u)]
+    values = [(f"--env {name}", os.environ.get(name, "")) for name in env_names]
+    values += [("", url) for url in urls] + list(_strings(cfg.to_dict()))
+    for where, value in values:
+        exposed += [f"{what}{' in ' + where if where else ''}" for what in _credentials_in(value)]
     if exposed:
         raise ConfigError(
-            f"{', '.join(exposed)}: a credential would be readable by anyone with access to "
-            "the cluster's Jobs API or dashboard (a job's spec and --env values are part of "
-            "its runtime environment); give the cluster its own credentials instead "
-            "(instance role, IRSA, or AWS_* variables in the nodes' environment; "
+            f"{', '.join(dict.fromkeys(exposed))}: a credential would be readable by anyone "
+            "with access to the cluster's Jobs API or dashboard (a job's spec and --env values "
+            "are part of its runtime environment); give the cluster its own credentials "
+            "instead (instance role, IRSA, or AWS_* variables in the nodes' environment; "
             "see cluster/README.md)"
         )
+
+
+def _credentials_in(value: str) -> list[str]:
+    """What in one value would expose a credential, said without it."""
+    found = [f"the password in {_hide_password(value)}"] if PASSWORD_IN_URL.search(value) else []
+    for shape in CREDENTIAL_SHAPES:
+        match = shape.search(value)
+        if match:
+            found.append(f"a credential ({match.group()[:4]}...)")
+    return found
+
+
+def _strings(tree: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in the parsed spec, with its dotted key."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _strings(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from _strings(value, f"{path}[{i}]")
+    elif isinstance(tree, str):
+        yield path, tree
+
+
+def shipped_spec(cfg: JobConfig) -> str:
+    """The parsed, normalized spec as YAML: every key with its value, and
+    none of the file's comments (they could hold anything)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def _hide_password(url: str) -> str:
