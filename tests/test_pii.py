@@ -55,6 +55,12 @@ CASES = {
         [("secret", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----")],
     ),
     "not a key": ("AKIA is a prefix; ghp_short; -----BEGIN PUBLIC KEY-----", []),
+    "github fine-grained token": ("pat github_pat_" + "11ABCDEFG0" * 7 + " end", [("secret", "github_pat_" + "11ABCDEFG0" * 7)]),
+    "slack token": ("slack xoxb-1234567890-abcdefghij here", [("secret", "xoxb-1234567890-abcdefghij")]),
+    "google api key": ("key=AIzaSyA1b2C3d4E5f6G7h8I9j0K_l-M3n4O5p6Q;", [("secret", "AIzaSyA1b2C3d4E5f6G7h8I9j0K_l-M3n4O5p6Q")]),
+    "stripe live key": ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc now", [("secret", "sk_live_4eC39HqLyjWDarjtT1zdp7dc")]),
+    "jwt": ("auth eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2QT4f", [("secret", "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2QT4f")]),
+    "not secrets": ("github_pat_short xoxb-short AIzaShort sk_live_short sk_test_" + "a" * 30, []),
 }  # fmt: skip
 
 
@@ -80,7 +86,51 @@ PIECES = [
     "4111 1111 1111 1111", "4111 1111 1111 1112", "DE89 3704 0044 0532 0130 00", "AKIAIOSFODNN7EXAMPLE",
     "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "MIIEpAIBAAKCAQEA", "中文", "текст",
     "ş", "1234", "-", ".", ":", "@", " ", "\n", "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2QT4f",
+    "github_pat_" + "11ABCDEFG0" * 6, "xoxb-1234567890", "xoxp-", "AIzaSyA1b2C3d4E5f6G7h8I9j0K_l-M3n4O5p6",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7", "rk_live_", "ghp_abcdefghijklmnopqrstuvwxyz012345678", "_", "9",
 ]  # fmt: skip
+
+# Each secret detector's shape: prefixes, the alphabet of its body and the
+# body's shortest and longest length (detectors.py).
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+SECRET_SHAPES = [
+    (["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"], ALNUM[:26] + ALNUM[52:], 16, 16),
+    (["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], ALNUM, 36, 36),
+    (["github_pat_"], ALNUM + "_", 60, 90),
+    (["xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-"], ALNUM + "-", 10, 72),
+    (["AIza"], ALNUM + "_-", 35, 35),
+    (["sk_live_", "rk_live_"], ALNUM, 24, 99),
+]  # fmt: skip
+CONTEXT = ["", " ", "x", "_", "9", "-", ".", "\n", "A"]
+
+
+def secret_samples(rng: random.Random) -> list[str]:
+    """Per shape, bodies one shorter than the shortest, the shortest, some
+    between, the longest and one longer, each between random neighbours."""
+    texts = []
+    for prefixes, alphabet, shortest, longest in SECRET_SHAPES:
+        lengths = {shortest - 1, shortest, longest, longest + 1, (shortest + longest) // 2}
+        for prefix in prefixes:
+            for n in sorted(lengths):
+                for _ in range(6):
+                    body = "".join(rng.choice(alphabet) for _ in range(n))
+                    texts.append(rng.choice(CONTEXT) + prefix + body + rng.choice(CONTEXT))
+    return texts
+
+
+def test_engine_equals_reference_per_secret_detector():
+    """A candidate pattern narrower than its detector (a mutation of one
+    prefix, length or class) misses some of these, and the engine with it."""
+    rng = random.Random(5)
+    texts = secret_samples(rng)
+    cfg = pii_config(detect=["secret"]).pii
+    fast = Engine(cfg).find(pa.array(texts), range(len(texts)))
+    reference = {i: f for i, t in enumerate(texts) if (f := find_pii(t, cfg))}
+    assert fast == reference
+    # Every shape and prefix is found at its shortest and longest body.
+    found_prefixes = {texts[i][f[0].start : f[0].start + 4] for i, f in reference.items()}
+    for prefixes, *_ in SECRET_SHAPES:
+        assert {p[:4] for p in prefixes} <= found_prefixes
 
 
 def test_engine_equals_reference_on_hostile_text():

@@ -86,6 +86,19 @@ LLAMA3_HOSTILE = [
     " \r\n\t\r x", "(hello) [x] {y} \"q\"", "?!\r\r\nz", "   123", " !x", "  !x", "!\n\n",
     "'s'S'ss", "\r", "\n", " \n", "a\n\n\n", "x \u2028 y", "٣٤٥٦٧ ⅔⅔⅔⅔",
 ]  # fmt: skip
+# Every kind of line break (those in [\r\n] and the other \s ones) between
+# every class of neighbour: letters of several scripts, digits, blanks,
+# punctuation, a contraction, nothing.
+LINE_BREAKS = ["\r", "\n", "\r\n", "\n\r", "\r\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"]
+NEIGHBOURS = ["", "a", "Z", "é", "中", "7", "٣", " ", "\t", "\u00a0", "!", ".", "'s", "'X"]
+LINE_BREAK_MATRIX = [
+    "".join(f"{left}{brk}{right}" for right in NEIGHBOURS) + "|" + "".join(
+        f"{left}{brk}{right}x" for right in NEIGHBOURS)
+    for brk in LINE_BREAKS for left in NEIGHBOURS
+]  # fmt: skip
+LLAMA3_HOSTILE += LINE_BREAK_MATRIX + [
+    f"{left}{brk}{right}" for brk in LINE_BREAKS for left in NEIGHBOURS for right in NEIGHBOURS
+]
 
 
 def llama3_style(digits: str = "{1,3}", ignore_merges: bool = True) -> str:
