@@ -29,7 +29,13 @@ from typing import Any, Literal
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.io.lease import LEASE, LOCK
-from dedupe_at_scale.io.storage import Location, StorageError, read_json, write_json
+from dedupe_at_scale.io.storage import (
+    Location,
+    StorageError,
+    read_json,
+    remove_directory,
+    write_json,
+)
 
 MANIFEST = "manifest.json"
 STAGING = "_staging"
@@ -204,8 +210,12 @@ class OutputLayout:
         self._remove(self.staging_root)
 
     def _remove(self, path: str) -> None:
-        if self.location.fs.exists(path):
-            self.location.fs.rm(path, recursive=True)
+        fs = self.location.fs
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        # Stores with a real directory tree (SeaweedFS's filer) keep listing
+        # a prefix whose objects are gone until its directory is deleted.
+        remove_directory(self.location, path)
 
 
 def count_rows(location: Location, path: str) -> int:

@@ -241,6 +241,27 @@ def describe_skipped(skipped: dict[str, str], shown: int = 3) -> str:
     return ", ".join(items) + more
 
 
+def remove_directory(location: Location, path: str) -> None:
+    """Delete the directory objects under and of `path/` on an S3 store that
+    keeps them (SeaweedFS lists an emptied prefix until its directory is
+    deleted, and deletes only directories without subdirectories: deepest
+    first). Elsewhere there are none to list, and the one delete is a no-op."""
+    if protocol_of(location.uri) not in S3_PROTOCOLS:
+        return
+    bucket, key, _ = location.fs.split_path(path)
+    prefixes, pending = [], [key.rstrip("/") + "/"]
+    while pending:
+        prefix = pending.pop()
+        prefixes.append(prefix)
+        pages = location.fs.call_s3(
+            "list_objects_v2", Bucket=bucket, Prefix=prefix, Delimiter="/"
+        ).get("CommonPrefixes", [])
+        pending += [p["Prefix"] for p in pages]
+    for prefix in sorted(prefixes, key=lambda p: -p.count("/")):
+        location.fs.call_s3("delete_object", Bucket=bucket, Key=prefix)
+    location.refresh()
+
+
 def write_text(location: Location, path: str, text: str) -> None:
     with location.fs.open(path, "wb") as handle:
         handle.write(text.encode("utf-8"))
