@@ -21,6 +21,7 @@ everything up to publishing).
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
+from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.lease import LEASE, LOCK
 from dedupe_at_scale.io.storage import (
     Location,
@@ -129,26 +131,28 @@ class OutputLayout:
         write_json(self.location, self.annotated_marker, {"done": True})
 
     def list_parquet(self, path: str) -> list[str]:
+        return sorted(self.parquet_sizes(path))
+
+    def parquet_sizes(self, path: str) -> dict[str, int]:
+        """The Parquet files under `path` with their sizes, from one listing."""
         fs = self.location.fs
         self.location.refresh()
         if not fs.exists(path):
-            return []
-        return sorted(p for p in fs.find(path) if p.endswith(".parquet"))
+            return {}
+        found = fs.find(path, detail=True)
+        return {p: int(info.get("size") or 0) for p, info in sorted(found.items())
+                if p.endswith(".parquet")}  # fmt: skip
 
     def describe_shards(self, name: str) -> list[dict[str, Any]]:
         """Path (as it will be after publishing), rows and bytes of each
         finished shard of data/, rejected/ or duplicates/."""
-        files = self.list_parquet(posixpath.join(self.publish_root, name))
-
-        def describe(file: str) -> dict[str, Any]:
-            return {
-                "path": posixpath.relpath(file, self.publish_root),
-                "rows": count_rows(self.location, file),
-                "bytes": self.location.fs.size(file),
-            }
-
-        with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-            return list(pool.map(describe, files))
+        sizes = self.parquet_sizes(posixpath.join(self.publish_root, name))
+        files = list(sizes)
+        rows = map_files(self.location, files, count_rows)  # footers, in tasks
+        return [
+            {"path": posixpath.relpath(f, self.publish_root), "rows": n, "bytes": sizes[f]}
+            for f, n in zip(files, rows)
+        ]
 
     def seal(
         self, shards: list[str], manifest: dict[str, Any], fence: Fence = _unfenced
@@ -180,16 +184,11 @@ class OutputLayout:
         for rel in sorted(wanted):
             by_directory.setdefault(rel.split("/", 1)[0], []).append(rel)
 
-        def move(rel: str) -> None:
-            staged = posixpath.join(self.publish_root, rel)
-            if fs.exists(staged):  # otherwise an earlier attempt moved it
-                fs.makedirs(posixpath.dirname(self.location.join(rel)), exist_ok=True)
-                fs.mv(staged, self.location.join(rel))
-
+        move = functools.partial(_move_into_place, publish_root=self.publish_root)
+        for directory in sorted(by_directory):
+            fence()
+            map_files(self.location, by_directory[directory], move)  # in tasks
         with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-            for directory in sorted(by_directory):
-                fence()
-                list(pool.map(move, by_directory[directory]))
             fence()
             self.location.refresh()
             stale = [
@@ -216,6 +215,23 @@ class OutputLayout:
         # Stores with a real directory tree (SeaweedFS's filer) keep listing
         # a prefix whose objects are gone until its directory is deleted.
         remove_directory(self.location, path)
+
+
+def _move_into_place(location: Location, rel: str, publish_root: str) -> None:
+    staged = posixpath.join(publish_root, rel)
+    if location.fs.exists(staged):  # otherwise an earlier attempt moved it
+        location.fs.makedirs(posixpath.dirname(location.join(rel)), exist_ok=True)
+        location.fs.mv(staged, location.join(rel))
+
+
+def file_counts(location: Location, paths: list[str]) -> dict[str, tuple[int, int]]:
+    """Rows and bytes of each file, from its footer, read in Ray tasks."""
+    return dict(zip(paths, map_files(location, paths, _rows_and_bytes)))
+
+
+def _rows_and_bytes(location: Location, path: str) -> tuple[int, int]:
+    with location.fs.open(path, "rb") as handle:
+        return pq.ParquetFile(handle).metadata.num_rows, location.fs.size(path)
 
 
 def count_rows(location: Location, path: str) -> int:

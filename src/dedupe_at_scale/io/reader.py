@@ -281,22 +281,24 @@ class UnitDatasource(Datasource):
     decide block boundaries, so output is the same on any cluster."""
 
     def __init__(
-        self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table]
-    ):
+        self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table],
+        counted: bool = True,
+    ):  # fmt: skip
         super().__init__()
         self.location = location
         self.units = units
         self.read = read
+        self.counted = counted  # False: the units' rows and bytes are not known
 
     def estimate_inmemory_data_size(self) -> int | None:
-        return sum(_unit_bytes(u) for u in self.units)
+        return sum(_unit_bytes(u) for u in self.units) if self.counted else None
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
         tasks = []
         for unit in self.units:
             meta = BlockMetadata(
-                num_rows=unit.num_rows,
-                size_bytes=_unit_bytes(unit),
+                num_rows=unit.num_rows if self.counted else None,
+                size_bytes=_unit_bytes(unit) if self.counted else None,
                 exec_stats=None,
                 input_files=[s.file.display for s in unit.slices],
             )
@@ -332,19 +334,20 @@ def parquet_datasource(
     paths: list[str],
     columns: list[str] | None = None,
     transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
+    counts: dict[str, tuple[int, int]] | None = None,
 ) -> UnitDatasource:
     """Files the job wrote itself (staging), one task per file, in the given
-    order; `transform(unit, table)` runs on each (unit.index = file position)."""
+    order; `transform(unit, table)` runs on each (unit.index = file position).
+    The driver opens none of them: `counts` (path -> rows, bytes), where the
+    caller knows them from the plan and the listing, become the blocks'
+    metadata; without them Ray Data learns the counts from the blocks."""
     units = []
     for index, path in enumerate(paths):
-        with location.fs.open(path, "rb") as handle:
-            meta = pq.ParquetFile(handle).metadata
-        size = location.fs.size(path)
-        f = InputFile(path, location.display(path), path, meta.num_rows, size, (), True)
-        whole = FileSlice(f, tuple(range(meta.num_row_groups)), 0, meta.num_rows)
-        units.append(ReadUnit((whole,), index))
+        rows, size = (counts or {}).get(path, (0, 0))
+        f = InputFile(path, location.display(path), path, rows, size, (), True)
+        units.append(ReadUnit((FileSlice(f, (), 0, rows),), index))
     read = functools.partial(read_columns, location, columns=columns, transform=transform)
-    return UnitDatasource(location, units, read)
+    return UnitDatasource(location, units, read, counted=counts is not None)
 
 
 def read_columns(

@@ -49,9 +49,15 @@ class Staged:
     """The annotated rows staged on storage, and the decisions of the global
     steps in the order the steps ran."""
 
-    def __init__(self, layout: OutputLayout, files: list[str]):
+    def __init__(
+        self, layout: OutputLayout, files: list[str],
+        counts: dict[str, tuple[int, int]] | None = None,
+    ):  # fmt: skip
         self.layout = layout
         self.files = files
+        # path -> (rows, bytes): from the plan's units and the listing, so
+        # that no pass over the staged files opens one on the driver.
+        self.counts = counts
         self.decisions: list[Decision] = []
 
     def read(
@@ -64,7 +70,9 @@ class Staged:
         if columns is not None and self.decisions:
             columns = columns_to_read(columns, self.decisions, self.schema_names())
         transform = functools.partial(_apply, decisions=list(self.decisions), then=then)
-        source = parquet_datasource(self.layout.location, self.files, columns, transform)
+        source = parquet_datasource(
+            self.layout.location, self.files, columns, transform, self.counts
+        )
         return ray.data.read_datasource(source)
 
     @functools.cached_property

@@ -12,10 +12,10 @@ is its unit's, and annotates only the other units.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,9 @@ from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.lease import Fence
-from dedupe_at_scale.io.output import IO_THREADS, OutputLayout
+from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, input_datasource
 from dedupe_at_scale.io.schema import InputSchema
 from dedupe_at_scale.io.storage import Location
@@ -51,24 +52,26 @@ def reusable_units(layout: OutputLayout, units: list[ReadUnit]) -> set[int]:
     layout.location.refresh()
     if not fs.exists(layout.staging):
         return set()
-    expected = {staged_name(u.index): u for u in units}
-
-    def check(path: str) -> int | None:
-        unit = expected.get(posixpath.basename(path))
-        if unit is not None:
-            try:
-                with fs.open(path, "rb") as handle:
-                    if pq.ParquetFile(handle).metadata.num_rows == unit.num_rows:
-                        return unit.index
-            except (pa.ArrowException, OSError):
-                pass  # unreadable: annotated again
-        fs.rm(path)
-        return None
-
-    paths = fs.find(layout.staging)
-    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
-        kept = pool.map(check, paths)
+    expected = {staged_name(u.index): (u.index, u.num_rows) for u in units}
+    check = functools.partial(_check_staged, expected=expected)
+    kept = map_files(layout.location, fs.find(layout.staging), check)  # footers, in tasks
     return {index for index in kept if index is not None}
+
+
+def _check_staged(
+    location: Location, path: str, expected: dict[str, tuple[int, int]]
+) -> int | None:
+    """The unit whose staged file `path` is whole, or None (and the file removed)."""
+    unit = expected.get(posixpath.basename(path))
+    if unit is not None:
+        try:
+            with location.fs.open(path, "rb") as handle:
+                if pq.ParquetFile(handle).metadata.num_rows == unit[1]:
+                    return unit[0]
+        except (pa.ArrowException, OSError):
+            pass  # unreadable: annotated again
+    location.fs.rm(path)
+    return None
 
 
 @dataclass(frozen=True)

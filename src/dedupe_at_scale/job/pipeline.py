@@ -36,7 +36,7 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.io.evalsets import read_eval_items
 from dedupe_at_scale.io.lease import Lease
-from dedupe_at_scale.io.output import OutputLayout, Resume, count_rows
+from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
 from dedupe_at_scale.io.reader import (
     InputError,
@@ -60,7 +60,7 @@ from dedupe_at_scale.io.storage import (
 )
 from dedupe_at_scale.io.tokenizer import load_tokenizer
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
-from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units
+from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units, staged_name
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.profile import merge_profiles
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
@@ -232,11 +232,11 @@ def _execute(plan: JobPlan) -> JobResult:
             layout.mark_annotated(_fence(plan)[0])
         reused = len(reuse)
 
-    staged = Staged(layout, layout.list_parquet(layout.staging))
+    staged = staged_files(layout, plan.units)
     outcomes = _run_global_steps(plan, staged, timings)
 
     with _timed(timings, "write"):
-        rows_per_shard = _rows_per_shard(cfg, layout, staged.files)
+        rows_per_shard = _rows_per_shard(cfg, staged)
         stats, summaries = (
             write_outputs(
                 staged, layout, cfg, outcomes, rows_per_shard, data_schema(plan, staged).names
@@ -248,8 +248,9 @@ def _execute(plan: JobPlan) -> JobResult:
         for outcome in outcomes.values():
             if outcome.output is not None:
                 out = outcome.output
+                counts = file_counts(layout.location, out.files)
                 ds = ray.data.read_datasource(
-                    parquet_datasource(layout.location, out.files, out.columns)
+                    parquet_datasource(layout.location, out.files, out.columns, counts=counts)
                 )
                 write_parquet(
                     ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
@@ -474,14 +475,23 @@ def data_schema(plan: JobPlan, staged: Staged) -> pa.Schema:
     return pa.schema(fields + step_fields(plan.cfg))
 
 
-def _rows_per_shard(cfg: JobConfig, layout: OutputLayout, staging_files: list[str]) -> int:
+def staged_files(layout: OutputLayout, units: list[ReadUnit]) -> Staged:
+    """The staged files, with their rows (their units') and bytes (the
+    listing's): one listing, and no file opened on the driver."""
+    sizes = layout.parquet_sizes(layout.staging)
+    rows = {posixpath.join(layout.staging, staged_name(u.index)): u.num_rows for u in units}
+    missing = [p for p in sizes if p not in rows]
+    if missing:  # annotate() stages exactly one file per unit with rows
+        raise AccountingError(f"output not committed: {missing[0]} is not a staged unit")
+    return Staged(layout, list(sizes), {p: (rows[p], size) for p, size in sizes.items()})
+
+
+def _rows_per_shard(cfg: JobConfig, staged: Staged) -> int:
     if cfg.output.bytes_per_shard is None:
         return cfg.output.rows_per_shard
     # Staged documents are zstd Parquet too: their bytes per row predict ours.
-    rows, size = 0, 0
-    for path in staging_files:
-        rows += count_rows(layout.location, path)
-        size += layout.location.fs.size(path)
+    counts = (staged.counts or {}).values()
+    rows, size = sum(r for r, _ in counts), sum(b for _, b in counts)
     return (
         max(1, int(cfg.output.bytes_per_shard * rows / size)) if size else cfg.output.rows_per_shard
     )

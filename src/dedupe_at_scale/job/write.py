@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +23,8 @@ from ray.data.datasource import FilenameProvider
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.io.output import OutputLayout
+from dedupe_at_scale.io.fanout import map_files
+from dedupe_at_scale.io.output import OutputLayout, file_counts
 from dedupe_at_scale.io.quarantine import rejected_table
 from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
 from dedupe_at_scale.io.staged import Staged
@@ -125,15 +125,17 @@ def write_views(
     shards = layout.list_parquet(layout.data)
     if not shards:
         return  # nothing kept: empty shards stand in (pipeline._write_empty_shards)
-    for outcome in outcomes.values():
-        for name, keep in outcome.views.items():
-            rows = ray.data.read_datasource(parquet_datasource(layout.location, shards, None))
-            rows = rows.map_batches(keep, batch_format="pyarrow", batch_size=None)
-            # The kept rows of several data/ shards make one output shard (Ray
-            # fuses read, filter and write per shard: its writer cannot merge).
-            rows = even_shards(rows, rows_per_shard)
-            path = posixpath.join(layout.publish_root, name)
-            write_parquet(rows, path, layout, cfg, None, prefix="part")
+    views = [(name, keep) for outcome in outcomes.values() for name, keep in outcome.views.items()]
+    counts = file_counts(layout.location, shards) if views else None
+    for name, keep in views:
+        source = parquet_datasource(layout.location, shards, None, counts=counts)
+        rows = ray.data.read_datasource(source)
+        rows = rows.map_batches(keep, batch_format="pyarrow", batch_size=None)
+        # The kept rows of several data/ shards make one output shard (Ray
+        # fuses read, filter and write per shard: its writer cannot merge).
+        rows = even_shards(rows, rows_per_shard)
+        path = posixpath.join(layout.publish_root, name)
+        write_parquet(rows, path, layout, cfg, None, prefix="part")
 
 
 def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
@@ -179,8 +181,7 @@ def _read_stats(
     location: Location, stats_dir: str, n_files: int
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     paths = [_stats_path(stats_dir, f) for f in range(n_files)]
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        parts = list(pool.map(lambda p: read_json(location, p), paths))
+    parts = map_files(location, paths, read_json)  # in tasks
     stats = [row for part in parts for row in part["stats"]]
     summaries: dict[str, list[dict[str, Any]]] = {}
     for part in parts:
