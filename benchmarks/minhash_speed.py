@@ -1,11 +1,17 @@
 """Signature speed per core: this project's MinHash step against datasketch.
 
 Both sides get the same normalized text (lower case, punctuation removed), the
-same word 5-gram shingles and 128 permutations, on one core, in the same run:
+same word 5-gram shingles and 128 permutations, on one core, in the same run,
+and both are timed the same way: the best of --repeats runs (after one
+warm-up for the JIT):
 
   ours        normalize (pyarrow) + numba kernel over the Arrow buffers
   datasketch  the same normalization, shingles built in Python, MinHash.generator
               (datasketch's bulk path: one permutation state, copied per document)
+
+Two corpora: the generator's documents, and real text
+(benchmarks/real_text.py: man pages, gettext catalogs, /usr/share/doc,
+Python's docs and sources; long documents, many scripts, code).
 
     .venv/bin/python benchmarks/minhash_speed.py --docs 20000
 """
@@ -13,16 +19,21 @@ same word 5-gram shingles and 128 permutations, on one core, in the same run:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from baselines import NGRAM, NUM_PERM, datasketch_minhashes
-from dedupe_at_scale.sample import generate_sample
-from dedupe_at_scale.stages.minhash import MinHashParams, normalize, signatures
+sys.path.insert(0, str(Path(__file__).parent))
+
+from baselines import NGRAM, NUM_PERM, datasketch_minhashes  # noqa: E402
+from dedupe_at_scale.sample import generate_sample  # noqa: E402
+from dedupe_at_scale.stages.minhash import MinHashParams, normalize, signatures  # noqa: E402
+from real_text import real_texts  # noqa: E402
 
 
 def ours(texts: pa.Array, params: MinHashParams) -> float:
@@ -47,23 +58,40 @@ def main() -> None:
     parser.add_argument(
         "--baseline-docs", type=int, default=5_000, help="datasketch is timed on this many"
     )
+    parser.add_argument("--repeats", type=int, default=3, help="each side: the best of this many")
+    parser.add_argument("--real-mb", type=float, default=25, help="MB of real text (0: skip)")
     args = parser.parse_args()
     params = MinHashParams()
     assert (params.num_perm, params.ngram_size) == (NUM_PERM, NGRAM)
     with tempfile.TemporaryDirectory() as tmp:
         generate_sample(tmp, docs=args.docs, shards=4, seed=2)
         texts = pq.read_table(tmp, columns=["text"]).column("text").combine_chunks()
-    mb = texts.nbytes / 1e6
     ours(texts.slice(0, 100), params)  # JIT warm-up (cached on disk after the first run)
-    best = min(ours(texts, params) for _ in range(3))
-    ds_seconds, ds_docs = datasketch(texts, args.baseline_docs)
+    compare("generated", texts, params, args)
+    if args.real_mb:
+        real = pa.array(real_texts(args.real_mb), pa.string())
+        # datasketch on the same share of the real documents as of the generated ones
+        share = args.baseline_docs / max(1, len(texts))
+        compare("real text", real, params, args, max(1, int(len(real) * share)))
+
+
+def compare(
+    title: str, texts: pa.Array, params: MinHashParams, args: argparse.Namespace,
+    baseline_docs: int | None = None,
+) -> None:  # fmt: skip
+    mb = texts.nbytes / 1e6
+    best = min(ours(texts, params) for _ in range(args.repeats))
+    limit = baseline_docs or args.baseline_docs
+    ds_seconds, ds_docs = min(datasketch(texts, limit) for _ in range(args.repeats))
     ds_mb = texts.slice(0, ds_docs).nbytes / 1e6
     rows = [
         ("ours (numba, 1 core)", len(texts) / best, mb / best),
         ("datasketch generator (1 core)", ds_docs / ds_seconds, ds_mb / ds_seconds),
     ]
     print(
-        f"{len(texts)} documents, {mb:.1f} MB, {params.num_perm} permutations, word {params.ngram_size}-grams"
+        f"{title}: {len(texts)} documents, {mb:.1f} MB, {params.num_perm} permutations, word "
+        f"{params.ngram_size}-grams; each side the best of {args.repeats} runs "
+        f"(datasketch on the first {ds_docs} documents)"
     )
     print(f"{'':32} {'docs/s':>10} {'MB/s':>8}")
     for name, docs_s, mb_s in rows:
