@@ -49,3 +49,43 @@ def kill_in_dedup() -> None:
         return read(self, columns)
 
     StagedFile.read = read_or_die
+
+
+def record_node() -> None:
+    """Not a registration: a worker setup hook for run_on_nodes.py. Each
+    worker records its node in DDS_TEST_NODE_LOG; with DDS_TEST_KILL_MARKER
+    set, the first worker outside the head node to read a staged file inside
+    dedup's `_verify` writes its node id there and waits, for the driver to
+    kill that node under it."""
+    import os
+    import sys
+    import time
+
+    import ray
+
+    from dedupe_at_scale.steps.base import StagedFile
+
+    node = ray.get_runtime_context().get_node_id()
+    log = os.environ["DDS_TEST_NODE_LOG"]
+    with open(os.path.join(log, f"{node}-{os.getpid()}"), "w"):
+        pass
+    marker = os.environ.get("DDS_TEST_KILL_MARKER")
+    if not marker or node == os.environ.get("DDS_TEST_HEAD_NODE"):
+        return
+    read = StagedFile.read
+
+    def read_or_wait(self, columns):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "_verify":
+            frame = frame.f_back
+        if frame is not None:
+            try:
+                handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return read(self, columns)
+            os.write(handle, node.encode())
+            os.close(handle)
+            time.sleep(60)  # the node is killed meanwhile
+        return read(self, columns)
+
+    StagedFile.read = read_or_wait
