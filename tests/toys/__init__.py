@@ -23,32 +23,54 @@ def register_step() -> None:
         steps.REGISTRY.append(DropLongest)
 
 
+def on_first_verify_read(action) -> None:
+    """Patch StagedFile.read so that the first read inside dedup's `_verify`
+    task in this worker runs `action()` before reading (once per worker;
+    the action decides whether it is the first in the run)."""
+    import sys
+
+    from dedupe_at_scale.steps.base import StagedFile
+
+    read = StagedFile.read
+
+    def read_after(self, columns):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "_verify":
+            frame = frame.f_back
+        if frame is not None:
+            action()
+        return read(self, columns)
+
+    StagedFile.read = read_after
+
+
+def first_in_run(marker: str, content: str = "") -> bool:
+    """Whether this call made `marker` (created exclusively, with `content`)."""
+    import os
+
+    try:
+        handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(handle, content.encode())
+    os.close(handle)
+    return True
+
+
 def kill_in_dedup() -> None:
     """Not a registration: a worker setup hook that makes the first worker
     reading a staged file inside dedup's `_verify` task SIGKILL itself, once
     per run (a marker file, DDS_TEST_KILL_MARKER, records that it happened)."""
     import os
     import signal
-    import sys
-
-    from dedupe_at_scale.steps.base import StagedFile
 
     marker = os.environ["DDS_TEST_KILL_MARKER"]
-    read = StagedFile.read
 
-    def read_or_die(self, columns):
-        frame = sys._getframe(1)
-        while frame is not None and frame.f_code.co_name != "_verify":
-            frame = frame.f_back
-        if frame is not None:
-            try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                return read(self, columns)
+    def die() -> None:
+        if first_in_run(marker):
             os.kill(os.getpid(), signal.SIGKILL)
-        return read(self, columns)
 
-    StagedFile.read = read_or_die
+    on_first_verify_read(die)
 
 
 def record_node() -> None:
@@ -58,12 +80,9 @@ def record_node() -> None:
     dedup's `_verify` writes its node id there and waits, for the driver to
     kill that node under it."""
     import os
-    import sys
     import time
 
     import ray
-
-    from dedupe_at_scale.steps.base import StagedFile
 
     node = ray.get_runtime_context().get_node_id()
     log = os.environ["DDS_TEST_NODE_LOG"]
@@ -72,20 +91,9 @@ def record_node() -> None:
     marker = os.environ.get("DDS_TEST_KILL_MARKER")
     if not marker or node == os.environ.get("DDS_TEST_HEAD_NODE"):
         return
-    read = StagedFile.read
 
-    def read_or_wait(self, columns):
-        frame = sys._getframe(1)
-        while frame is not None and frame.f_code.co_name != "_verify":
-            frame = frame.f_back
-        if frame is not None:
-            try:
-                handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                return read(self, columns)
-            os.write(handle, node.encode())
-            os.close(handle)
-            time.sleep(60)  # the node is killed meanwhile
-        return read(self, columns)
+    def wait_to_be_killed() -> None:
+        if first_in_run(marker, node):
+            time.sleep(60)  # the driver removes this node meanwhile
 
-    StagedFile.read = read_or_wait
+    on_first_verify_read(wait_to_be_killed)
