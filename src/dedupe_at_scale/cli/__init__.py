@@ -268,5 +268,5 @@ def find_known_error(exc: BaseException) -> BaseException | None:
         cause = getattr(current, "cause", None)
         if isinstance(current, KNOWN_ERRORS) and not isinstance(cause, KNOWN_ERRORS):
             return current
-        stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+        stack += [current.__cause__, current.__context__, cause]
     return None

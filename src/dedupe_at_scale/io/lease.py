@@ -16,8 +16,7 @@ token, or none, has been taken over (it stalled past the timeout: a GC pause,
 a suspended laptop, a partitioned node): it stops at once with LeaseLostError
 and touches nothing more.
 
-Every change of the lease is a compare-and-swap where the store has one
-(LeaseStore.atomic):
+Every change of the lease is a compare-and-swap where the store has one:
   local disk    an flock on _staging/lease.lock around read, compare and an
                 atomic rename (one host, or a filesystem with working flock)
   S3            conditional writes: If-None-Match: * to take a free lease,
@@ -72,10 +71,8 @@ Record = dict[str, Any]
 
 
 class LeaseStore:
-    """Read and compare-and-swap the lease object. `version` is what the
+    """Read and compare-and-swap the lease object. A version is what the
     store compares (an S3 ETag, or the record's text)."""
-
-    atomic = False
 
     def __init__(self, location: Location, path: str):
         self.location, self.path = location, path
@@ -92,7 +89,7 @@ class LeaseStore:
             return None, None
         return _parse(text), text
 
-    def swap(self, record: Record | None, expected: str | None) -> str | None:
+    def swap(self, record: Record | None, expected: str | None) -> None:
         """Replace the lease whose version is `expected` (None: absent) by
         `record` (None: remove it); ConflictError if it changed meanwhile."""
         _, current = self.read()
@@ -101,7 +98,7 @@ class LeaseStore:
         fs = self.location.fs
         if record is None:
             fs.rm(self.path)
-            return None
+            return
         fs.makedirs(os.path.dirname(self.path), exist_ok=True)
         text = json.dumps(record)
         with fs.open(self.path, "wb") as handle:
@@ -109,7 +106,6 @@ class LeaseStore:
         time.sleep(SETTLE_SECONDS)
         if self.read()[1] != text:  # a racing writer was later
             raise ConflictError
-        return text
 
     @contextlib.contextmanager
     def exclusive(self, create: bool = False) -> Iterator[None]:
@@ -117,8 +113,6 @@ class LeaseStore:
 
 
 class LocalLeaseStore(LeaseStore):
-    atomic = True
-
     @contextlib.contextmanager
     def exclusive(self, create: bool = False) -> Iterator[None]:
         """Hold the lock; only acquiring (`create`) may make the directory:
@@ -136,25 +130,21 @@ class LocalLeaseStore(LeaseStore):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def swap(self, record: Record | None, expected: str | None) -> str | None:
+    def swap(self, record: Record | None, expected: str | None) -> None:
         # Callers hold exclusive(): nothing changes between the read and the rename.
         if self.read()[1] != expected:
             raise ConflictError
         if record is None:
             os.remove(self.path)
-            return None
-        text = json.dumps(record)
+            return
         temporary = f"{self.path}.{uuid.uuid4().hex}.tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(json.dumps(record))
         os.replace(temporary, self.path)
-        return text
 
 
 class S3LeaseStore(LeaseStore):
     """Conditional PUT and DELETE on the lease object (through s3fs's client)."""
-
-    atomic = True
 
     def __init__(self, location: Location, path: str):
         super().__init__(location, path)
@@ -178,15 +168,15 @@ class S3LeaseStore(LeaseStore):
             return None, None
         return _parse(data.decode("utf-8")), etag
 
-    def swap(self, record: Record | None, expected: str | None) -> str | None:
+    def swap(self, record: Record | None, expected: str | None) -> None:
         fs, where = self.location.fs, {"Bucket": self.bucket, "Key": self.key}
         try:
             if record is None:
                 fs.call_s3("delete_object", **where, IfMatch=expected)
-                return None
+                return
             condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
             body = json.dumps(record).encode("utf-8")
-            return fs.call_s3("put_object", **where, Body=body, **condition)["ETag"]
+            fs.call_s3("put_object", **where, Body=body, **condition)
         except FileNotFoundError as exc:  # If-Match on a lease that is gone
             raise ConflictError from exc
         except OSError as exc:
@@ -241,6 +231,10 @@ class Fence:
 
     def check(self) -> None:
         holder, _ = lease_store(self.location, self.path).read()
+        self.require(holder)
+
+    def require(self, holder: Record | None) -> None:
+        """LeaseLostError unless `holder` (the lease as read) is this run's."""
         if holder is None or holder.get("token") != self.token:
             raise LeaseLostError(lost_message(self.location.uri, holder))
 
@@ -257,7 +251,6 @@ class Lease:
             "token": self.token,
         }
         self.renew_seconds = min(RENEW_SECONDS, timeout_seconds / 4)
-        self.version: str | None = None  # what the store holds for our last write
         self.lost: LeaseLostError | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -280,7 +273,7 @@ class Lease:
                 )  # fmt: skip
             record = self._fresh()
             try:
-                self.version = self.store.swap(record, version)
+                self.store.swap(record, version)
             except ConflictError:
                 raise OutputBusyError(self._busy_message(self.store.read()[0] or {})) from None
         if isinstance(self.store, S3LeaseStore) and not self.store.honours_conditions(record):
@@ -289,7 +282,6 @@ class Lease:
                 "back to best effort", self.location.uri,
             )  # fmt: skip
             self.store = LeaseStore(self.location, self.path)
-            self.version = self.store.read()[1]
         self.held = True
         self._renewer = threading.Thread(target=self._renew, daemon=True, name="lease renewer")
         self._renewer.start()
@@ -298,23 +290,26 @@ class Lease:
         """Raise LeaseLostError unless the lease still carries our token."""
         if self.lost is not None:
             raise self.lost
-        holder, _ = self.store.read()
-        if holder is None or holder.get("token") != self.token:
-            self.lost = LeaseLostError(lost_message(self.location.uri, holder))
-            raise self.lost
+        self._require(self.store.read()[0])
 
     def renew(self) -> None:
         """Write a fresh renewal time, only over our own lease."""
         with self.store.exclusive():
             holder, version = self.store.read()
-            if holder is None or holder.get("token") != self.token:
-                self.lost = LeaseLostError(lost_message(self.location.uri, holder))
-                raise self.lost
+            self._require(holder)
             try:
-                self.version = self.store.swap(self._fresh(), version)
-            except ConflictError:
+                self.store.swap(self._fresh(), version)
+            except ConflictError:  # changed between our read and our write
                 self.lost = LeaseLostError(lost_message(self.location.uri, self.store.read()[0]))
                 raise self.lost from None
+
+    def _require(self, holder: Record | None) -> None:
+        """The fence's check on a lease as read; a loss is remembered."""
+        try:
+            self.fence.require(holder)
+        except LeaseLostError as lost:
+            self.lost = lost
+            raise
 
     def stop_renewing(self) -> None:
         self._stop.set()

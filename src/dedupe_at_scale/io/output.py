@@ -47,7 +47,7 @@ PUBLISHED = (
 )  # fmt: skip
 OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
 IO_THREADS = 16
-Fence = Callable[[], None]  # raises unless this run still holds the output's lease
+LeaseCheck = Callable[[], None]  # raises unless this run still holds the output's lease
 
 
 def _unfenced() -> None:
@@ -126,7 +126,7 @@ class OutputLayout:
         write_json(self.location, self.job_marker, {"fingerprint": fingerprint})
         return resume
 
-    def mark_annotated(self, fence: Fence = _unfenced) -> None:
+    def mark_annotated(self, fence: LeaseCheck = _unfenced) -> None:
         fence()
         write_json(self.location, self.annotated_marker, {"done": True})
 
@@ -155,7 +155,7 @@ class OutputLayout:
         ]
 
     def seal(
-        self, shards: list[str], manifest: dict[str, Any], fence: Fence = _unfenced
+        self, shards: list[str], manifest: dict[str, Any], fence: LeaseCheck = _unfenced
     ) -> dict[str, Any]:
         """Record that the run finished and passed accounting: from here on a
         re-run only publishes."""
@@ -168,7 +168,7 @@ class OutputLayout:
         return read_json(self.location, self.ready_marker)
 
     def publish(
-        self, ready: dict[str, Any], fence: Fence = _unfenced, release: Fence = _unfenced
+        self, ready: dict[str, Any], fence: LeaseCheck = _unfenced, release: LeaseCheck = _unfenced
     ) -> None:
         """Move the sealed shards into place, drop everything else under the
         published directories, then write the manifest. Safe to repeat. Each
