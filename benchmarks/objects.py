@@ -5,10 +5,13 @@ with dedup.partitions. Dedup's tasks read groups of consecutive staged files
 (at most 4 per partition: G = min(files, 4P) groups), and its hops pass one
 object per (group, partition) pair and per (group, group) pair.
 
-Prints, per partition count: the groups, the objects of one hop (G x P and
-G x G), dedup's wall seconds, the driver's and the workers' peak memory, and
-the seconds per thousand objects: the constants a cost model at 100 nodes
-extrapolates from.
+Each partition count runs with both of the hops' exchanges
+(steps/exchange.py): objects (one Ray object per piece: G x P and G x G per
+hop, the reference) and mailboxes (actors own the receivers: the driver holds
+G + P refs per hop). Prints, per run: the groups, the pieces of one hop, the
+refs the driver holds for it, dedup's wall seconds, the driver's and the
+workers' peak memory, and whether data/ and duplicates/ equal the objects
+run's: the constants a cost model at 100 nodes extrapolates from.
 
     .venv/bin/python benchmarks/objects.py --partitions 25,100,400
 """
@@ -18,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,32 +44,46 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=400)
     parser.add_argument("--partitions", default="25,100,400")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--exchange", default="objects,mailboxes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate_sample(root / "in", docs=args.docs, shards=args.files, seed=0)
         print(f"{args.docs} documents in {args.files} files (one staged file each), "
               f"{args.workers} workers")  # fmt: skip
-        print(f"{'P':>6} {'groups':>6} {'G x P':>8} {'G x G':>8} {'dedup s':>8} "
-              f"{'s/1k obj':>8} {'driver MiB':>10} {'workers MiB':>11}")  # fmt: skip
+        print(f"{'exchange':>9} {'P':>5} {'groups':>6} {'G x P':>7} {'G x G':>7} "
+              f"{'driver refs':>11} {'dedup s':>8} {'driver MiB':>10} {'workers MiB':>11} "
+              f"{'same':>4}")  # fmt: skip
         for partitions in [int(p) for p in args.partitions.split(",")]:
-            spec = {"input": {"min_rows_per_task": 1}, "dedup": {"partitions": partitions}}
-            config = root / f"p{partitions}.yaml"
-            config.write_text(yaml.safe_dump(spec))
-            out = root / f"out-{partitions}"
-            started = time.perf_counter()
-            _, memory = run_cli(
-                "run", "--input", str(root / "in"), "--output", str(out), "--config", str(config),
-                "--num-cpus", str(args.workers), "--overwrite", "--quiet",
-            )  # fmt: skip
-            manifest = json.loads((out / "manifest.json").read_text())
-            groups = manifest["dedup"].get("file_groups", min(args.files, 4 * partitions))
-            dedup_s = manifest["timings"]["wall_seconds"]["dedup"]
-            objects = groups * partitions + groups * groups
-            print(f"{partitions:>6} {groups:>6} {groups * partitions:>8} {groups * groups:>8} "
-                  f"{dedup_s:>8.1f} {1000 * dedup_s / objects:>8.3f} "
-                  f"{memory.driver_peak / 2**20:>10.0f} {memory.workers_peak / 2**20:>11.0f}"
-                  f"   (run {time.perf_counter() - started:.0f} s)")  # fmt: skip
+            reference = None
+            for exchange in args.exchange.split(","):
+                spec = {
+                    "input": {"min_rows_per_task": 1},
+                    "dedup": {"partitions": partitions, "exchange": exchange},
+                }
+                config = root / f"p{partitions}-{exchange}.yaml"
+                config.write_text(yaml.safe_dump(spec))
+                out = root / f"out-{partitions}-{exchange}"
+                started = time.perf_counter()
+                _, memory = run_cli(
+                    "run", "--input", str(root / "in"), "--output", str(out),
+                    "--config", str(config), "--num-cpus", str(args.workers), "--quiet",
+                )  # fmt: skip
+                manifest = json.loads((out / "manifest.json").read_text())
+                dedup = manifest["dedup"]
+                groups = dedup["file_groups"]
+                dedup_s = manifest["timings"]["wall_seconds"]["dedup"]
+                pieces = groups * max(partitions, groups)
+                refs = pieces if dedup["exchange"] == "objects" else groups + partitions
+                tables = [pq.read_table(out / d) for d in ("data", "duplicates")]
+                reference = reference or tables
+                same = all(t.equals(r) for t, r in zip(tables, reference))
+                print(f"{dedup['exchange']:>9} {partitions:>5} {groups:>6} "
+                      f"{groups * partitions:>7} {groups * groups:>7} {refs:>11} "
+                      f"{dedup_s:>8.1f} {memory.driver_peak / 2**20:>10.0f} "
+                      f"{memory.workers_peak / 2**20:>11.0f} {'yes' if same else 'NO':>4}"
+                      f"   (run {time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+                shutil.rmtree(out)
 
 
 if __name__ == "__main__":

@@ -16,22 +16,28 @@ from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.steps.dedup.components import components_local
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.dedup.tasks import _components
+from dedupe_at_scale.steps.exchange import Exchange
 
 pytestmark = [pytest.mark.timeout(300)]  # Ray tests are marked by conftest (ray_cluster)
 
 DEDUP_ONLY = {"langid": {"enabled": False}, "quality": {"enabled": False}}
 
 
+@pytest.mark.parametrize("mailboxes", [0, 2], ids=["objects", "mailboxes"])
 @pytest.mark.parametrize("partitions", [1, 3, 7])
-def test_distributed_components_match_union_find(ray_cluster, partitions):
+def test_distributed_components_match_union_find(ray_cluster, partitions, mailboxes):
     rng = np.random.default_rng(partitions)
     a = rng.integers(0, 400, 600) * 977 + (1 << 32)
     b = rng.integers(0, 400, 600) * 977 + (1 << 32)
     hi, lo = unique_pairs(a, b)
     pieces = np.array_split(np.arange(len(hi)), 4)
     refs = [ray.put(pa.table({"hi": hi[p], "lo": lo[p]})) for p in pieces]
-    label_refs, rounds = _components(refs, partitions)
-    labels = pa.concat_tables(ray.get(label_refs)).to_pylist()
+    exchange = Exchange(mailboxes)
+    try:
+        label_refs, rounds = _components(exchange, refs, partitions)
+        labels = pa.concat_tables(ray.get(label_refs)).to_pylist()
+    finally:
+        exchange.close()
     got = {r["node"]: r["label"] for r in labels}
     assert got == components_local(hi, lo)
     assert rounds >= 1

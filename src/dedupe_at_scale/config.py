@@ -287,6 +287,11 @@ class DedupConfig:
     # Hash partitions of the global steps; null: one per 100,000 input documents,
     # at most twice the cluster's CPUs (steps/base.py, partition_count).
     partitions: int | None = None
+    # How the all-to-all hops move their pieces (steps/exchange.py): objects
+    # (one Ray object per sender and receiver), mailboxes (actors own the
+    # receivers; the driver holds one ref per task), auto: mailboxes once a
+    # hop would pass more than 20,000 objects. The output is the same.
+    exchange: Literal["auto", "objects", "mailboxes"] = "auto"
 
     def min_agreement(self) -> float:
         """Signature agreement a candidate pair needs to become an edge."""

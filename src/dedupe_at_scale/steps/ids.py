@@ -30,7 +30,14 @@ from dedupe_at_scale.steps.base import (
     StepOutcome,
     decision_paths,
 )
-from dedupe_at_scale.steps.tasks import as_returns, call, gather, split
+from dedupe_at_scale.steps.exchange import (
+    Exchange,
+    Outbox,
+    mailbox_count,
+    receive,
+    run_with_mailboxes,
+)
+from dedupe_at_scale.steps.tasks import as_returns, call, split
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
 
@@ -48,31 +55,52 @@ class IdCheck(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome | None:
         if not view.has_ids:
             return None  # generated ids are unique by construction
-        cfg, n_files = view.cfg, len(view.paths)
-        scans = [
-            call(_scan_ids, view.partitions, f, cfg.input.id_column, view.partitions)
-            for f in view.files
-        ]
-        found = [
-            call(_repeats, n_files, n_files, [s[p] for s in scans]) for p in range(view.partitions)
-        ]
-        paths = decision_paths(view, "ids")
-        written = ray.get(
-            [
-                _write_id_decisions.remote(view.location, paths[f], [piece[f] for piece in found])
-                for f in range(n_files)
-            ]
+        n_files = len(view.paths)
+        boxes = mailbox_count(
+            view.cfg.dedup.exchange, n_files * view.partitions, max(n_files, view.partitions)
         )
+        written = run_with_mailboxes("ids", boxes, lambda ex: _find_repeats(ex, view))
         repeated = sum(n for n, _ in written)
         examples = [example for _, example in written if example]
+        cfg = view.cfg
         if repeated and cfg.input.on_invalid_document == "error":
             raise InputError(
                 f"duplicate document ids: {examples[0]} ({repeated} documents repeat "
                 "an earlier id; set input.on_invalid_document: quarantine to keep the first "
                 "and reject the others)"
             )
+        paths = decision_paths(view, "ids")
         decision = Decision(functools.partial(_apply_file, view.location, paths))
         return StepOutcome({"repeated_ids": repeated}, decision if repeated else None)
+
+
+def _find_repeats(ex: Exchange, view: StagedView) -> list[tuple[int, str | None]]:
+    """Per staged file: how many of its ids repeat an earlier one, and an example."""
+    n_files, partitions = len(view.paths), view.partitions
+    id_hop, found_hop = ex.hop(partitions), ex.hop(n_files)
+    scans = [
+        call(
+            _scan_ids,
+            id_hop.returns,
+            f,
+            view.cfg.input.id_column,
+            partitions,
+            id_hop.outbox(f.index),
+        )
+        for f in view.files
+    ]
+    by_partition = id_hop.inboxes(scans)
+    found = found_hop.inboxes(
+        [
+            call(_repeats, found_hop.returns, n_files, by_partition[p], found_hop.outbox(p))
+            for p in range(partitions)
+        ]
+    )
+    id_hop.release()
+    paths = decision_paths(view, "ids")
+    return ray.get(
+        [_write_id_decisions.remote(view.location, paths[f], found[f]) for f in range(n_files)]
+    )
 
 
 def _apply_file(location: Location, paths: list[str], index: int, table: pa.Table) -> pa.Table:
@@ -92,7 +120,7 @@ def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _scan_ids(staged: StagedFile, id_column, partitions):
+def _scan_ids(staged: StagedFile, id_column, partitions, out: Outbox):
     file_index = staged.index
     table = staged.read_kept([id_column, col.FILE, col.ROW])
     ids = pc.cast(table.column(id_column), pa.string()).combine_chunks()
@@ -100,7 +128,7 @@ def _scan_ids(staged: StagedFile, id_column, partitions):
     where = pc.binary_join_element_wise(
         table.column(col.FILE), pc.cast(table.column(col.ROW), pa.string()), "#"
     )
-    out = pa.table(
+    table_of_ids = pa.table(
         {
             "hash": hashes,
             "id": ids,
@@ -109,18 +137,19 @@ def _scan_ids(staged: StagedFile, id_column, partitions):
             "where": where,
         }
     )
-    return as_returns(split(out, (hashes % np.uint64(partitions)).astype(np.int64), partitions))
+    dest = (hashes % np.uint64(partitions)).astype(np.int64)
+    return as_returns(out.send(split(table_of_ids, dest, partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _repeats(n_files, pieces):
+def _repeats(n_files, pieces, out: Outbox):
     """Rows whose id appeared at a smaller uid, split by staged file."""
-    table = gather(pieces).sort_by(
+    table = receive(pieces).sort_by(
         [("hash", "ascending"), ("id", "ascending"), ("uid", "ascending")]
     )
     n = table.num_rows
     if n < 2:
-        return as_returns(split(_empty_repeats(), np.zeros(0, np.int64), n_files))
+        return as_returns(out.send(split(_empty_repeats(), np.zeros(0, np.int64), n_files)))
     hashes = table.column("hash").to_numpy()
     ids = table.column("id")
     same = np.r_[
@@ -135,14 +164,14 @@ def _repeats(n_files, pieces):
         f"id {ids[int(r)].as_py()!r} at {where[int(r)].as_py()} repeats {where[int(first[r])].as_py()}"
         for r in rows
     ]
-    out = pa.table(
+    repeats = pa.table(
         {
             col.UID: table.column("uid").take(pa.array(rows, pa.int64())),
             "reason": pa.array(reasons, pa.string()),
         },
         schema=ID_DECISION_SCHEMA,
     )
-    return as_returns(split(out, table.column("file").to_numpy()[rows], n_files))
+    return as_returns(out.send(split(repeats, table.column("file").to_numpy()[rows], n_files)))
 
 
 def _empty_repeats() -> pa.Table:
@@ -151,7 +180,7 @@ def _empty_repeats() -> pa.Table:
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _write_id_decisions(location, path, pieces):
-    decisions = pa.concat_tables(ray.get(list(pieces))).sort_by(col.UID)
+    decisions = receive(pieces).sort_by(col.UID)
     pq.write_table(decisions, path, filesystem=location.arrow_fs)
     example = decisions.column("reason")[0].as_py() if decisions.num_rows else None
     return decisions.num_rows, example

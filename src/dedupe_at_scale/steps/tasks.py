@@ -1,6 +1,6 @@
 """Pieces shared by the global steps' Ray tasks: submitting a task with
-several named returns, splitting a table into hash partitions, gathering
-partitions."""
+several named returns, splitting a table into hash partitions (exchange.py
+moves the pieces)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import ray
 
 
 def call(fn, n: int, *args) -> list:
@@ -31,12 +30,6 @@ def split(table: pa.Table, dest: np.ndarray, n: int) -> list[pa.Table]:
     bounds = np.searchsorted(dest[order], np.arange(n + 1))
     sorted_table = table.take(pa.array(order))
     return [sorted_table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(n)]
-
-
-def gather(pieces: list) -> pa.Table:
-    """Concatenate pieces passed as a list of ObjectRefs (Ray resolves only
-    top-level arguments)."""
-    return pa.concat_tables(ray.get(list(pieces)))
 
 
 @dataclass(frozen=True)

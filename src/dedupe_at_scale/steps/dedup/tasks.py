@@ -41,14 +41,14 @@ from dedupe_at_scale.steps import consistency
 from dedupe_at_scale.steps.base import StagedGroup, StagedView, decision_paths, group_files
 from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
-from dedupe_at_scale.steps.tasks import (
-    Returns,
-    as_returns,
-    call,
-    gather,
-    split,
-    submit,
+from dedupe_at_scale.steps.exchange import (
+    Exchange,
+    Outbox,
+    mailbox_count,
+    receive,
+    run_with_mailboxes,
 )
+from dedupe_at_scale.steps.tasks import Returns, as_returns, call, split, submit
 
 MAX_ROUNDS = 64
 GROUPS_PER_PARTITION = 4
@@ -73,94 +73,129 @@ class DedupOutcome:
 def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str]]) -> DedupOutcome:
     """Dedup over the kept rows of every staged file (earlier steps'
     decisions applied); `keep` orders the members of a cluster."""
-    cfg, partitions = view.cfg.dedup, view.partitions
+    partitions = view.partitions
     groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
+    largest_hop = len(groups) * max(partitions, len(groups))
+    boxes = mailbox_count(view.cfg.dedup.exchange, largest_hop, max(partitions, len(groups)))
+    return run_with_mailboxes("dedup", boxes, lambda ex: _run(ex, view, groups, bands, rows, keep))
+
+
+def _run(ex: Exchange, view: StagedView, groups: list[StagedGroup], bands: int, rows: int,
+         keep: list[tuple[str, str]]) -> DedupOutcome:  # fmt: skip
+    cfg, partitions = view.cfg.dedup, view.partitions
     n_groups = len(groups)
     timings: dict[str, float] = {}
     stats: dict[str, Any] = {
         "bands": bands, "rows": rows, "partitions": partitions, "file_groups": n_groups,
+        "exchange": "mailboxes" if ex.mailboxes else "objects",
+        "mailboxes": len(ex.mailboxes or ()),
     }  # fmt: skip
     if cfg.near and cfg.verify:
         stats["verify_min_agreement"] = cfg.min_agreement()
 
     started = time.time()
+    exact_hop, band_hop = ex.hop(partitions), ex.hop(partitions)
+    returns = _scan_returns(exact_hop.returns, band_hop.returns)
     scans = [
-        submit(_scan, _scan_returns(partitions), g, cfg, bands, rows, partitions) for g in groups
-    ]
+        submit(_scan, returns, g, cfg, bands, rows, partitions,
+               exact_hop.outbox(i), band_hop.outbox(i))
+        for i, g in enumerate(groups)
+    ]  # fmt: skip
     staged_index, group_index = _file_indexes([s["uid_ranges"] for s in scans])
+    exact_in = exact_hop.inboxes([s["exact"] for s in scans])
+    band_in = band_hop.inboxes([s["bands"] for s in scans])
     timings["scan"] = time.time() - started
 
     started = time.time()
+    pair_hop = ex.hop(n_groups)
+    returns = _bucket_returns(pair_hop.returns)
     buckets = [
-        submit(
-            _buckets, _bucket_returns(n_groups), cfg, group_index, n_groups,
-            [s["exact"][p] for s in scans], [s["bands"][p] for s in scans],
-        )
+        submit(_buckets, returns, cfg, group_index, n_groups, exact_in[p], band_in[p],
+               pair_hop.outbox(p))
         for p in range(partitions)
     ]  # fmt: skip
     edges = [b["exact_edges"] for b in buckets]
-    candidates = [[b["candidates"][g] for b in buckets] for g in range(n_groups)]
+    candidates = pair_hop.inboxes([b["candidates"] for b in buckets])
     # Wait here so that the step's time is its own, not counted under verify.
     ray.wait(edges, num_returns=len(edges), fetch_local=False)
+    exact_hop.release(), band_hop.release()
     timings["buckets"] = time.time() - started
 
     started = time.time()
     if cfg.near and cfg.verify:
+        sig_hop = ex.hop(n_groups)
         hop = [
-            call(_attach_signatures, n_groups, groups[g], group_index, n_groups, candidates[g])
+            call(_attach_signatures, sig_hop.returns, groups[g], group_index, n_groups,
+                 candidates[g], sig_hop.outbox(g))
             for g in range(n_groups)
-        ]
+        ]  # fmt: skip
+        signed = sig_hop.inboxes(hop)
+        pair_hop.release()
         verified = [
-            call(_verify, 1, groups[g], cfg.min_agreement(), [h[g] for h in hop])[0]
-            for g in range(n_groups)
+            call(_verify, 1, groups[g], cfg.min_agreement(), signed[g])[0] for g in range(n_groups)
         ]
     else:
+        sig_hop = pair_hop
         verified = [call(_concat_pairs, 1, candidates[g])[0] for g in range(n_groups)]
     counts = ray.get([_count.remote(r) for r in verified + edges])
+    sig_hop.release()
     stats["near_edges"] = sum(counts[:n_groups])
     stats["exact_edges"] = sum(counts[n_groups:])
     timings["verify"] = time.time() - started
 
     started = time.time()
-    labels, rounds = _components(edges + verified, partitions)
+    labels, rounds = _components(ex, edges + verified, partitions)
     stats["graph_rounds"] = rounds
     timings["graph"] = time.time() - started
 
     started = time.time()
-    by_group = [call(_route_labels, n_groups, group_index, n_groups, lab) for lab in labels]
+    label_hop = ex.hop(n_groups)
+    by_group = label_hop.inboxes(
+        [
+            call(_route_labels, label_hop.returns, group_index, n_groups, lab, label_hop.outbox(p))
+            for p, lab in enumerate(labels)
+        ]
+    )
     id_column = view.cfg.input.id_column
     compared = consistency.member_columns(view.cfg)
-    members = [
-        call(_member_keys, partitions, groups[g], id_column, keep, compared, partitions,
-             [b[g] for b in by_group])
-        for g in range(n_groups)
-    ]  # fmt: skip
+    member_hop = ex.hop(partitions)
+    members = member_hop.inboxes(
+        [
+            call(_member_keys, member_hop.returns, groups[g], id_column, keep, compared,
+                 partitions, by_group[g], member_hop.outbox(g))
+            for g in range(n_groups)
+        ]
+    )  # fmt: skip
+    label_hop.release()
     decisions = decision_paths(view, "decisions")
     checks = consistency.applies(view.cfg)
     if checks:  # an interrupted run's files, perhaps for other partitions
         fs = view.location.fs
         for path in fs.glob(posixpath.join(view.decisions_dir, consistency.FILE_PREFIX + "*")):
             fs.rm(path)
+    chosen_hop = ex.hop(n_groups)
     chosen = [
         call(
-            _choose_keepers, n_groups + 1, group_index, n_groups, keep, view.cfg, view.location,
-            consistency.conflicts_path(view.decisions_dir, p) if checks else None,
-            [m[p] for m in members],
+            _choose_keepers, chosen_hop.returns + 1, group_index, n_groups, keep, view.cfg,
+            view.location, consistency.conflicts_path(view.decisions_dir, p) if checks else None,
+            members[p], chosen_hop.outbox(p),
         )
         for p in range(partitions)
     ]  # fmt: skip
+    by_file = chosen_hop.inboxes([c[:-1] for c in chosen])
+    member_hop.release()
     first = np.cumsum([0] + [len(g.files) for g in groups])
     kept_counts = ray.get(
         [
             _write_decisions.remote(
                 view.location, decisions[first[g] : first[g + 1]], staged_index, first[g],
-                [c[g] for c in chosen],
+                by_file[g],
             )
             for g in range(n_groups)
         ]
     )  # fmt: skip
     # Members per cluster: {size: clusters}, for the report (per-partition bincounts).
-    parts = ray.get([c[n_groups] for c in chosen])
+    parts = ray.get([c[-1] for c in chosen])
     sizes = np.zeros(max((len(p) for p in parts), default=0), np.int64)
     for part in parts:
         sizes[: len(part)] += part
@@ -172,12 +207,12 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     return DedupOutcome(decisions=decisions, stats=stats)
 
 
-def _scan_returns(partitions: int) -> Returns:
-    return Returns((("uid_ranges", None), ("exact", partitions), ("bands", partitions)))
+def _scan_returns(exact: int, bands: int) -> Returns:
+    return Returns((("uid_ranges", None), ("exact", exact), ("bands", bands)))
 
 
-def _bucket_returns(n_groups: int) -> Returns:
-    return Returns((("exact_edges", None), ("candidates", n_groups)))
+def _bucket_returns(candidates: int) -> Returns:
+    return Returns((("exact_edges", None), ("candidates", candidates)))
 
 
 # Helpers run on the driver ------------------------------------------------------
@@ -210,16 +245,26 @@ def _file_of(index: FileIndex, uids: np.ndarray) -> np.ndarray:
     return index.files[np.searchsorted(index.starts, uids, side="right") - 1]
 
 
-def _components(edge_refs: list, partitions: int) -> tuple[list, int]:
+def _components(ex: Exchange, edge_refs: list, partitions: int) -> tuple[list, int]:
     """Large-star / small-star rounds until the edge set stops changing."""
     parts = edge_refs
     previous = None
     for round_ in range(1, MAX_ROUNDS + 1):
-        routed = [call(_route_both_ways, partitions, p, partitions) for p in parts]
-        large = [call(_large_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
-        routed = [call(_route_by_larger, partitions, p, partitions) for p in large]
-        parts = [call(_small_star, 1, [r[p] for r in routed])[0] for p in range(partitions)]
+        both = ex.hop(partitions)
+        routed = both.inboxes(
+            [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
+             for i, p in enumerate(parts)]
+        )  # fmt: skip
+        large = [call(_large_star, 1, routed[p])[0] for p in range(partitions)]
+        by_larger = ex.hop(partitions)
+        routed = by_larger.inboxes(
+            [call(_route_by_larger, by_larger.returns, p, partitions, by_larger.outbox(i))
+             for i, p in enumerate(large)]
+        )  # fmt: skip
+        both.release()
+        parts = [call(_small_star, 1, routed[p])[0] for p in range(partitions)]
         sums = ray.get([_checksum.remote(p) for p in parts])
+        by_larger.release()
         current = (sum(c for c, _ in sums), sum(s for _, s in sums) % 2**64)
         if current == previous:
             return [call(_star_labels, 1, p)[0] for p in parts], round_
@@ -250,7 +295,7 @@ def _uid_range(table: pa.Table) -> tuple[int, int]:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _scan(group: StagedGroup, cfg, bands, rows, partitions):
+def _scan(group: StagedGroup, cfg, bands, rows, partitions, exact_out: Outbox, band_out: Outbox):
     tables = [f.read([col.EXACT_HI, col.EXACT_LO, col.MINHASH]) for f in group.files]
     # The ranges cover rejected rows too: they map every uid of each file.
     uid_ranges = [_uid_range(t) for t in tables]
@@ -278,52 +323,56 @@ def _scan(group: StagedGroup, cfg, bands, rows, partitions):
         band = pa.table({"key": pa.array([], pa.uint64()), "uid": pa.array([], pa.int64()),
                          "exact": pa.array([], pa.uint64())})  # fmt: skip
         dest = np.zeros(0, np.int64)
-    return _scan_returns(partitions).pack(
-        uid_ranges=uid_ranges, exact=exact_parts, bands=split(band, dest, partitions)
+    exact_sent, band_sent = (
+        exact_out.send(exact_parts),
+        band_out.send(split(band, dest, partitions)),
+    )
+    return _scan_returns(len(exact_sent), len(band_sent)).pack(
+        uid_ranges=uid_ranges, exact=exact_sent, bands=band_sent
     )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces):
-    exact = gather(exact_pieces)
+def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox):
+    exact = receive(exact_pieces)
     hi = exact.column("hi").to_numpy()
     lo = exact.column("lo").to_numpy()
     uid = exact.column("uid").to_numpy()
     # Group on both halves of the 128-bit text hash.
     key = hi ^ (lo * np.uint64(0x9E3779B97F4A7C15))
     e_hi, e_lo = exact_edges(key, uid)
-    band = gather(band_pieces)
+    band = receive(band_pieces)
     a, b = band_candidates(
         band.column("key").to_numpy(), band.column("uid").to_numpy(),
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
-    pieces = split(_pairs_table(a, b), _file_of(group_index, a), n_groups)
-    return _bucket_returns(n_groups).pack(
-        exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidates=pieces
+    sent = out.send(split(_pairs_table(a, b), _file_of(group_index, a), n_groups))
+    return _bucket_returns(len(sent)).pack(
+        exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidates=sent
     )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces):
-    pairs = gather(pieces)
+def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox: Outbox):
+    pairs = receive(pieces)
     hi, lo = unique_pairs(*_ends(pairs))
     table = group.read_kept([col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
     sig_hi = sigs[np.searchsorted(uids, hi)] if len(hi) else np.zeros((0, sigs.shape[1]), np.uint32)
-    out = pa.table(
+    signed = pa.table(
         {
             "hi": pa.array(hi, pa.int64()),
             "lo": pa.array(lo, pa.int64()),
             "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
         }
     )
-    return as_returns(split(out, _file_of(group_index, lo), n_groups))
+    return as_returns(outbox.send(split(signed, _file_of(group_index, lo), n_groups)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _verify(group: StagedGroup, threshold, pieces):
-    pairs = gather(pieces)
+    pairs = receive(pieces)
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
@@ -338,7 +387,7 @@ def _verify(group: StagedGroup, threshold, pieces):
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _concat_pairs(pieces):
-    pairs = gather(pieces)
+    pairs = receive(pieces)
     return _pairs_table(*unique_pairs(*_ends(pairs)))
 
 
@@ -360,25 +409,25 @@ def _partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _route_both_ways(edges, partitions):
+def _route_both_ways(edges, partitions, out: Outbox):
     hi, lo = _ends(edges)
-    return as_returns(_route(np.r_[hi, lo], np.r_[lo, hi], partitions))
+    return as_returns(out.send(_route(np.r_[hi, lo], np.r_[lo, hi], partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _large_star(pieces):
-    table = gather(pieces)
+    table = receive(pieces)
     return _pairs_table(*large_star(*_ends(table)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _route_by_larger(edges, partitions):
-    return as_returns(_route(*_ends(edges), partitions))
+def _route_by_larger(edges, partitions, out: Outbox):
+    return as_returns(out.send(_route(*_ends(edges), partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _small_star(pieces):
-    table = gather(pieces)
+    table = receive(pieces)
     return _pairs_table(*small_star(*_ends(table)))
 
 
@@ -396,14 +445,14 @@ def _star_labels(edges):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _route_labels(group_index, n_groups, labels):
+def _route_labels(group_index, n_groups, labels, out: Outbox):
     node = labels.column("node").to_numpy()
-    return as_returns(split(labels, _file_of(group_index, node), n_groups))
+    return as_returns(out.send(split(labels, _file_of(group_index, node), n_groups)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, pieces):
-    labels = gather(pieces)
+def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, pieces, out: Outbox):
+    labels = receive(pieces)
     # A star's centre is listed by every partition holding one of its edges.
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
     label = labels.column("label").to_numpy()[first]
@@ -417,15 +466,16 @@ def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, piec
     members = members.drop_columns([id_column]).append_column(ID_KEY, typed)
     members = members.append_column("id", pc.cast(typed, pa.string()))
     dest = _partition_of(members.column("label").to_numpy(), partitions)
-    return as_returns(split(members, dest, partitions))
+    return as_returns(out.send(split(members, dest, partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, pieces):
+def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, pieces,
+                    out: Outbox):  # fmt: skip
     """Per cluster, the first member by the keep rule survives; with
     consistency checks, rows its action rejects are set aside first (a
     cluster may then keep none)."""
-    members = gather(pieces)
+    members = receive(pieces)
     keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
     members = members.sort_by([("label", "ascending"), *keys, (col.UID, "ascending")])
     n = members.num_rows
@@ -462,16 +512,15 @@ def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, 
         schema=DECISION_SCHEMA,
     )
     uid = decisions.column(col.UID).to_numpy()
-    pieces = split(decisions, _file_of(group_index, uid), n_groups)
-    return as_returns([*pieces, np.bincount(sizes) if n else np.zeros(0, np.int64)])
+    sent = out.send(split(decisions, _file_of(group_index, uid), n_groups))
+    return as_returns([*sent, np.bincount(sizes) if n else np.zeros(0, np.int64)])
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _write_decisions(location, paths, staged_index, first, pieces):
     """Persist the decisions of a group's staged files, one file each (`paths`,
     staged files first, first + 1, ...); (survivors, members)."""
-    decisions = pa.concat_tables([p.cast(DECISION_SCHEMA) for p in ray.get(list(pieces))])
-    decisions = decisions.sort_by(col.UID)
+    decisions = receive(pieces).cast(DECISION_SCHEMA).sort_by(col.UID)
     owner = _file_of(staged_index, decisions.column(col.UID).to_numpy()) - first
     for path, part in zip(paths, split(decisions, owner, len(paths))):
         pq.write_table(part, path, filesystem=location.arrow_fs)

@@ -1,0 +1,206 @@
+"""The all-to-all hops of the global steps: n senders, each splitting its rows
+into one piece per destination, and n receivers, each concatenating its
+pieces in sender order.
+
+Two ways to move the pieces, with the same result:
+
+  objects   each piece is a Ray object the driver owns: senders x receivers
+            objects per hop, rebuilt from lineage if a node is lost. The
+            driver's memory grows with them (about 11 KB per object,
+            benchmarks/objects.py): fine for a few thousand, not for the
+            10^8 a billion documents would make.
+  mailboxes a pool of mailbox actors (the shape of Ray Data's hash-shuffle
+            aggregators) each owns every A-th destination; a sender puts its
+            pieces into them from inside its task and returns one small ack,
+            a receiver takes its pieces from inside its task. The driver holds
+            one ref per sender and per receiver. A mailbox's pieces live in its
+            heap until the hop is released; a lost mailbox fails the hop with
+            ExchangeLost and the step runs again from its staged files (see
+            run_with_mailboxes).
+
+`auto` picks mailboxes once a hop would pass more than AUTO_MAX_OBJECTS pieces.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+log = logging.getLogger(__name__)
+
+AUTO_MAX_OBJECTS = 20_000
+MAILBOX_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+class ExchangeLost(RuntimeError):
+    """A hop's pieces are gone: its mailbox died or was already released."""
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class _Mailbox:
+    def __init__(self) -> None:
+        self.pieces: dict[tuple[int, int], dict[int, pa.Table]] = defaultdict(dict)
+        self.schemas: dict[int, pa.Schema] = {}
+        self.released: set[int] = set()
+
+    def put(self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]) -> int:
+        if hop in self.released:
+            raise ExchangeLost(f"hop {hop} was released before sender {src} finished")
+        self.schemas.setdefault(hop, schema)
+        for dest, piece in pieces.items():
+            self.pieces[hop, dest][src] = piece  # a retried sender overwrites its own piece
+        return len(pieces)
+
+    def take(self, hop: int, dest: int) -> list[pa.Table]:
+        if hop in self.released:
+            raise ExchangeLost(f"hop {hop} was released before receiver {dest} read it")
+        by_src = self.pieces.get((hop, dest), {})
+        return [by_src[s] for s in sorted(by_src)] or [self.schemas[hop].empty_table()]
+
+    def release(self, hop: int) -> None:
+        self.released.add(hop)
+        for key in [k for k in self.pieces if k[0] == hop]:
+            del self.pieces[key]
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """What a sender task is given: `send(pieces)` is what the task returns
+    for the hop (the pieces themselves, or one ack)."""
+
+    mailboxes: tuple | None
+    hop: int
+    src: int
+
+    def send(self, pieces: list[pa.Table]) -> list:
+        """The sender's returns for the hop: its pieces, or one ack (rows sent)."""
+        if self.mailboxes is None:
+            return pieces
+        by_box: dict[int, dict[int, pa.Table]] = defaultdict(dict)
+        for dest, piece in enumerate(pieces):
+            if piece.num_rows:
+                by_box[dest % len(self.mailboxes)][dest] = piece
+        schema = pieces[0].schema
+        # Every mailbox learns the schema, so that a receiver with no piece
+        # still gets an empty table of the right columns.
+        acks = [
+            box.put.remote(self.hop, self.src, schema, by_box.get(b, {}))
+            for b, box in enumerate(self.mailboxes)
+        ]
+        return [sum(ray.get(acks))]
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What a receiver task is given; `receive` reads its pieces."""
+
+    mailbox: Any
+    hop: int
+    dest: int
+
+    def receive(self) -> list[pa.Table]:
+        return ray.get(self.mailbox.take.remote(self.hop, self.dest))
+
+
+def receive(pieces: Any) -> pa.Table:
+    """A receiver's pieces concatenated in sender order: from a list of
+    ObjectRefs (Ray resolves only top-level arguments) or an Inbox."""
+    tables = pieces.receive() if isinstance(pieces, Inbox) else ray.get(list(pieces))
+    return pa.concat_tables(tables)
+
+
+class Hop:
+    """One all-to-all hop as the driver sees it: hand `outbox(src)` to each
+    sender (declaring `returns` values for it), then `inboxes(sent)` gives
+    each receiver its argument."""
+
+    def __init__(self, exchange: Exchange, n_dst: int):
+        self.exchange, self.n_dst = exchange, n_dst
+        self.id = next(exchange.hop_ids)
+
+    @property
+    def returns(self) -> int:
+        """Values a sender returns for this hop."""
+        return self.n_dst if self.exchange.mailboxes is None else 1
+
+    def outbox(self, src: int) -> Outbox:
+        return Outbox(self.exchange.mailboxes, self.id, src)
+
+    def inboxes(self, sent: list[list]) -> list:
+        """Per receiver: its pieces (a list of refs) or its Inbox. `sent` is
+        each sender's returns for this hop; with mailboxes, waits for them."""
+        boxes = self.exchange.mailboxes
+        if boxes is None:
+            return [[s[d] for s in sent] for d in range(self.n_dst)]
+        ray.get([s[0] for s in sent])
+        return [Inbox(boxes[d % len(boxes)], self.id, d) for d in range(self.n_dst)]
+
+    def release(self) -> None:
+        """Drop the hop's pieces; only once its receivers have finished."""
+        for box in self.exchange.mailboxes or ():
+            box.release.remote(self.id)
+
+
+class Exchange:
+    """The hops of one step, sharing one pool of mailboxes (or none)."""
+
+    def __init__(self, mailboxes: int):
+        self.hop_ids = itertools.count()
+        self.mailboxes: tuple | None = None
+        if mailboxes:
+            opts = {"scheduling_strategy": "SPREAD"}
+            self.mailboxes = tuple(_Mailbox.options(**opts).remote() for _ in range(mailboxes))
+
+    def hop(self, n_dst: int) -> Hop:
+        return Hop(self, n_dst)
+
+    def close(self) -> None:
+        for box in self.mailboxes or ():
+            ray.kill(box)
+
+
+def mailbox_count(mode: str, largest_hop: int, destinations: int) -> int:
+    """Mailboxes for a step whose largest hop passes `largest_hop` pieces to
+    at most `destinations` receivers: 0 means objects. Two per node, so that
+    each holds a small share of a hop, at most one per destination."""
+    if mode == "objects" or (mode == "auto" and largest_hop <= AUTO_MAX_OBJECTS):
+        return 0
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return max(1, min(destinations, 2 * nodes))
+
+
+def _lost(error: BaseException) -> bool:
+    """Whether a failure is a lost mailbox, however deep in task errors."""
+    while True:
+        if isinstance(error, (RayActorError, ExchangeLost)):
+            return True
+        cause = getattr(error, "cause", None)
+        if not isinstance(error, RayTaskError) or cause is None or cause is error:
+            return False
+        error = cause
+
+
+def run_with_mailboxes(name: str, mailboxes: int, body: Callable[[Exchange], T]) -> T:
+    """Run a step's hops over a fresh Exchange; when a mailbox is lost (its
+    node died), run the whole step again: its inputs are staged files, and
+    its output does not depend on how often it ran."""
+    for attempt in range(1, MAILBOX_ATTEMPTS + 1):
+        exchange = Exchange(mailboxes)
+        try:
+            return body(exchange)
+        except (RayTaskError, RayActorError, ExchangeLost) as error:
+            if not _lost(error) or attempt == MAILBOX_ATTEMPTS:
+                raise
+            log.warning("%s: a mailbox was lost (%s); running the step again", name, error)
+        finally:
+            exchange.close()
+    raise AssertionError("unreachable")

@@ -1,0 +1,143 @@
+"""The global steps' all-to-all hops: mailboxes (actors owning the receivers)
+deliver what objects (today's one object per piece, the reference) deliver,
+on a real local Ray; a lost mailbox re-runs the step; the whole job's output
+is the same either way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.job.pipeline import run_job
+from dedupe_at_scale.steps.exchange import (
+    AUTO_MAX_OBJECTS,
+    Exchange,
+    ExchangeLost,
+    Outbox,
+    mailbox_count,
+    receive,
+    run_with_mailboxes,
+)
+from dedupe_at_scale.steps.tasks import as_returns, call, split
+
+pytestmark = [pytest.mark.timeout(300)]
+
+
+@ray.remote
+def _send(seed: int, n_dst: int, out: Outbox):
+    """Rows with random destinations; some destinations get nothing."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 40))
+    dest = rng.choice(max(1, n_dst // 2), n) * 2  # odd destinations stay empty
+    table = pa.table({"src": np.full(n, seed), "row": np.arange(n), "dest": dest})
+    return as_returns(out.send(split(table, dest, n_dst)))
+
+
+@ray.remote
+def _receive(pieces):
+    return receive(pieces)
+
+
+def _hop_result(mailboxes: int, n_src: int, n_dst: int) -> list[pa.Table]:
+    exchange = Exchange(mailboxes)
+    try:
+        hop = exchange.hop(n_dst)
+        sent = [call(_send, hop.returns, s, n_dst, hop.outbox(s)) for s in range(n_src)]
+        return ray.get([_receive.remote(inbox) for inbox in hop.inboxes(sent)])
+    finally:
+        exchange.close()
+
+
+@pytest.mark.parametrize("n_src,n_dst", [(1, 1), (5, 1), (1, 6), (9, 7)])
+def test_mailboxes_deliver_what_objects_deliver(ray_cluster, n_src, n_dst):
+    reference = _hop_result(0, n_src, n_dst)
+    for mailboxes in (1, 3, 8):
+        got = _hop_result(mailboxes, n_src, n_dst)
+        assert len(got) == n_dst
+        for d in range(n_dst):
+            # Same rows in sender order, same columns even where nothing came.
+            assert got[d].schema == reference[d].schema
+            assert got[d].to_pylist() == reference[d].to_pylist(), (mailboxes, d)
+    assert sum(t.num_rows for t in reference) > 0 or n_src == 1
+
+
+def test_a_released_hop_refuses_to_be_read(ray_cluster):
+    exchange = Exchange(2)
+    try:
+        hop = exchange.hop(3)
+        sent = [call(_send, hop.returns, s, 3, hop.outbox(s)) for s in range(4)]
+        inboxes = hop.inboxes(sent)
+        assert ray.get(_receive.remote(inboxes[0])).num_rows > 0
+        hop.release()
+        # A receiver rebuilt from lineage after release must fail, not read nothing.
+        with pytest.raises(ExchangeLost):
+            ray.get(_receive.remote(inboxes[0]))
+    finally:
+        exchange.close()
+
+
+def test_a_lost_mailbox_runs_the_step_again(ray_cluster):
+    attempts = []
+
+    def body(exchange: Exchange) -> list[list]:
+        attempts.append(exchange)
+        hop = exchange.hop(5)
+        sent = [call(_send, hop.returns, s, 5, hop.outbox(s)) for s in range(6)]
+        inboxes = hop.inboxes(sent)
+        if len(attempts) == 1:
+            ray.kill(exchange.mailboxes[1])  # as if its node died
+        tables = ray.get([_receive.remote(inbox) for inbox in inboxes])
+        return [t.to_pylist() for t in tables]
+
+    got = run_with_mailboxes("test", 2, body)
+    assert len(attempts) == 2
+    assert got == [t.to_pylist() for t in _hop_result(0, 6, 5)]
+
+
+def test_auto_takes_mailboxes_only_for_large_hops(ray_cluster):
+    assert mailbox_count("auto", AUTO_MAX_OBJECTS, 100) == 0
+    assert mailbox_count("auto", AUTO_MAX_OBJECTS + 1, 100) == 2  # one node here
+    assert mailbox_count("mailboxes", 4, 1) == 1
+    assert mailbox_count("objects", 10**9, 10**5) == 0
+
+
+OUTPUTS = ("data", "rejected", "duplicates")
+
+
+def test_the_job_writes_the_same_output_with_mailboxes(ray_cluster, sample_dir, tmp_path):
+    """The built-in sample (exact and near duplicates in several languages,
+    repeated ids quarantined) with forced partitions:
+    every output table and the manifest's counts equal the objects run's."""
+    single = tmp_path / "single.parquet"
+    table = pq.read_table(sample_dir)
+    # Repeat some ids so that the ids step has decisions to move too.
+    ids = table.column("id").to_pylist()
+    ids[1::97] = ids[0::97][: len(ids[1::97])]
+    table = table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids))
+    pq.write_table(table, single, row_group_size=250)
+    results = {}
+    for exchange in ("objects", "mailboxes"):
+        cfg = config_from_dict(
+            {
+                "input": {"rows_per_task": 250, "on_invalid_document": "quarantine"},
+                "dedup": {"partitions": 5, "exchange": exchange},
+            }
+        )
+        out = tmp_path / exchange
+        result = run_job(str(single), str(out), cfg)
+        assert result.manifest["dedup"]["exchange"] == exchange
+        results[exchange] = (
+            {name: pq.read_table(out / name) for name in OUTPUTS if (out / name).exists()},
+            result.manifest["counts"],
+        )
+    (tables, counts), (other, other_counts) = results["objects"], results["mailboxes"]
+    assert counts["stages"]["dedup"]["rejected"] > 150
+    assert counts["stages"]["input"]["rejected"] > 0  # repeated ids
+    assert other_counts == counts
+    assert other.keys() == tables.keys()
+    for name in tables:
+        assert other[name].equals(tables[name]), name
