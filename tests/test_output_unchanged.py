@@ -41,6 +41,15 @@ CASES = {
         "quality": {"c4": {"clean_text": True}},
         "output": {"rows_per_shard": 250, "rejected_text": True},
     },
+    # The steps' views of data/ (recorded 2026-12-03, before they were written
+    # in the pass that writes data/ instead of by reading data/ again).
+    "views": {
+        "output": {
+            "rows_per_shard": 300,
+            "splits": {"train": 0.8, "validation": 0.1, "test": 0.1},
+            "subsets": [0.25, 0.5, 1.0],
+        },
+    },
 }
 
 
@@ -71,10 +80,11 @@ def table_digest(table: pa.Table) -> str:
 
 
 def output_digest(out: Path) -> dict[str, dict]:
-    """Per directory: its shards (name, rows) and the digest of all its rows
-    in shard order."""
+    """Per directory (and per view: splits/<name>, subsets/<pct>): its shards
+    (name, rows) and the digest of all its rows in shard order."""
     result = {}
-    for name in ("data", "rejected", "duplicates"):
+    views = [f"{p.parent.name}/{p.name}" for p in sorted(out.glob("s*s/*")) if p.is_dir()]
+    for name in ("data", "rejected", "duplicates", *views):
         paths = sorted((out / name).rglob("*.parquet")) if (out / name).exists() else []
         tables = [pq.read_table(p) for p in paths]
         result[name] = {
@@ -95,7 +105,8 @@ def test_output_matches_recorded_digests(ray_cluster, sample_dir, tmp_path, case
         DIGESTS.parent.mkdir(exist_ok=True)
         DIGESTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     assert case in recorded, f"no digest recorded for {case}"
-    for name in ("data", "rejected", "duplicates"):
+    assert got.keys() == recorded[case].keys()
+    for name in recorded[case]:
         want = recorded[case][name]
         assert got[name]["rows"] == want["rows"], f"{case}: the rows of {name}/ changed"
         if (case, name) not in LAYOUT_FREE:
