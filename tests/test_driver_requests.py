@@ -1,6 +1,7 @@
 """The driver plans and coordinates: after planning it opens no file per
 staged unit, per written shard or per block (footers, stats, moves are read
-or done in Ray tasks), so what it opens does not grow with the files."""
+or done in Ray tasks), so what it opens does not grow with the files; and
+past a file count, planning reads the input footers in tasks too."""
 
 from __future__ import annotations
 
@@ -47,3 +48,76 @@ def test_the_driver_opens_no_file_per_unit_or_shard(ray_cluster, monkeypatch, tm
         assert len(per_file) <= 1, per_file[:5]
         counts[shards] = len(opened)
     assert counts[32] == counts[4], counts
+
+
+def _inputs_with_problems(root):
+    generate_sample(root, docs=300, shards=6, seed=4)
+    (root / "zz-empty.parquet").write_bytes(b"")
+    (root / "zz-truncated.parquet").write_bytes((root / "shard-00000.parquet").read_bytes()[:300])
+
+
+@pytest.mark.timeout(300)
+def test_input_footers_are_read_in_tasks_past_a_file_count(ray_cluster, monkeypatch, tmp_path):
+    """Past reader.FOOTERS_IN_TASKS files (here lowered to 0) the footers are
+    read in Ray tasks: the driver opens no input file, and the files it
+    plans with (rows, row groups, schemas, quarantined problems) equal those
+    read here in threads; an invalid file is the same one-line error."""
+    from dedupe_at_scale.config import InputConfig
+    from dedupe_at_scale.io import reader
+    from dedupe_at_scale.io.storage import list_input_files, resolve
+
+    root = tmp_path / "in"
+    _inputs_with_problems(root)
+    location = resolve(str(root))
+    listing = list_input_files(location)
+    quarantine = InputConfig(on_invalid_file="quarantine")
+
+    def inspected(threshold: int, cfg: InputConfig) -> tuple[list, list[str]]:
+        monkeypatch.setattr(reader, "FOOTERS_IN_TASKS", threshold)
+        opened: list[str] = []
+        original = LocalFileSystem._open
+
+        def recording(self, path, *args, **kwargs):
+            opened.append(str(path))
+            return original(self, path, *args, **kwargs)
+
+        monkeypatch.setattr(LocalFileSystem, "_open", recording)
+        try:
+            return reader.inspect_files(location, listing, cfg), opened
+        finally:
+            monkeypatch.setattr(LocalFileSystem, "_open", original)
+
+    here, opened_here = inspected(10**6, quarantine)
+    in_tasks, opened_by_driver = inspected(0, quarantine)
+    assert len(opened_here) == len(listing.files) - 1  # the empty file is never opened
+    assert opened_by_driver == []
+    assert in_tasks == here
+    assert [f.schema for f in in_tasks] == [f.schema for f in here]
+    assert sorted(f.problem[0] for f in here if f.problem) == ["empty_file", "not_parquet"]
+
+    errors = []
+    for threshold in (10**6, 0):
+        with pytest.raises(reader.InputError) as caught:
+            inspected(threshold, InputConfig())
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "zz-empty.parquet: file is empty" in errors[0] and "\n" not in errors[0]
+
+
+def test_planning_joins_ray_first_only_past_the_file_count(monkeypatch, tmp_path):
+    """The CLI hands plan_job its connect: called before the footers are read
+    when the input has more than FOOTERS_IN_TASKS files, else not at all (a
+    bad file in a small input is reported before Ray starts)."""
+    from dedupe_at_scale.job import pipeline
+
+    root = tmp_path / "in"
+    generate_sample(root, docs=90, shards=3, seed=2)
+    joined: list[int] = []
+    for threshold, out in ((pipeline.FOOTERS_IN_TASKS, "small"), (2, "large")):
+        monkeypatch.setattr(pipeline, "FOOTERS_IN_TASKS", threshold)
+        plan = plan_job(
+            str(root), str(tmp_path / out), config_from_dict({}), connect=lambda: joined.append(1)
+        )
+        plan.lease.release()
+        assert len(plan.files) == 3
+        assert joined == ([] if out == "small" else [1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -191,13 +192,15 @@ def _run(args: argparse.Namespace) -> int:
     from dedupe_at_scale.job.pipeline import execute, plan_job
     from dedupe_at_scale.job.report import summarize
 
-    # Config, output and every input footer are checked before Ray starts.
+    # Config, output and every input footer are checked before Ray starts,
+    # unless the input has so many files that their footers are read in Ray tasks.
     refuse_ray_client(args.address)
     cfg = load_config(args.config)
     input_uri, output_uri = job_uris(cfg, args.input, args.output)
-    plan = plan_job(input_uri, output_uri, cfg, overwrite=args.overwrite)
+    join = functools.partial(connect, args.address, args.num_cpus, quiet=args.quiet)
+    plan = plan_job(input_uri, output_uri, cfg, overwrite=args.overwrite, connect=join)
     try:
-        connect(args.address, args.num_cpus, quiet=args.quiet)
+        join()
         result = execute(plan)
     finally:
         if plan.lease is not None:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import ray
+from ray.exceptions import RayTaskError
 
 from dedupe_at_scale.io.storage import Location
 
@@ -26,16 +27,24 @@ TASK_CPUS = 0.25  # waiting on storage, mostly
 
 
 def map_files(
-    location: Location, paths: list[str], fn: Callable[[Location, str], T], chunk: int = CHUNK
-) -> list[T]:
-    """`fn(location, path)` for every path, in order."""
+    location: Location, paths: list[str], fn: Callable[[Location, str], T],
+    chunk: int = CHUNK, in_tasks: bool = True,
+) -> list[T]:  # fmt: skip
+    """`fn(location, path)` for every path, in order; in tasks when Ray is up
+    and `in_tasks`. An error `fn` raises in a task is raised here as itself."""
     if not paths:
         return []
-    if not ray.is_initialized():
+    if not (in_tasks and ray.is_initialized()):
         return _run(location, paths, fn)
     runs = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     refs = [_task.remote(location, run, fn) for run in runs]
-    return [result for part in ray.get(refs) for result in part]
+    try:
+        parts = ray.get(refs)
+    except RayTaskError as error:
+        if isinstance(error.cause, Exception):
+            raise error.cause from error
+        raise
+    return [result for part in parts for result in part]
 
 
 def _run(location: Location, paths: list[str], fn: Callable[[Location, str], Any]) -> list[Any]:

@@ -13,7 +13,6 @@ import functools
 import posixpath
 import urllib.parse
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ from ray.data.datasource import Datasource, ReadTask
 from dedupe_at_scale import columns as col
 from dedupe_at_scale import formats
 from dedupe_at_scale.config import InputConfig
+from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.storage import InputListing, Location, StorageError, list_input_files
 
 if TYPE_CHECKING:
@@ -96,6 +96,10 @@ class ReadUnit:
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 FILES_PER_UNIT = 256  # small files one read task opens, at most
+# Inputs with more files have their footers read in Ray tasks when Ray is up
+# (the CLI starts it before planning then); fewer are read here, so that a
+# bad file in a small input is found before Ray starts.
+FOOTERS_IN_TASKS = 256
 # Problems that leave a file's row count unknown.
 UNCOUNTABLE = ("empty_file", "not_parquet", "unreadable_file")
 TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
@@ -107,9 +111,12 @@ def discover_inputs(location: Location, cfg: InputConfig) -> list[InputFile]:
 
 
 def inspect_files(location: Location, listing: InputListing, cfg: InputConfig) -> list[InputFile]:
-    """Check every listed file's footer (in parallel threads)."""
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        return list(pool.map(lambda p: inspect_file(location, p, listing.root, cfg), listing.files))
+    """Check every listed file's footer: in Ray tasks past FOOTERS_IN_TASKS
+    files when Ray is up (the driver then makes no request per file), else
+    in threads here."""
+    inspect = functools.partial(inspect_file, root=listing.root, cfg=cfg)
+    in_tasks = len(listing.files) > FOOTERS_IN_TASKS
+    return map_files(location, listing.files, inspect, in_tasks=in_tasks)
 
 
 def hive_partitions(relpath: str, cfg: InputConfig) -> tuple[tuple[str, str | None], ...]:

@@ -2,6 +2,7 @@
 job/write.py, the only modules that build Ray datasets).
 
   1. plan      config, output and every input footer, before Ray starts
+               (past FOOTERS_IN_TASKS files, footers are read in Ray tasks)
   2. annotate  read shards -> the registered per-document stages (stages/),
                fused into one task per read unit, each unit staged whole to
                OUT/_staging/annotated/ (job/annotate.py); a re-run keeps them
@@ -39,6 +40,7 @@ from dedupe_at_scale.io.lease import Lease
 from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
 from dedupe_at_scale.io.reader import (
+    FOOTERS_IN_TASKS,
     InputError,
     InputFile,
     ReadUnit,
@@ -72,7 +74,6 @@ from dedupe_at_scale.job.write import (
     step_fields,
     write_outputs,
     write_parquet,
-    write_views,
 )
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
@@ -114,9 +115,14 @@ class JobPlan:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobPlan:
+def plan_job(
+    input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False,
+    connect: Callable[[], None] | None = None,
+) -> JobPlan:  # fmt: skip
     """Check the output and every input footer; needs no Ray. Decides what an
-    earlier, interrupted run of the same job left that can be kept."""
+    earlier, interrupted run of the same job left that can be kept. With
+    more than FOOTERS_IN_TASKS input files, `connect` (joining Ray) is
+    called first, so that the footers are read in Ray tasks."""
     started = time.time()
     source = resolve(input_uri, cfg.storage)
     output = resolve(output_uri, cfg.storage)
@@ -130,6 +136,8 @@ def plan_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = 
     _on_storage(output_uri, lambda: layout.check(overwrite))
     probe(source)
     listing = list_input_files(source)
+    if connect is not None and len(listing.files) > FOOTERS_IN_TASKS:
+        connect()
     files = inspect_files(source, listing, cfg.input)
     input_schema = unify_input_schema(files, cfg.input, added_columns(cfg))
     units = plan_units(files, cfg.input.rows_per_task, cfg.input.min_rows_per_task)
@@ -256,7 +264,6 @@ def _execute(plan: JobPlan) -> JobResult:
                     ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
                     rows_per_shard, prefix="part",
                 )  # fmt: skip
-        write_views(layout, cfg, outcomes, rows_per_shard)
         _write_empty_shards(plan, staged)
 
     with _timed(timings, "account"):

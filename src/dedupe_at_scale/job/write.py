@@ -1,5 +1,6 @@
 """The write phase: one Ray Data pass over the staged files writes data/,
-rejected/ and the per-block counts together.
+rejected/ and the per-block counts together, and the steps' views of data/
+(splits/<name>/, subsets/<pct>/) from the same rows, without reading data/.
 
 Each read task applies the global decisions to one staged file, writes that
 file's rejected rows to rejected/part-<file>-<k>.parquet and its counts (and
@@ -24,9 +25,9 @@ from ray.data.datasource import FilenameProvider
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.fanout import map_files
-from dedupe_at_scale.io.output import OutputLayout, file_counts
+from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.quarantine import rejected_table
-from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
+from dedupe_at_scale.io.reader import ReadUnit
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
@@ -111,31 +112,17 @@ def write_outputs(
         # The sort's range boundaries are sampled at random: cut its output
         # into even shards instead (deterministic, each carrying the mix).
         kept = even_shards(kept, rows_per_shard)
+    views = [(name, keep) for outcome in outcomes.values() for name, keep in outcome.views.items()]
+    if views and not order_by:
+        kept = kept.materialize()  # data/'s rows once, for data/ and every view
     # Even shards are written as they are (a row bound would merge two).
     rows_per_file = None if order_by else rows_per_shard
     write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part")
-    return _read_stats(layout.location, stats_dir, len(staged.files))
-
-
-def write_views(
-    layout: OutputLayout, cfg: JobConfig, outcomes: dict[str, StepOutcome], rows_per_shard: int
-) -> None:
-    """The steps' views of data/ (subsets/25, splits/train): each a pass over
-    data/'s shards in order, keeping its rows."""
-    shards = layout.list_parquet(layout.data)
-    if not shards:
-        return  # nothing kept: empty shards stand in (pipeline._write_empty_shards)
-    views = [(name, keep) for outcome in outcomes.values() for name, keep in outcome.views.items()]
-    counts = file_counts(layout.location, shards) if views else None
     for name, keep in views:
-        source = parquet_datasource(layout.location, shards, None, counts=counts)
-        rows = ray.data.read_datasource(source)
-        rows = rows.map_batches(keep, batch_format="pyarrow", batch_size=None)
-        # The kept rows of several data/ shards make one output shard (Ray
-        # fuses read, filter and write per shard: its writer cannot merge).
-        rows = even_shards(rows, rows_per_shard)
+        rows = kept.map_batches(keep, batch_format="pyarrow", batch_size=None)
         path = posixpath.join(layout.publish_root, name)
-        write_parquet(rows, path, layout, cfg, None, prefix="part")
+        write_parquet(even_shards(rows, rows_per_shard), path, layout, cfg, None, prefix="part")
+    return _read_stats(layout.location, stats_dir, len(staged.files))
 
 
 def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
