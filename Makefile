@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DOCS ?= 6000
 DEMO_SHARDS ?= 8
 
-.PHONY: install demo test test-fast lint format bench clean cluster-up cluster-down
+.PHONY: install demo test test-heavy test-fast lint format bench clean cluster-up cluster-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,14 @@ $(CHROMIUM):
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
 # pytest exits 5 when it collected no tests: treat that as a failure too.
+# Variants that repeat a path the suite already takes are marked heavy
+# (tests/conftest.py, HEAVY) and run by `make test-heavy`.
 test: install $(CHROMIUM)
-	@$(BIN)/python -m pytest -q -p no:cacheprovider --durations=20; rc=$$?; \
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "not heavy" --durations=40; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+test-heavy: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m heavy
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not ray"

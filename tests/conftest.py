@@ -27,10 +27,37 @@ GOOD_EN = (
 RAY_FIXTURES = {"ray_cluster", "local_cluster"}
 
 
+# Variants that repeat a path another variant of the same test already takes
+# in the suite: `make test` skips them, `make test-heavy` runs them. Each
+# keeps one variant in the suite (named after the colon).
+HEAVY = {
+    "test_lease.py::test_a_run_stalled_past_its_lease_is_fenced_off[moto]": "local, seaweedfs",
+    "test_failures.py::test_a_killed_run_is_finished_by_the_same_command[annotating]": "annotated",
+    "test_failures.py::test_a_killed_run_on_s3_is_finished_by_the_same_command[moto-annotating]": (
+        "seaweedfs-annotating"
+    ),
+    "test_failures.py::test_a_killed_run_on_s3_is_finished_by_the_same_command[moto-annotated]": (
+        "seaweedfs-annotating"
+    ),
+    "test_failures.py::test_a_killed_run_on_s3_is_finished_by_the_same_command"
+    "[seaweedfs-annotated]": "annotated, on local disk",
+    "test_failures.py::test_a_staged_file_damaged_after_annotation_is_annotated_again"
+    "[lost_a_row]": "truncated",
+    "test_formats_job.py::test_same_output_for_one_and_two_workers[chat]": "preference",
+    "test_s3.py::test_an_endpoint_that_never_answers_fails_within_a_bound[output]": "input",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: a variant make test skips (conftest.HEAVY)")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ray)
+        if item.nodeid.removeprefix("tests/") in HEAVY:
+            item.add_marker(pytest.mark.heavy)
 
 
 @pytest.fixture(scope="session")
