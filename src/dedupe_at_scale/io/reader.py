@@ -13,6 +13,7 @@ import functools
 import posixpath
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -100,6 +101,7 @@ FILES_PER_UNIT = 256  # small files one read task opens, at most
 # (the CLI starts it before planning then); fewer are read here, so that a
 # bad file in a small input is found before Ray starts.
 FOOTERS_IN_TASKS = 256
+READ_THREADS = 16  # files of one unit fetched at once
 # Problems that leave a file's row count unknown.
 UNCOUNTABLE = ("empty_file", "not_parquet", "unreadable_file")
 TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view())
@@ -372,21 +374,27 @@ def read_columns(
 def read_unit(
     location: Location, unit: ReadUnit, cfg: InputConfig, schema: InputSchema | None = None
 ) -> pa.Table:
-    """Read one unit (its file slices, in order) and prepare it for the stages."""
+    """Read one unit (its file slices, in order) and prepare it for the stages.
+    A unit of several small files fetches them at once: on object storage
+    each file costs a few requests, and waiting for them one after another
+    is what a unit of many files spends its time on."""
+    with ThreadPoolExecutor(max_workers=min(len(unit.slices), READ_THREADS) or 1) as pool:
+        fetched = [pool.submit(_read_row_groups, location, piece) for piece in unit.slices]
     tables, offset = [], 0
-    for piece in unit.slices:
-        tables.append(_read_slice(location, piece, cfg, unit.index, offset, schema))
+    for piece, fetch in zip(unit.slices, fetched):
+        tables.append(_read_slice(piece, fetch.result, location, cfg, unit.index, offset, schema))
         offset += piece.num_rows
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
 def _read_slice(
-    location: Location, piece: FileSlice, cfg: InputConfig, unit_index: int, uid_offset: int,
-    schema: InputSchema | None,
+    piece: FileSlice, fetch: Callable[[], pa.Table], location: Location, cfg: InputConfig,
+    unit_index: int, uid_offset: int, schema: InputSchema | None,
 ) -> pa.Table:  # fmt: skip
+    """Prepare one slice; `fetch` gives its rows or raises the read's error."""
     f = piece.file
     try:
-        table = _read_row_groups(location, piece)
+        table = fetch()
     except (pa.ArrowException, OSError) as exc:
         message = f"{f.display}: cannot read row groups {list(piece.row_groups)}: {exc}"
         if cfg.on_invalid_file == "error":
