@@ -284,8 +284,8 @@ class DedupConfig:
     # false: find the clusters (duplicates/, and splits keep them whole) but
     # keep every member.
     remove: bool = True
-    # Hash partitions of the global steps; null: one per 100,000 input documents,
-    # at most twice the cluster's CPUs (steps/base.py, partition_count).
+    # Hash partitions of the global steps; null: one per 100,000 input documents
+    # (steps/base.py, partition_count).
     partitions: int | None = None
     # How the all-to-all hops move their pieces (steps/exchange.py): objects
     # (one Ray object per sender and receiver), mailboxes (actors own the

@@ -352,10 +352,7 @@ def _run_global_steps(
         paths=tuple(staged.files),
         columns=tuple(staged.schema_names()),
         decisions_dir=plan.layout.decisions,
-        partitions=cfg.dedup.partitions
-        or partition_count(
-            sum(f.num_rows for f in plan.files), int(ray.cluster_resources().get("CPU", 1))
-        ),
+        partitions=cfg.dedup.partitions or partition_count(sum(f.num_rows for f in plan.files)),
         has_ids=any(f.has_id for f in plan.files),
         # The index's summary, for the step that reports on contamination.
         prepared=(

@@ -106,16 +106,18 @@ def group_files(files: list[StagedFile], groups: int) -> list[StagedGroup]:
 
 
 # The global steps move a fixed number of bytes per document (ids, band keys,
-# signatures), so documents measure their data volume. Every staged file
-# sends one piece to every partition: partitions beyond what the volume needs
-# only add objects and tasks.
+# signatures), so documents measure their data volume, and a partition's
+# tasks hold about this many documents' worth, however large the corpus or
+# small the cluster (a cap by CPUs made 1.25M-document partitions at 5M
+# documents on 2 cores). Partitions beyond what the volume needs only add
+# tasks; their pieces are bounded by steps/exchange.py.
 DOCS_PER_PARTITION = 100_000
 
 
-def partition_count(documents: int, cpus: int) -> int:
+def partition_count(documents: int) -> int:
     """Hash partitions of the global steps: one per DOCS_PER_PARTITION
-    documents, at least one, at most two per CPU."""
-    return max(1, min(2 * max(cpus, 1), -(-documents // DOCS_PER_PARTITION)))
+    documents, at least one."""
+    return max(1, -(-documents // DOCS_PER_PARTITION))
 
 
 @dataclass(frozen=True)
