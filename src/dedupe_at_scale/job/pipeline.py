@@ -36,7 +36,7 @@ from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.io.evalsets import read_eval_items
-from dedupe_at_scale.io.lease import Lease
+from dedupe_at_scale.io.lease import Lease, LeaseLostError
 from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
 from dedupe_at_scale.io.reader import (
@@ -205,9 +205,25 @@ def execute(plan: JobPlan) -> JobResult:
         if plan.lease is not None and plan.lease.lost is not None:
             raise plan.lease.lost from None
         raise
+    except Exception:
+        # A run whose lease was taken may first fail on what the other run
+        # moved (its staged files), before the renewer looks: the lease says why.
+        _raise_if_lease_lost(plan)
+        raise
     finally:
         if plan.lease is not None:
             plan.lease.release()
+
+
+def _raise_if_lease_lost(plan: JobPlan) -> None:
+    if plan.lease is None:
+        return
+    try:
+        plan.lease.check()
+    except LeaseLostError as lost:
+        raise lost from None
+    except Exception:  # the lease cannot be read: the run's own error stands
+        return
 
 
 def _execute(plan: JobPlan) -> JobResult:
