@@ -3,6 +3,7 @@ peak memory of its driver and of Ray's worker processes."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -13,20 +14,41 @@ from pathlib import Path
 
 import yaml
 
+SPILL_GLOB = "/tmp/ray/session_latest/ray_spilled_objects_*"
+
+
+def _spilled_bytes() -> int:
+    """Bytes in Ray's spill directories of the newest local session now."""
+    total = 0
+    for directory in glob.glob(SPILL_GLOB):
+        try:
+            total += sum(e.stat().st_size for e in os.scandir(directory) if e.is_file())
+        except OSError:
+            continue
+    return total
+
 
 class MemorySampler(threading.Thread):
     """Peak RSS of the job's driver process and of all Ray worker processes on
-    this machine (run benchmarks on an otherwise idle machine)."""
+    this machine (run benchmarks on an otherwise idle machine), and a series
+    of (time, driver, workers, spilled bytes) samples for per-phase peaks."""
 
     def __init__(self, driver_pid: int):
         super().__init__(daemon=True)
         self.driver_pid = driver_pid
         self.driver_peak = self.workers_peak = 0
+        self.samples: list[tuple[float, int, int, int]] = []
         self.stop = threading.Event()
+
+    def peaks_between(self, start: float, end: float) -> tuple[int, int, int]:
+        """Peak driver RSS, workers' RSS and spilled bytes sampled in [start, end]."""
+        inside = [s for s in self.samples if start <= s[0] <= end] or [(0.0, 0, 0, 0)]
+        return tuple(max(s[i] for s in inside) for i in (1, 2, 3))  # type: ignore[return-value]
 
     def run(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self.stop.is_set():
+            driver = 0
             workers = 0
             for pid in os.listdir("/proc"):
                 if not pid.isdigit():
@@ -37,10 +59,12 @@ class MemorySampler(threading.Thread):
                 except (OSError, ValueError):
                     continue
                 if int(pid) == self.driver_pid:
-                    self.driver_peak = max(self.driver_peak, rss)
+                    driver = rss
                 elif b"ray::" in cmd or b"default_worker.py" in cmd:
                     workers += rss
+            self.driver_peak = max(self.driver_peak, driver)
             self.workers_peak = max(self.workers_peak, workers)
+            self.samples.append((time.time(), driver, workers, _spilled_bytes()))
             time.sleep(0.2)
 
     def summary(self) -> str:

@@ -1,0 +1,197 @@
+"""What the job costs at sizes this machine cannot run: tasks, objects, bytes
+shuffled and driver memory for 100M, 1B and 10B documents on 10, 100 and
+1,000 nodes of 64 cores, from constants measured here (each names the
+benchmark that measured it; pass another value to see its effect).
+
+    .venv/bin/python benchmarks/cost_model.py
+    .venv/bin/python benchmarks/cost_model.py --docs-per-core-s 700   # real text
+
+The sizing rules are the job's own (steps/base.py, steps/dedup/tasks.py,
+steps/exchange.py): read units of input.rows_per_task documents, one hash
+partition per 100,000 documents, at most four
+staged-file groups per partition, 16 bands of 8 rows, mailboxes (two per
+node) once a hop would pass more than 20,000 objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+ROWS_PER_TASK = 20_000  # input.rows_per_task: one staged file each
+DOCS_PER_PARTITION = 100_000
+GROUPS_PER_PARTITION = 4
+BANDS = 16
+AUTO_MAX_OBJECTS = 20_000
+# Scan hop bytes per kept document: the exact key (hi, lo, uid: 3 x 8 B) and
+# one (key, uid, exact) row of 3 x 8 B per band. The largest hop by far.
+SCAN_BYTES_PER_DOC = 24 + BANDS * 24
+CORES_PER_NODE = 64
+LIST_PAGE = 1000  # keys per S3 ListObjectsV2 page
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class Constants:
+    driver_bytes_per_ref: float  # benchmarks/objects.py: driver RSS per object held
+    driver_base_gib: float  # benchmarks/objects.py: driver RSS with mailboxes
+    driver_s_per_task: float  # benchmarks/cost_model.py --measure: submit + get a task
+    docs_per_core_s: float  # benchmarks/job_scale.py: whole job, per core
+    graph_rounds: int  # manifests: dedup.graph_rounds
+    request_s: float  # object store latency (the proxy's 20 ms)
+    docs_per_input_file: int
+    head_memory_gib: float
+    node_memory_gib: float
+
+
+@dataclass(frozen=True)
+class Sizing:
+    docs: int
+    nodes: int
+    docs_per_partition: int = DOCS_PER_PARTITION
+
+    @property
+    def cores(self) -> int:
+        return self.nodes * CORES_PER_NODE
+
+    @property
+    def staged_files(self) -> int:
+        return math.ceil(self.docs / ROWS_PER_TASK)
+
+    @property
+    def partitions(self) -> int:
+        return max(1, math.ceil(self.docs / self.docs_per_partition))
+
+    @property
+    def groups(self) -> int:
+        return min(self.staged_files, GROUPS_PER_PARTITION * self.partitions)
+
+    @property
+    def pieces_per_hop(self) -> int:
+        """Largest hop: every group to every partition, or to every group."""
+        return self.groups * max(self.partitions, self.groups)
+
+    @property
+    def mailboxes(self) -> int:
+        receivers = max(self.partitions, self.groups)
+        return 0 if self.pieces_per_hop <= AUTO_MAX_OBJECTS else min(receivers, 2 * self.nodes)
+
+    def dedup_tasks(self, rounds: int) -> int:
+        # scan, attach, verify, members, write decisions and the first round's
+        # extra senders per group; buckets, labels, keep and five per round
+        # (route, star, route, star, checksum) per partition.
+        return 6 * self.groups + (3 + 5 * rounds) * self.partitions
+
+
+def row(s: Sizing, c: Constants) -> dict[str, str]:
+    # Two hops' refs are alive at once (a hop is released after the next
+    # one's barrier); with mailboxes, one ref per sender and receiver.
+    refs = s.pieces_per_hop if not s.mailboxes else s.groups + s.partitions
+    driver_gib = c.driver_base_gib + 2 * refs * c.driver_bytes_per_ref / GiB
+    objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
+    scan_gib = s.docs * SCAN_BYTES_PER_DOC / GiB
+    per_node = scan_gib / s.nodes  # held by the node's mailboxes, or its object store
+    compute_min = s.docs / (c.docs_per_core_s * s.cores) / 60
+    tasks = s.dedup_tasks(c.graph_rounds)
+    submit_min = tasks * c.driver_s_per_task / 60
+    list_s = math.ceil(s.docs / c.docs_per_input_file / LIST_PAGE) * c.request_s
+    limits = []
+    if driver_gib > c.head_memory_gib:
+        limits.append("driver memory")
+    if s.mailboxes and per_node > c.node_memory_gib / 2:
+        limits.append("mailbox heap")
+    if submit_min > compute_min:
+        limits.append("dedup tasks on the driver")
+    if list_s / 60 > compute_min:
+        limits.append("listing")
+    return {
+        "docs": {10**8: "100M", 10**9: "1B", 10**10: "10B"}.get(s.docs, f"{s.docs:.0e}"),
+        "nodes": str(s.nodes),
+        "P": str(s.partitions),
+        "groups": str(s.groups),
+        "annotate tasks": str(s.staged_files),
+        "dedup tasks": str(tasks),
+        "hop pieces": f"{s.pieces_per_hop:.1e}",
+        "mailboxes": str(s.mailboxes),
+        "driver GiB": f"{driver_gib:,.1f}",
+        "(objects)": f"{objects_gib:,.0f}",
+        "scan hop GiB": f"{scan_gib:,.0f}",
+        "per node GiB": f"{per_node:,.1f}",
+        "compute min": f"{compute_min:,.1f}",
+        "dedup submit min": f"{submit_min:,.1f}",
+        "list s": f"{list_s:,.1f}",
+        "first limit": ", ".join(limits) or "-",
+    }
+
+
+def measure_task_seconds(tasks: int = 5000) -> float:
+    """Seconds the driver spends per task: submit `tasks` no-op tasks on a
+    local Ray and wait for them (on this machine, with its cores busy)."""
+    import time
+
+    import ray
+
+    ray.init(address="local", include_dashboard=False, logging_level="ERROR")
+
+    @ray.remote(num_cpus=0.25)
+    def noop(x: int) -> int:
+        return x
+
+    ray.get([noop.remote(i) for i in range(200)])  # warm the worker pool
+    started = time.perf_counter()
+    ray.get([noop.remote(i) for i in range(tasks)])
+    seconds = (time.perf_counter() - started) / tasks
+    ray.shutdown()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--driver-bytes-per-ref", type=float, default=12_000)
+    parser.add_argument("--driver-base-gib", type=float, default=0.45)
+    parser.add_argument("--driver-s-per-task", type=float, default=None,
+                        help="default: measured now (--measure-tasks no-op tasks)")  # fmt: skip
+    parser.add_argument("--measure-tasks", type=int, default=5000)
+    parser.add_argument("--docs-per-core-s", type=float, default=3_000)
+    parser.add_argument("--docs-per-partition", type=int, default=DOCS_PER_PARTITION,
+                        help="what dedup.partitions would set: documents / this")  # fmt: skip
+    parser.add_argument("--graph-rounds", type=int, default=4)
+    parser.add_argument("--request-s", type=float, default=0.02)
+    parser.add_argument("--docs-per-input-file", type=int, default=100_000)
+    parser.add_argument("--head-memory-gib", type=float, default=64)
+    parser.add_argument("--node-memory-gib", type=float, default=256)
+    args = parser.parse_args()
+    per_task = args.driver_s_per_task
+    if per_task is None:
+        per_task = measure_task_seconds(args.measure_tasks)
+        print(f"measured: {1000 * per_task:.2f} ms of driver time per task "
+              f"({args.measure_tasks} no-op tasks on a local Ray)")  # fmt: skip
+    c = Constants(
+        args.driver_bytes_per_ref, args.driver_base_gib, per_task, args.docs_per_core_s,
+        args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
+        args.node_memory_gib,
+    )  # fmt: skip
+    rows = [
+        row(Sizing(docs, nodes, args.docs_per_partition), c)
+        for docs in (10**8, 10**9, 10**10)
+        for nodes in (10, 100, 1000)
+    ]
+    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
+    print("  ".join(k.rjust(w) for k, w in widths.items()))
+    for r in rows:
+        print("  ".join(r[k].rjust(w) for k, w in widths.items()))
+    print(
+        f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
+        f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core. "
+        f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
+        f"{c.head_memory_gib:.0f} GiB; a node's share of the scan hop over half its "
+        f"{c.node_memory_gib:.0f} GiB (mailboxes do not spill); submitting dedup's tasks or "
+        f"listing the input longer than the compute)"
+    )
+
+
+if __name__ == "__main__":
+    main()
