@@ -139,6 +139,8 @@ def _run(ex: Exchange, view: StagedView, groups: list[StagedGroup], bands: int, 
         verified = [call(_concat_pairs, 1, candidates[g])[0] for g in range(n_groups)]
     counts = ray.get([_count.remote(r) for r in verified + edges])
     sig_hop.release()
+    # Pairs from the band buckets before verification: what verify's work grows with.
+    stats["candidate_pairs"] = sum(ray.get([b["candidate_count"] for b in buckets]))
     stats["near_edges"] = sum(counts[:n_groups])
     stats["exact_edges"] = sum(counts[n_groups:])
     timings["verify"] = time.time() - started
@@ -212,7 +214,7 @@ def _scan_returns(exact: int, bands: int) -> Returns:
 
 
 def _bucket_returns(candidates: int) -> Returns:
-    return Returns((("exact_edges", None), ("candidates", candidates)))
+    return Returns((("exact_edges", None), ("candidate_count", None), ("candidates", candidates)))
 
 
 # Helpers run on the driver ------------------------------------------------------
@@ -348,8 +350,9 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
     )  # fmt: skip
     sent = out.send(split(_pairs_table(a, b), _file_of(group_index, a), n_groups))
     return _bucket_returns(len(sent)).pack(
-        exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidates=sent
-    )
+        exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidate_count=len(a),
+        candidates=sent,
+    )  # fmt: skip
 
 
 @ray.remote(max_retries=TASK_RETRIES)
