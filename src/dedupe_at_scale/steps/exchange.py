@@ -145,9 +145,11 @@ class Hop:
         return [Inbox(boxes[d % len(boxes)], self.id, d) for d in range(self.n_dst)]
 
     def release(self) -> None:
-        """Drop the hop's pieces; only once its receivers have finished."""
-        for box in self.exchange.mailboxes or ():
-            box.release.remote(self.id)
+        """Drop the hop's pieces; only once its receivers have finished.
+        Waits until every mailbox has dropped them, so that a receiver asking
+        later (rebuilt from lineage) is refused, not served by a mailbox the
+        release has not reached yet."""
+        ray.get([box.release.remote(self.id) for box in self.exchange.mailboxes or ()])
 
 
 class Exchange:
