@@ -29,7 +29,9 @@ def test_leftovers_of_a_failed_run_are_cleared(tmp_path):
     (tmp_path / "_staging" / "annotated" / "x.parquet").write_bytes(b"partial")
     assert layout(tmp_path).prepare(overwrite=False, fingerprint="f") == "none"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_staging"]
-    assert [p.name for p in (tmp_path / "_staging").iterdir()] == ["job.json"]
+    # Only the new run's marker and its (empty) decisions directory.
+    assert sorted(p.name for p in (tmp_path / "_staging").iterdir()) == ["decisions", "job.json"]
+    assert not any((tmp_path / "_staging" / "decisions").iterdir())
 
 
 def test_foreign_files_are_never_deleted(tmp_path):

@@ -123,6 +123,9 @@ class OutputLayout:
             for name in PUBLISHED:
                 self._remove(self.location.join(name))
         fs.makedirs(self.staging_root, exist_ok=True)
+        # Made here, at planning, not by the steps: a run taken over while
+        # frozen must not bring back a _staging/ the other run published.
+        fs.makedirs(self.decisions, exist_ok=True)
         write_json(self.location, self.job_marker, {"fingerprint": fingerprint})
         return resume
 

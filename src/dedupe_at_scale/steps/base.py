@@ -181,8 +181,8 @@ class GlobalStep:
 
 
 def decision_paths(view: StagedView, prefix: str) -> list[str]:
-    """One decision file per staged file, under the run's decisions/."""
-    view.location.fs.makedirs(view.decisions_dir, exist_ok=True)
+    """One decision file per staged file, under the run's decisions/ (made
+    at planning, OutputLayout.prepare)."""
     return [
         posixpath.join(view.decisions_dir, f"{prefix}-{f:05d}.parquet")
         for f in range(len(view.paths))
