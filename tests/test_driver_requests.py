@@ -5,7 +5,9 @@ past a file count, planning reads the input footers in tasks too."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import pytest
 from fsspec.implementations.local import LocalFileSystem
@@ -17,10 +19,10 @@ from dedupe_at_scale.sample import generate_sample
 PER_FILE = re.compile(r"_staging/(annotated/annotated-|publish/.*\.parquet$|stats/block-)")
 
 
-def driver_opens(monkeypatch, root, out) -> list[str]:
-    """Paths the driver opened while executing the plan (Ray workers are
-    other processes: the patch does not reach them)."""
-    plan = plan_job(str(root), str(out), config_from_dict({}))
+@contextlib.contextmanager
+def recording_opens(monkeypatch) -> Iterator[list[str]]:
+    """Paths this process opens on local disk inside the block (Ray workers
+    are other processes: the patch does not reach them)."""
     opened: list[str] = []
     original = LocalFileSystem._open
 
@@ -30,9 +32,16 @@ def driver_opens(monkeypatch, root, out) -> list[str]:
 
     monkeypatch.setattr(LocalFileSystem, "_open", recording)
     try:
-        execute(plan)
+        yield opened
     finally:
         monkeypatch.setattr(LocalFileSystem, "_open", original)
+
+
+def driver_opens(monkeypatch, root, out) -> list[str]:
+    """Paths the driver opened while executing the plan."""
+    plan = plan_job(str(root), str(out), config_from_dict({}))
+    with recording_opens(monkeypatch) as opened:
+        execute(plan)
     return opened
 
 
@@ -74,18 +83,9 @@ def test_input_footers_are_read_in_tasks_past_a_file_count(ray_cluster, monkeypa
 
     def inspected(threshold: int, cfg: InputConfig) -> tuple[list, list[str]]:
         monkeypatch.setattr(reader, "FOOTERS_IN_TASKS", threshold)
-        opened: list[str] = []
-        original = LocalFileSystem._open
-
-        def recording(self, path, *args, **kwargs):
-            opened.append(str(path))
-            return original(self, path, *args, **kwargs)
-
-        monkeypatch.setattr(LocalFileSystem, "_open", recording)
-        try:
-            return reader.inspect_files(location, listing, cfg), opened
-        finally:
-            monkeypatch.setattr(LocalFileSystem, "_open", original)
+        with recording_opens(monkeypatch) as opened:
+            files = reader.inspect_files(location, listing, cfg)
+        return files, opened
 
     here, opened_here = inspected(10**6, quarantine)
     in_tasks, opened_by_driver = inspected(0, quarantine)
