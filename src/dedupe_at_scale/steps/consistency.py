@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConsistencyConfig, JobConfig
-from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.steps.base import GlobalStep, StagedView, StepOutcome, StepOutput
 
 CONFLICTS = "conflicts"
@@ -200,7 +200,7 @@ class Consistency(GlobalStep):
         by_kind: dict[str, int] = {}
         rows = 0
         for path in paths:
-            table = pq.read_table(path, filesystem=view.location.arrow_fs, columns=["kind", "ids"])
+            table = read_parquet(view.location, path, ["kind", "ids"])
             for kind in table.column("kind").to_pylist():
                 by_kind[kind] = by_kind.get(kind, 0) + 1
             rows += sum(len(ids) for ids in table.column("ids").to_pylist())

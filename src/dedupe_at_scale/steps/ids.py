@@ -20,7 +20,7 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES, JobConfig
 from dedupe_at_scale.io.reader import InputError
-from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.steps.base import (
     Decision,
@@ -104,7 +104,7 @@ def _find_repeats(ex: Exchange, view: StagedView) -> list[tuple[int, str | None]
 
 
 def _apply_file(location: Location, paths: list[str], index: int, table: pa.Table) -> pa.Table:
-    repeated = pq.read_table(paths[index], filesystem=location.arrow_fs)
+    repeated = read_parquet(location, paths[index])
     return apply_id_decisions(table, repeated)
 
 

@@ -7,10 +7,9 @@ import functools
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.io.storage import Location
+from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, apply_decisions, run_dedup
@@ -96,5 +95,5 @@ def summary(report: dict[str, Any], rows: list[dict], rules: dict[str, int]) -> 
 def _apply_file(
     location: Location, paths: list[str], index: int, table: pa.Table, remove: bool = True
 ) -> pa.Table:
-    decided = pq.read_table(paths[index], filesystem=location.arrow_fs)
+    decided = read_parquet(location, paths[index])
     return apply_decisions(table, decided, remove)
