@@ -60,10 +60,10 @@ class Contamination(GlobalStep):
         summary = view.prepared.get(CONTAMINATION, {})
         hits: Counter = Counter()
         items: dict[str, Counter] = {}
-        for rows in found:
-            for source, item in rows:
-                hits[source] += 1
-                items.setdefault(source, Counter())[item] += 1
+        for counts in found:  # per file: documents hit per (set, item)
+            for (source, item), n in counts.items():
+                hits[source] += n
+                items.setdefault(source, Counter())[item] += n
         sources = {
             name: {
                 **stats,
@@ -93,8 +93,10 @@ def _finish(report: dict[str, Any], summary: list[dict], rules: dict[str, int]) 
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _gather(staged_file: StagedFile, id_column: str, path: str) -> list[tuple[str, str]]:
-    """This file's contaminated documents, written to `path`; (set, item) pairs."""
+def _gather(staged_file: StagedFile, id_column: str, path: str) -> Counter:
+    """This file's contaminated documents, written to `path`; how many per
+    (set, item): what the driver receives is bounded by the eval items hit,
+    not by the documents."""
     columns = [id_column, col.RULE, col.CONTAMINATION_SOURCE, col.CONTAMINATION_ITEM,
                col.CONTAMINATION_MATCHES]  # fmt: skip
     table = staged_file.read(columns)
@@ -114,7 +116,7 @@ def _gather(staged_file: StagedFile, id_column: str, path: str) -> list[tuple[st
         schema=SCHEMA,
     )
     pq.write_table(out, path, filesystem=staged_file.location.arrow_fs)
-    return list(zip(out.column("eval_set").to_pylist(), out.column("item_id").to_pylist()))
+    return Counter(zip(out.column("eval_set").to_pylist(), out.column("item_id").to_pylist()))
 
 
 __all__ = ["CONTAMINATION", "Contamination"]
