@@ -1,7 +1,8 @@
 """The driver plans and coordinates: after planning it opens no file per
 staged unit, per written shard or per block (footers, stats, moves are read
 or done in Ray tasks), so what it opens does not grow with the files; and
-past a file count, planning reads the input footers in tasks too."""
+past a file count, planning reads the input footers in tasks too. Tasks
+over many small files of an object store ask for a fraction of a CPU."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import contextlib
 import re
 from collections.abc import Iterator
 
+import fsspec
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.io import fanout
+from dedupe_at_scale.io.storage import Location, resolve
 from dedupe_at_scale.job.pipeline import execute, plan_job
 from dedupe_at_scale.sample import generate_sample
 
@@ -121,3 +125,15 @@ def test_planning_joins_ray_first_only_past_the_file_count(monkeypatch, tmp_path
         plan.lease.release()
         assert len(plan.files) == 3
         assert joined == ([] if out == "small" else [1])
+
+
+def test_tasks_over_many_small_remote_files_take_a_fraction_of_a_cpu(tmp_path):
+    remote = Location("s3://bucket/out", fsspec.filesystem("memory"), "bucket/out")
+    local = resolve(str(tmp_path))
+    small, large = [1 << 20] * fanout.MANY_FILES, [64 << 20] * fanout.MANY_FILES
+    assert fanout.file_task_cpus(remote, small) == fanout.TASK_CPUS < 1
+    # Few files, large files, or local disk: starting extra workers would not pay.
+    assert fanout.file_task_cpus(remote, small[:-1]) == 1.0
+    assert fanout.file_task_cpus(remote, large) == 1.0
+    assert fanout.file_task_cpus(local, small) == 1.0
+    assert fanout.file_task_cpus(remote, []) == 1.0

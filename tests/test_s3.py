@@ -16,6 +16,7 @@ import pytest
 
 from conftest import assert_same_output, output_tables
 from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.io import fanout, staged
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.pipeline import plan_job, run_job
 
@@ -28,11 +29,24 @@ def s3_input(s3_server, sample_dir):
     return "s3://corpus-in/sample"
 
 
-def test_bucket_to_bucket_equals_the_local_run(object_store, sample_dir, reference_output):
+def test_bucket_to_bucket_equals_the_local_run(
+    object_store, sample_dir, reference_output, monkeypatch
+):
     s3_server = object_store
     s3_server.upload_dir(sample_dir, "corpus-in", "e2e")
     cfg = config_from_dict({"storage": s3_server.storage()})
+    # The write pass as on many small files of an object store (a fraction
+    # of a CPU per task, io/fanout.file_task_cpus), on the sample's few.
+    monkeypatch.setattr(fanout, "MANY_FILES", 1)
+    asked = []
+
+    def task_cpus(location, sizes):
+        asked.append(fanout.file_task_cpus(location, sizes))
+        return asked[-1]
+
+    monkeypatch.setattr(staged, "file_task_cpus", task_cpus)
     result = run_job("s3://corpus-in/e2e", "s3://corpus-out/run", cfg)
+    assert asked and set(asked) == {fanout.TASK_CPUS}
 
     fs = s3_server.arrow_fs()
     assert_same_output(reference_output, output_tables("corpus-out/run", fs))

@@ -11,7 +11,7 @@ same work runs in local threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -21,9 +21,18 @@ from ray.exceptions import RayTaskError
 from dedupe_at_scale.io.storage import Location
 
 T = TypeVar("T")
+U = TypeVar("U")
 CHUNK = 128  # files per task
 THREADS = 16  # requests in flight per task
 TASK_CPUS = 0.25  # waiting on storage, mostly
+# A task over one small file on an object store waits on its requests (tens
+# of ms each) longer than it computes: with many such files, each task takes
+# TASK_CPUS, so that more requests are in flight than there are cores. Not
+# for a few files, nor on local disk: every phase that runs more tasks than
+# cores starts that many more workers (seconds each), which only many
+# waiting files repay.
+SMALL_FILE_BYTES = 8 << 20
+MANY_FILES = 32
 
 
 def map_files(
@@ -47,9 +56,26 @@ def map_files(
     return [result for part in parts for result in part]
 
 
+def file_task_cpus(location: Location, sizes: Collection[int]) -> float:
+    """CPUs for a task that reads (or writes) one of these files: TASK_CPUS
+    for many small files on remote storage, a whole core otherwise."""
+    small = bool(sizes) and sum(sizes) / len(sizes) < SMALL_FILE_BYTES
+    if small and len(sizes) >= MANY_FILES and not location.is_local:
+        return TASK_CPUS
+    return 1.0
+
+
+def in_threads(fn: Callable[[U], T], items: Sequence[U]) -> list[T]:
+    """`fn(item)` for every item, THREADS at a time, results in order; the
+    first error is raised as itself. Inside a task, for its files' requests."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
 def _run(location: Location, paths: list[str], fn: Callable[[Location, str], Any]) -> list[Any]:
-    with ThreadPoolExecutor(max_workers=min(THREADS, len(paths))) as pool:
-        return list(pool.map(lambda path: fn(location, path), paths))
+    return in_threads(lambda path: fn(location, path), paths)
 
 
 @ray.remote(num_cpus=TASK_CPUS, max_retries=4)

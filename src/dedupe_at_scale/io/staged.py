@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.fanout import file_task_cpus
 from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
 
@@ -73,7 +74,14 @@ class Staged:
         source = parquet_datasource(
             self.layout.location, self.files, columns, transform, self.counts
         )
-        return ray.data.read_datasource(source)
+        return ray.data.read_datasource(source, num_cpus=self.task_cpus)
+
+    @property
+    def task_cpus(self) -> float:
+        """CPUs per read task (io/fanout.file_task_cpus): a fraction for
+        many small staged files on an object store, whose tasks wait on it."""
+        sizes = [size for _, size in (self.counts or {}).values()]
+        return file_task_cpus(self.layout.location, sizes)
 
     @functools.cached_property
     def schema(self) -> pa.Schema | None:

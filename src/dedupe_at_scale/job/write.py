@@ -52,7 +52,7 @@ class PartFilenames(FilenameProvider):
 
 def write_parquet(
     ds: ray.data.Dataset, path: str, layout: OutputLayout, cfg: JobConfig,
-    rows_per_file: int | None, prefix: str,
+    rows_per_file: int | None, prefix: str, cpus: float | None = None,
 ) -> None:  # fmt: skip
     ds.write_parquet(
         path,
@@ -64,6 +64,7 @@ def write_parquet(
         # Our names are deterministic (no write UUID); the directory is ours
         # and was cleared by OutputLayout.prepare.
         mode=SaveMode.OVERWRITE,
+        ray_remote_args={"num_cpus": cpus} if cpus is not None else None,
     )
 
 
@@ -99,11 +100,15 @@ def write_outputs(
     )  # fmt: skip
     order_by = next((o.order_by for o in outcomes.values() if o.order_by), None)
     arrange = [o.arrange_kept for o in outcomes.values() if o.arrange_kept]
+    # The same CPUs as the read, so that Ray fuses read, selection and write
+    # into one task per staged file, as with whole cores.
+    cpus = staged.task_cpus
     kept = staged.read(staged.document_columns(), then=split).map_batches(
         _kept_documents,
         fn_kwargs={"arrange": arrange, "columns": None if order_by else columns},
         batch_format="pyarrow",
         batch_size=None,
+        num_cpus=cpus,
     )
     if order_by:
         kept = kept.sort(order_by).map_batches(
@@ -117,7 +122,8 @@ def write_outputs(
         kept = kept.materialize()  # data/'s rows once, for data/ and every view
     # Even shards are written as they are (a row bound would merge two).
     rows_per_file = None if order_by else rows_per_shard
-    write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part")
+    write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part",
+                  cpus=None if order_by else cpus)  # fmt: skip
     for name, keep in views:
         rows = kept.map_batches(keep, batch_format="pyarrow", batch_size=None)
         path = posixpath.join(layout.publish_root, name)

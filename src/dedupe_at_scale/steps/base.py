@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
 from dedupe_at_scale.io.storage import Location
 
@@ -93,10 +94,14 @@ class StagedGroup:
     files: tuple[StagedFile, ...]
 
     def read(self, columns: list[str]) -> pa.Table:
-        return pa.concat_tables([f.read(columns) for f in self.files])
+        return pa.concat_tables(self.read_each(columns))
+
+    def read_each(self, columns: list[str]) -> list[pa.Table]:
+        """Each file's rows (StagedFile.read), fetched several at a time."""
+        return in_threads(lambda f: f.read(columns), self.files)
 
     def read_kept(self, columns: list[str]) -> pa.Table:
-        return pa.concat_tables([f.read_kept(columns) for f in self.files])
+        return pa.concat_tables(in_threads(lambda f: f.read_kept(columns), self.files))
 
 
 def group_files(files: list[StagedFile], groups: int) -> list[StagedGroup]:

@@ -36,6 +36,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES
+from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps import consistency
 from dedupe_at_scale.steps.base import StagedGroup, StagedView, decision_paths, group_files
@@ -298,7 +299,7 @@ def _uid_range(table: pa.Table) -> tuple[int, int]:
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _scan(group: StagedGroup, cfg, bands, rows, partitions, exact_out: Outbox, band_out: Outbox):
-    tables = [f.read([col.EXACT_HI, col.EXACT_LO, col.MINHASH]) for f in group.files]
+    tables = group.read_each([col.EXACT_HI, col.EXACT_LO, col.MINHASH])
     # The ranges cover rejected rows too: they map every uid of each file.
     uid_ranges = [_uid_range(t) for t in tables]
     table = col.kept_rows(pa.concat_tables(tables))
@@ -525,8 +526,10 @@ def _write_decisions(location, paths, staged_index, first, pieces):
     staged files first, first + 1, ...); (survivors, members)."""
     decisions = receive(pieces).cast(DECISION_SCHEMA).sort_by(col.UID)
     owner = _file_of(staged_index, decisions.column(col.UID).to_numpy()) - first
-    for path, part in zip(paths, split(decisions, owner, len(paths))):
-        pq.write_table(part, path, filesystem=location.arrow_fs)
+    parts = zip(paths, split(decisions, owner, len(paths)))
+    in_threads(
+        lambda pair: pq.write_table(pair[1], pair[0], filesystem=location.arrow_fs), list(parts)
+    )
     return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
 
 
