@@ -285,7 +285,8 @@ def read_json(location: Location, path: str) -> Any:
 def read_parquet(location: Location, path: str, columns: list[str] | None = None) -> pa.Table:
     """One Parquet file the job wrote, opened as a file: pq.read_table(path,
     filesystem=...) first inspects the path as a dataset, which costs an
-    object store five more requests per file (measured: 14 against 3)."""
+    object store more requests per file (benchmarks/scale.py, 300 files: the
+    decision files took 290 requests in the write phase that way, 178 so)."""
     with location.fs.open(path, "rb") as handle:
         return pq.ParquetFile(handle).read(columns=columns)
 
