@@ -6,8 +6,10 @@ Ray's log file, which the line names."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,24 @@ def test_a_config_error_is_one_line(tmp_path):
     result = run_cli("run", "--input", "in", "--output", "out", "--config", "job.yaml",
                      cwd=tmp_path)  # fmt: skip
     assert_one_error_line(result, 2, "dedup.threshold")
+
+
+def test_a_cluster_address_nobody_answers_is_one_line_and_writes_nothing(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_table(tmp_path / "in" / "a.parquet", {"id": ["a"], "text": [GOOD_EN]})
+    started = time.time()
+    result = run_cli("run", "--input", "in", "--output", "out", "--address",
+                     f"127.0.0.1:{port}", "--connect-timeout", "5", cwd=tmp_path)  # fmt: skip
+    assert time.time() - started < 60  # Ray alone retried for minutes
+    assert_one_error_line(
+        result, 1, f"cannot reach the Ray cluster at 127.0.0.1:{port}", "Nothing was written"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_address_that_is_not_host_and_port_is_a_config_error(tmp_path):
+    result = run_cli("run", "--input", "in", "--output", "out", "--address", "head-node",
+                     cwd=tmp_path)  # fmt: skip
+    assert_one_error_line(result, 2, "--address head-node: expected HOST:PORT")

@@ -6,9 +6,11 @@ import argparse
 import functools
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
+from dedupe_at_scale import __version__
 from dedupe_at_scale.cli.submit import SubmitError
 from dedupe_at_scale.config import ConfigError, job_uris, load_config
 from dedupe_at_scale.io.reader import InputError
@@ -16,8 +18,28 @@ from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.accounting import AccountingError
 from dedupe_at_scale.stages.langid import ModelError
 
+
+class ClusterError(RuntimeError):
+    """The Ray cluster named by --address cannot be joined."""
+
+
 # OutputExistsError is a StorageError.
-KNOWN_ERRORS = (ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError)
+KNOWN_ERRORS = (
+    ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError, ClusterError,
+)  # fmt: skip
+CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's address (--connect-timeout)
+
+
+class _ShowDefaults(argparse.HelpFormatter):
+    """Help that ends with the default where there is one to show and the
+    text does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, []) and action.default is not False
+        if not shown or action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Curate LLM training data on Ray Data: language ID, quality rules, "
         "deduplication and mixtures over sharded Parquet.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Every subcommand's --help shows the defaults.
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_ShowDefaults)
 
     run = sub.add_parser("run", help="run the curation job")
     run.add_argument(
@@ -39,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster to join from one of its nodes ('auto' or HOST:PORT); default starts "
         "a local Ray. From elsewhere use `submit` (Ray Data does not run over Ray Client, ray://)",
     )
+    run.add_argument(
+        "--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
+        help="give up on an --address that does not answer within this time",
+    )  # fmt: skip
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all cores)")
     run.add_argument("--overwrite", action="store_true", help="replace a complete output")
     run.add_argument("--quiet", action="store_true", help="no progress output from Ray Data")
@@ -49,10 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--positive", required=True, help="Parquet of high-quality reference text")
     train.add_argument("--negative", required=True, help="Parquet of raw text")
     train.add_argument("--output", required=True, help="model file to write (.bin)")
-    train.add_argument("--text-column", default="text")
+    train.add_argument("--text-column", default="text", help="column holding the text")
     train.add_argument("--holdout", type=float, default=0.1, help="share held out for evaluation")
-    train.add_argument("--epoch", type=int, default=5)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epoch", type=int, default=5, help="passes over the training text")
+    train.add_argument("--seed", type=int, default=0, help="seed of the holdout split")
     train.add_argument("--dim", type=int, default=64, help="vector size")
     train.add_argument("--bucket", type=int, default=500_000, help="hashed bigram buckets")
 
@@ -85,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--config", help="YAML job config whose storage section opens the URI")
 
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
-    gen.add_argument("--docs", type=int, default=6000)
-    gen.add_argument("--shards", type=int, default=8)
-    gen.add_argument("--output", required=True)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--docs", type=int, default=6000, help="documents (or rows) to write")
+    gen.add_argument("--shards", type=int, default=8, help="Parquet files to spread them over")
+    gen.add_argument("--output", required=True, help="directory to write the shards to")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
     gen.add_argument(
         "--format", default="text",
         choices=["text", "instruction", "chat", "preference", "reward"],
@@ -195,6 +224,9 @@ def _run(args: argparse.Namespace) -> int:
     # Config, output and every input footer are checked before Ray starts,
     # unless the input has so many files that their footers are read in Ray tasks.
     refuse_ray_client(args.address)
+    # Before anything is written to the output: Ray itself retries an address
+    # nobody answers for minutes.
+    check_reachable(args.address, args.connect_timeout)
     cfg = load_config(args.config)
     input_uri, output_uri = job_uris(cfg, args.input, args.output)
     join = functools.partial(connect, args.address, args.num_cpus, quiet=args.quiet)
@@ -221,6 +253,26 @@ def refuse_ray_client(address: str | None) -> None:
         )
 
 
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """A HOST:PORT address accepts a connection within `timeout` seconds
+    ('auto' and a local Ray are Ray's to find)."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected HOST:PORT (the GCS port, 6379 by "
+                          "default), 'auto' or 'local'")  # fmt: skip
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} ({why} within {timeout:g} s): is it "
+            "running (`ray status --address` on a node), and is that its GCS address and port? "
+            "Nothing was written"
+        ) from exc
+
+
 def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:
     """Join `address`, or start a local Ray with `num_cpus` (all cores by default)."""
     import ray
@@ -230,7 +282,10 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
     if ray.is_initialized():
         return
     if address and address != "local":
-        ray.init(address=address, logging_level="WARNING")
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as exc:  # 'auto' with no cluster on this node
+            raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from exc
     else:
         # "local": always a new Ray, never one that `ray start` left running.
         ray.init(
