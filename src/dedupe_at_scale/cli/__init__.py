@@ -287,6 +287,11 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
         except ConnectionError as exc:  # 'auto' with no cluster on this node
             raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from exc
     else:
+        # Ray warns on every new local cluster that it turned on token
+        # authentication, its default (RAY_AUTH_MODE unset), which we keep.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
         # "local": always a new Ray, never one that `ray start` left running.
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING"
@@ -295,7 +300,17 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
         ray.data.DataContext.get_current().enable_progress_bars = False
         ray.data.DataContext.get_current().print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # It would say that --quiet did what it says.
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # Said whenever a pass starts while the job's own tasks hold every CPU
+    # (e.g. with --num-cpus 1); the pass waits for them, it does not hang.
+    logging.getLogger("ray.data.dataset").addFilter(_NoIdleCpuWarning())
     keep_task_tracebacks_off_the_console()
+
+
+class _NoIdleCpuWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "does not have any available CPUs" not in record.getMessage()
 
 
 class _NoErrorRecords(logging.Filter):
