@@ -6,6 +6,7 @@ Ray's log file, which the line names."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -113,3 +114,50 @@ def test_a_quiet_run_on_one_cpu_says_nothing_on_stderr(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
     assert "Kept " in result.stdout and (tmp_path / "out" / "manifest.json").exists()
+
+
+STOPPED = (
+    "stopped (interrupted): nothing was published; run the same command again to resume "
+    "(the read units already staged are kept)"
+)
+
+
+@pytest.mark.ray  # the job starts its own local Ray
+@pytest.mark.parametrize("when", ["staged", "published"])
+def test_ctrl_c_is_one_line_wherever_it_lands(tmp_path, when):
+    # Ctrl-C reaches the whole foreground process group (the CLI and the Ray
+    # processes it started): here, once a unit is staged, or once the output
+    # is published (Ray's shutdown at exit, interrupted, printed a traceback).
+    assert run_cli("generate", "--docs", "300", "--shards", "2", "--output", "in",
+                   cwd=tmp_path).returncode == 0  # fmt: skip
+    out = tmp_path / "out"
+    reached = {
+        "staged": lambda: any((out / "_staging" / "annotated").glob("*.parquet")),
+        "published": lambda: (out / "manifest.json").exists(),
+    }[when]
+
+    def own_group() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # not inherited as ignored
+        os.setsid()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dedupe_at_scale.cli", "run", "--input", "in", "--output", "out",
+         "--num-cpus", "1", "--quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=own_group,
+    )  # fmt: skip
+    deadline = time.time() + 240
+    while not reached():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr
+    if proc.returncode == 130 and (out / "manifest.json").exists():  # while tidying up
+        assert (
+            stderr.strip() == "stopped (interrupted) after publishing out: the output is complete"
+        )
+    elif proc.returncode == 130:
+        assert stderr.strip() == STOPPED
+    else:  # the run was past publishing: it finishes quietly
+        assert (proc.returncode, stderr, when) == (0, "", "published")

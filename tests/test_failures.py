@@ -143,7 +143,11 @@ def test_a_killed_run_is_finished_by_the_same_command(
     output = finish(start_cli(str(sample_dir), str(out), config))
     assert "Top rejection reasons" in output
     assert_same_output(reference_output, output_tables(str(out)))
-    assert_resumed(json.loads((out / "manifest.json").read_text()), kill_point)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert_resumed(manifest, kill_point)
+    # The summary says what was reused, not only the manifest.
+    annotate = manifest["annotate"]
+    assert f"Resumed: {annotate['units_reused']} of {annotate['units']} read units" in output
     assert not staging.exists()
 
 

@@ -84,3 +84,18 @@ def test_a_sealed_run_of_another_job_is_not_published(tmp_path):
     assert layout(tmp_path).prepare(overwrite=False, fingerprint="other job") == "none"
     assert not (tmp_path / "data").exists()
     assert not (tmp_path / "_staging" / "ready.json").exists()
+
+
+def test_an_interrupted_run_knows_whether_it_had_published(tmp_path):
+    out = layout(tmp_path)
+    staging = tmp_path / "_staging"
+    staging.mkdir()
+    assert not out.published_by_this_run()  # annotating, no output yet
+    (tmp_path / "manifest.json").write_text("{}")
+    assert not out.published_by_this_run()  # an older output, kept for --overwrite
+    (staging / "ready.json").write_text("{}")
+    assert out.published_by_this_run()  # the manifest written, _staging/ not yet removed
+    for path in staging.iterdir():
+        path.unlink()
+    staging.rmdir()
+    assert out.published_by_this_run()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from dedupe_at_scale import __version__
 from dedupe_at_scale.cli.submit import SubmitError
@@ -23,11 +26,16 @@ class ClusterError(RuntimeError):
     """The Ray cluster named by --address cannot be joined."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the user should know about the output."""
+
+
 # OutputExistsError is a StorageError.
 KNOWN_ERRORS = (
     ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError, ClusterError,
 )  # fmt: skip
 CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's address (--connect-timeout)
+_started_ray = False  # whether this process's connect() started (or joined) Ray
 
 
 class _ShowDefaults(argparse.HelpFormatter):
@@ -145,14 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return submit_job(args)
         return _run(args)
-    except KeyboardInterrupt:
-        print(
-            "stopped (interrupted): nothing was published; run the same command again to "
-            "resume (the read units already staged are kept)"
-            if args.command == "run"
-            else "stopped (interrupted)",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, Interrupted):
+            message = str(interrupt)
+        elif args.command == "run":
+            message = (
+                "stopped (interrupted): nothing was published; run the same command again to "
+                "resume (the read units already staged are kept)"
+            )
+        else:
+            message = "stopped (interrupted)"
+        print(message, file=sys.stderr)
         return 130
     except Exception as exc:  # report known problems plainly, re-raise bugs
         known = find_known_error(exc)
@@ -162,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(known).split("\n", 1)[0]
         print(f"error: {message}{_ray_log_hint(exc, known)}", file=sys.stderr)
         return 2 if isinstance(known, ConfigError) else 1
+    finally:
+        stop_own_ray()
 
 
 def _ray_log_hint(exc: BaseException, known: BaseException) -> str:
@@ -234,12 +247,46 @@ def _run(args: argparse.Namespace) -> int:
     try:
         join()
         result = execute(plan)
+    except KeyboardInterrupt:
+        if plan.layout.published_by_this_run():  # only the tidying after was cut short
+            raise Interrupted(f"stopped (interrupted) after publishing {output_uri}: the "
+                              "output is complete") from None  # fmt: skip
+        raise
     finally:
         if plan.lease is not None:
             plan.lease.release()  # also when Ray could not start
-    print()
-    print(summarize(result.manifest))
+    # Published: an interrupt now would only cut the summary short.
+    with interrupts_ignored():
+        print()
+        print(summarize(result.manifest))
     return 0
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C ignored inside (where the main thread can say so)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_own_ray() -> None:
+    """Stop the local Ray this command started, with Ctrl-C ignored: Ray's
+    own shutdown at exit, interrupted, prints a traceback after the run's
+    last line."""
+    global _started_ray
+    if not _started_ray:
+        return
+    import ray
+
+    with interrupts_ignored():
+        ray.shutdown()
+    _started_ray = False
 
 
 def refuse_ray_client(address: str | None) -> None:
@@ -279,8 +326,10 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
 
     if quiet:
         os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    global _started_ray
     if ray.is_initialized():
         return
+    _started_ray = True
     if address and address != "local":
         try:
             ray.init(address=address, logging_level="WARNING")

@@ -79,6 +79,16 @@ class OutputLayout:
         self.data = posixpath.join(self.publish_root, "data")
         self.rejected = posixpath.join(self.publish_root, "rejected")
 
+    def published_by_this_run(self) -> bool:
+        """Asked of a run that had prepared this output (its _staging/ was
+        there): whether it got as far as writing the manifest. An older
+        manifest left for --overwrite has a _staging/ without ready.json
+        beside it; publishing removes it before writing the new one."""
+        fs = self.location.fs
+        if not fs.exists(self.manifest):
+            return False
+        return not fs.exists(self.staging_root) or fs.exists(self.ready_marker)
+
     def check(self, overwrite: bool) -> None:
         """Refuse a complete output unless `overwrite`, and any directory
         holding files that are not ours."""

@@ -64,6 +64,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         *_pii_line(manifest),
         *_mixture_lines(manifest),
         *_subset_lines(manifest),
+        *_resumed_line(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
         f"Output: {manifest['output']['uri']} (manifest.json, "
         + ", ".join(f"{name}/" for name in _published(manifest))
@@ -101,6 +102,16 @@ def _tokens_line(manifest: dict[str, Any]) -> list[str]:
         f"Tokens ({t['tokenizer']} tokenizer): kept {t['kept']:,} of {t['input']:,} "
         f"({share:.1f}%){written}."
     ]
+
+
+def _resumed_line(manifest: dict) -> list[str]:
+    """What an interrupted run of the same job had left that this one reused."""
+    annotate = manifest.get("annotate") or {}
+    reused, units = annotate.get("units_reused", 0), annotate.get("units", 0)
+    if not reused:
+        return []
+    return [f"Resumed: {reused} of {units} read units were annotated by an interrupted run "
+            "of this job and reused."]  # fmt: skip
 
 
 def _dedup_line(manifest: dict[str, Any]) -> list[str]:
