@@ -57,6 +57,19 @@ def test_a_null_id_found_inside_a_ray_task_is_one_line(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+@pytest.mark.ray
+def test_null_text_found_inside_a_ray_task_is_one_line(tmp_path):
+    write_table(tmp_path / "in" / "a.parquet", {"id": ["a", "b"], "text": [GOOD_EN, None]},
+                write_statistics=False)  # fmt: skip
+    result = run_cli("run", "--input", "in", "--output", "out", "--num-cpus", "1", "--quiet",
+                     cwd=tmp_path)  # fmt: skip
+    assert_one_error_line(
+        result, 1, "in/a.parquet: row 1 has null text in column 'text'",
+        "input.on_invalid_document: quarantine", "ray-data.log",
+    )  # fmt: skip
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_a_null_id_in_the_footer_statistics_is_refused_before_ray_starts(tmp_path):
     write_table(tmp_path / "in" / "a.parquet", {"id": ["a", None], "text": [GOOD_EN] * 2})
     result = run_cli("run", "--input", "in", "--output", "out", cwd=tmp_path)
