@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import socket
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +88,7 @@ def probe(location: Location, seconds: float = FIRST_ANSWER_SECONDS) -> None:
     than silence are left to the request that follows, which names them."""
     if location.is_local:
         return
+    _refuse_closed_endpoint(location, seconds)
     answered = threading.Event()
 
     def ask() -> None:
@@ -102,6 +105,25 @@ def probe(location: Location, seconds: float = FIRST_ANSWER_SECONDS) -> None:
             f"{seconds:g} s (is the endpoint reachable, and is it an S3 endpoint? check "
             "storage.endpoint_url)"
         )
+
+
+def _refuse_closed_endpoint(location: Location, seconds: float) -> None:
+    """A configured endpoint that refuses connections is an error at once:
+    botocore and s3fs would retry it for half a minute per URI first."""
+    endpoint = getattr(location.fs, "endpoint_url", None)
+    if not endpoint:
+        return
+    parts = urllib.parse.urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=seconds).close()
+    except ConnectionRefusedError as exc:
+        raise StorageError(
+            f"{location.uri}: the endpoint {endpoint} refused the connection (is it running "
+            "and is that its port? check storage.endpoint_url)"
+        ) from exc
+    except OSError:
+        return  # no answer, or a name not resolved: the probe and the requests say which
 
 
 def protocol_of(uri: str) -> str:
