@@ -28,6 +28,7 @@ import pyarrow as pa
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import DecontaminateConfig, JobConfig
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
 from dedupe_at_scale.stages.base import (
     Batch,
     Stage,
@@ -37,7 +38,6 @@ from dedupe_at_scale.stages.base import (
     string_buffers,
 )
 from dedupe_at_scale.stages.quality.codepoints import IS_ALNUM, decode, unicode_tables
-from dedupe_at_scale.stages.quality.ngrams import MULTIPLIER, mix
 
 RESOURCE = "decontaminate"  # the index's name among the annotation's shared resources
 EMPTY_KEY = np.uint64(0)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import DedupConfig, JobConfig
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
 
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -163,19 +164,11 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 
 @numba.njit(cache=True, inline="always")
-def _mix64(x):
-    # splitmix64 finaliser: a bijection with good avalanche.
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-@numba.njit(cache=True, inline="always")
 def _fnv(data, start, end, seed):
     h = _FNV_OFFSET ^ seed
     for k in range(start, end):
         h = (h ^ np.uint64(data[k])) * _FNV_PRIME
-    return _mix64(h)
+    return mix(h)
 
 
 @numba.njit(cache=True, inline="always")
@@ -195,7 +188,7 @@ def _is_space(byte):
 def _combine(hashes, first, last, salt):
     h = salt
     for j in range(first, last):
-        h = _mix64(h * np.uint64(0x9E3779B97F4A7C15) + hashes[j])
+        h = mix(h * MULTIPLIER + hashes[j])
     return h
 
 
@@ -251,9 +244,9 @@ def _signature_kernel(data, offsets, char_mode, n_words, n_chars, a, b, sigs, ex
 def _band_kernel(sigs, bands, rows, out):
     for d in range(sigs.shape[0]):
         for band in range(bands):
-            h = _mix64(np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15))
+            h = mix(np.uint64(band + 1) * MULTIPLIER)
             for r in range(band * rows, (band + 1) * rows):
-                h = _mix64(h ^ np.uint64(sigs[d, r]))
+                h = mix(h ^ np.uint64(sigs[d, r]))
             out[d, band] = h
 
 

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.stages.quality.ngrams import MULTIPLIER
+from dedupe_at_scale.kernels.hashing import MULTIPLIER
 
 # Per-code-point flags.
 IS_WORD, IS_SPACE, IS_ALPHA, IS_ALNUM, IS_COMPLEX = 1, 2, 4, 8, 16
@@ -73,7 +73,7 @@ _MASK = (1 << 64) - 1
 
 
 def _mix_int(x: int) -> int:
-    """ngrams.mix on Python ints."""
+    """kernels.hashing.mix on Python ints."""
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
     return x ^ (x >> 31)

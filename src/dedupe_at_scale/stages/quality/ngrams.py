@@ -19,15 +19,7 @@ from itertools import chain
 import numba
 import numpy as np
 
-MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-
-
-@numba.njit(cache=True, inline="always")
-def mix(x):
-    """splitmix64's finalizer: spreads every input bit over the key."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
 
 
 @numba.njit(cache=True, inline="always")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 
 
@@ -48,7 +49,7 @@ def small_star(node: np.ndarray, smaller: np.ndarray) -> tuple[np.ndarray, np.nd
 def edge_checksum(hi: np.ndarray, lo: np.ndarray) -> tuple[int, int]:
     """(count, order-independent hash) of an edge set, to detect convergence."""
     with np.errstate(over="ignore"):
-        mixed = (hi.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ lo.astype(np.uint64)
+        mixed = (hi.astype(np.uint64) * MULTIPLIER) ^ lo.astype(np.uint64)
         mixed = (mixed ^ (mixed >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
         return len(hi), int(mixed.sum(dtype=np.uint64))
 

@@ -37,6 +37,7 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES
 from dedupe_at_scale.io.fanout import in_threads
+from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps import consistency
 from dedupe_at_scale.steps.base import StagedGroup, StagedView, decision_paths, group_files
@@ -342,7 +343,7 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
     lo = exact.column("lo").to_numpy()
     uid = exact.column("uid").to_numpy()
     # Group on both halves of the 128-bit text hash.
-    key = hi ^ (lo * np.uint64(0x9E3779B97F4A7C15))
+    key = hi ^ (lo * MULTIPLIER)
     e_hi, e_lo = exact_edges(key, uid)
     band = receive(band_pieces)
     a, b = band_candidates(
@@ -407,7 +408,7 @@ def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> list[pa.Table]:
 def _partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
     """Hash partition of integer keys (uids, labels)."""
     with np.errstate(over="ignore"):
-        h = x.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h = x.astype(np.uint64) * MULTIPLIER
         h ^= h >> np.uint64(31)
     return (h % np.uint64(partitions)).astype(np.int64)
 

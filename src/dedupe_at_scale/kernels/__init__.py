@@ -1,0 +1,1 @@
+"""Numeric kernels several stages and steps share (numba, numpy)."""

@@ -1,0 +1,20 @@
+"""64-bit hashing pieces shared by MinHash, the quality n-grams, the
+decontamination index, the pre-tokenizer and dedup's keys: one definition,
+so that every user mixes bits the same way."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# 2^64 / golden ratio, odd: a multiplier that spreads consecutive inputs.
+MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(cache=True, inline="always")
+def mix(x):
+    """splitmix64's finalizer: a bijection that spreads every input bit over
+    the key (good avalanche)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
