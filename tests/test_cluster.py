@@ -34,8 +34,19 @@ def script(name: str, *args: str, env: dict | None = None) -> subprocess.Complet
 
 
 def cluster_processes(temp_dir: str) -> list[str]:
+    """Processes naming the cluster's temp directory on their command line
+    or holding a file under it open (the agents and the client server only do
+    the latter)."""
     found = subprocess.run(["pgrep", "-f", temp_dir + "/"], capture_output=True, text=True)
-    return found.stdout.split()
+    pids = set(found.stdout.split())
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            targets = [os.readlink(fd) for fd in fds.iterdir()]
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(t.startswith(temp_dir + "/") for t in targets):
+            pids.add(fds.parent.name)
+    return sorted(pids - {str(os.getpid())})
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,20 @@ STATE="$(cd "$STATE" && pwd)"
 [ -f "$STATE/temp_dir" ] || { echo "no local cluster recorded in $STATE" >&2; exit 0; }
 TEMP="$(cat "$STATE/temp_dir")"
 # `ray stop` would stop every Ray on the machine; signal only this cluster's
-# processes, found by the temp directory they were started with.
-pids() { pgrep -f -- "$TEMP/" || true; }
+# processes, found by the temp directory they were started with: named on
+# their command line, or (the Ray client server, the dashboard and runtime-env
+# agents, whose command lines do not name it) holding its log files open.
+pids() {
+  {
+    pgrep -f -- "$TEMP/" || true
+    for fds in /proc/[0-9]*/fd; do
+      if ls -l "$fds" 2>/dev/null | grep -q -- "$TEMP/"; then
+        pid="${fds#/proc/}"
+        echo "${pid%/fd}"
+      fi
+    done
+  } | grep -vx "$$" | sort -un
+}
 for signal in TERM KILL; do
   [ -z "$(pids)" ] && break
   pids | xargs -r kill "-$signal" 2>/dev/null || true
