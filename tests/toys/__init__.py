@@ -24,14 +24,16 @@ def register_step() -> None:
 
 
 def on_first_verify_read(action) -> None:
-    """Patch StagedFile.read so that the first read inside dedup's `_verify`
-    task in this worker runs `action()` before reading (once per worker;
-    the action decides whether it is the first in the run)."""
+    """Patch StagedGroup.read_kept so that the first read inside dedup's
+    `_verify` task in this worker runs `action()` before reading (once per
+    worker; the action decides whether it is the first in the run). The
+    group, not each file: a group fetches its files in other threads, whose
+    stacks do not hold `_verify`."""
     import sys
 
-    from dedupe_at_scale.steps.base import StagedFile
+    from dedupe_at_scale.steps.base import StagedGroup
 
-    read = StagedFile.read
+    read = StagedGroup.read_kept
 
     def read_after(self, columns):
         frame = sys._getframe(1)
@@ -41,7 +43,7 @@ def on_first_verify_read(action) -> None:
             action()
         return read(self, columns)
 
-    StagedFile.read = read_after
+    StagedGroup.read_kept = read_after
 
 
 def first_in_run(marker: str, content: str = "") -> bool:
