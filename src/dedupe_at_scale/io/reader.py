@@ -28,7 +28,13 @@ from dedupe_at_scale import columns as col
 from dedupe_at_scale import formats
 from dedupe_at_scale.config import InputConfig
 from dedupe_at_scale.io.fanout import map_files
-from dedupe_at_scale.io.storage import InputListing, Location, StorageError, list_input_files
+from dedupe_at_scale.io.storage import (
+    InputListing,
+    Location,
+    StorageError,
+    list_input_files,
+    read_parquet,
+)
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.schema import InputSchema
@@ -366,8 +372,7 @@ def read_columns(
     transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
 ) -> pa.Table:
     (whole,) = unit.slices  # a file the job wrote: one unit each (parquet_datasource)
-    with location.fs.open(whole.file.path, "rb") as handle:
-        table = pq.ParquetFile(handle).read(columns=columns)
+    table = read_parquet(location, whole.file.path, columns)
     return transform(unit, table) if transform else table
 
 
