@@ -43,3 +43,14 @@ def test_kernel_equals_the_reference_on_the_sample(sample_dir):
     top, dup = ngram_chars(lists, TOP, DUP)
     for i, words in enumerate(lists):
         assert (top[i].tolist(), dup[i].tolist()) == reference(words)
+
+
+def test_the_python_mixer_equals_the_kernel_on_edge_values():
+    # hash_word (stop words, plain Python) must hash as the numba kernel does.
+    import numpy as np
+
+    from dedupe_at_scale.kernels.hashing import MASK64, mix, mix_int
+
+    values = [0, 1, 2**31, 2**32 - 1, 2**63, MASK64, 0x9E3779B97F4A7C15]
+    values += [int(v) for v in np.random.default_rng(0).integers(0, 2**63, 200, dtype=np.int64)]
+    assert [mix_int(v) for v in values] == [int(mix(np.uint64(v))) for v in values]

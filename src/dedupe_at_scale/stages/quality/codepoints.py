@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.kernels.hashing import MULTIPLIER
+from dedupe_at_scale.kernels.hashing import MASK64, MULTIPLIER, mix_int
 
 # Per-code-point flags.
 IS_WORD, IS_SPACE, IS_ALPHA, IS_ALNUM, IS_COMPLEX = 1, 2, 4, 8, 16
@@ -65,18 +65,8 @@ def hash_word(word: str) -> int:
     words: no numba function to load for a few hundred words)."""
     h = int(SEED)
     for c in word:
-        h = _mix_int((h * int(MULTIPLIER) + ord(c)) & _MASK)
+        h = mix_int((h * int(MULTIPLIER) + ord(c)) & MASK64)
     return h
-
-
-_MASK = (1 << 64) - 1
-
-
-def _mix_int(x: int) -> int:
-    """kernels.hashing.mix on Python ints."""
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
 
 
 @numba.njit(cache=True)
