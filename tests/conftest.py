@@ -44,7 +44,6 @@ HEAVY = {
     "test_failures.py::test_a_staged_file_damaged_after_annotation_is_annotated_again"
     "[lost_a_row]": "truncated",
     "test_formats_job.py::test_same_output_for_one_and_two_workers[chat]": "preference",
-    "test_s3.py::test_an_endpoint_that_never_answers_fails_within_a_bound[output]": "input",
 }
 
 

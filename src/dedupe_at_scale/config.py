@@ -442,6 +442,10 @@ class StorageConfig:
     # Passed as-is to the fsspec filesystem of every non-local URI
     # (s3fs: profile, key, secret, client_kwargs, config_kwargs, ...).
     options: dict[str, Any] = field(default_factory=dict)
+    # Seconds the first request to a remote store may wait for an answer:
+    # botocore and s3fs each retry a read timeout, so an endpoint that accepts
+    # connections and never answers would otherwise hold the job for minutes.
+    first_answer_seconds: float = 30
 
 
 @dataclass
@@ -588,6 +592,8 @@ def _check_semantics(config: JobConfig, source: str) -> None:
     require(0.0 <= config.langid.min_score <= 1.0, "langid.min_score", "must be within [0, 1]")
     require(config.langid.max_chars > 0, "langid.max_chars", "must be positive")
     require(0.0 <= config.quality.min_score <= 1.0, "quality.min_score", "must be within [0, 1]")
+    require(config.storage.first_answer_seconds > 0, "storage.first_answer_seconds",
+            "must be positive")  # fmt: skip
     require(config.output.rows_per_shard > 0, "output.rows_per_shard", "must be positive")
     if config.output.bytes_per_shard is not None:
         require(config.output.bytes_per_shard > 0, "output.bytes_per_shard", "must be positive")

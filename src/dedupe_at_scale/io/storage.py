@@ -32,9 +32,6 @@ S3_DEFAULT_CONFIG = {
     "read_timeout": 30,
     "retries": {"max_attempts": 4, "mode": "standard"},
 }
-# botocore and s3fs each retry a read timeout, so a server that accepts
-# connections and never answers would hold the first request for minutes.
-FIRST_ANSWER_SECONDS = 30
 SECRET_WORDS = ("secret", "token", "password", "passwd", "credential", "key")
 UNREACHABLE_HINTS = (
     "could not connect", "connect timeout", "connection refused", "endpoint url",
@@ -83,9 +80,10 @@ class Location:
         self.fs.invalidate_cache()
 
 
-def probe(location: Location, seconds: float = FIRST_ANSWER_SECONDS) -> None:
+def probe(location: Location, seconds: float) -> None:
     """The first request to a remote store, with a deadline. Errors other
-    than silence are left to the request that follows, which names them."""
+    than silence are left to the request that follows, which names them
+    (storage.first_answer_seconds: why the deadline)."""
     if location.is_local:
         return
     _refuse_closed_endpoint(location, seconds)

@@ -132,9 +132,9 @@ def plan_job(
             "output or clear its input; choose an output outside the input"
         )
     layout = OutputLayout(output)
-    probe(output)
+    probe(output, cfg.storage.first_answer_seconds)
     _on_storage(output_uri, lambda: layout.check(overwrite))
-    probe(source)
+    probe(source, cfg.storage.first_answer_seconds)
     listing = list_input_files(source)
     if connect is not None and len(listing.files) > FOOTERS_IN_TASKS:
         connect()
