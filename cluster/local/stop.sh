@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Stop the local cluster started by cluster/local/start.sh (same --state).
 #
-#   cluster/local/stop.sh [--state DIR]
+#   cluster/local/stop.sh [--state DIR] [--grace SECONDS]
 #
 # Stops every node of that cluster (and only Ray processes using its temp
-# directory), then forgets the recorded address.
+# directory), then forgets the recorded address. Nodes get SIGTERM and
+# --grace seconds (default 5) to exit, then SIGKILL: a GCS or raylet told to
+# stop while its peers stop too can wait on them for longer than that
+# (`ray stop` waits 16 s by default for the same reason).
 set -euo pipefail
 
-STATE=".ray-local"
+STATE=".ray-local" GRACE=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --state) STATE="$2"; shift 2 ;;
-    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
+    --grace) GRACE="$2"; shift 2 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -33,13 +37,23 @@ pids() {
         echo "${pid%/fd}"
       fi
     done
-  } | grep -vx "$$" | sort -un
+  } | { grep -vx "$$" || true; } | sort -un
 }
+# Scanning /proc is slow on a busy machine: scan once, then wait on those pids.
+alive() { for pid in "$@"; do if kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi; done; }
+found="$(pids)"
 for signal in TERM KILL; do
-  [ -z "$(pids)" ] && break
-  pids | xargs -r kill "-$signal" 2>/dev/null || true
-  for _ in $(seq 1 50); do [ -z "$(pids)" ] && break; sleep 0.2; done
+  [ -z "$found" ] && break
+  kill "-$signal" $found 2>/dev/null || true
+  for _ in $(seq 1 "$((GRACE * 10))"); do
+    found="$(alive $found)"
+    [ -z "$found" ] && break
+    sleep 0.1
+  done
 done
+# Anything started while the others stopped (a worker a raylet was spawning).
+late="$(pids)"
+if [ -n "$late" ]; then kill -KILL $late 2>/dev/null || true; sleep 0.5; fi
 rm -f "$STATE/address" "$STATE/dashboard" "$STATE/temp_dir"
 if [ -n "$(pids)" ]; then echo "some Ray processes did not stop: $(pids | tr '\n' ' ')" >&2; exit 1; fi
 echo "local cluster in $STATE stopped (its logs stay in $TEMP)"
