@@ -6,6 +6,7 @@ completes must account for every input: input = kept + rejected."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -192,6 +193,36 @@ def test_duplicate_ids_are_an_error_naming_both_places_or_quarantined(ray_cluste
     assert (row["id"], row["stage"], row["rule"]) == ("g1", "input", "duplicate_id")
     assert row["text"] == texts[1]  # the later copy is the one rejected
     assert manifest["input"]["repeated_ids"] == 1
+
+
+def test_repeated_ids_across_many_staged_files_match_a_plain_reference(ray_cluster, tmp_path):
+    """24 staged files in 12 groups over 3 partitions, ids drawn with
+    repeats (within a file, across files, three copies): the rejections are
+    those of one pass in input order, first copy kept, with its reason."""
+    import random
+
+    rng = random.Random(5)
+    root, seen, expected = tmp_path / "in", {}, set()
+    for f in range(24):
+        name = f"f{f:02d}.parquet"
+        ids = [f"id{rng.randrange(60)}" for _ in range(5)]
+        for row, doc_id in enumerate(ids):
+            if doc_id in seen:
+                expected.add(f"id {doc_id!r} at {name}#{row} repeats {seen[doc_id]}")
+            else:
+                seen[doc_id] = f"{name}#{row}"
+        texts = [f"{GOOD_EN}\nThis is line {row} of file {f}." for row in range(len(ids))]
+        write_table(root / name, {"id": ids, "text": texts})
+    cfg = job("quarantine", input={"min_rows_per_task": 1}, dedup={"partitions": 3})
+    data, rejected, manifest = assert_accounted(_run(root, tmp_path / "out", cfg))
+    assert {r["reason"] for r in rejected.to_pylist() if r["rule"] == "duplicate_id"} == expected
+    assert manifest["input"]["repeated_ids"] == len(expected) > 20
+    assert sorted(data.column("id").to_pylist()) == sorted(seen)
+    first = min(
+        expected, key=lambda r: (r.split(" at ")[1].split("#")[0], int(r.split("#")[1].split()[0]))
+    )
+    with pytest.raises(InputError, match=re.escape(first)):
+        run_job(str(root), str(tmp_path / "failed"), job("error", input={"min_rows_per_task": 1}))
 
 
 def test_duplicate_ids_take_no_part_in_dedup(ray_cluster, tmp_path):

@@ -104,6 +104,12 @@ class StagedGroup:
         return pa.concat_tables(in_threads(lambda f: f.read_kept(columns), self.files))
 
 
+# Groups of staged files per hash partition in the steps that read files in
+# groups (ids, dedup): enough tasks to spread, while each hop's pieces
+# (groups x partitions) stay a small multiple of the partitions.
+GROUPS_PER_PARTITION = 4
+
+
 def group_files(files: list[StagedFile], groups: int) -> list[StagedGroup]:
     """`files` in at most `groups` runs of consecutive files, of near-equal count."""
     bounds = np.linspace(0, len(files), min(groups, len(files)) + 1).round().astype(int)

@@ -4,7 +4,8 @@ Ids are hashed into partitions, so every copy of an id meets in one task. Of
 documents still kept after annotation, the first in input order keeps its
 id; each later one is a "duplicate_id" problem: an error naming both places,
 or (input.on_invalid_document: quarantine) a rejection with stage "input".
-Decisions are written per staged file, like the dedup decisions.
+Staged files are read in groups, several at a time, as dedup reads them;
+a decision file is written only for a staged file some of whose ids repeat.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import TASK_RETRIES, JobConfig
+from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.steps.base import (
+    GROUPS_PER_PARTITION,
     Decision,
     GlobalStep,
-    StagedFile,
+    StagedGroup,
     StagedView,
     StepOutcome,
     decision_paths,
+    group_files,
 )
 from dedupe_at_scale.steps.exchange import (
     Exchange,
@@ -40,6 +44,8 @@ from dedupe_at_scale.steps.exchange import (
 from dedupe_at_scale.steps.tasks import as_returns, call, split
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
+# What the partitions send back: the decisions and the staged file each is for.
+FOUND_SCHEMA = ID_DECISION_SCHEMA.append(pa.field("file", pa.int64()))
 
 
 class IdCheck(GlobalStep):
@@ -55,57 +61,72 @@ class IdCheck(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome | None:
         if not view.has_ids:
             return None  # generated ids are unique by construction
-        n_files = len(view.paths)
+        groups = group_files(view.files, GROUPS_PER_PARTITION * view.partitions)
         boxes = mailbox_count(
-            view.cfg.dedup.exchange, n_files * view.partitions, max(n_files, view.partitions)
+            view.cfg.dedup.exchange,
+            len(groups) * view.partitions,
+            max(len(groups), view.partitions),
         )
-        written = run_with_mailboxes("ids", boxes, lambda ex: _find_repeats(ex, view))
-        repeated = sum(n for n, _ in written)
-        examples = [example for _, example in written if example]
+        written = run_with_mailboxes("ids", boxes, lambda ex: _find_repeats(ex, view, groups))
+        # (staged file, repeats, example), in file order; only files with repeats
+        per_file = sorted(found for group in written for found in group)
+        repeated = sum(n for _, n, _ in per_file)
         cfg = view.cfg
         if repeated and cfg.input.on_invalid_document == "error":
             raise InputError(
-                f"duplicate document ids: {examples[0]} ({repeated} documents repeat "
+                f"duplicate document ids: {per_file[0][2]} ({repeated} documents repeat "
                 "an earlier id; set input.on_invalid_document: quarantine to keep the first "
                 "and reject the others)"
             )
         paths = decision_paths(view, "ids")
-        decision = Decision(functools.partial(_apply_file, view.location, paths))
+        with_repeats = frozenset(f for f, _, _ in per_file)
+        decision = Decision(functools.partial(_apply_file, view.location, paths, with_repeats))
         return StepOutcome({"repeated_ids": repeated}, decision if repeated else None)
 
 
-def _find_repeats(ex: Exchange, view: StagedView) -> list[tuple[int, str | None]]:
-    """Per staged file: how many of its ids repeat an earlier one, and an example."""
-    n_files, partitions = len(view.paths), view.partitions
-    id_hop, found_hop = ex.hop(partitions), ex.hop(n_files)
+def _find_repeats(
+    ex: Exchange, view: StagedView, groups: list[StagedGroup]
+) -> list[list[tuple[int, int, str]]]:
+    """Per group of staged files: (file, how many of its ids repeat an
+    earlier one, an example) for each of its files that has any."""
+    n_groups, partitions = len(groups), view.partitions
+    id_hop, found_hop = ex.hop(partitions), ex.hop(n_groups)
     scans = [
         call(
             _scan_ids,
             id_hop.returns,
-            f,
+            group,
+            g,
             view.cfg.input.id_column,
             partitions,
-            id_hop.outbox(f.index),
+            id_hop.outbox(g),
         )
-        for f in view.files
+        for g, group in enumerate(groups)
     ]
     by_partition = id_hop.inboxes(scans)
     found = found_hop.inboxes(
         [
-            call(_repeats, found_hop.returns, n_files, by_partition[p], found_hop.outbox(p))
+            call(_repeats, found_hop.returns, n_groups, by_partition[p], found_hop.outbox(p))
             for p in range(partitions)
         ]
     )
     id_hop.release()
     paths = decision_paths(view, "ids")
     return ray.get(
-        [_write_id_decisions.remote(view.location, paths[f], found[f]) for f in range(n_files)]
+        [
+            _write_id_decisions.remote(
+                view.location, {f.index: paths[f.index] for f in g.files}, found[i]
+            )  # fmt: skip
+            for i, g in enumerate(groups)
+        ]
     )
 
 
-def _apply_file(location: Location, paths: list[str], index: int, table: pa.Table) -> pa.Table:
-    repeated = read_parquet(location, paths[index])
-    return apply_id_decisions(table, repeated)
+def _apply_file(location: Location, paths: list[str], with_repeats: frozenset[int], index: int,
+                table: pa.Table) -> pa.Table:  # fmt: skip
+    if index not in with_repeats:  # no decision file: none of its ids repeats
+        return table
+    return apply_id_decisions(table, read_parquet(location, paths[index]))
 
 
 def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
@@ -120,20 +141,24 @@ def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _scan_ids(staged: StagedFile, id_column, partitions, out: Outbox):
-    file_index = staged.index
-    table = staged.read_kept([id_column, col.FILE, col.ROW])
+def _scan_ids(group: StagedGroup, group_index, id_column, partitions, out: Outbox):
+    # The group's files are fetched several at a time: on an object store a
+    # file is a few requests, each a wait.
+    tables = in_threads(lambda f: f.read_kept([id_column, col.FILE, col.ROW]), group.files)
+    table = pa.concat_tables(tables)
     ids = pc.cast(table.column(id_column), pa.string()).combine_chunks()
     hashes = string_hashes(ids)
     where = pc.binary_join_element_wise(
         table.column(col.FILE), pc.cast(table.column(col.ROW), pa.string()), "#"
     )
+    files = [f.index for f in group.files]
     table_of_ids = pa.table(
         {
             "hash": hashes,
             "id": ids,
             "uid": table.column(col.UID),
-            "file": pa.array(np.full(len(ids), file_index, np.int64)),
+            "group": pa.array(np.full(len(ids), group_index, np.int64)),
+            "file": pa.array(np.repeat(files, [t.num_rows for t in tables]).astype(np.int64)),
             "where": where,
         }
     )
@@ -142,14 +167,14 @@ def _scan_ids(staged: StagedFile, id_column, partitions, out: Outbox):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _repeats(n_files, pieces, out: Outbox):
-    """Rows whose id appeared at a smaller uid, split by staged file."""
+def _repeats(n_groups, pieces, out: Outbox):
+    """Rows whose id appeared at a smaller uid, split by group of staged files."""
     table = receive(pieces).sort_by(
         [("hash", "ascending"), ("id", "ascending"), ("uid", "ascending")]
     )
     n = table.num_rows
     if n < 2:
-        return as_returns(out.send(split(_empty_repeats(), np.zeros(0, np.int64), n_files)))
+        return as_returns(out.send(split(_empty_repeats(), np.zeros(0, np.int64), n_groups)))
     hashes = table.column("hash").to_numpy()
     ids = table.column("id")
     same = np.r_[
@@ -164,23 +189,33 @@ def _repeats(n_files, pieces, out: Outbox):
         f"id {ids[int(r)].as_py()!r} at {where[int(r)].as_py()} repeats {where[int(first[r])].as_py()}"
         for r in rows
     ]
+    take = pa.array(rows, pa.int64())
     repeats = pa.table(
         {
-            col.UID: table.column("uid").take(pa.array(rows, pa.int64())),
+            col.UID: table.column("uid").take(take),
             "reason": pa.array(reasons, pa.string()),
+            "file": table.column("file").take(take),
         },
-        schema=ID_DECISION_SCHEMA,
+        schema=FOUND_SCHEMA,
     )
-    return as_returns(out.send(split(repeats, table.column("file").to_numpy()[rows], n_files)))
+    return as_returns(out.send(split(repeats, table.column("group").to_numpy()[rows], n_groups)))
 
 
 def _empty_repeats() -> pa.Table:
-    return ID_DECISION_SCHEMA.empty_table()
+    return FOUND_SCHEMA.empty_table()
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _write_id_decisions(location, path, pieces):
-    decisions = receive(pieces).sort_by(col.UID)
-    pq.write_table(decisions, path, filesystem=location.arrow_fs)
-    example = decisions.column("reason")[0].as_py() if decisions.num_rows else None
-    return decisions.num_rows, example
+def _write_id_decisions(location, paths: dict[int, str], pieces):
+    """A decision file for each of the group's staged files whose ids repeat;
+    none for the others (their rows need no decision)."""
+    found = receive(pieces).sort_by(col.UID)
+    files = found.column("file").to_numpy()
+    with_repeats = sorted(set(files.tolist()))
+
+    def write(file: int) -> tuple[int, int, str]:
+        decisions = found.filter(pa.array(files == file)).select(ID_DECISION_SCHEMA.names)
+        pq.write_table(decisions, paths[file], filesystem=location.arrow_fs)
+        return file, decisions.num_rows, decisions.column("reason")[0].as_py()
+
+    return in_threads(write, with_repeats)

@@ -40,7 +40,13 @@ from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps import consistency
-from dedupe_at_scale.steps.base import StagedGroup, StagedView, decision_paths, group_files
+from dedupe_at_scale.steps.base import (
+    GROUPS_PER_PARTITION,
+    StagedGroup,
+    StagedView,
+    decision_paths,
+    group_files,
+)
 from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.exchange import (
@@ -53,7 +59,6 @@ from dedupe_at_scale.steps.exchange import (
 from dedupe_at_scale.steps.tasks import Returns, as_returns, call, split, submit
 
 MAX_ROUNDS = 64
-GROUPS_PER_PARTITION = 4
 ID_KEY = "__dds_id_key"
 DECISION_SCHEMA = pa.schema(
     [
