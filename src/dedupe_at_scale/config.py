@@ -1,28 +1,47 @@
 """Typed job configuration, loaded from YAML and validated strictly.
 
-Every section is a dataclass; an unknown key or a value of the wrong type is a
-`ConfigError` that names the dotted key (``quality.gopher_quality.min_words``).
-Defaults make a sensible run with no config file at all.
+Every section is a pydantic model in strict mode; an unknown key or a value
+of the wrong type is a `ConfigError` that names the dotted key
+(``quality.gopher_quality.min_words``) in one line. Defaults make a sensible
+run with no config file at all.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dedupe_at_scale import columns, formats
 
 
 class ConfigError(ValueError):
     """The job config is invalid; the message names the offending key."""
+
+
+class Section(BaseModel):
+    """A config section. Strict: `true` is not "yes", 2 is not 2.5 nor "2"
+    (an integer is a number, though); an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_subsections(cls, data: Any) -> Any:
+        """A subsection left empty in YAML (`quality:` with its keys
+        commented out) is null: it means the defaults."""
+        if not isinstance(data, dict):
+            return data
+        sections = {
+            name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
+        }
+        return {k: {} if v is None and k in sections else v for k, v in data.items()}
 
 
 # Scripts written without spaces between words: whitespace "words" are whole
@@ -40,8 +59,7 @@ TASK_RETRIES = 4
 GOPHER_STOP_WORDS = {"en": ["the", "be", "to", "of", "and", "that", "have", "with"]}
 
 
-@dataclass
-class InputConfig:
+class InputConfig(Section):
     # Where the shards are (dir, file, glob, s3://...); --input overrides it.
     uri: str | None = None
     text_column: str = "text"
@@ -67,14 +85,16 @@ class InputConfig:
     # Column -> pyarrow type name ("string", "int64", "double", ...): pins a
     # column's type where shards disagree; every other column is unified by
     # the rules in io/schema.py.
-    schema: dict[str, str] | None = None
+    # (The YAML key is `schema`; the attribute is pinned_types, as a pydantic
+    # model has a `schema` method of its own.)
+    pinned_types: dict[str, str] | None = Field(None, alias="schema")
     # What a row is: pre-training text (one column, text_column), or a
     # post-training example whose parts are columns named by `fields`
     # (formats.py lists each format's fields and their default columns).
     format: Literal["text", "instruction", "chat", "preference", "reward"] = "text"
     # Field -> input column, e.g. {prompt: question, response: answer};
     # for chat also the message struct's keys, e.g. {role: from, content: value}.
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = Field(default_factory=dict)
     # An input column named like one the job writes (language, n_tokens,
     # q_*, split, ...): "rename" keeps it as input_<name> (the manifest's
     # input_schema.renamed_columns lists them); "error" stops the job.
@@ -96,14 +116,13 @@ class InputConfig:
 View = Literal["auto", "prompt", "response", "prompt+response", "conversation"]
 
 
-@dataclass
-class FormatConfig:
+class FormatConfig(Section):
     """Checks of post-training rows (input.format other than text); each
     failing row goes to rejected/ with stage "format" and the rule's name."""
 
     enabled: bool = True
     # Role names as the data spells them -> user / assistant / system / tool.
-    roles: dict[str, list[str]] = field(
+    roles: dict[str, list[str]] = Field(
         default_factory=lambda: {
             "user": ["user", "human", "prompter"],
             "assistant": ["assistant", "gpt", "bot", "model"],
@@ -112,7 +131,7 @@ class FormatConfig:
         }
     )
     # Chat-template and prompt-format tokens a model should never learn as text.
-    template_tokens: list[str] = field(
+    template_tokens: list[str] = Field(
         default_factory=lambda: [
             "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>",
             "<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>",
@@ -136,8 +155,7 @@ class FormatConfig:
     max_score: float | None = None
 
 
-@dataclass
-class ConsistencyConfig:
+class ConsistencyConfig(Section):
     """Contradictions among rows whose prompts dedup clustered together
     (preference and reward data; steps/consistency.py)."""
 
@@ -150,8 +168,7 @@ class ConsistencyConfig:
     max_score_gap: float = 1.0
 
 
-@dataclass
-class LangIdConfig:
+class LangIdConfig(Section):
     enabled: bool = True
     # Path to a fastText language-ID model; null means the bundled lid.176.ftz.
     model: str | None = None
@@ -168,8 +185,7 @@ class LangIdConfig:
     require_same_language: bool = False
 
 
-@dataclass
-class GopherQualityConfig:
+class GopherQualityConfig(Section):
     enabled: bool = True
     min_words: int | None = 50
     max_words: int | None = 100_000
@@ -182,30 +198,28 @@ class GopherQualityConfig:
     min_alpha_words_ratio: float | None = 0.8
     min_stop_words: int | None = 2
     # The stop-word rule applies only to languages listed here.
-    stop_words: dict[str, list[str]] = field(
+    stop_words: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in GOPHER_STOP_WORDS.items()}
     )
 
 
-@dataclass
-class GopherRepetitionConfig:
+class GopherRepetitionConfig(Section):
     enabled: bool = True
     max_duplicate_lines_fraction: float | None = 0.3
     max_duplicate_paragraphs_fraction: float | None = 0.3
     max_duplicate_line_chars_fraction: float | None = 0.2
     max_duplicate_paragraph_chars_fraction: float | None = 0.2
     # n -> max fraction of characters in the most frequent n-gram.
-    top_ngram_max_chars_fraction: dict[int, float] = field(
+    top_ngram_max_chars_fraction: dict[int, float] = Field(
         default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16}
     )
     # n -> max fraction of characters in n-grams that occur more than once.
-    duplicate_ngram_max_chars_fraction: dict[int, float] = field(
+    duplicate_ngram_max_chars_fraction: dict[int, float] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
     )
 
 
-@dataclass
-class C4Config:
+class C4Config(Section):
     enabled: bool = True
     drop_lorem_ipsum: bool = True
     drop_curly_brace: bool = True
@@ -221,8 +235,7 @@ class C4Config:
     clean_text: bool = False
 
 
-@dataclass
-class FineWebConfig:
+class FineWebConfig(Section):
     enabled: bool = True
     min_line_punctuation_ratio: float | None = 0.12
     short_line_length: int = 30
@@ -231,11 +244,10 @@ class FineWebConfig:
     max_newline_to_word_ratio: float | None = 0.3
 
 
-@dataclass
-class QualityConfig:
+class QualityConfig(Section):
     enabled: bool = True
     # Languages whose whitespace tokens are not words (word rules skip them).
-    unsegmented_languages: list[str] = field(default_factory=lambda: list(UNSEGMENTED_LANGUAGES))
+    unsegmented_languages: list[str] = Field(default_factory=lambda: list(UNSEGMENTED_LANGUAGES))
     # Add one float column per measured rule value ("q_<rule>") to kept documents.
     emit_signals: bool = True
     # A fastText model from `dedupe-at-scale train-quality`: adds quality_score
@@ -244,14 +256,13 @@ class QualityConfig:
     min_score: float = 0.5
     # Post-training rows: the text the rules and the model read (auto: the response).
     text: View = "auto"
-    gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
-    gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
-    c4: C4Config = field(default_factory=C4Config)
-    fineweb: FineWebConfig = field(default_factory=FineWebConfig)
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    c4: C4Config = Field(default_factory=C4Config)
+    fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
 
 
-@dataclass
-class DedupConfig:
+class DedupConfig(Section):
     enabled: bool = True
     exact: bool = True  # identical normalized text
     near: bool = True  # MinHash-LSH
@@ -274,7 +285,7 @@ class DedupConfig:
     all_pairs_limit: int = 32
     # Which document of a duplicate cluster survives: columns in priority
     # order, "-" for descending; columns absent from the data are skipped.
-    keep: list[str] = field(default_factory=lambda: ["-quality_score", "id"])
+    keep: list[str] = Field(default_factory=lambda: ["-quality_score", "id"])
     unicode_normalization: Literal["none", "NFC", "NFKC", "NFD", "NFKD"] = "none"
     seed: int = 1
     # Post-training rows: what makes two rows duplicates. auto: the prompt
@@ -298,24 +309,22 @@ class DedupConfig:
         return self.verify_threshold if self.verify_threshold is not None else self.threshold
 
 
-@dataclass
-class EvalSourceConfig:
+class EvalSourceConfig(Section):
     """One eval set: a Parquet or JSONL file (or directory of them), local or
     any fsspec URL; `fields` are joined into each item's text."""
 
     name: str = ""
     uri: str = ""
-    fields: list[str] = field(default_factory=lambda: ["question"])
+    fields: list[str] = Field(default_factory=lambda: ["question"])
     id_field: str | None = None  # null: the row number
 
 
-@dataclass
-class DecontaminateConfig:
+class DecontaminateConfig(Section):
     """Benchmark decontamination: word n-grams of eval items found in documents
     (stages/decontaminate.py)."""
 
     enabled: bool = False
-    sources: list[EvalSourceConfig] = field(default_factory=list)
+    sources: list[EvalSourceConfig] = Field(default_factory=list)
     ngram_size: int = 13  # GPT-3 (Brown et al. 2020, appendix C)
     # Contaminated: at least min_matches distinct eval n-grams, or (when set)
     # at least this share of one eval item's n-grams.
@@ -340,17 +349,16 @@ class DecontaminateConfig:
 PII_TYPES = ("email", "ipv4", "ipv6", "phone", "credit_card", "iban", "secret")
 
 
-@dataclass
-class PiiConfig:
+class PiiConfig(Section):
     """Personal data and secrets (stages/pii/): detected in one pass of a
     compiled multi-pattern engine, then checked (Luhn, IBAN checksum, ...)."""
 
     enabled: bool = False
-    detect: list[str] = field(default_factory=lambda: list(PII_TYPES))
+    detect: list[str] = Field(default_factory=lambda: list(PII_TYPES))
     # Per type: redact (a typed placeholder), drop (rejected/, rule
     # pii_<type>) or count; types not listed are redacted.
-    actions: dict[str, Literal["redact", "drop", "count"]] = field(default_factory=dict)
-    placeholders: dict[str, str] = field(
+    actions: dict[str, Literal["redact", "drop", "count"]] = Field(default_factory=dict)
+    placeholders: dict[str, str] = Field(
         default_factory=lambda: {
             "email": "<EMAIL>", "ipv4": "<IP_ADDRESS>", "ipv6": "<IP_ADDRESS>",
             "phone": "<PHONE>", "credit_card": "<CREDIT_CARD>", "iban": "<IBAN>",
@@ -359,22 +367,21 @@ class PiiConfig:
     )  # fmt: skip
     # Never PII: these e-mail domains (and their subdomains), IP networks
     # (the documentation ranges by default) and exact values.
-    allow_email_domains: list[str] = field(
+    allow_email_domains: list[str] = Field(
         default_factory=lambda: ["example.com", "example.org", "example.net"]
     )
-    allow_networks: list[str] = field(
+    allow_networks: list[str] = Field(
         default_factory=lambda: [
             "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32",
         ]
     )  # fmt: skip
-    allow_values: list[str] = field(default_factory=list)
+    allow_values: list[str] = Field(default_factory=list)
     # A document with more hits than this per 1,000 words is a list of
     # contacts: dropped (rule pii_density). Null: never.
     max_hits_per_1000_words: float | None = 20.0
 
 
-@dataclass
-class TokensConfig:
+class TokensConfig(Section):
     """Token counts (stages/tokens/): n_tokens per document, per stage and per
     group in the manifest; a mixture unit."""
 
@@ -384,13 +391,12 @@ class TokensConfig:
     tokenizer: str | None = None
 
 
-@dataclass
-class MixtureConfig:
+class MixtureConfig(Section):
     enabled: bool = False
     # Column whose values are the groups (source, language, domain, ...).
     group_column: str = "source"
     # Target share per group (normalized to sum 1); groups not listed are dropped.
-    weights: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = Field(default_factory=dict)
     # tokens: the n_tokens of the tokens section (which must be on).
     unit: Literal["documents", "bytes", "words", "tokens"] = "documents"
     # Output size in units; null: the largest mix possible without upsampling.
@@ -400,8 +406,7 @@ class MixtureConfig:
     seed: int = 0
 
 
-@dataclass
-class OutputConfig:
+class OutputConfig(Section):
     # Where the output goes; --output overrides it.
     uri: str | None = None
     # Target rows per output shard; bytes_per_shard, when set, takes precedence
@@ -418,19 +423,18 @@ class OutputConfig:
     # Nested subsets for data-scaling runs (steps/subsets.py): fractions of
     # the output in the mixture's unit, e.g. [0.25, 0.5, 1.0] writes
     # subsets/25/, subsets/50/, subsets/100/.
-    subsets: list[float] = field(default_factory=list)
+    subsets: list[float] = Field(default_factory=list)
     # Held-out splits by a hash of the duplicate cluster (steps/splits.py),
     # e.g. {train: 0.98, validation: 0.01, test: 0.01}: splits/<name>/ and a
     # `split` column.
-    splits: dict[str, float] = field(default_factory=dict)
+    splits: dict[str, float] = Field(default_factory=dict)
     # The seed of the subset and split draws.
     seed: int = 0
     # report.html beside the manifest (job/report_html.py).
     report: bool = True
 
 
-@dataclass
-class StorageConfig:
+class StorageConfig(Section):
     """How s3:// (and other fsspec) URIs are opened; credentials otherwise come
     from the usual AWS environment variables, profile or instance role."""
 
@@ -441,30 +445,29 @@ class StorageConfig:
     anonymous: bool = False
     # Passed as-is to the fsspec filesystem of every non-local URI
     # (s3fs: profile, key, secret, client_kwargs, config_kwargs, ...).
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
     # Seconds the first request to a remote store may wait for an answer:
     # botocore and s3fs each retry a read timeout, so an endpoint that accepts
     # connections and never answers would otherwise hold the job for minutes.
     first_answer_seconds: float = 30
 
 
-@dataclass
-class JobConfig:
-    input: InputConfig = field(default_factory=InputConfig)
-    format: FormatConfig = field(default_factory=FormatConfig)
-    langid: LangIdConfig = field(default_factory=LangIdConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
-    pii: PiiConfig = field(default_factory=PiiConfig)
-    tokens: TokensConfig = field(default_factory=TokensConfig)
-    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
-    mixture: MixtureConfig = field(default_factory=MixtureConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    storage: StorageConfig = field(default_factory=StorageConfig)
+class JobConfig(Section):
+    input: InputConfig = Field(default_factory=InputConfig)
+    format: FormatConfig = Field(default_factory=FormatConfig)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    tokens: TokensConfig = Field(default_factory=TokensConfig)
+    consistency: ConsistencyConfig = Field(default_factory=ConsistencyConfig)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump(by_alias=True)
 
 
 def job_uris(cfg: JobConfig, input_uri: str | None, output_uri: str | None) -> tuple[str, str]:
@@ -500,80 +503,73 @@ def load_config(path: str | Path | None) -> JobConfig:
 
 
 def config_from_dict(data: Any, source: str = "config") -> JobConfig:
-    config = _build(JobConfig, data, prefix="", source=source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: 'top level' must be a mapping, got {_type_name(data)}")
+    try:
+        config = JobConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _named(exc.errors()[0], source) from None
     _check_semantics(config, source)
     return config
 
 
-def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: '{where}' must be a mapping, got {_type_name(data)}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in data if k not in known)
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key '{prefix}{unknown[0]}' (allowed in {where}: "
-            f"{', '.join(sorted(known))})"
+# pydantic's error types -> what the key must be, in the words of YAML.
+EXPECTED = {
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _named(error: Any, source: str) -> ConfigError:
+    """One pydantic error as a ConfigError naming the dotted key."""
+    loc, value = error["loc"], error.get("input")
+    if error["type"] == "extra_forbidden":
+        parent = _dotted(loc[:-1])
+        fields = _section_at(loc[:-1]).model_fields
+        allowed = ", ".join(sorted(info.alias or name for name, info in fields.items()))
+        return ConfigError(
+            f"{source}: unknown key '{_dotted(loc)}' (allowed in {parent or 'top level'}: "
+            f"{allowed})"
         )
-    values = {}
-    for name, raw in data.items():
-        values[name] = _coerce(hints[name], raw, f"{prefix}{name}", source)
-    return cls(**values)
+    key = _dotted(loc)
+    if error["type"] == "literal_error":
+        choices = error["ctx"]["expected"].replace(" or ", ", ")
+        return ConfigError(f"{source}: '{key}' must be one of {choices}, got {value!r}")
+    if error["type"] in EXPECTED:
+        expected = EXPECTED[error["type"]]
+        return ConfigError(
+            f"{source}: '{key}' must be {expected}, got {_type_name(value)} {value!r}"
+        )
+    return ConfigError(f"{source}: '{key}': {error['msg']} (got {value!r})")
 
 
-def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
-    if hint is Any:
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value if value is not None else {}, f"{key}.", source)
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key, source)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{source}: '{key}' must be one of {choices}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise _wrong_type(source, key, "a list", value)
-        return [_coerce(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _wrong_type(source, key, "a mapping", value)
-        return {
-            _coerce(args[0], k, f"{key} (key {k!r})", source): _coerce(
-                args[1], v, f"{key}.{k}", source
-            )
-            for k, v in value.items()
-        }
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _wrong_type(source, key, "true or false", value)
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _wrong_type(source, key, "an integer", value)
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _wrong_type(source, key, "a number", value)
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise _wrong_type(source, key, "a string", value)
-        return value
-    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug, not user input
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """('langid', 'languages', 1) -> langid.languages[1]; a mapping's bad key
+    (pydantic's '[key]') -> the mapping, then (key ...)."""
+    if loc and loc[-1] == "[key]":
+        return f"{_dotted(loc[:-2])} (key {loc[-2]!r})"
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key.lstrip(".")
 
 
-def _wrong_type(source: str, key: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(f"{source}: '{key}' must be {expected}, got {_type_name(value)} {value!r}")
+def _section_at(loc: tuple[Any, ...]) -> type[Section]:
+    """The section class at a path of field names and list indexes."""
+    section: Any = JobConfig
+    for part in loc:
+        if isinstance(part, str):
+            annotation = section.model_fields[part].annotation
+            args = getattr(annotation, "__args__", ())
+            section = args[0] if args else annotation  # list[EvalSourceConfig]
+    return section
 
 
 def _type_name(value: Any) -> str:

@@ -113,7 +113,7 @@ def _value_type(kind: pa.DataType) -> pa.DataType:
 
 def _pinned(cfg: InputConfig) -> dict[str, pa.DataType]:
     pinned = {}
-    for name, alias in (cfg.schema or {}).items():
+    for name, alias in (cfg.pinned_types or {}).items():
         try:
             pinned[name] = pa.type_for_alias(str(alias))
         except ValueError as exc:

@@ -7,7 +7,6 @@ rejects the document, and its name and measured value become the reason.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -107,7 +106,7 @@ class RuleGroup:
 
     def __init__(self, cfg: object):
         self.cfg = cfg
-        fields = {f.name for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+        fields = set(type(cfg).model_fields)  # type: ignore[attr-defined]
         unknown = [spec.field for spec in self.RULES if spec.field not in fields]
         if unknown:  # a typo must not silently switch a rule off
             raise TypeError(f"{self.name}: rules name unknown config fields {unknown}")
