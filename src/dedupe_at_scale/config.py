@@ -14,34 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from dedupe_at_scale import columns, formats
+from dedupe_at_scale.sections import ConfigError, Section, View
 
-
-class ConfigError(ValueError):
-    """The job config is invalid; the message names the offending key."""
-
-
-class Section(BaseModel):
-    """A config section. Strict: `true` is not "yes", 2 is not 2.5 nor "2"
-    (an integer is a number, though); an unknown key is an error."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_subsections(cls, data: Any) -> Any:
-        """A subsection left empty in YAML (`quality:` with its keys
-        commented out) is null: it means the defaults."""
-        if not isinstance(data, dict):
-            return data
-        sections = {
-            name
-            for name, info in cls.model_fields.items()
-            if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
-        }
-        return {k: {} if v is None and k in sections else v for k, v in data.items()}
+__all__ = ["ConfigError", "JobConfig", "Section", "View", "config_from_dict", "load_config"]
 
 
 # Scripts written without spaces between words: whitespace "words" are whole
@@ -109,11 +87,6 @@ class InputConfig(Section):
         """The column the stages read as a row's text: text_column, or for
         post-training formats the rendered conversation (an internal column)."""
         return self.text_column if self.format == "text" else columns.TEXT
-
-
-# Which text of a post-training row a stage reads (formats.py renders them);
-# "auto" picks the section's default, and text rows only have their text.
-View = Literal["auto", "prompt", "response", "prompt+response", "conversation"]
 
 
 class FormatConfig(Section):

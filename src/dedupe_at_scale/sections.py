@@ -1,0 +1,42 @@
+"""The base of every config section, and the error a bad config raises.
+
+A section is a pydantic model in strict mode, declared beside the code it
+configures; config.py assembles them into the job's config. This module
+imports nothing of the package, so any module may declare a section.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class ConfigError(ValueError):
+    """The job config is invalid; the message names the offending key."""
+
+
+class Section(BaseModel):
+    """A config section. Strict: `true` is not "yes", 2 is not 2.5 nor "2"
+    (an integer is a number, though); an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_subsections(cls, data: Any) -> Any:
+        """A subsection left empty in YAML (`quality:` with its keys
+        commented out) is null: it means the defaults."""
+        if not isinstance(data, dict):
+            return data
+        sections = {
+            name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
+        }
+        return {k: {} if v is None and k in sections else v for k, v in data.items()}
+
+
+# Which text of a post-training row a stage reads (formats.py renders them);
+# "auto" picks the section's default, and text rows only have their text.
+View = Literal["auto", "prompt", "response", "prompt+response", "conversation"]
