@@ -28,12 +28,6 @@ UNSEGMENTED_LANGUAGES = ["zh", "ja", "th", "lo", "km", "my", "bo", "dz", "yue", 
 
 SPEC_ENV_PREFIX = "env:"
 
-# Times one of the global steps' Ray tasks is re-run when its worker process
-# dies (killed, OOM, node lost); errors raised by our code are not retried, as
-# they would repeat. Ray Data's own tasks (read, annotate, write) keep Ray
-# Data's default: retried on worker death without limit.
-TASK_RETRIES = 4
-
 GOPHER_STOP_WORDS = {"en": ["the", "be", "to", "of", "and", "that", "have", "with"]}
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES, JobConfig
+from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.steps.base import (
     GlobalStep,
     StagedFile,
@@ -24,6 +24,7 @@ from dedupe_at_scale.steps.base import (
     StepOutput,
     decision_paths,
 )
+from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
 CONTAMINATION = "contamination"
 TOP_ITEMS = 10

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES, JobConfig
+from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import Location, read_parquet
@@ -41,7 +41,7 @@ from dedupe_at_scale.steps.exchange import (
     receive,
     run_with_mailboxes,
 )
-from dedupe_at_scale.steps.tasks import as_returns, call, split
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
 # What the partitions send back: the decisions and the staged file each is for.

@@ -21,10 +21,11 @@ import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES, ConfigError, JobConfig, MixtureConfig
+from dedupe_at_scale.config import ConfigError, JobConfig, MixtureConfig
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
+from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
 BINS = 4096
 OTHER = "__other__"  # rows whose group has no weight

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES, JobConfig, subset_name
+from dedupe_at_scale.config import JobConfig, subset_name
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.mixture import (
     COPIES,
@@ -41,6 +41,7 @@ from dedupe_at_scale.steps.mixture import (
     with_order,
 )
 from dedupe_at_scale.steps.splits import SPLIT
+from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
 SALT = 0x7F4A7C15
 DIRECTORY = "subsets"

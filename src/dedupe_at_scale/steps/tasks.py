@@ -10,6 +10,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+# Times one of the global steps' Ray tasks is re-run when its worker process
+# dies (killed, OOM, node lost); errors raised by our code are not retried, as
+# they would repeat. Ray Data's own tasks (read, annotate, write) keep Ray
+# Data's default: retried on worker death without limit.
+TASK_RETRIES = 4
+
 
 def call(fn, n: int, *args) -> list:
     """Submit a remote function with `n` returns; always a list of refs."""

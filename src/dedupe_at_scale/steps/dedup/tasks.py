@@ -35,7 +35,6 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import TASK_RETRIES
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
@@ -56,7 +55,7 @@ from dedupe_at_scale.steps.exchange import (
     receive,
     run_with_mailboxes,
 )
-from dedupe_at_scale.steps.tasks import Returns, as_returns, call, split, submit
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, Returns, as_returns, call, split, submit
 
 MAX_ROUNDS = 64
 ID_KEY = "__dds_id_key"
