@@ -7,6 +7,7 @@ imports nothing of the package, so any module may declare a section.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -35,6 +36,25 @@ class Section(BaseModel):
             if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
         }
         return {k: {} if v is None and k in sections else v for k, v in data.items()}
+
+    def check(self, job: Any, require: Require) -> None:
+        """Rules the types cannot say (ranges, keys that go together, other
+        sections' settings), each as `require(ok, "dotted.key", "must ...")`;
+        `job` is the whole config."""
+
+
+# require(ok, key, message): a ConfigError "'key' message" unless ok.
+Require = Callable[[bool, str, str], None]
+
+
+def check_view(job: Any, require: Require, key: str, value: str) -> None:
+    """A section's choice of a part of post-training rows (langid.text,
+    dedup.key, ...) means nothing for text rows."""
+    require(
+        value == "auto" or job.input.format != "text", key,
+        "chooses a part of post-training rows; text rows have only their text "
+        "(set input.format, or leave it at auto)",
+    )  # fmt: skip
 
 
 # Which text of a post-training row a stage reads (formats.py renders them);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -10,8 +11,10 @@ import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 
 class DropLongest(GlobalStep):

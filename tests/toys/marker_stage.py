@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.stages.base import Batch, Rejections, Stage, StageResult
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 MARKER = "xyzzymarker"
 

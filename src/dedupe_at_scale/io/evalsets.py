@@ -5,16 +5,19 @@ one text per configured field (a list field, such as answer choices, joined)."""
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.config import DecontaminateConfig, EvalSourceConfig, StorageConfig
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import StorageError, describe_error, resolve
 from dedupe_at_scale.stages.decontaminate import EvalItem
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.storage import StorageConfig
+    from dedupe_at_scale.stages.decontaminate import DecontaminateConfig, EvalSourceConfig
 
 SUFFIXES = (".parquet", ".pq", ".jsonl", ".json", ".ndjson")
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ray
 from ray.exceptions import RayTaskError
 
-from dedupe_at_scale.io.storage import Location
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.storage import Location
 
 T = TypeVar("T")
 U = TypeVar("U")

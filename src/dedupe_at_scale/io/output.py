@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.lease import LEASE, LOCK
@@ -38,6 +40,10 @@ from dedupe_at_scale.io.storage import (
     remove_directory,
     write_json,
 )
+from dedupe_at_scale.sections import Require, Section
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 MANIFEST = "manifest.json"
 STAGING = "_staging"
@@ -48,6 +54,62 @@ PUBLISHED = (
 OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
 IO_THREADS = 16
 LeaseCheck = Callable[[], None]  # raises unless this run still holds the output's lease
+
+
+class OutputConfig(Section):
+    # Where the output goes; --output overrides it.
+    uri: str | None = None
+    # Target rows per output shard; bytes_per_shard, when set, takes precedence
+    # and is converted to rows from the average size of the documents.
+    rows_per_shard: int = 100_000
+    bytes_per_shard: int | None = None
+    compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
+    # Copy the text of dropped documents into rejected/ (off: ids and reasons only).
+    rejected_text: bool = False
+    # A run holds a lease on its output (_staging/lease.json), renewed every
+    # 30 s; another run is refused while it holds it. A lease not renewed for
+    # this long (or whose process is gone, on the same host) is taken over.
+    lease_timeout_seconds: float = 300.0
+    # Nested subsets for data-scaling runs (steps/subsets.py): fractions of
+    # the output in the mixture's unit, e.g. [0.25, 0.5, 1.0] writes
+    # subsets/25/, subsets/50/, subsets/100/.
+    subsets: list[float] = Field(default_factory=list)
+    # Held-out splits by a hash of the duplicate cluster (steps/splits.py),
+    # e.g. {train: 0.98, validation: 0.01, test: 0.01}: splits/<name>/ and a
+    # `split` column.
+    splits: dict[str, float] = Field(default_factory=dict)
+    # The seed of the subset and split draws.
+    seed: int = 0
+    # report.html beside the manifest (job/report_html.py).
+    report: bool = True
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        require(self.rows_per_shard > 0, "output.rows_per_shard", "must be positive")
+        if self.bytes_per_shard is not None:
+            require(self.bytes_per_shard > 0, "output.bytes_per_shard", "must be positive")
+        fractions = self.subsets
+        require(
+            all(0 < f <= 1 for f in fractions), "output.subsets",
+            "must be fractions within (0, 1], such as [0.25, 0.5, 1.0]",
+        )  # fmt: skip
+        require(len(set(fractions)) == len(fractions), "output.subsets", "repeats a fraction")
+        names = {subset_name(f) for f in fractions}
+        require(len(names) == len(fractions), "output.subsets", "has two fractions of one percent")
+        if self.splits:
+            require(
+                all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in self.splits), "output.splits",
+                "names must be letters, digits, - or _ (they become directories)",
+            )  # fmt: skip
+            require(all(v > 0 for v in self.splits.values()), "output.splits", "must be > 0")
+            total = sum(self.splits.values())
+            require(
+                abs(total - 1) < 1e-9, "output.splits", f"must sum to 1 (they sum to {total:g})"
+            )
+
+
+def subset_name(fraction: float) -> str:
+    """Directory name of a subset: its percentage (25, 12.5)."""
+    return f"{100 * fraction:g}"
 
 
 def _unfenced() -> None:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.reader import UNCOUNTABLE, InputFile
-from dedupe_at_scale.io.storage import Location
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.storage import Location
 
 QUARANTINE_SHARD = "quarantine-00000.parquet"
 

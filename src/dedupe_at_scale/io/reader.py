@@ -26,7 +26,6 @@ from ray.data.datasource import Datasource, ReadTask
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale import formats
-from dedupe_at_scale.config import InputConfig
 from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.storage import (
     InputListing,
@@ -37,6 +36,7 @@ from dedupe_at_scale.io.storage import (
 )
 
 if TYPE_CHECKING:
+    from dedupe_at_scale.config import InputConfig
     from dedupe_at_scale.io.schema import InputSchema
 
 

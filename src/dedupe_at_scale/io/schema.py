@@ -30,13 +30,17 @@ break every reader of data/, and silently replacing it would lose data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale.columns import INTERNAL_PREFIX
-from dedupe_at_scale.config import ConfigError, InputConfig
 from dedupe_at_scale.io.reader import InputError, InputFile
+from dedupe_at_scale.sections import ConfigError
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import InputConfig
 
 
 class SchemaError(InputError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,8 +14,10 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import file_task_cpus
-from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.output import OutputLayout
 
 # Columns every decision may read or set.
 DECISION_COLUMNS = (col.UID, col.STAGE, col.RULE, col.VALUE, col.REASON)

@@ -14,15 +14,19 @@ import socket
 import threading
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
+from pydantic import Field
 
-from dedupe_at_scale.config import StorageConfig
+from dedupe_at_scale.sections import Require, Section
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 GLOB_CHARS = ("*", "?", "[")
 S3_PROTOCOLS = ("s3", "s3a")
@@ -41,6 +45,27 @@ CREDENTIAL_HINTS = (
     "invalidaccesskeyid", "access key id", "signaturedoesnotmatch", "access denied",
     "forbidden", "403", "nocredentials", "unable to locate credentials",
 )  # fmt: skip
+
+
+class StorageConfig(Section):
+    """How s3:// (and other fsspec) URIs are opened; credentials otherwise come
+    from the usual AWS environment variables, profile or instance role."""
+
+    # An S3-compatible endpoint (MinIO, Ceph, R2, a local test server); null: AWS.
+    endpoint_url: str | None = None
+    region: str | None = None
+    # Unsigned requests, for public buckets.
+    anonymous: bool = False
+    # Passed as-is to the fsspec filesystem of every non-local URI
+    # (s3fs: profile, key, secret, client_kwargs, config_kwargs, ...).
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Seconds the first request to a remote store may wait for an answer:
+    # botocore and s3fs each retry a read timeout, so an endpoint that accepts
+    # connections and never answers would otherwise hold the job for minutes.
+    first_answer_seconds: float = 30
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        require(self.first_answer_seconds > 0, "storage.first_answer_seconds", "must be positive")
 
 
 class StorageError(RuntimeError):

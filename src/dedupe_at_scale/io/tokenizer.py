@@ -4,11 +4,16 @@ at planning (local path or any fsspec URL), before Ray starts."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
 from dedupe_at_scale.io.storage import describe_error, read_text, resolve
+from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages.tokens import TokenizerResource, tokenizer_resource
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.storage import StorageConfig
+    from dedupe_at_scale.stages.tokens.config import TokensConfig
 
 log = logging.getLogger(__name__)
 

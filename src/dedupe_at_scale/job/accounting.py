@@ -3,16 +3,18 @@ and the shards hold exactly those rows; otherwise nothing is committed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.reader import InputFile
 from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.mixture import COPIES
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.reader import InputFile
 
 
 class AccountingError(RuntimeError):

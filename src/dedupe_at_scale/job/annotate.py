@@ -17,7 +17,7 @@ import posixpath
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,15 +28,17 @@ from ray.data._internal.execution.interfaces import TaskContext
 from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.fanout import map_files
-from dedupe_at_scale.io.lease import Fence
-from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.reader import ReadUnit, input_datasource
-from dedupe_at_scale.io.schema import InputSchema
-from dedupe_at_scale.io.storage import Location
 from dedupe_at_scale.job.write import parquet_compression
 from dedupe_at_scale.stages.annotate import annotate_batch
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.lease import Fence
+    from dedupe_at_scale.io.output import OutputLayout
+    from dedupe_at_scale.io.schema import InputSchema
+    from dedupe_at_scale.io.storage import Location
 
 PREFIX = "annotated-"
 

@@ -6,15 +6,17 @@ import platform
 import time
 from collections import Counter, defaultdict
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.io.reader import InputFile
 from dedupe_at_scale.io.storage import redact
 from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS, TOKENS
 from dedupe_at_scale.stages import rejecting_stages
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.reader import InputFile
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [

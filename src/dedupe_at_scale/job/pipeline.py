@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,7 +34,6 @@ import ray
 
 from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import ConfigError, JobConfig
 from dedupe_at_scale.io.evalsets import read_eval_items
 from dedupe_at_scale.io.lease import Lease, LeaseLostError
 from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
@@ -75,6 +74,7 @@ from dedupe_at_scale.job.write import (
     write_outputs,
     write_parquet,
 )
+from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
@@ -82,6 +82,9 @@ from dedupe_at_scale.stages.tokens import RESOURCE as TOKENIZER
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 from dedupe_at_scale.steps.contamination import CONTAMINATION
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,16 +7,18 @@ OUT/report.json beside the manifest."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.stages.quality import QualityFilter
 from dedupe_at_scale.stages.tokens import N_TOKENS
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 FORMAT = "dedupe-at-scale/report-data/v1"
 # Fixed bin edges, so blocks merge by adding counts: 0..1 in steps of 0.02

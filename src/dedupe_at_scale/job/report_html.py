@@ -10,16 +10,18 @@ from __future__ import annotations
 import html
 import json
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
-from dedupe_at_scale.config import StorageConfig
 from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, resolve, write_text
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.storage import StorageConfig
 
 HTML, DATA = "report.html", "report.json"
 TEMPLATE = "plotly_white"

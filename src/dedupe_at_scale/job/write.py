@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,18 +23,20 @@ from ray.data import SaveMode
 from ray.data.datasource import FilenameProvider
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.fanout import map_files
-from dedupe_at_scale.io.output import OutputLayout
 from dedupe_at_scale.io.quarantine import rejected_table
-from dedupe_at_scale.io.reader import ReadUnit
-from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
 from dedupe_at_scale.job.profile import block_profile
 from dedupe_at_scale.stages import field_stages
 from dedupe_at_scale.steps import REGISTRY as STEPS
-from dedupe_at_scale.steps.base import GlobalStep, StepOutcome
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.output import OutputLayout
+    from dedupe_at_scale.io.reader import ReadUnit
+    from dedupe_at_scale.io.staged import Staged
+    from dedupe_at_scale.steps.base import GlobalStep, StepOutcome
 
 SUMMARY = "summary"
 PROFILE = "__profile"  # the block's histograms for the report, among the summaries

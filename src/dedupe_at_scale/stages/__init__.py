@@ -4,10 +4,10 @@ the contract). A new stage is one module here plus one line in REGISTRY."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
-from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.stages.base import Stage
 from dedupe_at_scale.stages.decontaminate import DecontaminateStage
 from dedupe_at_scale.stages.format import FormatStage
 from dedupe_at_scale.stages.langid import LanguageIdStage
@@ -16,6 +16,10 @@ from dedupe_at_scale.stages.pii import PiiStage
 from dedupe_at_scale.stages.quality import QualityRulesStage
 from dedupe_at_scale.stages.quality_model import QualityModelStage
 from dedupe_at_scale.stages.tokens import TokensStage
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.stages.base import Stage
 
 REGISTRY: list[type[Stage]] = [
     FormatStage,

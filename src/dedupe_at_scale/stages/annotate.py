@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.stages import REGISTRY
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 
 class Annotator:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 
 class Batch:

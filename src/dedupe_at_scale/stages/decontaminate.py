@@ -19,16 +19,17 @@ than max_pieces, or none, remain).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numba
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import DecontaminateConfig, JobConfig
 from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
+from dedupe_at_scale.sections import Require, Section, View
 from dedupe_at_scale.stages.base import (
     Batch,
     Stage,
@@ -39,8 +40,81 @@ from dedupe_at_scale.stages.base import (
 )
 from dedupe_at_scale.stages.quality.codepoints import IS_ALNUM, decode, unicode_tables
 
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+
 RESOURCE = "decontaminate"  # the index's name among the annotation's shared resources
 EMPTY_KEY = np.uint64(0)
+
+
+class EvalSourceConfig(Section):
+    """One eval set: a Parquet or JSONL file (or directory of them), local or
+    any fsspec URL; `fields` are joined into each item's text."""
+
+    name: str = ""
+    uri: str = ""
+    fields: list[str] = Field(default_factory=lambda: ["question"])
+    id_field: str | None = None  # null: the row number
+
+
+class DecontaminateConfig(Section):
+    """Benchmark decontamination: word n-grams of eval items found in documents
+    (stages/decontaminate.py)."""
+
+    enabled: bool = False
+    sources: list[EvalSourceConfig] = Field(default_factory=list)
+    ngram_size: int = 13  # GPT-3 (Brown et al. 2020, appendix C)
+    # Contaminated: at least min_matches distinct eval n-grams, or (when set)
+    # at least this share of one eval item's n-grams.
+    min_matches: int = 1
+    min_item_share: float | None = None
+    # N-grams in more eval items than this are boilerplate ("which of the
+    # following"): ignored, and counted.
+    max_item_frequency: int = 10
+    # Items shorter than ngram_size words are matched whole; shorter than this, ignored.
+    min_item_words: int = 4
+    # drop: to rejected/; cut: remove each match plus cut_margin characters on
+    # both sides, keep pieces of at least min_piece_chars, drop the document
+    # if more than max_pieces remain or none does (text rows only).
+    action: Literal["drop", "cut"] = "drop"
+    cut_margin: int = 200
+    min_piece_chars: int = 200
+    max_pieces: int = 10
+    # Post-training rows: the part searched (auto: the conversation).
+    text: View = "auto"
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        text_rows = job.input.format == "text"
+        if text_rows:
+            require(
+                self.text == "auto", "decontaminate.text", "chooses a part of post-training rows"
+            )
+        if not self.enabled:
+            return
+        require(bool(self.sources), "decontaminate.sources", "must list at least one eval set")
+        names = [s.name for s in self.sources]
+        for i, source in enumerate(self.sources):
+            key = f"decontaminate.sources[{i}]"
+            require(bool(source.name), f"{key}.name", "must be set")
+            require(names.count(source.name) == 1, f"{key}.name", f"repeats '{source.name}'")
+            require(bool(source.uri), f"{key}.uri", "must be set")
+            require(bool(source.fields), f"{key}.fields", "must name at least one field")
+        require(self.ngram_size >= 1, "decontaminate.ngram_size", "must be >= 1")
+        require(self.min_matches >= 1, "decontaminate.min_matches", "must be >= 1")
+        if self.min_item_share is not None:
+            require(
+                0 < self.min_item_share <= 1,
+                "decontaminate.min_item_share",
+                "must be within (0, 1]",
+            )
+        require(self.max_item_frequency >= 1, "decontaminate.max_item_frequency", "must be >= 1")
+        require(self.min_item_words >= 1, "decontaminate.min_item_words", "must be >= 1")
+        require(self.cut_margin >= 0, "decontaminate.cut_margin", "must be >= 0")
+        require(self.max_pieces >= 1, "decontaminate.max_pieces", "must be >= 1")
+        require(
+            self.action == "drop" or text_rows, "decontaminate.action",
+            "cut rewrites text in place, which post-training rows cannot take; use drop",
+        )  # fmt: skip
 
 
 @numba.njit(cache=True)

@@ -12,18 +12,82 @@ the shape, which is one Python pass over the rows.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.formats import Extractor, Parts, stage_views
+from dedupe_at_scale.formats import ROLE_KINDS, Extractor, Parts, stage_views
+from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
 from dedupe_at_scale.stages.minhash import normalize, string_hashes
 
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+
 ROLE_PREFIX = r"(?i)^\s*(?:#+\s*)?(?:assistant|gpt|bot|ai|response)\s*:"
 CODE_FENCE = "```"
+
+
+class FormatConfig(Section):
+    """Checks of post-training rows (input.format other than text); each
+    failing row goes to rejected/ with stage "format" and the rule's name."""
+
+    enabled: bool = True
+    # Role names as the data spells them -> user / assistant / system / tool.
+    roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "user": ["user", "human", "prompter"],
+            "assistant": ["assistant", "gpt", "bot", "model"],
+            "system": ["system"],
+            "tool": ["tool", "function", "ipython"],
+        }
+    )
+    # Chat-template and prompt-format tokens a model should never learn as text.
+    template_tokens: list[str] = Field(
+        default_factory=lambda: [
+            "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>",
+            "<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>",
+            "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "<s>", "</s>",
+            "### Instruction:", "### Response:", "### Input:",
+        ]
+    )  # fmt: skip
+    # A response that opens with a role label ("Assistant:", "### Response:").
+    role_prefix: bool = True
+    # A response that ends mid-sentence: its last character is a letter or a
+    # comma, and it has at least truncated_min_words words (short answers
+    # such as "Paris" are exempt).
+    truncated_response: bool = True
+    truncated_min_words: int = 8
+    min_prompt_words: int | None = 1
+    max_prompt_words: int | None = 4_000
+    min_response_words: int | None = 1
+    max_response_words: int | None = 8_000
+    # Reward rows: scores outside [min_score, max_score] are rejected.
+    min_score: float | None = None
+    max_score: float | None = None
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        require(self.truncated_min_words >= 0, "format.truncated_min_words", "must be >= 0")
+        if self.min_score is not None and self.max_score is not None:
+            require(
+                self.min_score <= self.max_score, "format.min_score", "must be <= format.max_score"
+            )
+        seen: dict[str, str] = {}
+        for kind, names in self.roles.items():
+            require(
+                kind in ROLE_KINDS, f"format.roles.{kind}",
+                f"is not a role kind (kinds: {', '.join(ROLE_KINDS)})",
+            )  # fmt: skip
+            for name in names:
+                require(
+                    name not in seen, f"format.roles.{kind}",
+                    f"repeats role name '{name}' (also under {seen.get(name)})",
+                )  # fmt: skip
+                seen[name] = kind
 
 
 class FormatStage(Stage):

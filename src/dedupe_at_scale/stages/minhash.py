@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -22,10 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import DedupConfig, JobConfig
 from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.steps.dedup.config import DedupConfig
 
 EMPTY = np.uint32(0xFFFFFFFF)
 

@@ -12,18 +12,21 @@ import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.io.storage import list_input_files, resolve
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.stages.langid import load_fasttext_model
 from dedupe_at_scale.text import single_line
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"

@@ -5,7 +5,8 @@ one line in REGISTRY."""
 
 from __future__ import annotations
 
-from dedupe_at_scale.steps.base import GlobalStep
+from typing import TYPE_CHECKING
+
 from dedupe_at_scale.steps.consistency import Consistency
 from dedupe_at_scale.steps.contamination import Contamination
 from dedupe_at_scale.steps.dedup import Dedup
@@ -13,6 +14,9 @@ from dedupe_at_scale.steps.ids import IdCheck
 from dedupe_at_scale.steps.mixture import Mixture
 from dedupe_at_scale.steps.splits import Splits
 from dedupe_at_scale.steps.subsets import Subsets
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.steps.base import GlobalStep
 
 REGISTRY: list[type[GlobalStep]] = [
     Contamination,

@@ -16,17 +16,19 @@ import dataclasses
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
-from dedupe_at_scale.io.storage import Location
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.storage import Location
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,19 @@ from __future__ import annotations
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import ConsistencyConfig, JobConfig
 from dedupe_at_scale.io.storage import Location, read_parquet
+from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.steps.base import GlobalStep, StagedView, StepOutcome, StepOutput
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 CONFLICTS = "conflicts"
 FILE_PREFIX = "conflicts-"
@@ -42,6 +45,22 @@ CONFLICT_SCHEMA = pa.schema(
         ("detail", pa.string()),
     ]
 )
+
+
+class ConsistencyConfig(Section):
+    """Contradictions among rows whose prompts dedup clustered together
+    (preference and reward data; steps/consistency.py)."""
+
+    enabled: bool = True
+    # report: list conflicts in conflicts/ and drop nothing for them;
+    # drop_all: reject every row of a conflict; keep_majority: reject the
+    # rows that disagree with the majority (all of them on a tie).
+    action: Literal["report", "drop_all", "keep_majority"] = "report"
+    # Reward rows for one (prompt, response) whose scores differ by more.
+    max_score_gap: float = 1.0
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        require(self.max_score_gap >= 0, "consistency.max_score_gap", "must be >= 0")
 
 
 def applies(cfg: JobConfig) -> bool:

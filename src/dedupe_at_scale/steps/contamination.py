@@ -7,7 +7,7 @@ decides; this step only gathers its columns from the staged files."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.steps.base import (
     GlobalStep,
     StagedFile,
@@ -25,6 +24,9 @@ from dedupe_at_scale.steps.base import (
     decision_paths,
 )
 from dedupe_at_scale.steps.tasks import TASK_RETRIES
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 CONTAMINATION = "contamination"
 TOP_ITEMS = 10

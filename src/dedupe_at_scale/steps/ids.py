@@ -11,6 +11,7 @@ a decision file is written only for a staged file some of whose ids repeat.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,6 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.reader import InputError
 from dedupe_at_scale.io.storage import Location, read_parquet
@@ -42,6 +42,9 @@ from dedupe_at_scale.steps.exchange import (
     run_with_mailboxes,
 )
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 ID_DECISION_SCHEMA = pa.schema([(col.UID, pa.int64()), ("reason", pa.string())])
 # What the partitions send back: the decisions and the staged file each is for.

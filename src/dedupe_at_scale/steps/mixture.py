@@ -13,22 +13,55 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
+from pydantic import Field
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import ConfigError, JobConfig, MixtureConfig
+from dedupe_at_scale.sections import ConfigError, Require, Section
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+
 BINS = 4096
 OTHER = "__other__"  # rows whose group has no weight
+
+
+class MixtureConfig(Section):
+    enabled: bool = False
+    # Column whose values are the groups (source, language, domain, ...).
+    group_column: str = "source"
+    # Target share per group (normalized to sum 1); groups not listed are dropped.
+    weights: dict[str, float] = Field(default_factory=dict)
+    # tokens: the n_tokens of the tokens section (which must be on).
+    unit: Literal["documents", "bytes", "words", "tokens"] = "documents"
+    # Output size in units; null: the largest mix possible without upsampling.
+    total: float | None = None
+    # How many times a document may appear when a group is upsampled (1: never).
+    max_repeats: int = 1
+    seed: int = 0
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        if self.enabled:
+            weights = self.weights.values()
+            require(bool(self.weights), "mixture.weights", "must name at least one group")
+            require(all(w >= 0 for w in weights), "mixture.weights", "must be >= 0")
+            require(sum(weights) > 0, "mixture.weights", "must not all be 0")
+        require(self.max_repeats >= 1, "mixture.max_repeats", "must be >= 1")
+        if self.total is not None:
+            require(self.total > 0, "mixture.total", "must be positive")
+        require(
+            self.unit != "tokens" or job.tokens.enabled, "mixture.unit",
+            "is tokens, which needs the tokens section on (tokens.enabled: true)",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

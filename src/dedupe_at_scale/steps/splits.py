@@ -8,16 +8,18 @@ data/ gets a `split` column; splits/<name>/ holds each split's rows."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome
 from dedupe_at_scale.steps.mixture import ORDER, copies_of, draws, output_unit, units, with_order
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 SPLIT = "split"
 SALT = 0x3C6EF372

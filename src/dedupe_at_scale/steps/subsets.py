@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig, subset_name
+from dedupe_at_scale.io.output import subset_name
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.mixture import (
     COPIES,
@@ -42,6 +42,9 @@ from dedupe_at_scale.steps.mixture import (
 )
 from dedupe_at_scale.steps.splits import SPLIT
 from dedupe_at_scale.steps.tasks import TASK_RETRIES
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 SALT = 0x7F4A7C15
 DIRECTORY = "subsets"

@@ -8,14 +8,19 @@ Detected values are never written anywhere: reasons name types and counts."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import PII_TYPES, JobConfig
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
-from dedupe_at_scale.stages.pii.detectors import Found
+from dedupe_at_scale.stages.pii.config import PII_TYPES
 from dedupe_at_scale.stages.pii.engine import Engine
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.stages.pii.detectors import Found
 
 REDACTED = "pii_redacted"
 CHARS_PER_WORD = 5  # the density's floor on words: characters / 5

@@ -16,8 +16,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from dedupe_at_scale.config import PiiConfig
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.pii.config import PiiConfig
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,16 @@ at the scanner's speed on the documents without PII."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
-from dedupe_at_scale.config import PiiConfig
 from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.pii.detectors import Detector, Found, active_detectors, find_pii
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.pii.config import PiiConfig
 
 
 class Engine:

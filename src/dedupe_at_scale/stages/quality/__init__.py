@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.config import JobConfig, QualityConfig
 from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
 from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
@@ -18,6 +18,10 @@ from dedupe_at_scale.stages.quality.c4 import C4, JAVASCRIPT, LOREM_IPSUM, POLIC
 from dedupe_at_scale.stages.quality.fineweb import FineWeb
 from dedupe_at_scale.stages.quality.gopher import GopherQuality, GopherRepetition
 from dedupe_at_scale.stages.quality.measure import Measurer
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.stages.quality.config import QualityConfig
 
 __all__ = [
     "BatchVerdicts", "QualityFilter", "QualityRulesStage", "Verdict", "Rule", "RuleGroup", "Doc",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.stages.quality.measure import Counts
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.quality.measure import Counts
 
 
 class Doc:

@@ -7,11 +7,15 @@ if too few sentences survive, or if it holds "lorem ipsum" or a curly brace.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec
-from dedupe_at_scale.stages.quality.measure import Counts
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.quality.measure import Counts
 
 LOREM_IPSUM = "lorem ipsum"
 JAVASCRIPT = "javascript"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, only, ratios, safe_ratio
-from dedupe_at_scale.stages.quality.measure import Counts
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.quality.measure import Counts
 
 
 class FineWeb(RuleGroup):

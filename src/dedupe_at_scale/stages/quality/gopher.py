@@ -4,13 +4,16 @@ Models: Methods, Analysis & Insights from Training Gopher", appendix A)."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.config import GopherQualityConfig, GopherRepetitionConfig
 from dedupe_at_scale.stages.quality.base import Doc, RuleGroup, RuleSpec, only, ratios, safe_ratio
-from dedupe_at_scale.stages.quality.measure import Counts
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.quality.config import GopherQualityConfig, GopherRepetitionConfig
+    from dedupe_at_scale.stages.quality.measure import Counts
 
 _NEWLINES_RE = re.compile(r"\n+")
 

@@ -23,13 +23,13 @@ measures it with the per-document path.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedupe_at_scale.config import C4Config
 from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.quality.codepoints import (
     IS_ALNUM,
@@ -57,6 +57,9 @@ from dedupe_at_scale.stages.quality.ngrams import (
     new_tables,
     table_size,
 )
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.stages.quality.config import C4Config
 
 # Columns of Counts.table, in order.
 COUNTS = (

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from dedupe_at_scale.config import ConfigError, JobConfig
+from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult
 from dedupe_at_scale.stages.tokens.classes import regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, pretokenizer
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 RESOURCE = "tokenizer"  # its name among the annotation's shared resources
 N_TOKENS = "n_tokens"

@@ -4,15 +4,17 @@ glue; tasks.py has the Ray tasks, lsh.py and components.py the algorithms)."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
 from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, apply_decisions, run_dedup
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import JobConfig
 
 PUBLISHED_COLUMNS = ["id", "cluster_id", "kept"]
 DUPLICATES = "duplicates"
