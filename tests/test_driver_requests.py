@@ -71,12 +71,12 @@ def _inputs_with_problems(root):
 
 @pytest.mark.timeout(300)
 def test_input_footers_are_read_in_tasks_past_a_file_count(ray_cluster, monkeypatch, tmp_path):
-    """Past reader.FOOTERS_IN_TASKS files (here lowered to 0) the footers are
+    """Past inputs.FOOTERS_IN_TASKS files (here lowered to 0) the footers are
     read in Ray tasks: the driver opens no input file, and the files it
     plans with (rows, row groups, schemas, quarantined problems) equal those
     read here in threads; an invalid file is the same one-line error."""
     from dedupe_at_scale.config import InputConfig
-    from dedupe_at_scale.io import reader
+    from dedupe_at_scale.io import inputs
     from dedupe_at_scale.io.storage import list_input_files, resolve
 
     root = tmp_path / "in"
@@ -86,9 +86,9 @@ def test_input_footers_are_read_in_tasks_past_a_file_count(ray_cluster, monkeypa
     quarantine = InputConfig(on_invalid_file="quarantine")
 
     def inspected(threshold: int, cfg: InputConfig) -> tuple[list, list[str]]:
-        monkeypatch.setattr(reader, "FOOTERS_IN_TASKS", threshold)
+        monkeypatch.setattr(inputs, "FOOTERS_IN_TASKS", threshold)
         with recording_opens(monkeypatch) as opened:
-            files = reader.inspect_files(location, listing, cfg)
+            files = inputs.inspect_files(location, listing, cfg)
         return files, opened
 
     here, opened_here = inspected(10**6, quarantine)
@@ -101,7 +101,7 @@ def test_input_footers_are_read_in_tasks_past_a_file_count(ray_cluster, monkeypa
 
     errors = []
     for threshold in (10**6, 0):
-        with pytest.raises(reader.InputError) as caught:
+        with pytest.raises(inputs.InputError) as caught:
             inspected(threshold, InputConfig())
         errors.append(str(caught.value))
     assert errors[0] == errors[1]

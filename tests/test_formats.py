@@ -15,7 +15,8 @@ import yaml
 from conftest import write_table
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConfigError, config_from_dict
-from dedupe_at_scale.io.reader import InputError, discover_inputs, prepare_table
+from dedupe_at_scale.io.inputs import InputError, discover_inputs
+from dedupe_at_scale.io.rows import prepare_table
 from dedupe_at_scale.io.schema import unify_input_schema
 from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.sample.posttraining import FORMATS, PLANTED_RULES, generate_posttraining

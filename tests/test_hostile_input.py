@@ -16,7 +16,7 @@ import pytest
 
 from conftest import GOOD_EN, write_table
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.io.reader import InputError
+from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.pipeline import run_job
 

@@ -16,7 +16,8 @@ import pytest
 from conftest import GOOD_EN, write_table
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import ConfigError, config_from_dict
-from dedupe_at_scale.io.reader import InputError, discover_inputs, plan_units, read_unit
+from dedupe_at_scale.io.inputs import InputError, discover_inputs, plan_units
+from dedupe_at_scale.io.rows import read_unit
 from dedupe_at_scale.io.schema import SchemaError, unify_input_schema
 from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.job.pipeline import plan_job, run_job

@@ -15,7 +15,8 @@ import pytest
 from conftest import GOOD_EN, write_table
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.io.reader import discover_inputs, hive_partitions, plan_units, read_unit
+from dedupe_at_scale.io.inputs import discover_inputs, hive_partitions, plan_units
+from dedupe_at_scale.io.rows import read_unit
 from dedupe_at_scale.io.schema import SchemaError, unify_input_schema
 from dedupe_at_scale.io.storage import HIDDEN, NOT_PARQUET, StorageError, list_input_files, resolve
 from dedupe_at_scale.job.pipeline import run_job

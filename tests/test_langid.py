@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from dedupe_at_scale.config import JobConfig
-from dedupe_at_scale.io.reader import InputFile, prepare_table
+from dedupe_at_scale.io.inputs import InputFile
+from dedupe_at_scale.io.rows import prepare_table
 from dedupe_at_scale.stages.annotate import Annotator
 from dedupe_at_scale.stages.langid import LanguageIdentifier, ModelError, bundled_lid_model_path
 

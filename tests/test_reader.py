@@ -7,12 +7,8 @@ import pytest
 from conftest import write_table
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import InputConfig
-from dedupe_at_scale.io.reader import (
-    InputError,
-    discover_inputs,
-    plan_units,
-    read_unit,
-)
+from dedupe_at_scale.io.inputs import InputError, discover_inputs, plan_units
+from dedupe_at_scale.io.rows import read_unit
 from dedupe_at_scale.io.storage import StorageError, resolve
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dedupe_at_scale import __version__
 from dedupe_at_scale.cli.submit import SubmitError
 from dedupe_at_scale.config import ConfigError, job_uris, load_config
-from dedupe_at_scale.io.reader import InputError
+from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.accounting import AccountingError
 from dedupe_at_scale.stages.langid import ModelError

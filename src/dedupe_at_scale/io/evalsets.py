@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.io.reader import InputError
+from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.storage import StorageError, describe_error, resolve
 from dedupe_at_scale.stages.decontaminate import EvalItem
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.io.reader import UNCOUNTABLE, InputFile
+from dedupe_at_scale.io.inputs import UNCOUNTABLE, InputFile
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale.columns import INTERNAL_PREFIX
-from dedupe_at_scale.io.reader import InputError, InputFile
+from dedupe_at_scale.io.inputs import InputError, InputFile
 from dedupe_at_scale.sections import ConfigError
 
 if TYPE_CHECKING:

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.datasource import parquet_datasource
 from dedupe_at_scale.io.fanout import file_task_cpus
-from dedupe_at_scale.io.reader import ReadUnit, parquet_datasource
 
 if TYPE_CHECKING:
+    from dedupe_at_scale.io.inputs import ReadUnit
     from dedupe_at_scale.io.output import OutputLayout
 
 # Columns every decision may read or set.

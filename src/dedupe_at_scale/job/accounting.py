@@ -14,7 +14,7 @@ from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.mixture import COPIES
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.io.reader import InputFile
+    from dedupe_at_scale.io.inputs import InputFile
 
 
 class AccountingError(RuntimeError):

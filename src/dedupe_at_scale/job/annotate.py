@@ -28,13 +28,14 @@ from ray.data._internal.execution.interfaces import TaskContext
 from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.datasource import input_datasource
 from dedupe_at_scale.io.fanout import map_files
-from dedupe_at_scale.io.reader import ReadUnit, input_datasource
 from dedupe_at_scale.job.write import parquet_compression
 from dedupe_at_scale.stages.annotate import annotate_batch
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.inputs import ReadUnit
     from dedupe_at_scale.io.lease import Fence
     from dedupe_at_scale.io.output import OutputLayout
     from dedupe_at_scale.io.schema import InputSchema

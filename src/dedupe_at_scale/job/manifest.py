@@ -16,7 +16,7 @@ from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
-    from dedupe_at_scale.io.reader import InputFile
+    from dedupe_at_scale.io.inputs import InputFile
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [

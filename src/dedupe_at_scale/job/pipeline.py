@@ -34,20 +34,20 @@ import ray
 
 from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.datasource import parquet_datasource
 from dedupe_at_scale.io.evalsets import read_eval_items
-from dedupe_at_scale.io.lease import Lease, LeaseLostError
-from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
-from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
-from dedupe_at_scale.io.reader import (
+from dedupe_at_scale.io.inputs import (
     FOOTERS_IN_TASKS,
     InputError,
     InputFile,
     ReadUnit,
     inspect_files,
-    parquet_datasource,
     plan_units,
-    prepare_table,
 )
+from dedupe_at_scale.io.lease import Lease, LeaseLostError
+from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
+from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
+from dedupe_at_scale.io.rows import prepare_table
 from dedupe_at_scale.io.schema import InputSchema, unify_input_schema
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.io.storage import (

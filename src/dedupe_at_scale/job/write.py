@@ -33,8 +33,8 @@ from dedupe_at_scale.steps import REGISTRY as STEPS
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.inputs import ReadUnit
     from dedupe_at_scale.io.output import OutputLayout
-    from dedupe_at_scale.io.reader import ReadUnit
     from dedupe_at_scale.io.staged import Staged
     from dedupe_at_scale.steps.base import GlobalStep, StepOutcome
 

@@ -21,7 +21,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
-from dedupe_at_scale.io.reader import InputError
+from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.steps.base import (

@@ -1,0 +1,96 @@
+"""Read units as a Ray Data datasource: one read task per unit, in order,
+so the units, not the cluster, decide the blocks; for the input shards and
+for the files the job wrote itself (staging)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.config import InputConfig
+    from dedupe_at_scale.io.schema import InputSchema
+    from dedupe_at_scale.io.storage import (
+        Location,
+    )
+from dedupe_at_scale.io.inputs import FileSlice, InputFile, ReadUnit
+from dedupe_at_scale.io.rows import read_columns, read_unit
+
+
+class UnitDatasource(Datasource):
+    """One read task per ReadUnit, in order: the units, not the cluster size,
+    decide block boundaries, so output is the same on any cluster."""
+
+    def __init__(
+        self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table],
+        counted: bool = True,
+    ):  # fmt: skip
+        super().__init__()
+        self.location = location
+        self.units = units
+        self.read = read
+        self.counted = counted  # False: the units' rows and bytes are not known
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return sum(_unit_bytes(u) for u in self.units) if self.counted else None
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
+        tasks = []
+        for unit in self.units:
+            meta = BlockMetadata(
+                num_rows=unit.num_rows if self.counted else None,
+                size_bytes=_unit_bytes(unit) if self.counted else None,
+                exec_stats=None,
+                input_files=[s.file.display for s in unit.slices],
+            )
+            tasks.append(ReadTask(_read_fn(self.read, unit), meta))
+        return tasks
+
+
+def _unit_bytes(unit: ReadUnit) -> int:
+    return sum(s.file.size_bytes * s.num_rows // max(s.file.num_rows, 1) for s in unit.slices)
+
+
+def _read_fn(
+    read: Callable[[ReadUnit], pa.Table], unit: ReadUnit
+) -> Callable[[], Iterator[pa.Table]]:
+    # A named function, not a partial: Ray Data reads the read function's __name__.
+    def read_unit_block() -> Iterator[pa.Table]:
+        yield read(unit)
+
+    return read_unit_block
+
+
+def input_datasource(
+    location: Location, units: list[ReadUnit], cfg: InputConfig, schema: InputSchema | None = None
+) -> UnitDatasource:
+    """Input shards, tagged with file and row, cast to the unified schema and
+    checked row by row."""
+    read = functools.partial(read_unit, location, cfg=cfg, schema=schema)
+    return UnitDatasource(location, units, read)
+
+
+def parquet_datasource(
+    location: Location,
+    paths: list[str],
+    columns: list[str] | None = None,
+    transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
+    counts: dict[str, tuple[int, int]] | None = None,
+) -> UnitDatasource:
+    """Files the job wrote itself (staging), one task per file, in the given
+    order; `transform(unit, table)` runs on each (unit.index = file position).
+    The driver opens none of them: `counts` (path -> rows, bytes), where the
+    caller knows them from the plan and the listing, become the blocks'
+    metadata; without them Ray Data learns the counts from the blocks."""
+    units = []
+    for index, path in enumerate(paths):
+        rows, size = (counts or {}).get(path, (0, 0))
+        f = InputFile(path, location.display(path), path, rows, size, (), True)
+        units.append(ReadUnit((FileSlice(f, (), 0, rows),), index))
+    read = functools.partial(read_columns, location, columns=columns, transform=transform)
+    return UnitDatasource(location, units, read, counted=counts is not None)
