@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:  # config imports this module for its checks
-    from dedupe_at_scale.config import InputConfig, JobConfig
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.inputs import InputConfig
 
 ROLE_KINDS = ("user", "assistant", "system", "tool")
 USER, ASSISTANT, SYSTEM, TOOL, UNKNOWN = 0, 1, 2, 3, -1

@@ -13,7 +13,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.config import InputConfig
+    from dedupe_at_scale.io.inputs import InputConfig
     from dedupe_at_scale.io.schema import InputSchema
     from dedupe_at_scale.io.storage import (
         Location,

@@ -10,21 +10,81 @@ import functools
 import posixpath
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import Field
 
-from dedupe_at_scale import formats
+from dedupe_at_scale import columns, formats
 from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.storage import (
     InputListing,
     Location,
     list_input_files,
 )
+from dedupe_at_scale.sections import Require, Section
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.config import InputConfig
+    from dedupe_at_scale.config import JobConfig
+
+
+class InputConfig(Section):
+    # Where the shards are (dir, file, glob, s3://...); --input overrides it.
+    uri: str | None = None
+    text_column: str = "text"
+    # When the column is absent, ids are generated as "<relative path>#<row>".
+    id_column: str = "id"
+    # What a document with null text, invalid UTF-8 or an id seen before does:
+    # stop the job with an error naming the file and row, or go to rejected/
+    # with stage "input" and the problem as its rule.
+    on_invalid_document: Literal["error", "quarantine"] = "error"
+    # What a file that cannot be used does (not Parquet, truncated, empty,
+    # corrupt pages, no text column, text of a non-string type): stop the job
+    # naming the file, or send its documents to rejected/ with the reason.
+    on_invalid_file: Literal["error", "quarantine"] = "error"
+    # Upper bound on rows per read task; files are split at row-group borders.
+    rows_per_task: int = 20_000
+    # Files with fewer rows are read whole, several to a task, up to this
+    # many rows (or 256 files): a task per tiny file costs more than its work.
+    min_rows_per_task: int = 200
+    # Null or empty ids: "require" makes them invalid documents (see
+    # on_invalid_document, rule null_id); "generate" fills them with
+    # "<relative path>#<row>" (the id column is then string in every file).
+    id_policy: Literal["require", "generate"] = "require"
+    # Column -> pyarrow type name ("string", "int64", "double", ...): pins a
+    # column's type where shards disagree; every other column is unified by
+    # the rules in io/schema.py.
+    # (The YAML key is `schema`; the attribute is pinned_types, as a pydantic
+    # model has a `schema` method of its own.)
+    pinned_types: dict[str, str] | None = Field(None, alias="schema")
+    # What a row is: pre-training text (one column, text_column), or a
+    # post-training example whose parts are columns named by `fields`
+    # (formats.py lists each format's fields and their default columns).
+    format: Literal["text", "instruction", "chat", "preference", "reward"] = "text"
+    # Field -> input column, e.g. {prompt: question, response: answer};
+    # for chat also the message struct's keys, e.g. {role: from, content: value}.
+    fields: dict[str, str] = Field(default_factory=dict)
+    # An input column named like one the job writes (language, n_tokens,
+    # q_*, split, ...): "rename" keeps it as input_<name> (the manifest's
+    # input_schema.renamed_columns lists them); "error" stops the job.
+    on_column_clash: Literal["rename", "error"] = "rename"
+    # "hive": key=value directories below the input root (lang=en/, as Hive,
+    # Spark and Ray Data write them) become string columns of their files'
+    # rows, where a file lacks that column; "none": paths are only paths.
+    partitioning: Literal["hive", "none"] = "hive"
+
+    @property
+    def document_column(self) -> str:
+        """The column the stages read as a row's text: text_column, or for
+        post-training formats the rendered conversation (an internal column)."""
+        return self.text_column if self.format == "text" else columns.TEXT
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        require(self.rows_per_task > 0, "input.rows_per_task", "must be positive")
+        if self.format != "text":
+            problem = formats.mapping_problem(self)
+            require(problem is None, "input.fields", problem or "")
 
 
 class InputError(ValueError):

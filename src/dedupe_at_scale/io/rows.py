@@ -20,7 +20,7 @@ from dedupe_at_scale.io.storage import (
 )
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.config import InputConfig
+    from dedupe_at_scale.io.inputs import InputConfig
     from dedupe_at_scale.io.schema import InputSchema
 from dedupe_at_scale.io.inputs import FileSlice, InputError, InputFile, ReadUnit
 

@@ -40,7 +40,7 @@ from dedupe_at_scale.io.inputs import InputError, InputFile
 from dedupe_at_scale.sections import ConfigError
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.config import InputConfig
+    from dedupe_at_scale.io.inputs import InputConfig
 
 
 class SchemaError(InputError):
