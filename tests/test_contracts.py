@@ -23,14 +23,15 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 TESTS = Path(__file__).parent
 
 
-def run_with(kind: str, input_dir: Path, out: Path) -> dict:
+def run_with(kind: str, input_dir: Path, out: Path, config: dict | None = None) -> dict:
     """The job in its own process and Ray, the toy `kind` registered."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
     result = subprocess.run(
-        [sys.executable, str(TESTS / "toys" / "run_job.py"), kind, str(input_dir), str(out)],
+        [sys.executable, str(TESTS / "toys" / "run_job.py"), kind, str(input_dir), str(out),
+         json.dumps(config or {})],
         capture_output=True, text=True, timeout=280, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -48,10 +49,15 @@ def corpus(tmp_path):
 
 
 def test_a_stage_is_one_module_and_one_registry_line(tmp_path):
+    """The toy's own config section reaches its workers: the word it rejects
+    on is set in the job's config (a word of d3), not its default (d2's)."""
     out = tmp_path / "out"
-    manifest = run_with("stage", corpus(tmp_path), out)
+    manifest = run_with("stage", corpus(tmp_path), out, {"marker": {"word": "river3"}})
     rejected = pq.read_table(out / "rejected").to_pylist()
-    assert [(r["id"], r["stage"], r["rule"]) for r in rejected] == [("d2", "marker", "marker_word")]
+    assert [(r["id"], r["stage"], r["rule"], r["reason"]) for r in rejected] == [
+        ("d3", "marker", "marker_word", "marker_word: contains river3")
+    ]
+    assert manifest["config"]["marker"] == {"enabled": True, "word": "river3"}
     marker = manifest["counts"]["stages"]["marker"]
     assert {k: marker[k] for k in ("enabled", "in", "kept", "rejected")} == {
         "enabled": True, "in": 6, "kept": 5, "rejected": 1,
@@ -60,7 +66,30 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path):
     assert "marker" in manifest["timings"]["stage_busy_seconds"]
     summary = summarize(manifest)
     assert "marker_word" in summary and "\nmarker " in summary
-    assert MARKER not in "".join(pq.read_table(out / "data").column("text").to_pylist())
+    assert "river3" not in "".join(pq.read_table(out / "data").column("text").to_pylist())
+
+
+def test_a_stage_s_own_config_section_is_checked_like_the_others(monkeypatch):
+    """Registered, the toy's section is a key of the config with its defaults,
+    its unknown keys, wrong types and own checks named like any other's."""
+    from dedupe_at_scale import stages
+    from dedupe_at_scale.config import ConfigError, config_from_dict
+    from toys.marker_stage import MarkerStage
+
+    with pytest.raises(ConfigError, match="unknown key 'marker'"):
+        config_from_dict({"marker": {"word": "x"}})
+    monkeypatch.setattr(stages, "REGISTRY", [*stages.REGISTRY, MarkerStage])
+    assert config_from_dict({}).marker.word == MARKER
+    assert config_from_dict({"marker": None}).marker.enabled
+    errors = {
+        "unknown key 'marker.wordz' (allowed in marker: enabled, word)": {"wordz": "x"},
+        "'marker.enabled' must be true or false, got str 'yes'": {"enabled": "yes"},
+        "'marker.word' must not be empty": {"word": " "},
+    }
+    for message, section in errors.items():
+        with pytest.raises(ConfigError) as caught:
+            config_from_dict({"marker": section})
+        assert str(caught.value) == f"config: {message}"
 
 
 def test_a_global_step_is_one_module_and_one_registry_line(tmp_path):

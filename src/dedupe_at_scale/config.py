@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from dedupe_at_scale.io.inputs import InputConfig
 from dedupe_at_scale.io.output import OutputConfig
@@ -39,7 +39,12 @@ SPEC_ENV_PREFIX = "env:"
 class JobConfig(Section):
     """The whole job config: a field per section, in the order the job uses
     them. Each section is declared (with its checks) in the module it
-    configures; the imports above say which."""
+    configures; the imports above say which. A registered stage or step may
+    bring a section of its own (its `section` and `Config`): it is added
+    after these, as cfg.<section>."""
+
+    # Extra keys are the registered sections only: config_from_dict refuses others.
+    model_config = ConfigDict(extra="allow", strict=True)
 
     input: InputConfig = Field(default_factory=InputConfig)
     format: FormatConfig = Field(default_factory=FormatConfig)
@@ -54,8 +59,34 @@ class JobConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
+    @model_validator(mode="after")
+    def _registered_sections(self) -> JobConfig:
+        """Defaults for the registered sections the data did not name."""
+        given = self.__pydantic_extra__ or {}
+        for name, section in registered_sections().items():
+            if name not in given:
+                setattr(self, name, section())
+        return self
+
+    def sections(self) -> dict[str, Section]:
+        """Every section by name: JobConfig's own, then the registered ones."""
+        names = [*type(self).model_fields, *(self.__pydantic_extra__ or {})]
+        return {name: getattr(self, name) for name in names}
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True)
+
+
+def registered_sections() -> dict[str, type[Section]]:
+    """Sections the registered stages and steps bring beyond JobConfig's own."""
+    from dedupe_at_scale.stages import REGISTRY as STAGES
+    from dedupe_at_scale.steps import REGISTRY as STEPS
+
+    return {
+        unit.section: unit.Config
+        for unit in [*STAGES, *STEPS]
+        if unit.section and unit.Config is not None and unit.section not in JobConfig.model_fields
+    }
 
 
 def job_uris(cfg: JobConfig, input_uri: str | None, output_uri: str | None) -> tuple[str, str]:
@@ -72,7 +103,7 @@ def load_config(path: str | Path | None) -> JobConfig:
     """Read a YAML job config; ``None`` gives the defaults, ``env:NAME`` the
     YAML text held by an environment variable (how `submit` ships a spec)."""
     if path is None:
-        return JobConfig()
+        return config_from_dict({})
     if str(path).startswith(SPEC_ENV_PREFIX):
         name = str(path)[len(SPEC_ENV_PREFIX) :]
         if name not in os.environ:
@@ -93,7 +124,22 @@ def load_config(path: str | Path | None) -> JobConfig:
 def config_from_dict(data: Any, source: str = "config") -> JobConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: 'top level' must be a mapping, got {_type_name(data)}")
+    registered = registered_sections()
+    known = [*JobConfig.model_fields, *registered]
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{unknown[0]}' (allowed in top level: "
+            f"{', '.join(sorted(known))})"
+        )
+    data = dict(data)
     try:
+        for name, section in registered.items():
+            try:
+                data[name] = section.model_validate({} if data.get(name) is None else data[name])
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise _named({**error, "loc": (name, *error["loc"])}, source) from None
         config = JobConfig.model_validate(data)
     except ValidationError as exc:
         raise _named(exc.errors()[0], source) from None
@@ -153,7 +199,9 @@ def _section_at(loc: tuple[Any, ...]) -> type[Section]:
     """The section class at a path of field names and list indexes."""
     section: Any = JobConfig
     for part in loc:
-        if isinstance(part, str):
+        if section is JobConfig and part not in JobConfig.model_fields:
+            section = registered_sections()[part]
+        elif isinstance(part, str):
             annotation = section.model_fields[part].annotation
             args = getattr(annotation, "__args__", ())
             section = args[0] if args else annotation  # list[EvalSourceConfig]
@@ -169,5 +217,5 @@ def _check_semantics(config: JobConfig, source: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: '{key}' {message}")
 
-    for name in type(config).model_fields:
-        getattr(config, name).check(config, require)
+    for section in config.sections().values():
+        section.check(config, require)

@@ -1,4 +1,5 @@
-"""A toy per-document stage: reject documents containing a marker word."""
+"""A toy per-document stage with a config section of its own (`marker`):
+reject documents containing a word."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.stages.base import Batch, Rejections, Stage, StageResult
 
 if TYPE_CHECKING:
@@ -15,20 +17,31 @@ if TYPE_CHECKING:
 MARKER = "xyzzymarker"
 
 
+class MarkerConfig(Section):
+    enabled: bool = True
+    # Documents containing this word are rejected (rule marker_word).
+    word: str = MARKER
+
+    def check(self, job: JobConfig, require: Require) -> None:
+        require(bool(self.word.strip()), "marker.word", "must not be empty")
+
+
 class MarkerStage(Stage):
-    name = stage = "marker"
+    name = stage = section = "marker"
+    Config = MarkerConfig
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
-        return True
+        return cfg.marker.enabled
 
     @staticmethod
     def fields(cfg: JobConfig) -> list[pa.Field]:
         return []
 
     def __call__(self, batch: Batch) -> StageResult:
+        word = self.cfg.marker.word
         active = pc.is_null(batch.table.column("__dds_stage")).to_numpy(zero_copy_only=False)
-        has = pc.match_substring(batch.text_array(), MARKER).to_numpy(zero_copy_only=False)
+        has = pc.match_substring(batch.text_array(), word).to_numpy(zero_copy_only=False)
         mask = active & has
         n = batch.num_rows
         return StageResult(
@@ -36,6 +49,6 @@ class MarkerStage(Stage):
                 mask,
                 pa.array(["marker_word"] * n, pa.string()),
                 pa.nulls(n, pa.float64()),
-                pa.array([f"marker_word: contains {MARKER}"] * n, pa.string()),
+                pa.array([f"marker_word: contains {word}"] * n, pa.string()),
             )
         )

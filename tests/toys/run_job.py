@@ -1,9 +1,11 @@
-"""python tests/toys/run_job.py stage|step|kill_in_dedup INPUT OUTPUT: the job
-on its own local Ray, with the toy stage or step registered in the driver and
-workers (dedup off), or with a worker killed during dedup (default config)."""
+"""python tests/toys/run_job.py stage|step|kill_in_dedup INPUT OUTPUT [CONFIG_JSON]:
+the job on its own local Ray, with the toy stage or step registered in the
+driver and workers (dedup off), or with a worker killed during dedup (default
+config); CONFIG_JSON adds sections to the config."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -19,6 +21,7 @@ if kind == "kill_in_dedup":
 else:
     hook, config = f"toys.register_{kind}", {"dedup": {"enabled": False}}
     getattr(toys, f"register_{kind}")()
+config.update(json.loads(sys.argv[4]) if len(sys.argv) > 4 else {})
 ray.init(
     address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
     runtime_env={

@@ -22,6 +22,7 @@ from dedupe_at_scale import columns as col
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.sections import Section
 
 
 class Batch:
@@ -147,6 +148,10 @@ class Stage:
     # Shared resources the stage is built with (an index made once on the
     # driver and shipped through Ray's object store): their names.
     needs: tuple[str, ...] = ()
+    # A config section of its own, beside JobConfig's (config.py adds it to
+    # the job's config under this name): cfg.<section> is a `Config`.
+    section: str | None = None
+    Config: type[Section] | None = None
 
     def __init__(self, cfg: JobConfig):
         self.cfg = cfg

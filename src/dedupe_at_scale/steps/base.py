@@ -29,6 +29,7 @@ from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.io.storage import Location
+    from dedupe_at_scale.sections import Section
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,10 @@ class GlobalStep:
 
     name: str = ""
     stage: str | None = ""  # None: the step never rejects
+    # A config section of its own, beside JobConfig's (config.py adds it to
+    # the job's config under this name): cfg.<section> is a `Config`.
+    section: str | None = None
+    Config: type[Section] | None = None
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
