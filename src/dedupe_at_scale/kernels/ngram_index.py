@@ -7,8 +7,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dedupe_at_scale.kernels.codepoints import IS_ALNUM, decode
 from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
-from dedupe_at_scale.stages.quality.codepoints import IS_ALNUM, decode
 
 EMPTY_KEY = np.uint64(0)
 

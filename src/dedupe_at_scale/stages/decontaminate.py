@@ -27,6 +27,7 @@ from pydantic import Field
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.kernels.codepoints import unicode_tables
 from dedupe_at_scale.kernels.ngram_index import (
     fill_key_table,
     item_ngram_keys,
@@ -42,7 +43,6 @@ from dedupe_at_scale.stages.base import (
     scatter,
     string_buffers,
 )
-from dedupe_at_scale.stages.quality.codepoints import unicode_tables
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig

@@ -30,8 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedupe_at_scale.stages.base import string_buffers
-from dedupe_at_scale.stages.quality.codepoints import (
+from dedupe_at_scale.kernels.codepoints import (
     IS_ALNUM,
     IS_ALPHA,
     IS_BULLET,
@@ -50,6 +49,7 @@ from dedupe_at_scale.stages.quality.codepoints import (
     strip,
     unicode_tables,
 )  # fmt: skip
+from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.quality.ngrams import (
     MULTIPLIER,
     doc_ngram_chars,

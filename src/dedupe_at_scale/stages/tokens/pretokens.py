@@ -22,8 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dedupe_at_scale.kernels.codepoints import SEED, decode
 from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
-from dedupe_at_scale.stages.quality.codepoints import SEED, decode
 
 LETTER, NUMBER, SPACE, OTHER = 0, 1, 2, 3
 APOSTROPHE, BLANK, CR, LF = 0x27, 0x20, 0x0D, 0x0A

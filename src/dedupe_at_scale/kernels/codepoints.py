@@ -1,6 +1,7 @@
-"""Code points for the quality kernel: UTF-8 decoding and per-code-point
-tables of Python's own character classes and lower-casing, so that numba
-code tokenizes exactly as the `re` patterns and `str` methods of text.py do."""
+"""Code points for the numba kernels (quality signals, decontamination, token
+pre-splitting): UTF-8 decoding and per-code-point tables of Python's own character
+classes and lower-casing, so that numba code tokenizes exactly as the `re`
+patterns and `str` methods of text.py do."""
 
 from __future__ import annotations
 
