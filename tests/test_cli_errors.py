@@ -108,6 +108,42 @@ def test_a_cluster_address_nobody_answers_is_one_line_and_writes_nothing(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("server", ["http", "silent"])
+def test_an_address_that_answers_but_is_not_ray_is_one_line_and_writes_nothing(tmp_path, server):
+    """A port that accepts connections but is not a GCS: the dashboard (an
+    HTTP/1.1 server) or a service that never answers. Ray would retry it for
+    minutes; the job says so within --connect-timeout."""
+    import http.server
+    import threading
+
+    write_table(tmp_path / "in" / "a.parquet", {"id": ["a"], "text": [GOOD_EN]})
+    if server == "http":
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        port, close = httpd.server_address[1], httpd.shutdown
+    else:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port, close = listener.getsockname()[1], listener.close
+    try:
+        started = time.time()
+        result = run_cli("run", "--input", "in", "--output", "out", "--address",
+                         f"127.0.0.1:{port}", "--connect-timeout", "3", cwd=tmp_path)  # fmt: skip
+        elapsed = time.time() - started
+    finally:
+        close()
+    assert elapsed < 30
+    assert_one_error_line(
+        result, 1, f"127.0.0.1:{port} accepts connections but is not a Ray cluster's GCS",
+        "Nothing was written",
+    )  # fmt: skip
+    assert (
+        "not HTTP/2" if server == "http" else "no answer to an HTTP/2 greeting"
+    ) in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_address_that_is_not_host_and_port_is_a_config_error(tmp_path):
     result = run_cli("run", "--input", "in", "--output", "out", "--address", "head-node",
                      cwd=tmp_path)  # fmt: skip

@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from dedupe_at_scale.cli import ClusterError, check_reachable
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.timeout(400)]
@@ -114,6 +116,10 @@ def test_demo_job_submitted_to_a_two_node_cluster(local_cluster, sample_dir, tmp
     status = subprocess.run([str(BIN / "ray"), "status", "--address", address],
                             capture_output=True, text=True, env=NO_AUTH, timeout=60)  # fmt: skip
     assert status.stdout.count("node_") == 2, status.stdout
+    # run --address's probe: the GCS answers as gRPC; the dashboard does not.
+    check_reachable(address, 10)
+    with pytest.raises(ClusterError, match="accepts connections but is not a Ray cluster's GCS"):
+        check_reachable(dashboard.split("://")[-1], 10)
 
     out = tmp_path / "out"
     config = ROOT / "jobs" / "demo.yaml"

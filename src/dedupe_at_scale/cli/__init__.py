@@ -310,7 +310,7 @@ def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT) -> No
         raise ConfigError(f"--address {address}: expected HOST:PORT (the GCS port, 6379 by "
                           "default), 'auto' or 'local'")  # fmt: skip
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        conn = socket.create_connection((host, int(port)), timeout=timeout)
     except OSError as exc:
         why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise ClusterError(
@@ -318,6 +318,46 @@ def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT) -> No
             "running (`ray status --address` on a node), and is that its GCS address and port? "
             "Nothing was written"
         ) from exc
+    with conn:
+        problem = None if _tls_ray() else _not_grpc(conn, timeout)
+    if problem:
+        raise ClusterError(
+            f"{address} accepts connections but is not a Ray cluster's GCS ({problem} within "
+            f"{timeout:g} s): is that the GCS port (6379 by default), not the dashboard's "
+            "(8265) or another service's? Nothing was written"
+        )
+
+
+# An HTTP/2 client's first bytes, then an empty SETTINGS frame (RFC 9113 3.4):
+# Ray's GCS is a gRPC server, which answers with a SETTINGS frame of its own.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4
+
+
+def _not_grpc(conn: socket.socket, timeout: float) -> str | None:
+    """Why the server on `conn` is not an HTTP/2 (gRPC) server, or None.
+    Ray itself would retry such an address for minutes."""
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:  # a frame header: length (3), type, flags, stream (4)
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return "it closed the connection"
+            head += chunk
+    except TimeoutError:
+        return "no answer to an HTTP/2 greeting"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if head[3] != HTTP2_SETTINGS:
+        return f"it answered {head[:9]!r}, not HTTP/2"
+    return None
+
+
+def _tls_ray() -> bool:
+    """Ray with TLS (RAY_USE_TLS) speaks TLS first: no plain greeting to check."""
+    return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
 
 
 def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:
