@@ -13,9 +13,8 @@ import ray
 
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.job.pipeline import run_job
-from dedupe_at_scale.steps.dedup.components import components_local
+from dedupe_at_scale.steps.dedup.components import components_local, connected_components
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
-from dedupe_at_scale.steps.dedup.tasks import _components
 from dedupe_at_scale.steps.exchange import Exchange
 
 pytestmark = [pytest.mark.timeout(300)]  # Ray tests are marked by conftest (ray_cluster)
@@ -34,7 +33,7 @@ def test_distributed_components_match_union_find(ray_cluster, partitions, mailbo
     refs = [ray.put(pa.table({"hi": hi[p], "lo": lo[p]})) for p in pieces]
     exchange = Exchange(mailboxes)
     try:
-        label_refs, rounds = _components(exchange, refs, partitions)
+        label_refs, rounds = connected_components(exchange, refs, partitions)
         labels = pa.concat_tables(ray.get(label_refs)).to_pylist()
     finally:
         exchange.close()

@@ -11,7 +11,8 @@ import pyarrow as pa
 from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
-from dedupe_at_scale.steps.dedup.tasks import DECISION_SCHEMA, apply_decisions, run_dedup
+from dedupe_at_scale.steps.dedup.keep import DECISION_SCHEMA, apply_decisions
+from dedupe_at_scale.steps.dedup.tasks import run_dedup
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig

@@ -2,8 +2,8 @@
 
 Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014).
 Each step needs only the edges of one node at a time, so it runs on hash
-partitions of the edge list (see dedup.py); these functions are the per-partition
-work on numpy arrays. Edges are undirected and kept as (larger, smaller). At
+partitions of the edge list: `connected_components` drives the rounds as Ray
+tasks, and the numpy functions below are each partition's work. Edges are undirected and kept as (larger, smaller). At
 convergence every component is a star around its smallest node, which becomes
 the component's label.
 """
@@ -11,9 +11,14 @@ the component's label.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import ray
 
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
+from dedupe_at_scale.steps.dedup.edges import ends, pairs_table, partition_of
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
+from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
 
 
 def _grouped_min(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,3 +75,76 @@ def components_local(hi: np.ndarray, lo: np.ndarray) -> dict[int, int]:
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     return {x: find(x) for x in list(parent)}
+
+
+# The rounds as Ray tasks over hash partitions of the edges ----------------------
+
+
+MAX_ROUNDS = 64
+
+
+def connected_components(ex: Exchange, edge_refs: list, partitions: int) -> tuple[list, int]:
+    """Large-star / small-star rounds until the edge set stops changing."""
+    parts = edge_refs
+    previous = None
+    for round_ in range(1, MAX_ROUNDS + 1):
+        both = ex.hop(partitions)
+        routed = both.inboxes(
+            [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
+             for i, p in enumerate(parts)]
+        )  # fmt: skip
+        large = [call(_large_star, 1, routed[p])[0] for p in range(partitions)]
+        by_larger = ex.hop(partitions)
+        routed = by_larger.inboxes(
+            [call(_route_by_larger, by_larger.returns, p, partitions, by_larger.outbox(i))
+             for i, p in enumerate(large)]
+        )  # fmt: skip
+        both.release()
+        parts = [call(_small_star, 1, routed[p])[0] for p in range(partitions)]
+        sums = ray.get([_checksum.remote(p) for p in parts])
+        by_larger.release()
+        current = (sum(c for c, _ in sums), sum(s for _, s in sums) % 2**64)
+        if current == previous:
+            return [call(_star_labels, 1, p)[0] for p in parts], round_
+        previous = current
+    raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+
+
+def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> list[pa.Table]:
+    return split(pairs_table(hi, lo), partition_of(hi, partitions), partitions)
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _route_both_ways(edges, partitions, out: Outbox):
+    hi, lo = ends(edges)
+    return as_returns(out.send(_route(np.r_[hi, lo], np.r_[lo, hi], partitions)))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _large_star(pieces):
+    table = receive(pieces)
+    return pairs_table(*large_star(*ends(table)))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _route_by_larger(edges, partitions, out: Outbox):
+    return as_returns(out.send(_route(*ends(edges), partitions)))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _small_star(pieces):
+    table = receive(pieces)
+    return pairs_table(*small_star(*ends(table)))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _checksum(edges):
+    return edge_checksum(*ends(edges))
+
+
+@ray.remote(max_retries=TASK_RETRIES)
+def _star_labels(edges):
+    """(node, label) for every node of the converged stars in this partition."""
+    hi, lo = ends(edges)
+    centres = np.unique(lo)
+    return pa.table({"node": np.r_[hi, centres], "label": np.r_[lo, centres]})

@@ -1,4 +1,5 @@
-"""Global exact and near-duplicate removal on Ray: the orchestration layer.
+"""Global exact and near-duplicate removal on Ray: the orchestration, and
+the scan, buckets and verify sub-steps.
 
 Works on the staged, annotated shards, whose kept rows carry `__dds_uid`
 (global document number, in input order; each staged file holds an increasing
@@ -14,8 +15,8 @@ per-file metadata and counts.
   verify    two hops over the groups holding each side's signature: keep pairs
             whose signatures agree on >= verify_threshold of their values
   graph     connected components (large-star / small-star, components.py)
-  keep      per component, the best document by the keep rule survives
-  route     decisions go back to the staged file of each document
+  keep      per component, the best document by the keep rule survives, and
+            decisions go back to the staged file of each document (keep.py)
 
 Results do not depend on the number of partitions, workers or input blocks:
 uids follow input order, labels are component minima, and ties are broken by id.
@@ -23,30 +24,26 @@ uids follow input order, labels are component minima, and ties are broken by id.
 
 from __future__ import annotations
 
-import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
-from dedupe_at_scale.steps import consistency
 from dedupe_at_scale.steps.base import (
     GROUPS_PER_PARTITION,
     StagedGroup,
     StagedView,
-    decision_paths,
     group_files,
 )
-from dedupe_at_scale.steps.dedup.components import edge_checksum, large_star, small_star
+from dedupe_at_scale.steps.dedup.components import connected_components
+from dedupe_at_scale.steps.dedup.edges import ends, file_indexes, file_of, pairs_table
+from dedupe_at_scale.steps.dedup.keep import choose_keepers
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.exchange import (
     Exchange,
@@ -56,18 +53,6 @@ from dedupe_at_scale.steps.exchange import (
     run_with_mailboxes,
 )
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, Returns, as_returns, call, split, submit
-
-MAX_ROUNDS = 64
-ID_KEY = "__dds_id_key"
-DECISION_SCHEMA = pa.schema(
-    [
-        (col.UID, pa.int64()),
-        ("id", pa.string()),
-        ("cluster_id", pa.string()),
-        ("kept", pa.bool_()),
-        ("rule", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -107,7 +92,7 @@ def _run(ex: Exchange, view: StagedView, groups: list[StagedGroup], bands: int, 
                exact_hop.outbox(i), band_hop.outbox(i))
         for i, g in enumerate(groups)
     ]  # fmt: skip
-    staged_index, group_index = _file_indexes([s["uid_ranges"] for s in scans])
+    staged_index, group_index = file_indexes([s["uid_ranges"] for s in scans])
     exact_in = exact_hop.inboxes([s["exact"] for s in scans])
     band_in = band_hop.inboxes([s["bands"] for s in scans])
     timings["scan"] = time.time() - started
@@ -152,64 +137,12 @@ def _run(ex: Exchange, view: StagedView, groups: list[StagedGroup], bands: int, 
     timings["verify"] = time.time() - started
 
     started = time.time()
-    labels, rounds = _components(ex, edges + verified, partitions)
+    labels, rounds = connected_components(ex, edges + verified, partitions)
     stats["graph_rounds"] = rounds
     timings["graph"] = time.time() - started
 
     started = time.time()
-    label_hop = ex.hop(n_groups)
-    by_group = label_hop.inboxes(
-        [
-            call(_route_labels, label_hop.returns, group_index, n_groups, lab, label_hop.outbox(p))
-            for p, lab in enumerate(labels)
-        ]
-    )
-    id_column = view.cfg.input.id_column
-    compared = consistency.member_columns(view.cfg)
-    member_hop = ex.hop(partitions)
-    members = member_hop.inboxes(
-        [
-            call(_member_keys, member_hop.returns, groups[g], id_column, keep, compared,
-                 partitions, by_group[g], member_hop.outbox(g))
-            for g in range(n_groups)
-        ]
-    )  # fmt: skip
-    label_hop.release()
-    decisions = decision_paths(view, "decisions")
-    checks = consistency.applies(view.cfg)
-    if checks:  # an interrupted run's files, perhaps for other partitions
-        fs = view.location.fs
-        for path in fs.glob(posixpath.join(view.decisions_dir, consistency.FILE_PREFIX + "*")):
-            fs.rm(path)
-    chosen_hop = ex.hop(n_groups)
-    chosen = [
-        call(
-            _choose_keepers, chosen_hop.returns + 1, group_index, n_groups, keep, view.cfg,
-            view.location, consistency.conflicts_path(view.decisions_dir, p) if checks else None,
-            members[p], chosen_hop.outbox(p),
-        )
-        for p in range(partitions)
-    ]  # fmt: skip
-    by_file = chosen_hop.inboxes([c[:-1] for c in chosen])
-    member_hop.release()
-    first = np.cumsum([0] + [len(g.files) for g in groups])
-    kept_counts = ray.get(
-        [
-            _write_decisions.remote(
-                view.location, decisions[first[g] : first[g + 1]], staged_index, first[g],
-                by_file[g],
-            )
-            for g in range(n_groups)
-        ]
-    )  # fmt: skip
-    # Members per cluster: {size: clusters}, for the report (per-partition bincounts).
-    parts = ray.get([c[-1] for c in chosen])
-    sizes = np.zeros(max((len(p) for p in parts), default=0), np.int64)
-    for part in parts:
-        sizes[: len(part)] += part
-    stats["cluster_sizes"] = {str(k): int(v) for k, v in enumerate(sizes) if v}
-    stats["components"] = sum(k for k, _ in kept_counts)
-    stats["documents_in_components"] = sum(n for _, n in kept_counts)
+    decisions = choose_keepers(ex, view, groups, (staged_index, group_index), keep, labels, stats)
     timings["keep"] = time.time() - started
     stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return DedupOutcome(decisions=decisions, stats=stats)
@@ -226,69 +159,7 @@ def _bucket_returns(candidates: int) -> Returns:
 # Helpers run on the driver ------------------------------------------------------
 
 
-class FileIndex:
-    """Which staged file (or group of files) holds a uid: files hold
-    increasing, disjoint uid ranges (per-file metadata, not per document)."""
-
-    def __init__(self, starts: np.ndarray, files: np.ndarray):
-        self.starts = starts
-        self.files = files
-
-
-def _file_indexes(range_refs: list) -> tuple[FileIndex, FileIndex]:
-    """Which staged file, and which group, holds a uid; from each group's
-    per-file uid ranges."""
-    ranges = [(lo, hi, g) for g, part in enumerate(ray.get(range_refs)) for lo, hi in part]
-    nonempty = [(lo, f, g) for f, (lo, hi, g) in enumerate(ranges) if hi >= lo]
-    starts = np.array([lo for lo, _, _ in nonempty], dtype=np.int64)
-    order = np.argsort(starts, kind="stable")
-    files = np.array([f for _, f, _ in nonempty], dtype=np.int64)[order]
-    groups = np.array([g for _, _, g in nonempty], dtype=np.int64)[order]
-    return FileIndex(starts[order], files), FileIndex(starts[order], groups)
-
-
-def _file_of(index: FileIndex, uids: np.ndarray) -> np.ndarray:
-    if len(uids) == 0:
-        return np.zeros(0, np.int64)
-    return index.files[np.searchsorted(index.starts, uids, side="right") - 1]
-
-
-def _components(ex: Exchange, edge_refs: list, partitions: int) -> tuple[list, int]:
-    """Large-star / small-star rounds until the edge set stops changing."""
-    parts = edge_refs
-    previous = None
-    for round_ in range(1, MAX_ROUNDS + 1):
-        both = ex.hop(partitions)
-        routed = both.inboxes(
-            [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
-             for i, p in enumerate(parts)]
-        )  # fmt: skip
-        large = [call(_large_star, 1, routed[p])[0] for p in range(partitions)]
-        by_larger = ex.hop(partitions)
-        routed = by_larger.inboxes(
-            [call(_route_by_larger, by_larger.returns, p, partitions, by_larger.outbox(i))
-             for i, p in enumerate(large)]
-        )  # fmt: skip
-        both.release()
-        parts = [call(_small_star, 1, routed[p])[0] for p in range(partitions)]
-        sums = ray.get([_checksum.remote(p) for p in parts])
-        by_larger.release()
-        current = (sum(c for c, _ in sums), sum(s for _, s in sums) % 2**64)
-        if current == previous:
-            return [call(_star_labels, 1, p)[0] for p in parts], round_
-        previous = current
-    raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-
-
 # Tasks ---------------------------------------------------------------------------
-
-
-def _ends(pairs: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    return pairs.column("hi").to_numpy(), pairs.column("lo").to_numpy()
-
-
-def _pairs_table(hi: np.ndarray, lo: np.ndarray) -> pa.Table:
-    return pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64())})
 
 
 def _signature_matrix(table: pa.Table) -> np.ndarray:
@@ -354,9 +225,9 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
         band.column("key").to_numpy(), band.column("uid").to_numpy(),
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
-    sent = out.send(split(_pairs_table(a, b), _file_of(group_index, a), n_groups))
+    sent = out.send(split(pairs_table(a, b), file_of(group_index, a), n_groups))
     return _bucket_returns(len(sent)).pack(
-        exact_edges=_pairs_table(*unique_pairs(e_hi, e_lo)), candidate_count=len(a),
+        exact_edges=pairs_table(*unique_pairs(e_hi, e_lo)), candidate_count=len(a),
         candidates=sent,
     )  # fmt: skip
 
@@ -364,7 +235,7 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
 @ray.remote(max_retries=TASK_RETRIES)
 def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox: Outbox):
     pairs = receive(pieces)
-    hi, lo = unique_pairs(*_ends(pairs))
+    hi, lo = unique_pairs(*ends(pairs))
     table = group.read_kept([col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
@@ -376,7 +247,7 @@ def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox
             "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
         }
     )
-    return as_returns(outbox.send(split(signed, _file_of(group_index, lo), n_groups)))
+    return as_returns(outbox.send(split(signed, file_of(group_index, lo), n_groups)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -385,183 +256,21 @@ def _verify(group: StagedGroup, threshold, pieces):
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
-        return _pairs_table(hi, lo)
+        return pairs_table(hi, lo)
     table = group.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
     sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
     sig_hi = pairs.column("sig").combine_chunks().values.to_numpy().reshape(sig_lo.shape)
     agree = (sig_hi == sig_lo).mean(axis=1) >= threshold
-    return _pairs_table(hi[agree], lo[agree])
+    return pairs_table(hi[agree], lo[agree])
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _concat_pairs(pieces):
     pairs = receive(pieces)
-    return _pairs_table(*unique_pairs(*_ends(pairs)))
+    return pairs_table(*unique_pairs(*ends(pairs)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _count(table):
     return table.num_rows
-
-
-def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> list[pa.Table]:
-    return split(_pairs_table(hi, lo), _partition_of(hi, partitions), partitions)
-
-
-def _partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
-    """Hash partition of integer keys (uids, labels)."""
-    with np.errstate(over="ignore"):
-        h = x.astype(np.uint64) * MULTIPLIER
-        h ^= h >> np.uint64(31)
-    return (h % np.uint64(partitions)).astype(np.int64)
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _route_both_ways(edges, partitions, out: Outbox):
-    hi, lo = _ends(edges)
-    return as_returns(out.send(_route(np.r_[hi, lo], np.r_[lo, hi], partitions)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _large_star(pieces):
-    table = receive(pieces)
-    return _pairs_table(*large_star(*_ends(table)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _route_by_larger(edges, partitions, out: Outbox):
-    return as_returns(out.send(_route(*_ends(edges), partitions)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _small_star(pieces):
-    table = receive(pieces)
-    return _pairs_table(*small_star(*_ends(table)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _checksum(edges):
-    return edge_checksum(*_ends(edges))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _star_labels(edges):
-    """(node, label) for every node of the converged stars in this partition."""
-    hi, lo = _ends(edges)
-    centres = np.unique(lo)
-    return pa.table({"node": np.r_[hi, centres], "label": np.r_[lo, centres]})
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _route_labels(group_index, n_groups, labels, out: Outbox):
-    node = labels.column("node").to_numpy()
-    return as_returns(out.send(split(labels, _file_of(group_index, node), n_groups)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, pieces, out: Outbox):
-    labels = receive(pieces)
-    # A star's centre is listed by every partition holding one of its edges.
-    nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
-    label = labels.column("label").to_numpy()[first]
-    key_columns = [name for name, _ in keep if name != "id"]
-    wanted = dict.fromkeys([id_column, col.EXACT_HI, *key_columns, *compared])
-    table = group.read_kept(list(wanted))
-    rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
-    members = table.take(pa.array(rows)).append_column("label", pa.array(label))
-    # Ids are compared in their own type (numbers as numbers), reported as strings.
-    typed = members.column(id_column)
-    members = members.drop_columns([id_column]).append_column(ID_KEY, typed)
-    members = members.append_column("id", pc.cast(typed, pa.string()))
-    dest = _partition_of(members.column("label").to_numpy(), partitions)
-    return as_returns(out.send(split(members, dest, partitions)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, pieces,
-                    out: Outbox):  # fmt: skip
-    """Per cluster, the first member by the keep rule survives; with
-    consistency checks, rows its action rejects are set aside first (a
-    cluster may then keep none)."""
-    members = receive(pieces)
-    keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
-    members = members.sort_by([("label", "ascending"), *keys, (col.UID, "ascending")])
-    n = members.num_rows
-    label = members.column("label").to_numpy()
-    first = np.r_[True, label[1:] != label[:-1]] if n else np.zeros(0, bool)
-    starts = np.flatnonzero(first)
-    sizes = np.diff(np.r_[starts, n])
-    excluded = np.zeros(n, dtype=bool)
-    if conflicts_path is not None:
-        resolution = consistency.resolve(members, cfg)
-        excluded = resolution.excluded
-        consistency.write_conflicts(location, conflicts_path, resolution.conflicts)
-    position = np.arange(n)
-    candidates = np.where(excluded, n, position)
-    best = np.minimum.reduceat(candidates, starts) if n else np.zeros(0, np.int64)
-    has_keeper = np.repeat(best < n, sizes)
-    keeper = np.where(has_keeper, np.repeat(best, sizes), np.repeat(starts, sizes))
-    kept = has_keeper & (position == keeper)
-    ids = members.column("id")
-    exact = members.column(col.EXACT_HI).to_numpy()
-    same_text = exact == exact[keeper]
-    rule = np.where(same_text, "exact_duplicate", "near_duplicate").astype(object)
-    if conflicts_path is not None:
-        rule[excluded] = resolution.rule
-    rule[kept] = None
-    decisions = pa.table(
-        {
-            col.UID: members.column(col.UID),
-            "id": ids,
-            "cluster_id": ids.take(pa.array(keeper)),
-            "kept": pa.array(kept),
-            "rule": pa.array(rule.tolist(), pa.string()),
-        },
-        schema=DECISION_SCHEMA,
-    )
-    uid = decisions.column(col.UID).to_numpy()
-    sent = out.send(split(decisions, _file_of(group_index, uid), n_groups))
-    return as_returns([*sent, np.bincount(sizes) if n else np.zeros(0, np.int64)])
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _write_decisions(location, paths, staged_index, first, pieces):
-    """Persist the decisions of a group's staged files, one file each (`paths`,
-    staged files first, first + 1, ...); (survivors, members)."""
-    decisions = receive(pieces).cast(DECISION_SCHEMA).sort_by(col.UID)
-    owner = _file_of(staged_index, decisions.column(col.UID).to_numpy()) - first
-    parts = zip(paths, split(decisions, owner, len(paths)))
-    in_threads(
-        lambda pair: pq.write_table(pair[1], pair[0], filesystem=location.arrow_fs), list(parts)
-    )
-    return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
-
-
-def apply_decisions(table: pa.Table, decisions: pa.Table, remove: bool = True) -> pa.Table:
-    """Mark the removed duplicates of a staged block: stage "dedup", rule
-    exact_duplicate / near_duplicate, reason = the kept document's id (unless
-    `remove` is off); and rows consistency rejected: stage "consistency",
-    reason naming the cluster. Every row gets its cluster (col.CLUSTER)."""
-    if decisions.num_rows == 0 or table.num_rows == 0:
-        return table.append_column(col.CLUSTER, pa.nulls(table.num_rows, pa.string()))
-    pos, found = col.decided_rows(table, decisions)
-    cluster = decisions.column("cluster_id").take(pa.array(pos))
-    table = table.append_column(
-        col.CLUSTER, pc.if_else(pa.array(found), cluster, pa.scalar(None, pa.string()))
-    )
-    removed = found & ~decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
-    if not removed.any():
-        return table
-    take = pa.array(pos)
-    rule, reason = decisions.column("rule").take(take), decisions.column("cluster_id").take(take)
-    conflict = pc.is_in(rule, pa.array(list(consistency.RULES.values()))).to_numpy(
-        zero_copy_only=False
-    )
-    if remove:
-        table = col.mark_rejected(table, removed & ~conflict, "dedup", rule, reason)
-    if (removed & conflict).any():
-        why = pc.binary_join_element_wise(rule, ": contradicts rows of cluster ", reason, "")
-        why = pc.binary_join_element_wise(why, " (see conflicts/)", "")
-        table = col.mark_rejected(table, removed & conflict, "consistency", rule, why)
-    return table
