@@ -17,7 +17,8 @@ from fsspec.implementations.local import LocalFileSystem
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io import fanout
 from dedupe_at_scale.io.storage import Location, resolve
-from dedupe_at_scale.job.pipeline import execute, plan_job
+from dedupe_at_scale.job.pipeline import execute
+from dedupe_at_scale.job.plan import plan_job
 from dedupe_at_scale.sample import generate_sample
 
 PER_FILE = re.compile(r"_staging/(annotated/annotated-|publish/.*\.parquet$|stats/block-)")
@@ -112,13 +113,13 @@ def test_planning_joins_ray_first_only_past_the_file_count(monkeypatch, tmp_path
     """The CLI hands plan_job its connect: called before the footers are read
     when the input has more than FOOTERS_IN_TASKS files, else not at all (a
     bad file in a small input is reported before Ray starts)."""
-    from dedupe_at_scale.job import pipeline
+    from dedupe_at_scale.job import plan as planning
 
     root = tmp_path / "in"
     generate_sample(root, docs=90, shards=3, seed=2)
     joined: list[int] = []
-    for threshold, out in ((pipeline.FOOTERS_IN_TASKS, "small"), (2, "large")):
-        monkeypatch.setattr(pipeline, "FOOTERS_IN_TASKS", threshold)
+    for threshold, out in ((planning.FOOTERS_IN_TASKS, "small"), (2, "large")):
+        monkeypatch.setattr(planning, "FOOTERS_IN_TASKS", threshold)
         plan = plan_job(
             str(root), str(tmp_path / out), config_from_dict({}), connect=lambda: joined.append(1)
         )

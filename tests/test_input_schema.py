@@ -20,7 +20,8 @@ from dedupe_at_scale.io.inputs import InputError, discover_inputs, plan_units
 from dedupe_at_scale.io.rows import read_unit
 from dedupe_at_scale.io.schema import SchemaError, unify_input_schema
 from dedupe_at_scale.io.storage import resolve
-from dedupe_at_scale.job.pipeline import plan_job, run_job
+from dedupe_at_scale.job.pipeline import run_job
+from dedupe_at_scale.job.plan import plan_job
 from dedupe_at_scale.job.report import summarize
 
 TEXTS = [f"{GOOD_EN}\nThis is copy number {i} of the text." for i in range(4)]

@@ -22,7 +22,8 @@ from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.lease import OutputBusyError
 from dedupe_at_scale.io.storage import resolve
-from dedupe_at_scale.job.pipeline import plan_job, run_job
+from dedupe_at_scale.job.pipeline import run_job
+from dedupe_at_scale.job.plan import plan_job
 from test_failures import finish, start_cli
 
 

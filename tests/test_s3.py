@@ -18,7 +18,8 @@ from conftest import assert_same_output, output_tables
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io import fanout, staged
 from dedupe_at_scale.io.storage import StorageError
-from dedupe_at_scale.job.pipeline import plan_job, run_job
+from dedupe_at_scale.job.pipeline import run_job
+from dedupe_at_scale.job.plan import plan_job
 
 pytestmark = [pytest.mark.timeout(300)]
 

@@ -332,7 +332,7 @@ def test_a_changed_tokenizer_file_is_not_resumed(tmp_path):
     """A re-run resumes an interrupted one only with the same tokenizer
     content, not just the same path."""
     from dedupe_at_scale.config import JobConfig
-    from dedupe_at_scale.job.pipeline import fingerprint
+    from dedupe_at_scale.job.plan import fingerprint
     from dedupe_at_scale.stages.tokens import RESOURCE, tokenizer_resource
 
     cfg = JobConfig()

@@ -231,7 +231,8 @@ def _train_quality(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dedupe_at_scale.job.pipeline import execute, plan_job
+    from dedupe_at_scale.job.pipeline import execute
+    from dedupe_at_scale.job.plan import plan_job
     from dedupe_at_scale.job.report import summarize
 
     # Config, output and every input footer are checked before Ray starts,

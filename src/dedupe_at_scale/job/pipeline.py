@@ -2,7 +2,7 @@
 job/write.py, the only modules that build Ray datasets).
 
   1. plan      config, output and every input footer, before Ray starts
-               (past FOOTERS_IN_TASKS files, footers are read in Ray tasks)
+               (job/plan.py; past FOOTERS_IN_TASKS files, in Ray tasks)
   2. annotate  read shards -> the registered per-document stages (stages/),
                fused into one task per read unit, each unit staged whole to
                OUT/_staging/annotated/ (job/annotate.py); a re-run keeps them
@@ -18,8 +18,6 @@ complete output; io/output.py has the commit protocol and what a re-run resumes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import posixpath
 import time
@@ -32,59 +30,38 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from dedupe_at_scale import __version__
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.datasource import parquet_datasource
-from dedupe_at_scale.io.evalsets import read_eval_items
-from dedupe_at_scale.io.inputs import (
-    FOOTERS_IN_TASKS,
-    InputError,
-    InputFile,
-    ReadUnit,
-    inspect_files,
-    plan_units,
-)
-from dedupe_at_scale.io.lease import Lease, LeaseLostError
-from dedupe_at_scale.io.output import OutputLayout, Resume, file_counts
+from dedupe_at_scale.io.lease import LeaseLostError
+from dedupe_at_scale.io.output import OutputLayout, file_counts
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
 from dedupe_at_scale.io.rows import prepare_table
-from dedupe_at_scale.io.schema import InputSchema, unify_input_schema
 from dedupe_at_scale.io.staged import Staged
-from dedupe_at_scale.io.storage import (
-    Location,
-    StorageError,
-    describe_error,
-    list_input_files,
-    overlaps,
-    probe,
-    resolve,
-)
-from dedupe_at_scale.io.tokenizer import load_tokenizer
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units, staged_name
 from dedupe_at_scale.job.manifest import build_manifest
+from dedupe_at_scale.job.plan import JobPlan, plan_job
 from dedupe_at_scale.job.profile import merge_profiles
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
 from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
 from dedupe_at_scale.job.report_html import write_report
 from dedupe_at_scale.job.write import (
     PROFILE,
-    added_columns,
     step_fields,
     write_outputs,
     write_parquet,
 )
-from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
-from dedupe_at_scale.stages.decontaminate import build_index
-from dedupe_at_scale.stages.tokens import RESOURCE as TOKENIZER
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 from dedupe_at_scale.steps.contamination import CONTAMINATION
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.inputs import (
+        ReadUnit,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -96,108 +73,9 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class JobPlan:
-    """Everything checked before Ray starts: config, output, input footers."""
-
-    input_uri: str
-    output_uri: str
-    cfg: JobConfig
-    source: Location
-    layout: OutputLayout
-    files: list[InputFile]
-    units: list[ReadUnit]
-    planning_seconds: float
-    resume: Resume = "none"
-    input_schema: InputSchema | None = None
-    lease: Lease | None = None  # held from planning until execute() ends
-    # Built for the stages before Ray starts (the decontamination index).
-    shared: dict[str, Any] = field(default_factory=dict)
-    prepare_seconds: float = 0.0
-    # Paths under the input that are not read (not Parquet, _temporary/, ...), with why.
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def plan_job(
-    input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False,
-    connect: Callable[[], None] | None = None,
-) -> JobPlan:  # fmt: skip
-    """Check the output and every input footer; needs no Ray. Decides what an
-    earlier, interrupted run of the same job left that can be kept. With
-    more than FOOTERS_IN_TASKS input files, `connect` (joining Ray) is
-    called first, so that the footers are read in Ray tasks."""
-    started = time.time()
-    source = resolve(input_uri, cfg.storage)
-    output = resolve(output_uri, cfg.storage)
-    if overlaps(source, output):
-        raise StorageError(
-            f"output {output_uri} overlaps the input {input_uri}: the job would read its own "
-            "output or clear its input; choose an output outside the input"
-        )
-    layout = OutputLayout(output)
-    probe(output, cfg.storage.first_answer_seconds)
-    _on_storage(output_uri, lambda: layout.check(overwrite))
-    probe(source, cfg.storage.first_answer_seconds)
-    listing = list_input_files(source)
-    if connect is not None and len(listing.files) > FOOTERS_IN_TASKS:
-        connect()
-    files = inspect_files(source, listing, cfg.input)
-    input_schema = unify_input_schema(files, cfg.input, added_columns(cfg))
-    units = plan_units(files, cfg.input.rows_per_task, cfg.input.min_rows_per_task)
-    prepare_started = time.time()
-    shared = _prepare(cfg)
-    prepare_seconds = round(time.time() - prepare_started, 3)
-    # One writer per output: taken before anything under it changes.
-    lease = Lease(output, layout.lease, cfg.output.lease_timeout_seconds)
-    _on_storage(output_uri, lease.acquire)
-    try:
-        resume = _on_storage(
-            output_uri,
-            lambda: layout.prepare(
-                overwrite, fingerprint(input_uri, output_uri, cfg, files, shared)
-            ),
-        )
-    except BaseException:
-        lease.release()
-        raise
-    return JobPlan(
-        input_uri, output_uri, cfg, source, layout, files, units, time.time() - started, resume,
-        input_schema, lease, shared, prepare_seconds, listing.skipped,
-    )  # fmt: skip
-
-
 def run_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = False) -> JobResult:
     """Plan and execute on the Ray cluster this process is connected to."""
     return execute(plan_job(input_uri, output_uri, cfg, overwrite))
-
-
-def fingerprint(
-    input_uri: str, output_uri: str, cfg: JobConfig, files: list[InputFile],
-    shared: dict[str, Any] | None = None,
-) -> str:  # fmt: skip
-    """What a resumed run must share with the interrupted one: also the
-    tokenizer's content (a file changed at the same path counts otherwise)."""
-    tokenizer = (shared or {}).get(TOKENIZER)
-    key = {
-        "input": input_uri,
-        "output": output_uri,
-        "config": cfg.to_dict(),
-        "files": [(f.relpath, f.size_bytes, f.num_rows, f.problem) for f in files],
-        "version": __version__,
-        "tokenizer": hashlib.sha256(tokenizer.json.encode()).hexdigest() if tokenizer else None,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _on_storage(uri: str, action: Callable[[], Any]) -> Any:
-    """Run a storage action; a failure names the URI (botocore and aiohttp
-    errors are not OSErrors)."""
-    try:
-        return action()
-    except (StorageError, InputError, ConfigError):
-        raise
-    except Exception as exc:
-        raise StorageError(f"cannot use output {uri}: {describe_error(exc)}") from exc
 
 
 def execute(plan: JobPlan) -> JobResult:
@@ -342,19 +220,6 @@ def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
     if plan.lease is None:
         return (lambda: None), (lambda: None)
     return plan.lease.check, plan.lease.release
-
-
-def _prepare(cfg: JobConfig) -> dict[str, Any]:
-    """What the stages share, built once on the driver: the decontamination
-    index and the checked tokenizer."""
-    shared: dict[str, Any] = {}
-    if cfg.tokens.enabled:
-        shared[TOKENIZER] = load_tokenizer(cfg.tokens, cfg.storage)
-    if cfg.decontaminate.enabled:
-        index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
-        log.info("decontamination index: %s", index.summary)
-        shared[DECONTAMINATION_INDEX] = index
-    return shared
 
 
 def _run_global_steps(
