@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from dedupe_at_scale.io.fanout import map_files
-from dedupe_at_scale.io.lease import LEASE, LOCK
+from dedupe_at_scale.io.lease import LEASE
+from dedupe_at_scale.io.lease_store import LOCK
 from dedupe_at_scale.io.storage import (
     Location,
     StorageError,
