@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dedupe_at_scale.cli import ClusterError, check_reachable
+from dedupe_at_scale.cli.ray_cluster import ClusterError, check_reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

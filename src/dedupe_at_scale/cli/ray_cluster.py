@@ -1,0 +1,181 @@
+"""Joining or starting Ray for `run`: the address checked first (TCP, then
+an HTTP/2 greeting, as Ray's GCS is a gRPC server), the Ray this process
+started stopped at exit, and Ray's console noise kept off the user's screen."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+
+from dedupe_at_scale.config import ConfigError
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster named by --address cannot be joined."""
+
+
+CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's address (--connect-timeout)
+
+
+_started_ray = False  # whether this process's connect() started (or joined) Ray
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C ignored inside (where the main thread can say so)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_own_ray() -> None:
+    """Stop the local Ray this command started, with Ctrl-C ignored: Ray's
+    own shutdown at exit, interrupted, prints a traceback after the run's
+    last line."""
+    global _started_ray
+    if not _started_ray:
+        return
+    import ray
+
+    with interrupts_ignored():
+        ray.shutdown()
+    _started_ray = False
+
+
+def refuse_ray_client(address: str | None) -> None:
+    """Ray Data's executor needs a core worker in the driver process, which a
+    Ray Client (ray://) driver lacks: it fails mid-run (ray-project/ray#42739)."""
+    if address and address.startswith("ray://"):
+        raise ConfigError(
+            f"--address {address}: Ray Data does not run over Ray Client (ray://). Submit the "
+            "job through the Jobs API instead (dedupe-at-scale submit --address "
+            "http://HEAD:8265 ...), or run it on a node of the cluster with --address auto"
+        )
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """A HOST:PORT address accepts a connection within `timeout` seconds
+    ('auto' and a local Ray are Ray's to find)."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected HOST:PORT (the GCS port, 6379 by "
+                          "default), 'auto' or 'local'")  # fmt: skip
+    try:
+        conn = socket.create_connection((host, int(port)), timeout=timeout)
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} ({why} within {timeout:g} s): is it "
+            "running (`ray status --address` on a node), and is that its GCS address and port? "
+            "Nothing was written"
+        ) from exc
+    with conn:
+        problem = None if _tls_ray() else _not_grpc(conn, timeout)
+    if problem:
+        raise ClusterError(
+            f"{address} accepts connections but is not a Ray cluster's GCS ({problem} within "
+            f"{timeout:g} s): is that the GCS port (6379 by default), not the dashboard's "
+            "(8265) or another service's? Nothing was written"
+        )
+
+
+# An HTTP/2 client's first bytes, then an empty SETTINGS frame (RFC 9113 3.4):
+# Ray's GCS is a gRPC server, which answers with a SETTINGS frame of its own.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+HTTP2_SETTINGS = 4
+
+
+def _not_grpc(conn: socket.socket, timeout: float) -> str | None:
+    """Why the server on `conn` is not an HTTP/2 (gRPC) server, or None.
+    Ray itself would retry such an address for minutes."""
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:  # a frame header: length (3), type, flags, stream (4)
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return "it closed the connection"
+            head += chunk
+    except TimeoutError:
+        return "no answer to an HTTP/2 greeting"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if head[3] != HTTP2_SETTINGS:
+        return f"it answered {head[:9]!r}, not HTTP/2"
+    return None
+
+
+def _tls_ray() -> bool:
+    """Ray with TLS (RAY_USE_TLS) speaks TLS first: no plain greeting to check."""
+    return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
+
+
+def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:
+    """Join `address`, or start a local Ray with `num_cpus` (all cores by default)."""
+    import ray
+
+    if quiet:
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    global _started_ray
+    if ray.is_initialized():
+        return
+    _started_ray = True
+    if address and address != "local":
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as exc:  # 'auto' with no cluster on this node
+            raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+    else:
+        # Ray warns on every new local cluster that it turned on token
+        # authentication, its default (RAY_AUTH_MODE unset), which we keep.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
+        # "local": always a new Ray, never one that `ray start` left running.
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING"
+        )
+    if quiet:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ray.data.DataContext.get_current().print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # It would say that --quiet did what it says.
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # Said whenever a pass starts while the job's own tasks hold every CPU
+    # (e.g. with --num-cpus 1); the pass waits for them, it does not hang.
+    logging.getLogger("ray.data.dataset").addFilter(_NoIdleCpuWarning())
+    keep_task_tracebacks_off_the_console()
+
+
+class _NoIdleCpuWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "does not have any available CPUs" not in record.getMessage()
+
+
+class _NoErrorRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def keep_task_tracebacks_off_the_console() -> None:
+    """Ray Data logs a failed task's tracebacks (several screens) to the
+    console and to its log file; the CLI reports the error itself in one
+    line naming that file, so the console handler drops error records."""
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ == "PlainRayHandler":
+            handler.addFilter(_NoErrorRecords())
