@@ -41,6 +41,31 @@ def test_foreign_files_are_never_deleted(tmp_path):
     assert (tmp_path / "thesis.tex").exists()
 
 
+def test_what_the_registered_steps_publish_is_the_job_s_own(tmp_path, monkeypatch):
+    """An earlier run's step directories (splits/ from a config that had
+    splits) are removed on --overwrite, whatever this run's config; a new
+    step's directory is its own by its `publishes` alone, not by a list here."""
+    from dedupe_at_scale import steps
+    from dedupe_at_scale.steps.base import GlobalStep
+
+    class Publishing(GlobalStep):
+        name = "toy"
+        publishes = ("toy_outputs",)
+
+    monkeypatch.setattr(steps, "REGISTRY", [*steps.REGISTRY, Publishing])
+    (tmp_path / "manifest.json").write_text("{}")
+    for name in ("data", "splits", "duplicates", "toy_outputs"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part-00000.parquet").write_bytes(b"old")
+    with pytest.raises(OutputExistsError, match="toy_outputs"):
+        layout(tmp_path).check(overwrite=True)  # without the steps' directories
+    ours = OutputLayout(resolve(str(tmp_path)), steps.published_by_steps())
+    ours.check(overwrite=True)
+    (tmp_path / "manifest.json").unlink()  # a killed publish: shards, no manifest
+    ours.prepare(overwrite=True, fingerprint="f")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_staging"]
+
+
 def test_new_directory_is_created(tmp_path):
     layout(tmp_path / "a" / "b").prepare(overwrite=False, fingerprint="f")
     assert (tmp_path / "a" / "b").is_dir()

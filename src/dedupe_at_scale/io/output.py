@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,11 +48,9 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 STAGING = "_staging"
-PUBLISHED = (
-    "data", "rejected", "duplicates", "conflicts", "contamination", "subsets", "splits",
-    "report.html", "report.json",
-)  # fmt: skip
-OWN_ENTRIES = {*PUBLISHED, STAGING, MANIFEST}
+# What every run publishes; the global steps add their own directories
+# (GlobalStep.publishes), which the layout is given.
+PUBLISHED = ("data", "rejected", "report.html", "report.json")
 IO_THREADS = 16
 LeaseCheck = Callable[[], None]  # raises unless this run still holds the output's lease
 
@@ -127,8 +125,12 @@ class OutputExistsError(StorageError):
 
 
 class OutputLayout:
-    def __init__(self, location: Location):
+    def __init__(self, location: Location, step_outputs: Collection[str] = ()):
+        """`step_outputs`: the directories the registered global steps may
+        publish, whatever the config: an earlier run's are the job's own
+        (removed by --overwrite), not foreign."""
         self.location = location
+        self.published = (*PUBLISHED, *step_outputs)
         self.manifest = location.join(MANIFEST)
         self.staging_root = location.join(STAGING)
         self.staging = location.join(STAGING, "annotated")
@@ -164,7 +166,7 @@ class OutputLayout:
             )
         if fs.exists(root):
             entries = {posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False)}
-            foreign = sorted(entries - OWN_ENTRIES)
+            foreign = sorted(entries - {*self.published, STAGING, MANIFEST})
             if foreign:
                 raise OutputExistsError(
                     f"{self.location.uri} is not empty and is not a dedupe-at-scale output "
@@ -193,7 +195,7 @@ class OutputLayout:
         self._remove(self.publish_root)
         if not fs.exists(self.manifest):
             # Shards without a manifest are what a killed publish left.
-            for name in PUBLISHED:
+            for name in self.published:
                 self._remove(self.location.join(name))
         fs.makedirs(self.staging_root, exist_ok=True)
         # Made here, at planning, not by the steps: a run taken over while
@@ -269,7 +271,7 @@ class OutputLayout:
             self.location.refresh()
             stale = [
                 path
-                for name in PUBLISHED
+                for name in self.published
                 if fs.exists(self.location.join(name))
                 for path in fs.find(self.location.join(name))
                 if posixpath.relpath(path, self.location.path) not in wanted

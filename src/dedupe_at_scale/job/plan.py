@@ -42,6 +42,7 @@ from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
 from dedupe_at_scale.stages.tokens import RESOURCE as TOKENIZER
+from dedupe_at_scale.steps import published_by_steps
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -87,7 +88,7 @@ def plan_job(
             f"output {output_uri} overlaps the input {input_uri}: the job would read its own "
             "output or clear its input; choose an output outside the input"
         )
-    layout = OutputLayout(output)
+    layout = OutputLayout(output, published_by_steps())
     probe(output, cfg.storage.first_answer_seconds)
     on_storage(output_uri, lambda: layout.check(overwrite))
     probe(source, cfg.storage.first_answer_seconds)

@@ -27,3 +27,8 @@ REGISTRY: list[type[GlobalStep]] = [
     Splits,
     Subsets,
 ]
+
+
+def published_by_steps() -> tuple[str, ...]:
+    """The directories the registered steps may publish (GlobalStep.publishes)."""
+    return tuple(name for step in REGISTRY for name in step.publishes)

@@ -169,6 +169,9 @@ class GlobalStep:
     # the job's config under this name): cfg.<section> is a `Config`.
     section: str | None = None
     Config: type[Section] | None = None
+    # Every directory the step may publish beside data/, whatever the config
+    # (its `outputs` under one config are among them).
+    publishes: tuple[str, ...] = ()
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

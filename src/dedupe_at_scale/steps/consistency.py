@@ -193,6 +193,7 @@ class Consistency(GlobalStep):
     docstring); its rejections were applied with dedup's decision."""
 
     name = stage = "consistency"
+    publishes = (CONFLICTS,)
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -43,6 +43,7 @@ SCHEMA = pa.schema(
 
 class Contamination(GlobalStep):
     name = stage = "decontaminate"
+    publishes = (CONTAMINATION,)
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -97,6 +97,7 @@ def summary(cfg: JobConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 class Splits(GlobalStep):
     name = "splits"
+    publishes = (DIRECTORY,)
     stage = None  # assigns, never rejects
 
     @staticmethod

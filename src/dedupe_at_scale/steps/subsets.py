@@ -196,6 +196,7 @@ def summary(cfg: JobConfig, thresholds: Thresholds, rows: list[dict]) -> dict[st
 
 class Subsets(GlobalStep):
     name = "subsets"
+    publishes = (DIRECTORY,)
     stage = None  # selects, never rejects
 
     @staticmethod

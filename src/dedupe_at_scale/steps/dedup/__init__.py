@@ -23,6 +23,7 @@ DUPLICATES = "duplicates"
 
 class Dedup(GlobalStep):
     name = stage = "dedup"
+    publishes = (DUPLICATES,)
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
