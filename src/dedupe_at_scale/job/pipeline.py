@@ -6,8 +6,9 @@ job/write.py, the only modules that build Ray datasets).
   2. annotate  read shards -> the registered per-document stages (stages/),
                fused into one task per read unit, each unit staged whole to
                OUT/_staging/annotated/ (job/annotate.py); a re-run keeps them
-  3. global    the registered global steps (steps/) in order: ids, dedup,
-               mixture; each returns a decision the staged reader applies
+  3. global    the registered global steps (steps/__init__.py's REGISTRY, in
+               order: contamination, ids, dedup, consistency, mixture, splits,
+               subsets); each returns a decision the staged reader applies
   4. write     one pass: data/, rejected/ and per-block counts (job/write.py);
                then each step's own output (duplicates/)
   5. account   input = kept + rejected, checked from the counts and the shards
