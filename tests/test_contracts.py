@@ -64,8 +64,11 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path):
     }  # fmt: skip
     assert manifest["counts"]["rules"]["marker"] == {"marker_word": 1}
     assert "marker" in manifest["timings"]["stage_busy_seconds"]
+    # Its counter, its own manifest section and summary line.
+    assert manifest["marker"] == {"word": "river3", "documents_holding_it": 1}
     summary = summarize(manifest)
     assert "marker_word" in summary and "\nmarker " in summary
+    assert "\nMarker: 1 documents held 'river3'.\n" in summary
     assert "river3" not in "".join(pq.read_table(out / "data").column("text").to_pylist())
 
 

@@ -1,13 +1,16 @@
 """A toy per-document stage with a config section of its own (`marker`):
-reject documents containing a word."""
+reject documents containing a word; count them, in the manifest and the
+summary."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dedupe_at_scale import columns as col
 from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.stages.base import Batch, Rejections, Stage, StageResult
 
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
 
 MARKER = "xyzzymarker"
+HITS = col.COUNT_PREFIX + "marker_hits"  # a counter: summed over the run
 
 
 class MarkerConfig(Section):
@@ -36,7 +40,16 @@ class MarkerStage(Stage):
 
     @staticmethod
     def fields(cfg: JobConfig) -> list[pa.Field]:
-        return []
+        return [pa.field(HITS, pa.int32())]
+
+    @staticmethod
+    def report(cfg: JobConfig, counters: Mapping[str, int], rules: Mapping[str, int]) -> dict:
+        return {"word": cfg.marker.word, "documents_holding_it": counters.get("marker_hits", 0)}
+
+    @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        n, word = section["documents_holding_it"], section["word"]
+        return [f"Marker: {n} documents held {word!r}."]
 
     def __call__(self, batch: Batch) -> StageResult:
         word = self.cfg.marker.word
@@ -45,10 +58,11 @@ class MarkerStage(Stage):
         mask = active & has
         n = batch.num_rows
         return StageResult(
+            columns={HITS: pa.array(has.astype("int32"))},
             rejected=Rejections(
                 mask,
                 pa.array(["marker_word"] * n, pa.string()),
                 pa.nulls(n, pa.float64()),
                 pa.array([f"marker_word: contains {word}"] * n, pa.string()),
-            )
+            ),
         )

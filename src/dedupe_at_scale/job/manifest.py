@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.storage import redact
 from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS, TOKENS
+from dedupe_at_scale.stages import REGISTRY as STAGE_REGISTRY
 from dedupe_at_scale.stages import rejecting_stages
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 
@@ -180,7 +181,13 @@ def build_manifest(
             if tokens is not None
             else {"enabled": False}
         ),
-        "pii": _pii_section(cfg, counters, by_rule.get("pii", {})),
+        # The stages' own sections (PiiStage.report, ...).
+        **{
+            stage.name: section
+            for stage in STAGE_REGISTRY
+            if (section := stage.report(cfg, counters, by_rule.get(stage.stage or "", {})))
+            is not None
+        },
         # Each global step's section; its idle report where it did not run.
         **{step.name: steps.get(step.name) or step.idle_report(cfg) for step in STEP_REGISTRY},
         "timings": {
@@ -192,15 +199,6 @@ def build_manifest(
         "config": _config(cfg),
         "versions": package_versions(),
     }
-
-
-def _pii_section(cfg: JobConfig, counters: Counter, rules: dict[str, int]) -> dict[str, Any]:
-    """Hits per type (whatever their action) and documents dropped per rule;
-    never a detected value."""
-    if not cfg.pii.enabled:
-        return {"enabled": False}
-    hits = {k: int(counters.get(f"pii_{k}", 0)) for k in cfg.pii.detect}
-    return {"enabled": True, "hits": hits, "documents_dropped": rules}
 
 
 def _file_entry(f: InputFile) -> dict[str, Any]:

@@ -10,9 +10,9 @@ once per worker process. No Ray here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -167,3 +167,17 @@ class Stage:
 
     def __call__(self, batch: Batch) -> StageResult:
         raise NotImplementedError
+
+    @staticmethod
+    def report(
+        cfg: JobConfig, counters: Mapping[str, int], rules: Mapping[str, int]
+    ) -> dict | None:
+        """The stage's own manifest section (under its name), from its
+        counters (its __dds_count_ columns, summed over the run) and its
+        rejections per rule; None: it has none."""
+        return None
+
+    @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        """Its lines in the end-of-run summary, from its manifest section."""
+        return []

@@ -200,6 +200,11 @@ class GlobalStep:
         """None when there is nothing to decide (e.g. no ids to check)."""
         raise NotImplementedError
 
+    @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        """Its lines in the end-of-run summary, from its manifest section."""
+        return []
+
 
 def decision_paths(view: StagedView, prefix: str) -> list[str]:
     """One decision file per staged file, under the run's decisions/ (made

@@ -196,6 +196,17 @@ class Consistency(GlobalStep):
     publishes = (CONFLICTS,)
 
     @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        c = section
+        if not c.get("enabled"):
+            return []
+        kinds = ", ".join(f"{k} {n}" for k, n in c["by_kind"].items()) or "none"
+        return [
+            f"Consistency: {c['conflicts']} conflicts ({kinds}) among {c['rows_in_conflicts']} "
+            f"rows; action {c['action']}: {c['rows_dropped']} rows dropped (see conflicts/)."
+        ]
+
+    @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return applies(cfg)
 

@@ -46,6 +46,19 @@ class Contamination(GlobalStep):
     publishes = (CONTAMINATION,)
 
     @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        d = section
+        if not d.get("enabled") or "sources" not in d:
+            return []
+        per_set = ", ".join(f"{name} {s['documents_hit']}" for name, s in d["sources"].items())
+        return [
+            f"Decontamination ({d['ngram_size']}-grams, action {d['action']}): "
+            f"{d['documents_hit']} documents hit (by eval set: {per_set}); "
+            f"{d['documents_dropped']} dropped "
+            "(see contamination/)."
+        ]
+
+    @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.decontaminate.enabled
 

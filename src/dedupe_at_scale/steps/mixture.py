@@ -27,6 +27,7 @@ from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.tasks import TASK_RETRIES
+from dedupe_at_scale.summary_table import text_table
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -284,6 +285,25 @@ class Mixture(GlobalStep):
     carries the mix."""
 
     name = stage = "mixture"
+
+    @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        m = section
+        if not m.get("enabled"):
+            return []
+        # Tokens per group too, when they were counted and are not the unit already.
+        tokens = m["unit"] != "tokens" and any("tokens_written" in v for v in m["groups"].values())
+        rows = [
+            [g, f"{100 * v['target_share']:.1f}%", f"{100 * v['achieved_share']:.1f}%",
+             f"{v['selected_units']:.0f}", v["copies_written"]]
+            + ([f"{v.get('tokens_written', 0):,}"] if tokens else [])
+            for g, v in m["groups"].items()
+        ]  # fmt: skip
+        headers = ["group", "target", "achieved", m["unit"], "rows written"]
+        headers += ["tokens"] if tokens else []
+        lines = ["", f"Mixture by {m['group_column']} (in {m['unit']})", text_table(headers, rows)]
+        lines += [f"WARNING: too little data for the target: {w}" for w in m["warnings"]]
+        return lines + [""]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

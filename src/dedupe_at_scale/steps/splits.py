@@ -101,6 +101,17 @@ class Splits(GlobalStep):
     stage = None  # assigns, never rejects
 
     @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        s = section
+        if not s.get("enabled"):
+            return []
+        parts = ", ".join(
+            f"{name} {v['documents']} ({100 * v['achieved_share']:.1f}%)"
+            for name, v in s["splits"].items()
+        )
+        return [f"Splits by {s['key']}: {parts} (see splits/)."]
+
+    @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return bool(cfg.output.splits)
 

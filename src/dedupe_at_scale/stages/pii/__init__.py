@@ -8,7 +8,8 @@ Detected values are never written anywhere: reasons name types and counts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +41,23 @@ def redact(
 
 class PiiStage(Stage):
     name = stage = "pii"
+
+    @staticmethod
+    def report(cfg: JobConfig, counters: Mapping[str, int], rules: Mapping[str, int]) -> dict:
+        """Hits per type (whatever their action) and documents dropped per
+        rule; never a detected value."""
+        if not cfg.pii.enabled:
+            return {"enabled": False}
+        hits = {k: int(counters.get(f"pii_{k}", 0)) for k in cfg.pii.detect}
+        return {"enabled": True, "hits": hits, "documents_dropped": dict(rules)}
+
+    @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        if not section.get("enabled"):
+            return []
+        hits = ", ".join(f"{k} {n}" for k, n in section["hits"].items() if n) or "none"
+        dropped = sum(section["documents_dropped"].values())
+        return [f"PII: {hits} found; {dropped} documents dropped."]
 
     def __init__(self, cfg: JobConfig):
         super().__init__(cfg)

@@ -55,6 +55,19 @@ class TokensStage(Stage):
     name = "tokens"
     needs = (RESOURCE,)
 
+    @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        t = section
+        if not t.get("enabled"):
+            return []
+        share = 100 * t["kept"] / (t["input"] or 1)
+        written = t["written"] != t["kept"]
+        extra = f"; {t['written']:,} written with the mixture's copies" if written else ""
+        return [
+            f"Tokens ({t['tokenizer']} tokenizer): kept {t['kept']:,} of {t['input']:,} "
+            f"({share:.1f}%){extra}."
+        ]
+
     def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
         super().__init__(cfg)
         resource = resources.get(RESOURCE)

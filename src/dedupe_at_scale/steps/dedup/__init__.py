@@ -26,6 +26,16 @@ class Dedup(GlobalStep):
     publishes = (DUPLICATES,)
 
     @staticmethod
+    def summary(section: dict[str, Any]) -> list[str]:
+        d = section
+        if not d.get("enabled"):
+            return []
+        return [
+            f"Dedup: {d['exact_duplicates_removed']} exact and {d['near_duplicates_removed']} "
+            f"near duplicates removed in {d['clusters']} clusters (see duplicates/)."
+        ]
+
+    @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.dedup.enabled
 
