@@ -94,3 +94,35 @@ def test_yaml_file_errors_name_the_file(tmp_path):
     top.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level"):
         load_config(top)
+
+
+def test_relative_paths_in_a_spec_file_are_beside_the_spec(tmp_path, monkeypatch):
+    """A spec works from any directory: its relative local paths are resolved
+    against its own folder; absolute paths and URIs stay as written, and a
+    config that is not a file (a dict, the shipped env: spec) is left alone."""
+    spec = tmp_path / "jobs" / "job.yaml"
+    spec.parent.mkdir()
+    spec.write_text(
+        "input: {uri: ../corpus}\noutput: {uri: /abs/out}\n"
+        "langid: {model: models/lid.ftz}\nquality: {model: s3://bucket/q.bin}\n"
+        "tokens: {tokenizer: ../tok/tokenizer.json}\n"
+        "decontaminate: {enabled: true, sources: [{name: q, uri: evals/q.parquet}]}\n"
+    )
+    monkeypatch.chdir("/")
+    cfg = load_config(spec)
+    assert cfg.input.uri == str(tmp_path / "corpus")
+    assert cfg.output.uri == "/abs/out"
+    assert cfg.langid.model == str(tmp_path / "jobs" / "models" / "lid.ftz")
+    assert cfg.quality.model == "s3://bucket/q.bin"
+    assert cfg.tokens.tokenizer == str(tmp_path / "tok" / "tokenizer.json")
+    assert cfg.decontaminate.sources[0].uri == str(tmp_path / "jobs" / "evals" / "q.parquet")
+    assert config_from_dict({"input": {"uri": "../corpus"}}).input.uri == "../corpus"
+    monkeypatch.setenv("SPEC", "input: {uri: corpus}\n")
+    assert load_config("env:SPEC").input.uri == "corpus"
+
+
+def test_the_shipped_specs_point_at_the_checkout_from_anywhere(monkeypatch):
+    monkeypatch.chdir("/")
+    assert load_config(ROOT / "jobs" / "local-sample.yaml").input.uri == str(ROOT / "demo-input")
+    evals = load_config(ROOT / "jobs" / "compliance.yaml").decontaminate.sources[0].uri
+    assert evals == str(ROOT / "evals" / "quiz.parquet")

@@ -118,10 +118,15 @@ def load_config(path: str | Path | None) -> JobConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    return config_from_dict(data or {}, source=str(path))
+    spec_dir = None if str(path).startswith(SPEC_ENV_PREFIX) else Path(path).resolve().parent
+    return config_from_dict(data or {}, source=str(path), spec_dir=spec_dir)
 
 
-def config_from_dict(data: Any, source: str = "config") -> JobConfig:
+def config_from_dict(
+    data: Any, source: str = "config", spec_dir: str | Path | None = None
+) -> JobConfig:
+    """The job config from parsed YAML; relative local paths in it are
+    resolved against `spec_dir` when given (the spec file's folder)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: 'top level' must be a mapping, got {_type_name(data)}")
     registered = registered_sections()
@@ -133,14 +138,17 @@ def config_from_dict(data: Any, source: str = "config") -> JobConfig:
             f"{', '.join(sorted(known))})"
         )
     data = dict(data)
+    context = {"spec_dir": None if spec_dir is None else str(spec_dir)}
     try:
         for name, section in registered.items():
             try:
-                data[name] = section.model_validate({} if data.get(name) is None else data[name])
+                data[name] = section.model_validate(
+                    {} if data.get(name) is None else data[name], context=context
+                )
             except ValidationError as exc:
                 error = exc.errors()[0]
                 raise _named({**error, "loc": (name, *error["loc"])}, source) from None
-        config = JobConfig.model_validate(data)
+        config = JobConfig.model_validate(data, context=context)
     except ValidationError as exc:
         raise _named(exc.errors()[0], source) from None
     _check_semantics(config, source)

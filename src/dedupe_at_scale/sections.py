@@ -7,10 +7,11 @@ imports nothing of the package, so any module may declare a section.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, model_validator
 
 
 class ConfigError(ValueError):
@@ -60,3 +61,17 @@ def check_view(job: Any, require: Require, key: str, value: str) -> None:
 # Which text of a post-training row a stage reads (formats.py renders them);
 # "auto" picks the section's default, and text rows only have their text.
 View = Literal["auto", "prompt", "response", "prompt+response", "conversation"]
+
+
+def _relative_to_spec(value: str | None, info: ValidationInfo) -> str | None:
+    """A relative local path in a spec file means a path beside the spec, so
+    a spec works from any directory (config.load_config gives its folder)."""
+    spec_dir = (info.context or {}).get("spec_dir")
+    if not value or spec_dir is None or "://" in value or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(spec_dir, value))
+
+
+# A path or URI field of a section: relative local paths are resolved against
+# the spec file's folder (not the directory the command runs in).
+SpecPath = Annotated[str, AfterValidator(_relative_to_spec)]

@@ -23,7 +23,7 @@ from dedupe_at_scale.io.storage import (
     Location,
     list_input_files,
 )
-from dedupe_at_scale.sections import Require, Section
+from dedupe_at_scale.sections import Require, Section, SpecPath
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 class InputConfig(Section):
     # Where the shards are (dir, file, glob, s3://...); --input overrides it.
-    uri: str | None = None
+    uri: SpecPath | None = None
     text_column: str = "text"
     # When the column is absent, ids are generated as "<relative path>#<row>".
     id_column: str = "id"

@@ -41,7 +41,7 @@ from dedupe_at_scale.io.storage import (
     remove_directory,
     write_json,
 )
-from dedupe_at_scale.sections import Require, Section
+from dedupe_at_scale.sections import Require, Section, SpecPath
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -57,7 +57,7 @@ LeaseCheck = Callable[[], None]  # raises unless this run still holds the output
 
 class OutputConfig(Section):
     # Where the output goes; --output overrides it.
-    uri: str | None = None
+    uri: SpecPath | None = None
     # Target rows per output shard; bytes_per_shard, when set, takes precedence
     # and is converted to rows from the average size of the documents.
     rows_per_shard: int = 100_000

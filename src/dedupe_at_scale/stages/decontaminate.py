@@ -34,7 +34,7 @@ from dedupe_at_scale.kernels.ngram_index import (
     match_ngrams,
     ngram_powers,
 )
-from dedupe_at_scale.sections import Require, Section, View
+from dedupe_at_scale.sections import Require, Section, SpecPath, View
 from dedupe_at_scale.stages.base import (
     Batch,
     Stage,
@@ -55,7 +55,7 @@ class EvalSourceConfig(Section):
     any fsspec URL; `fields` are joined into each item's text."""
 
     name: str = ""
-    uri: str = ""
+    uri: SpecPath = ""
     fields: list[str] = Field(default_factory=lambda: ["question"])
     id_field: str | None = None  # null: the row number
 

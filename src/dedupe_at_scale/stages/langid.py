@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
-from dedupe_at_scale.sections import Require, Section, View, check_view
+from dedupe_at_scale.sections import Require, Section, SpecPath, View, check_view
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.text import single_line
 
@@ -30,7 +30,7 @@ LABEL_PREFIX = "__label__"
 class LangIdConfig(Section):
     enabled: bool = True
     # Path to a fastText language-ID model; null means the bundled lid.176.ftz.
-    model: str | None = None
+    model: SpecPath | None = None
     # ISO codes to keep; null keeps every language.
     languages: list[str] | None = None
     min_score: float = 0.65

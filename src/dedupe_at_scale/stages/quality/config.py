@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from dedupe_at_scale.sections import Require, Section, View, check_view
+from dedupe_at_scale.sections import Require, Section, SpecPath, View, check_view
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -88,7 +88,7 @@ class QualityConfig(Section):
     emit_signals: bool = True
     # A fastText model from `dedupe-at-scale train-quality`: adds quality_score
     # (P(high quality)) and rejects documents scoring below min_score.
-    model: str | None = None
+    model: SpecPath | None = None
     min_score: float = 0.5
     # Post-training rows: the text the rules and the model read (auto: the response).
     text: View = "auto"

@@ -3,7 +3,7 @@ package) counts with."""
 
 from __future__ import annotations
 
-from dedupe_at_scale.sections import Section
+from dedupe_at_scale.sections import Section, SpecPath
 
 
 class TokensConfig(Section):
@@ -13,4 +13,4 @@ class TokensConfig(Section):
     enabled: bool = True
     # A Hugging Face tokenizer.json (local path or URI): your model's, for
     # budgets. null: the small tokenizer shipped in the package.
-    tokenizer: str | None = None
+    tokenizer: SpecPath | None = None
