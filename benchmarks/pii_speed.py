@@ -13,7 +13,7 @@ candidate to the reference (engine.py). Four corpora, every row printed:
                   candidates as they do on the web
   real + 2%       the same with PII planted in 2% of the documents
 
-Both must find the same matches; the output says so. The README quotes the
+Both must find the same matches; the output says so. docs/performance.md quotes the
 slowest row.
 
     .venv/bin/python benchmarks/pii_speed.py            # 20,000 documents, 50 MB real

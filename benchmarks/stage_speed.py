@@ -83,7 +83,7 @@ def main() -> None:
             if sec
         ]
         print(f"  {name}: " + ", ".join(parts))
-    print("\nJob wall time includes Ray start-up and staging writes; see README, Performance.")
+    print("\nJob wall time includes Ray start-up and staging writes; see docs/performance.md.")
 
 
 if __name__ == "__main__":

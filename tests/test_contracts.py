@@ -110,8 +110,8 @@ def test_a_global_step_is_one_module_and_one_registry_line(tmp_path):
     assert "longest_in_language" in summarize(manifest)
 
 
-def test_the_readme_shows_the_toy_stage_as_it_is():
-    readme = (TESTS.parent / "README.md").read_text()
-    section = readme.split("### Adding a stage", 1)[1]
+def test_the_docs_show_the_toy_stage_as_it_is():
+    page = (TESTS.parent / "docs" / "architecture.md").read_text()
+    section = page.split("## Adding a stage", 1)[1]
     shown = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert shown == (TESTS / "toys" / "marker_stage.py").read_text()

@@ -1,4 +1,4 @@
-"""The catalogue of bad inputs (README, "Hostile input"): each is either an
+"""The catalogue of bad inputs (docs/input-and-output.md, "Bad input"): each is either an
 error naming the file and the problem, or a quarantine to rejected/ with a
 reason, as input.on_invalid_file / on_invalid_document decide. Every run that
 completes must account for every input: input = kept + rejected."""

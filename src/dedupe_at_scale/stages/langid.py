@@ -35,7 +35,7 @@ class LangIdConfig(Section):
     languages: list[str] | None = None
     min_score: float = 0.65
     # Only the first characters are classified (bounds time on huge documents).
-    max_chars: int = 2_000  # as accurate as 20,000 on real text, far faster (README)
+    max_chars: int = 2_000  # as accurate as 20,000 on real text, far faster (docs/langid.md)
     # Post-training rows: the text whose language is `language` (auto: the
     # response); the prompt's is recorded as prompt_language either way.
     text: View = "auto"
