@@ -8,10 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dedupe_at_scale.cli.train_quality import train_quality_model
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.sample import bad_document, clean_document
 from dedupe_at_scale.stages.langid import ModelError
-from dedupe_at_scale.stages.quality_model import QualityScorer, train_quality_model
+from dedupe_at_scale.stages.quality_model import QualityScorer
 
 SMALL = {"dim": 16, "bucket": 20_000, "epoch": 10}
 

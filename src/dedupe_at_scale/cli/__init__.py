@@ -216,7 +216,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _train_quality(args: argparse.Namespace) -> int:
-    from dedupe_at_scale.stages.quality_model import train_quality_model
+    from dedupe_at_scale.cli.train_quality import train_quality_model
 
     report = train_quality_model(
         args.positive, args.negative, args.output, text_column=args.text_column,
