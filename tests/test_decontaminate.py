@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedupe_at_scale.config import StorageConfig, config_from_dict
-from dedupe_at_scale.io.evalsets import EvalSetError, read_eval_items
+from dedupe_at_scale.job.evalsets import EvalSetError, read_eval_items
 from dedupe_at_scale.stages.decontaminate import EvalItem, build_index, cut, find_hits
 
 QUESTION = (

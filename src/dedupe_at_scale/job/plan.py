@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dedupe_at_scale import __version__
-from dedupe_at_scale.io.evalsets import read_eval_items
 from dedupe_at_scale.io.inputs import (
     FOOTERS_IN_TASKS,
     InputError,
@@ -35,6 +34,7 @@ from dedupe_at_scale.io.storage import (
     resolve,
 )
 from dedupe_at_scale.io.tokenizer import load_tokenizer
+from dedupe_at_scale.job.evalsets import read_eval_items
 from dedupe_at_scale.job.write import (
     added_columns,
 )
