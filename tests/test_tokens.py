@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, normalizers
 
 from dedupe_at_scale.cli import main
 from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
-from dedupe_at_scale.io.tokenizer import load_tokenizer
+from dedupe_at_scale.job.tokenizer import load_tokenizer
 from dedupe_at_scale.sample import bank, clean_document
 from dedupe_at_scale.stages.tokens.classes import probe, regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, ascii_invariant, reference_counts

@@ -33,8 +33,8 @@ from dedupe_at_scale.io.storage import (
     probe,
     resolve,
 )
-from dedupe_at_scale.io.tokenizer import load_tokenizer
 from dedupe_at_scale.job.evalsets import read_eval_items
+from dedupe_at_scale.job.tokenizer import load_tokenizer
 from dedupe_at_scale.job.write import (
     added_columns,
 )
