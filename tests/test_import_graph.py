@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import dedupe_at_scale
 
 ROOT = Path(dedupe_at_scale.__file__).parent
@@ -96,3 +98,39 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def all_imports(path: Path) -> set[str]:
+    """Every module of the package `path` imports, under TYPE_CHECKING or in
+    a function too: a layer rule holds for the types as well."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith(PACKAGE)}
+
+
+# Who may not import whom: storage and files (io/) and the per-document
+# stages know nothing of each other (job/ and cli/ join them), and the numba
+# kernels import only kernels.
+FORBIDDEN = [("io", "stages"), ("stages", "io")] + [
+    ("kernels", layer) for layer in ("io", "stages", "steps", "job", "cli", "config", "sections")
+]
+
+
+@pytest.mark.parametrize("importer, imported", FORBIDDEN)
+def test_layers_import_one_way(importer, imported):
+    crossings = [
+        f"{module_name(path)} imports {target}"
+        for path in (ROOT / importer).rglob("*.py")
+        for target in sorted(all_imports(path))
+        if target == f"{PACKAGE}.{imported}" or target.startswith(f"{PACKAGE}.{imported}.")
+    ]
+    assert crossings == []
+
+
+def test_the_layer_check_sees_imports_under_type_checking():
+    assert "dedupe_at_scale.config" in all_imports(ROOT / "stages" / "langid.py")
