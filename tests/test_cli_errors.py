@@ -6,6 +6,7 @@ Ray's log file, which the line names."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -163,6 +164,26 @@ def test_a_quiet_run_on_one_cpu_says_nothing_on_stderr(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
     assert "Kept " in result.stdout and (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.ray  # the job starts its own local Ray
+def test_a_run_shows_its_own_progress_and_nothing_of_ray_data_s(tmp_path):
+    """Without --quiet the terminal gets the job's own progress: the read
+    units staged (a bar, redrawn on a terminal; its last state here, where
+    stderr is a pipe) and a line per phase, nothing else."""
+    generate = run_cli("generate", "--docs", "300", "--shards", "3", "--output", "in",
+                       cwd=tmp_path)  # fmt: skip
+    assert generate.returncode == 0, generate.stderr
+    result = run_cli("run", "--input", "in", "--output", "out", "--num-cpus", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    bar = re.compile(r"annotate \[#+\] 3/3 read units, 300 documents, [\d,]+ docs/s$")
+    assert [line for line in lines if bar.match(line)], result.stderr
+    phases = [line.split(":")[0] for line in lines if re.fullmatch(r"\w+: done in [\d.]+ s", line)]
+    assert phases[:3] == ["plan", "annotate", "ids"]
+    assert phases[-3:] == ["write", "account", "publish"]
+    assert len(phases) + 1 == len(lines), result.stderr  # nothing but the bar and the phases
+    assert "Kept " in result.stdout
 
 
 STOPPED = (

@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all cores)")
     run.add_argument("--overwrite", action="store_true", help="replace a complete output")
-    run.add_argument("--quiet", action="store_true", help="no progress output from Ray Data")
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress output (the summary is still printed)"
+    )
 
     train = sub.add_parser(
         "train-quality", help="train a fastText quality classifier (positives vs negatives)"
@@ -230,6 +232,7 @@ def _train_quality(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from dedupe_at_scale.job.pipeline import execute
     from dedupe_at_scale.job.plan import plan_job
+    from dedupe_at_scale.job.progress import Progress
     from dedupe_at_scale.job.report import summarize
 
     # Config, output and every input footer are checked before Ray starts,
@@ -240,11 +243,11 @@ def _run(args: argparse.Namespace) -> int:
     check_reachable(args.address, args.connect_timeout)
     cfg = load_config(args.config)
     input_uri, output_uri = job_uris(cfg, args.input, args.output)
-    join = functools.partial(connect, args.address, args.num_cpus, quiet=args.quiet)
+    join = functools.partial(connect, args.address, args.num_cpus)
     plan = plan_job(input_uri, output_uri, cfg, overwrite=args.overwrite, connect=join)
     try:
         join()
-        result = execute(plan)
+        result = execute(plan, None if args.quiet else Progress())
     except KeyboardInterrupt:
         if plan.layout.published_by_this_run():  # only the tidying after was cut short
             raise Interrupted(f"stopped (interrupted) after publishing {output_uri}: the "

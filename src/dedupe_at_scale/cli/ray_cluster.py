@@ -125,12 +125,11 @@ def _tls_ray() -> bool:
     return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
 
 
-def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> None:
+def connect(address: str | None, num_cpus: int | None) -> None:
     """Join `address`, or start a local Ray with `num_cpus` (all cores by default)."""
     import ray
 
-    if quiet:
-        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")  # the job's own instead
     global _started_ray
     if ray.is_initialized():
         return
@@ -150,12 +149,13 @@ def connect(address: str | None, num_cpus: int | None, quiet: bool = False) -> N
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING"
         )
-    if quiet:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        ray.data.DataContext.get_current().print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        # It would say that --quiet did what it says.
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # The job shows its own progress (job/progress.py), unless --quiet: Ray
+    # Data's bars (one per operator and pass) and notices stay off either way.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray.data.DataContext.get_current().print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # It would say that its bars are off, which is the job's doing.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     # Said whenever a pass starts while the job's own tasks hold every CPU
     # (e.g. with --num-cpus 1); the pass waits for them, it does not hang.
     logging.getLogger("ray.data.dataset").addFilter(_NoIdleCpuWarning())

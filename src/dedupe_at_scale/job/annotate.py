@@ -99,11 +99,12 @@ class SharedResources:
 def annotate(
     source: Location, layout: OutputLayout, todo: list[ReadUnit], cfg: JobConfig,
     schema: InputSchema | None, resources: SharedResources | None = None,
-    fence: Fence | None = None,
+    fence: Fence | None = None, counter: Any = None,
 ) -> None:  # fmt: skip
     """Annotate and stage the units `todo` (one fused Ray task per read
     unit, each with rows). With a `fence`, each task checks that the run
-    still holds the output's lease before it stages a file."""
+    still holds the output's lease before it stages a file; a `counter`
+    (job/progress.py's UnitCounter) is told of each unit staged."""
     if not todo:
         return
     layout.location.fs.makedirs(layout.staging, exist_ok=True)
@@ -118,7 +119,7 @@ def annotate(
         batch_format="pyarrow",
         batch_size=None,
     )
-    annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg, fence))
+    annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg, fence, counter))
 
 
 class StagingDatasink(Datasink[None]):
@@ -127,9 +128,11 @@ class StagingDatasink(Datasink[None]):
     it all of the unit's blocks (Ray may split a large read into several)."""
 
     def __init__(
-        self, location: Location, directory: str, cfg: JobConfig, fence: Fence | None = None
-    ):
+        self, location: Location, directory: str, cfg: JobConfig, fence: Fence | None = None,
+        counter: Any = None,
+    ):  # fmt: skip
         self.location, self.directory, self.fence = location, directory, fence
+        self.counter = counter
         self.compression = parquet_compression(cfg)
 
     def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
@@ -145,6 +148,8 @@ class StagingDatasink(Datasink[None]):
         for unit in distinct:
             rows = table.filter(pc.equal(units, unit)) if len(distinct) > 1 else table
             self._write(staged_name(unit), rows)
+            if self.counter is not None:
+                self.counter.add.remote(rows.num_rows)  # the progress bar's; not awaited
 
     def _write(self, name: str, table: pa.Table) -> None:
         path = posixpath.join(self.directory, name)

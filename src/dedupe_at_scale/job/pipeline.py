@@ -24,6 +24,7 @@ import posixpath
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from dedupe_at_scale.io.inputs import (
         ReadUnit,
     )
+    from dedupe_at_scale.job.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +81,11 @@ def run_job(input_uri: str, output_uri: str, cfg: JobConfig, overwrite: bool = F
     return execute(plan_job(input_uri, output_uri, cfg, overwrite))
 
 
-def execute(plan: JobPlan) -> JobResult:
+def execute(plan: JobPlan, progress: Progress | None = None) -> JobResult:
+    """Run a plan on the Ray cluster this process is connected to; with
+    `progress`, say on the terminal how each phase goes."""
     try:
-        return _execute(plan)
+        return _execute(plan, progress)
     except KeyboardInterrupt:
         # The lease renewer interrupts the run when another run took over.
         if plan.lease is not None and plan.lease.lost is not None:
@@ -108,10 +112,12 @@ def _raise_if_lease_lost(plan: JobPlan) -> None:
         return
 
 
-def _execute(plan: JobPlan) -> JobResult:
+def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
     started = time.time() - plan.planning_seconds
     # Planning includes preparing; each is reported on its own.
     timings = {"plan": round(plan.planning_seconds - plan.prepare_seconds, 3)}
+    if progress is not None:
+        progress.phase_done("plan", plan.planning_seconds)
     cfg, source, layout, files = plan.cfg, plan.source, plan.layout, plan.files
 
     if plan.resume == "publish":
@@ -124,7 +130,7 @@ def _execute(plan: JobPlan) -> JobResult:
 
     if plan.shared:
         timings["prepare"] = plan.prepare_seconds
-    with _timed(timings, "annotate"):
+    with _timed(timings, "annotate", progress):
         # Every re-run checks each staged file (footer, rows) against its
         # unit, whatever phase the interrupted run reached, and annotates
         # again only the units that fail.
@@ -133,15 +139,18 @@ def _execute(plan: JobPlan) -> JobResult:
         if todo:
             fence = plan.lease.fence if plan.lease is not None else None
             resources = SharedResources.put(plan.shared)
-            annotate(plan.source, layout, todo, cfg, plan.input_schema, resources, fence)
+            documents = sum(u.num_rows for u in todo)
+            with progress.units(len(todo), documents) if progress else nullcontext() as counter:
+                annotate(plan.source, layout, todo, cfg, plan.input_schema, resources, fence,
+                         counter)  # fmt: skip
         if todo or plan.resume != "annotated":
             layout.mark_annotated(_fence(plan)[0])
         reused = len(reuse)
 
     staged = staged_files(layout, plan.units)
-    outcomes = _run_global_steps(plan, staged, timings)
+    outcomes = _run_global_steps(plan, staged, timings, progress)
 
-    with _timed(timings, "write"):
+    with _timed(timings, "write", progress):
         rows_per_shard = _rows_per_shard(cfg, staged)
         stats, summaries = (
             write_outputs(
@@ -164,7 +173,7 @@ def _execute(plan: JobPlan) -> JobResult:
                 )  # fmt: skip
         _write_empty_shards(plan, staged)
 
-    with _timed(timings, "account"):
+    with _timed(timings, "account", progress):
         stats += quarantine_stats(files)
         reports = _step_reports(outcomes, summaries, stats)
         data_shards = layout.describe_shards("data")
@@ -208,7 +217,7 @@ def _execute(plan: JobPlan) -> JobResult:
     shards = [s["path"] for s in data_shards + rejected_shards]
     shards += [s["path"] for listed in step_shards.values() for s in listed]
     shards += report_files
-    with _timed(timings, "publish"):
+    with _timed(timings, "publish", progress):
         fence, release = _fence(plan)
         sealed = layout.seal(shards, manifest, fence)
         layout.publish(sealed, fence, release)  # removes _staging/ once released
@@ -224,7 +233,7 @@ def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
 
 
 def _run_global_steps(
-    plan: JobPlan, staged: Staged, timings: dict[str, float]
+    plan: JobPlan, staged: Staged, timings: dict[str, float], progress: Progress | None = None
 ) -> dict[str, StepOutcome]:
     """The registered global steps in order, each seeing the decisions of
     those before it; their decisions go to the staged reader."""
@@ -255,6 +264,8 @@ def _run_global_steps(
         if outcome is None:
             del timings[step.name]
             continue
+        if progress is not None:
+            progress.phase_done(step.name, timings[step.name])
         outcomes[step.name] = outcome
         if outcome.decision is not None:
             view = view.with_decision(outcome.decision)
@@ -282,14 +293,16 @@ def _step_reports(
 
 
 class _timed:
-    def __init__(self, timings: dict[str, float], name: str):
-        self.timings, self.name = timings, name
+    def __init__(self, timings: dict[str, float], name: str, progress: Progress | None = None):
+        self.timings, self.name, self.progress = timings, name, progress
 
     def __enter__(self) -> None:
         self.started = time.time()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         self.timings[self.name] = round(time.time() - self.started, 3)
+        if self.progress is not None and kind is None:
+            self.progress.phase_done(self.name, self.timings[self.name])
 
 
 def check_views(
