@@ -6,6 +6,8 @@ command rebuilds the same page from a local or an s3:// output."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -72,6 +74,18 @@ def plot_data(page, div_id: str) -> list[dict]:
     )
 
 
+def is_power_of_ten(label: str) -> bool:
+    """A tick label such as 1, 10, 1k, 100k, 0.1% or 10.0% (plotly's
+    formats) that reads as a power of ten, not a minor tick's 2 or 5."""
+    text = label.replace(",", "").replace("\u2212", "-")
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9, "%": 1e-2}.get(text[-1:], 1.0)
+    try:
+        value = float(text.rstrip("kMG%")) * scale
+    except ValueError:
+        return False
+    return value > 0 and abs(math.log10(value) - round(math.log10(value))) < 1e-9
+
+
 def test_report_loads_with_every_plot_and_the_manifest_numbers(output, browser):
     manifest = json.loads((output / "manifest.json").read_text())
     profile = json.loads((output / "report.json").read_text())
@@ -127,14 +141,39 @@ def test_report_loads_with_every_plot_and_the_manifest_numbers(output, browser):
     assert dict(zip(clusters["x"], clusters["y"])) == {int(k): v for k, v in sizes.items()}
     assert sum(int(k) * v for k, v in sizes.items()) == manifest["dedup"]["documents_in_clusters"]
 
-    # Histograms: each bin that holds data, then the last one repeated (the step's end).
+    # Histograms: each bin that holds data, then the last one repeated (the
+    # step's end); all values in one bin: one bar, not a flat line.
     assert sum(profile["histograms"]["length_chars"]["kept"]) == manifest["counts"]["kept"]
+    single = 0
     for name in ["length_chars", "n_tokens", *signals]:
         kept_hist, rejected_hist = plot_data(page, f"plot-{name}")[:2]
         for trace, part in ((kept_hist, "kept"), (rejected_hist, "rejected")):
             counts = profile["histograms"][name][part]
-            assert trace["name"] == part and trace["y"][-1] == trace["y"][-2]
-            assert sum(trace["y"][:-1]) == sum(counts), (name, part)
+            assert trace["name"] == part
+            if trace["type"] == "bar":
+                assert len(trace["x"]) == 1 and trace["x"][0].startswith("all in [")
+                assert trace["y"] == [sum(counts)], (name, part)
+                single += part == "kept"
+            else:
+                assert len(trace["x"]) >= 3 and trace["y"][-1] == trace["y"][-2], (name, part)
+                assert sum(trace["y"][:-1]) == sum(counts), (name, part)
+    assert single > 0  # the sample has signals whose every value falls in one bin
+
+    # Every plot with axes names them; a log axis labels powers of ten only.
+    for div in expected:
+        if div.startswith("plot-funnel"):
+            continue
+        axes = page.evaluate(
+            "id => { const l = document.getElementById(id)._fullLayout;"
+            " return [l.xaxis, l.yaxis].map(a => ({title: a.title.text, type: a.type,"
+            " ticks: (a._vals || []).filter(v => v.text).map(v => v.text)})); }",
+            div,
+        )
+        for axis in axes:
+            assert axis["title"], f"{div}: an axis without a title"
+            if axis["type"] == "log":
+                labels = [re.sub(r"<[^>]+>", "", t) for t in axis["ticks"]]
+                assert labels and all(is_power_of_ten(t) for t in labels), (div, labels)
 
     for key in ["counts.input", "counts.kept", "counts.rejected", "tokens.input", "tokens.written"]:
         cell = page.locator(f'tr[data-key="{key}"] td.n').inner_text()

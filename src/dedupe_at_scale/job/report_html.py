@@ -45,6 +45,10 @@ pre{white-space:pre-wrap;background:#f8f9fa;padding:6px;font-size:12px;max-heigh
 """
 
 
+# A log axis's dtick of 1: a tick and label at each power of ten only.
+DECADES = 1
+
+
 def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     page = _Page()
     _overview(page, manifest)
@@ -160,6 +164,8 @@ def _rules(page: _Page, m: dict[str, Any]) -> None:
     figure = go.Figure(go.Bar(y=[r for r, _ in rows][::-1], x=[n for _, n in rows][::-1],
                               orientation="h", marker={"color": REJECTED}))  # fmt: skip
     figure.update_layout(title="Documents rejected, by stage/rule", height=max(380, 22 * len(rows)))
+    figure.update_xaxes(title="documents")
+    figure.update_yaxes(title="stage/rule")
     page.section("rules", "Rejections by rule", _plot("plot-rules", figure))
 
 
@@ -172,6 +178,8 @@ def _languages(page: _Page, m: dict[str, Any]) -> None:
                marker={"color": REJECTED}),
     ])  # fmt: skip
     figure.update_layout(barmode="stack", title="Documents per language")
+    figure.update_xaxes(title="language")
+    figure.update_yaxes(title="documents")
     page.section("languages", "Languages", _plot("plot-languages", figure))
 
 
@@ -183,6 +191,7 @@ def _distributions(page: _Page, profile: dict[str, Any]) -> None:
     order = ["length_chars", "n_tokens"] + sorted(n for n in hists if n.startswith("q_"))
     order += [n for n in hists if n not in order]
     titles = {"length_chars": "Document length (characters)", "n_tokens": "Tokens per document"}
+    units = {"length_chars": "characters", "n_tokens": "tokens"}
     for name in order:
         if name not in hists:
             continue
@@ -191,6 +200,7 @@ def _distributions(page: _Page, profile: dict[str, Any]) -> None:
             edges, hists[name], marks.get(name, []), log_counts=name.startswith("q_")
         )
         figure.update_layout(title=titles.get(name, name))
+        figure.update_xaxes(title=units.get(name, "value"))
         plots.append(_plot(f"plot-{name}", figure))
     body = "<p class='note'>Kept against rejected (by any stage); dashed lines mark the rule thresholds.</p>"
     page.section(
@@ -210,6 +220,16 @@ def _histogram_figure(
     if len(nonzero) == 0:
         return figure
     lo, hi = nonzero[0], nonzero[-1] + 1
+    figure.update_yaxes(title="documents", **_count_axis("log" if log_counts else "linear"))
+    if hi - lo == 1:  # every value in one bin: a flat line would read as an even spread
+        where = f"all in [{edges[lo]:g}, {edges[hi]:g})"
+        for part, color in (("kept", KEPT), ("rejected", REJECTED)):
+            if part in counts:
+                figure.add_trace(go.Bar(x=[where], y=[int(counts[part][lo])], name=part,
+                                        marker={"color": color}))  # fmt: skip
+        figure.update_layout(barmode="stack", legend={"orientation": "h", "y": -0.25})
+        figure.update_xaxes(type="category")
+        return figure
     logarithmic = edges[hi] > 1.0 + 1e-9  # counts and lengths, not ratios
     x = edges[lo : hi + 1].copy()
     if logarithmic and x[0] <= 0:
@@ -229,16 +249,29 @@ def _histogram_figure(
                 x=[t, t], y=[0, top], mode="lines", name=f"{mark['rule']} ({mark['bound']} {t:g})",
                 line={"dash": "dash", "color": "#333", "width": 1},
             ))  # fmt: skip
-    figure.update_xaxes(type="log" if logarithmic else "linear")
-    figure.update_yaxes(title="documents", type="log" if log_counts else "linear")
-    scales = [{"label": f"{s} counts", "method": "relayout", "args": [{"yaxis.type": s}]}
-              for s in (("log", "linear") if log_counts else ("linear", "log"))]  # fmt: skip
+    if logarithmic:  # labels at powers of ten only: a minor tick's "5" reads as 5
+        figure.update_xaxes(type="log", dtick=DECADES)
+    else:  # ratios: the bins' own range, not past it
+        figure.update_xaxes(type="linear", range=[float(edges[lo]), float(edges[hi])])
+    # The same two buttons in the same order on every plot; the current one lit.
+    scales = [
+        {"label": f"{s} counts", "method": "relayout",
+         "args": [{f"yaxis.{k}": v for k, v in _count_axis(s).items()}]}
+        for s in ("linear", "log")
+    ]  # fmt: skip
     figure.update_layout(
         legend={"orientation": "h", "y": -0.25},
         updatemenus=[{"type": "buttons", "direction": "right", "buttons": scales,
+                      "active": 1 if log_counts else 0,
                       "x": 1, "xanchor": "right", "y": 1.15, "showactive": True}],
     )  # fmt: skip
     return figure
+
+
+def _count_axis(scale: str) -> dict[str, Any]:
+    """A count axis, linear or log; on log, labels at powers of ten only (None
+    gives plotly back its automatic ticks when a button turns it linear)."""
+    return {"type": scale, "dtick": DECADES if scale == "log" else None}
 
 
 def _clusters(page: _Page, m: dict[str, Any]) -> None:
@@ -249,7 +282,8 @@ def _clusters(page: _Page, m: dict[str, Any]) -> None:
     x = sorted(int(k) for k in sizes)
     figure = go.Figure(go.Bar(x=x, y=[sizes[str(k)] for k in x], marker={"color": "#6d597a"}))
     figure.update_layout(title="Duplicate clusters by size (documents per cluster)")
-    figure.update_yaxes(type="log", title="clusters")
+    figure.update_yaxes(type="log", title="clusters", dtick=DECADES)
+    figure.update_xaxes(title="documents per cluster")
     body = (
         f"<p class='note'>{dedup['clusters']:,} clusters; {dedup['exact_duplicates_removed']:,} "
         f"exact and {dedup['near_duplicates_removed']:,} near duplicates removed.</p>"
@@ -271,7 +305,8 @@ def _mixture(page: _Page, m: dict[str, Any]) -> None:
     figure.update_layout(
         barmode="group", title=f"Mixture by {mix['group_column']} (share of {mix['unit']})"
     )
-    figure.update_yaxes(tickformat=".0%")
+    figure.update_yaxes(tickformat=".0%", title=f"share of {mix['unit']}")
+    figure.update_xaxes(title=mix["group_column"])
     warnings = "".join(f"<p class='note'>⚠ {html.escape(w)}</p>" for w in mix["warnings"])
     page.section("mixture", "Mixture", _plot("plot-mixture", figure) + warnings)
 
@@ -291,7 +326,7 @@ def _subsets_and_splits(page: _Page, m: dict[str, Any]) -> None:
             barmode="stack", title=f"Nested subsets: group shares ({subsets['unit']})"
         )
         figure.update_xaxes(title="subset (% of output)", type="category")
-        figure.update_yaxes(tickformat=".0%")
+        figure.update_yaxes(tickformat=".0%", title="group share")
         plots.append(_plot("plot-subsets", figure))
     splits = m.get("splits", {})
     if splits.get("enabled"):
@@ -303,7 +338,8 @@ def _subsets_and_splits(page: _Page, m: dict[str, Any]) -> None:
                    y=[splits["splits"][s]["achieved_share"] for s in names], marker={"color": KEPT}),
         ])  # fmt: skip
         figure.update_layout(barmode="group", title=f"Splits by {splits['key']} ({splits['unit']})")
-        figure.update_yaxes(type="log", tickformat=".1%")
+        figure.update_yaxes(type="log", tickformat=".1%", dtick=DECADES, title="share (log)")
+        figure.update_xaxes(title="split")
         plots.append(_plot("plot-splits", figure))
     if plots:
         page.section("subsets", "Subsets and splits", f"<div class='grid'>{''.join(plots)}</div>")
