@@ -56,16 +56,22 @@ class Progress:
         def show() -> None:
             every = REDRAW_SECONDS if self.tty else LINE_SECONDS
             while not stop.wait(every):
-                self._bar(*ray.get(counter.read.remote()), total, documents, started)
+                try:
+                    self._bar(*ray.get(counter.read.remote()), total, documents, started)
+                except Exception:  # the bar is a courtesy: the run decides, not it
+                    return
 
         shower = threading.Thread(target=show, daemon=True, name="progress")
         shower.start()
+        finished = False
         try:
             yield counter
+            finished = True
         finally:
             stop.set()
             shower.join()
-            self._bar(*ray.get(counter.read.remote()), total, documents, started, last=True)
+            if finished:  # after a failure the error is the last word
+                self._bar(*ray.get(counter.read.remote()), total, documents, started, last=True)
             ray.kill(counter)
 
     def _bar(self, units: int, docs: int, total: int, documents: int, started: float,
