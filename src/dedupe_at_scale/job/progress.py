@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO, TYPE_CHECKING
 
 import ray
@@ -72,7 +72,8 @@ class Progress:
             shower.join()
             if finished:  # after a failure the error is the last word
                 self._bar(*ray.get(counter.read.remote()), total, documents, started, last=True)
-            ray.kill(counter)
+            with suppress(Exception):  # Ray may be going down with the run
+                ray.kill(counter)
 
     def _bar(self, units: int, docs: int, total: int, documents: int, started: float,
              last: bool = False) -> None:  # fmt: skip
