@@ -48,7 +48,7 @@ def corpus(tmp_path):
     return tmp_path / "in"
 
 
-def test_a_stage_is_one_module_and_one_registry_line(tmp_path):
+def test_a_stage_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
     """The toy's own config section reaches its workers: the word it rejects
     on is set in the job's config (a word of d3), not its default (d2's)."""
     out = tmp_path / "out"
@@ -64,9 +64,18 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path):
     }  # fmt: skip
     assert manifest["counts"]["rules"]["marker"] == {"marker_word": 1}
     assert "marker" in manifest["timings"]["stage_busy_seconds"]
-    # Its counter, its own manifest section and summary line.
+    # Its counter, its own manifest section and summary line (the summary
+    # as the job's process, where the toy is registered, renders it).
     assert manifest["marker"] == {"word": "river3", "documents_holding_it": 1}
-    summary = summarize(manifest)
+    from dedupe_at_scale import stages
+    from toys.marker_stage import MarkerStage
+
+    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY)  # restored afterwards
+    stages.REGISTRY.append(MarkerStage)  # as toys.register_stage does: in place
+    try:
+        summary = summarize(manifest)
+    finally:
+        stages.REGISTRY.remove(MarkerStage)
     assert "marker_word" in summary and "\nmarker " in summary
     assert "\nMarker: 1 documents held 'river3'.\n" in summary
     assert "river3" not in "".join(pq.read_table(out / "data").column("text").to_pylist())

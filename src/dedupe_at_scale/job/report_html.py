@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import posixpath
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,8 @@ def _histogram_figure(
     if len(nonzero) == 0:
         return figure
     lo, hi = nonzero[0], nonzero[-1] + 1
-    figure.update_yaxes(title="documents", **_count_axis("log" if log_counts else "linear"))
+    top = int(total[lo:hi].max())
+    figure.update_yaxes(title="documents", **_count_axis("log" if log_counts else "linear", top))
     if hi - lo == 1:  # every value in one bin: a flat line would read as an even spread
         where = f"all in [{edges[lo]:g}, {edges[hi]:g})"
         for part, color in (("kept", KEPT), ("rejected", REJECTED)):
@@ -229,6 +231,7 @@ def _histogram_figure(
                                         marker={"color": color}))  # fmt: skip
         figure.update_layout(barmode="stack", legend={"orientation": "h", "y": -0.25})
         figure.update_xaxes(type="category")
+        figure.update_yaxes(**_count_axis("linear", top))  # one bar: log would show no tick
         return figure
     logarithmic = edges[hi] > 1.0 + 1e-9  # counts and lengths, not ratios
     x = edges[lo : hi + 1].copy()
@@ -241,7 +244,6 @@ def _histogram_figure(
                                         line={"shape": "hv", "color": color}))  # fmt: skip
     # Thresholds as traces in data coordinates (a shape on a log axis would
     # need log10 positions); one outside the data's range is left out.
-    top = int(total[lo:hi].max())
     for mark in marks:
         t = mark["threshold"]
         if edges[lo] <= t <= edges[hi] and (t > 0 or not logarithmic):
@@ -249,14 +251,16 @@ def _histogram_figure(
                 x=[t, t], y=[0, top], mode="lines", name=f"{mark['rule']} ({mark['bound']} {t:g})",
                 line={"dash": "dash", "color": "#333", "width": 1},
             ))  # fmt: skip
-    if logarithmic:  # labels at powers of ten only: a minor tick's "5" reads as 5
-        figure.update_xaxes(type="log", dtick=DECADES)
+    if logarithmic:  # labels at powers of ten only (a minor tick's "5" reads as 5),
+        # over whole decades, so a range within one decade still has labels
+        span = [math.floor(math.log10(x[0])), math.ceil(math.log10(x[-1]))]
+        figure.update_xaxes(type="log", dtick=DECADES, range=span)
     else:  # ratios: the bins' own range, not past it
         figure.update_xaxes(type="linear", range=[float(edges[lo]), float(edges[hi])])
     # The same two buttons in the same order on every plot; the current one lit.
     scales = [
         {"label": f"{s} counts", "method": "relayout",
-         "args": [{f"yaxis.{k}": v for k, v in _count_axis(s).items()}]}
+         "args": [{f"yaxis.{k}": v for k, v in _count_axis(s, top).items()}]}
         for s in ("linear", "log")
     ]  # fmt: skip
     figure.update_layout(
@@ -268,10 +272,15 @@ def _histogram_figure(
     return figure
 
 
-def _count_axis(scale: str) -> dict[str, Any]:
-    """A count axis, linear or log; on log, labels at powers of ten only (None
-    gives plotly back its automatic ticks when a button turns it linear)."""
-    return {"type": scale, "dtick": DECADES if scale == "log" else None}
+def _count_axis(scale: str, top: int) -> dict[str, Any]:
+    """A count axis up to `top`, linear or log. On log: labels at powers of
+    ten only, over whole decades from 1, so that counts within one decade
+    still get a label at each end. (None and autorange give plotly back its
+    own ticks and range when a button turns it linear.)"""
+    if scale == "linear":
+        return {"type": "linear", "dtick": None, "autorange": True}
+    decades = math.ceil(math.log10(max(top, 1) * 1.05))
+    return {"type": "log", "dtick": DECADES, "autorange": False, "range": [-0.05, decades + 0.05]}
 
 
 def _clusters(page: _Page, m: dict[str, Any]) -> None:
