@@ -213,12 +213,11 @@ def _write_id_decisions(location, paths: dict[int, str], pieces):
     """A decision file for each of the group's staged files whose ids repeat;
     none for the others (their rows need no decision)."""
     found = receive(pieces).sort_by(col.UID)
-    files = found.column("file").to_numpy()
-    with_repeats = sorted(set(files.tolist()))
+    with_repeats, owner = np.unique(found.column("file").to_numpy(), return_inverse=True)
+    parts = split(found.select(ID_DECISION_SCHEMA.names), owner, len(with_repeats))
 
-    def write(file: int) -> tuple[int, int, str]:
-        decisions = found.filter(pa.array(files == file)).select(ID_DECISION_SCHEMA.names)
+    def write(file: int, decisions: pa.Table) -> tuple[int, int, str]:
         pq.write_table(decisions, paths[file], filesystem=location.arrow_fs)
         return file, decisions.num_rows, decisions.column("reason")[0].as_py()
 
-    return in_threads(write, with_repeats)
+    return in_threads(lambda part: write(*part), list(zip(with_repeats.tolist(), parts)))
