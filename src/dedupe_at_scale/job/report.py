@@ -49,12 +49,7 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         f"({100 * counts['kept'] / total:.1f}%) in {len(manifest['output']['data'])} shards "
         f"({data_rows} rows); {counts['rejected']} rejected.",
         *_input_lines(manifest),
-        # What each stage and step says of its own section, in registry order.
-        *[
-            line
-            for unit in [*STAGES, *STEPS]
-            for line in unit.summary(manifest.get(unit.name) or {})
-        ],
+        *_unit_lines(manifest),
         *_resumed_line(manifest),
         "Wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in wall.items()),
         f"Output: {manifest['output']['uri']} (manifest.json, "
@@ -63,6 +58,18 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
         + ")",
     ]
     return "\n".join(parts)
+
+
+def _unit_lines(manifest: dict[str, Any]) -> list[str]:
+    """What each stage and step says of its own section, in registry order;
+    nothing for a section that is absent or off. (A unit's name may also be a
+    manifest key of another kind, such as "format", the manifest's version.)"""
+    lines = []
+    for unit in [*STAGES, *STEPS]:
+        section = manifest.get(unit.name)
+        if isinstance(section, dict) and section and section.get("enabled", True):
+            lines += unit.summary(section)
+    return lines
 
 
 def _input_lines(manifest: dict[str, Any]) -> list[str]:

@@ -202,7 +202,8 @@ class GlobalStep:
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        """Its lines in the end-of-run summary, from its manifest section."""
+        """Its lines in the end-of-run summary, from its manifest section
+        (called only when the section is there and not off)."""
         return []
 
 

@@ -197,13 +197,10 @@ class Consistency(GlobalStep):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        c = section
-        if not c.get("enabled"):
-            return []
-        kinds = ", ".join(f"{k} {n}" for k, n in c["by_kind"].items()) or "none"
+        kinds = ", ".join(f"{k} {n}" for k, n in section["by_kind"].items()) or "none"
         return [
-            f"Consistency: {c['conflicts']} conflicts ({kinds}) among {c['rows_in_conflicts']} "
-            f"rows; action {c['action']}: {c['rows_dropped']} rows dropped (see conflicts/)."
+            f"Consistency: {section['conflicts']} conflicts ({kinds}) among {section['rows_in_conflicts']} "
+            f"rows; action {section['action']}: {section['rows_dropped']} rows dropped (see conflicts/)."
         ]
 
     @staticmethod

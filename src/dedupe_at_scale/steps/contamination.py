@@ -47,15 +47,15 @@ class Contamination(GlobalStep):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        d = section
-        if not d.get("enabled") or "sources" not in d:
+        if "sources" not in section:  # the eval index was empty: nothing was looked up
             return []
-        per_set = ", ".join(f"{name} {s['documents_hit']}" for name, s in d["sources"].items())
+        per_set = ", ".join(
+            f"{name} {s['documents_hit']}" for name, s in section["sources"].items()
+        )
         return [
-            f"Decontamination ({d['ngram_size']}-grams, action {d['action']}): "
-            f"{d['documents_hit']} documents hit (by eval set: {per_set}); "
-            f"{d['documents_dropped']} dropped "
-            "(see contamination/)."
+            f"Decontamination ({section['ngram_size']}-grams, action {section['action']}): "
+            f"{section['documents_hit']} documents hit (by eval set: {per_set}); "
+            f"{section['documents_dropped']} dropped (see contamination/)."
         ]
 
     @staticmethod

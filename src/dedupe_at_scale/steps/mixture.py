@@ -288,21 +288,24 @@ class Mixture(GlobalStep):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        m = section
-        if not m.get("enabled"):
-            return []
         # Tokens per group too, when they were counted and are not the unit already.
-        tokens = m["unit"] != "tokens" and any("tokens_written" in v for v in m["groups"].values())
+        tokens = section["unit"] != "tokens" and any(
+            "tokens_written" in v for v in section["groups"].values()
+        )
         rows = [
             [g, f"{100 * v['target_share']:.1f}%", f"{100 * v['achieved_share']:.1f}%",
              f"{v['selected_units']:.0f}", v["copies_written"]]
             + ([f"{v.get('tokens_written', 0):,}"] if tokens else [])
-            for g, v in m["groups"].items()
+            for g, v in section["groups"].items()
         ]  # fmt: skip
-        headers = ["group", "target", "achieved", m["unit"], "rows written"]
+        headers = ["group", "target", "achieved", section["unit"], "rows written"]
         headers += ["tokens"] if tokens else []
-        lines = ["", f"Mixture by {m['group_column']} (in {m['unit']})", text_table(headers, rows)]
-        lines += [f"WARNING: too little data for the target: {w}" for w in m["warnings"]]
+        lines = [
+            "",
+            f"Mixture by {section['group_column']} (in {section['unit']})",
+            text_table(headers, rows),
+        ]
+        lines += [f"WARNING: too little data for the target: {w}" for w in section["warnings"]]
         return lines + [""]
 
     @staticmethod

@@ -102,14 +102,11 @@ class Splits(GlobalStep):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        s = section
-        if not s.get("enabled"):
-            return []
         parts = ", ".join(
             f"{name} {v['documents']} ({100 * v['achieved_share']:.1f}%)"
-            for name, v in s["splits"].items()
+            for name, v in section["splits"].items()
         )
-        return [f"Splits by {s['key']}: {parts} (see splits/)."]
+        return [f"Splits by {section['key']}: {parts} (see splits/)."]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -201,15 +201,14 @@ class Subsets(GlobalStep):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        s = section
-        if not s.get("enabled"):
-            return []
         parts = ", ".join(
             f"{name}% {v['rows_written']} rows (mix within "
             f"{v['max_share_deviation_points']:.2f} points)"
-            for name, v in s["subsets"].items()
+            for name, v in section["subsets"].items()
         )
-        return [f"Nested subsets of {s['drawn_from']} in {s['unit']}: {parts} (see subsets/)."]
+        return [
+            f"Nested subsets of {section['drawn_from']} in {section['unit']}: {parts} (see subsets/)."
+        ]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

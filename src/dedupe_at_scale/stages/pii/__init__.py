@@ -53,8 +53,6 @@ class PiiStage(Stage):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        if not section.get("enabled"):
-            return []
         hits = ", ".join(f"{k} {n}" for k, n in section["hits"].items() if n) or "none"
         dropped = sum(section["documents_dropped"].values())
         return [f"PII: {hits} found; {dropped} documents dropped."]

@@ -57,14 +57,11 @@ class TokensStage(Stage):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        t = section
-        if not t.get("enabled"):
-            return []
-        share = 100 * t["kept"] / (t["input"] or 1)
-        written = t["written"] != t["kept"]
-        extra = f"; {t['written']:,} written with the mixture's copies" if written else ""
+        share = 100 * section["kept"] / (section["input"] or 1)
+        written = section["written"] != section["kept"]
+        extra = f"; {section['written']:,} written with the mixture's copies" if written else ""
         return [
-            f"Tokens ({t['tokenizer']} tokenizer): kept {t['kept']:,} of {t['input']:,} "
+            f"Tokens ({section['tokenizer']} tokenizer): kept {section['kept']:,} of {section['input']:,} "
             f"({share:.1f}%){extra}."
         ]
 

@@ -27,12 +27,9 @@ class Dedup(GlobalStep):
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
-        d = section
-        if not d.get("enabled"):
-            return []
         return [
-            f"Dedup: {d['exact_duplicates_removed']} exact and {d['near_duplicates_removed']} "
-            f"near duplicates removed in {d['clusters']} clusters (see duplicates/)."
+            f"Dedup: {section['exact_duplicates_removed']} exact and {section['near_duplicates_removed']} "
+            f"near duplicates removed in {section['clusters']} clusters (see duplicates/)."
         ]
 
     @staticmethod
