@@ -5,6 +5,7 @@ Ray's log file, which the line names."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -198,6 +199,8 @@ def test_ctrl_c_is_one_line_wherever_it_lands(tmp_path, when):
     # Ctrl-C reaches the whole foreground process group (the CLI and the Ray
     # processes it started): here, once a unit is staged, or once the output
     # is published (Ray's shutdown at exit, interrupted, printed a traceback).
+    # It is pressed again and again until the command ends: one landing as the
+    # teardown began still printed a traceback (CI, 2026-12-03).
     assert run_cli("generate", "--docs", "300", "--shards", "2", "--output", "in",
                    cwd=tmp_path).returncode == 0  # fmt: skip
     out = tmp_path / "out"
@@ -220,14 +223,58 @@ def test_ctrl_c_is_one_line_wherever_it_lands(tmp_path, when):
     while not reached():
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)
+    presses = 0
+    while proc.poll() is None and presses < 5000:
+        with contextlib.suppress(ProcessLookupError):  # the group ended between the checks
+            os.killpg(proc.pid, signal.SIGINT)
+        presses += 1
+        time.sleep(0.005)
     _, stderr = proc.communicate(timeout=120)
     assert "Traceback" not in stderr, stderr
-    if proc.returncode == 130 and (out / "manifest.json").exists():  # while tidying up
-        assert (
-            stderr.strip() == "stopped (interrupted) after publishing out: the output is complete"
-        )
-    elif proc.returncode == 130:
-        assert stderr.strip() == STOPPED
-    else:  # the run was past publishing: it finishes quietly
-        assert (proc.returncode, stderr, when) == (0, "", "published")
+    # -SIGINT: a Ctrl-C as the interpreter exited, after the command's last
+    # line (Python gives SIGINT back to the system there).
+    seen = (proc.returncode, stderr.strip())
+    if (out / "manifest.json").exists():
+        published = "stopped (interrupted) after publishing out: the output is complete"
+        # "" : the run was past publishing and finished quietly.
+        assert seen in {(130, published), (-signal.SIGINT, published), (0, ""),
+                        (-signal.SIGINT, "")}, seen  # fmt: skip
+        assert when == "published" or seen[1] == published
+    else:
+        assert seen in {(130, STOPPED), (-signal.SIGINT, STOPPED)}, seen
+
+
+def test_no_ctrl_c_during_the_teardown_escapes(tmp_path):
+    # The one in CI landed as the teardown's first call was entered. A
+    # profiler asks, at every call once the command's work has returned, what
+    # a Ctrl-C landing there would do (it calls the SIGINT handler as Python
+    # would; a real signal's handler would run inside the profiler). Pressing
+    # every 5 ms (above) rarely hits such a window.
+    from dedupe_at_scale.cli import interrupts, main
+
+    previous = signal.getsignal(signal.SIGINT)
+    work_done, probed, escaped = False, [], []
+
+    def probe(frame, event, arg):
+        nonlocal work_done
+        if event == "return" and frame.f_code.co_name == "_generate":
+            work_done = True
+        elif work_done and event == "call":
+            probed.append(frame.f_code.co_name)
+            try:
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+            except KeyboardInterrupt:
+                escaped.append(frame.f_code.co_name)
+
+    interrupts.install()  # as console(), the process's entry point, does
+    try:
+        sys.setprofile(probe)
+        try:
+            code = main(["generate", "--docs", "20", "--shards", "1", "--output", str(tmp_path)])
+        finally:
+            sys.setprofile(None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 0
+    assert "stop_own_ray" in probed, probed
+    assert escaped == [], escaped

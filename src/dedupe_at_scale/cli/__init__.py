@@ -8,12 +8,13 @@ import sys
 from collections.abc import Sequence
 
 from dedupe_at_scale import __version__
+from dedupe_at_scale.cli import interrupts
+from dedupe_at_scale.cli.interrupts import GATE
 from dedupe_at_scale.cli.ray_cluster import (
     CONNECT_TIMEOUT,
     ClusterError,
     check_reachable,
     connect,
-    interrupts_ignored,
     refuse_ray_client,
     stop_own_ray,
 )
@@ -138,8 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def console() -> None:
+    """The process's entry point (the console script, `python -m`): main()
+    with the Ctrl-C handler installed for good. main() puts back the handler
+    it found when it returns; were that Python's own, a Ctrl-C landing before
+    the interpreter exits would print a traceback after the last line."""
+    interrupts.install()
+    sys.exit(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    restore_interrupts = interrupts.install()
     try:
         if args.command == "generate":
             return _generate(args)
@@ -153,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return submit_job(args)
         return _run(args)
     except KeyboardInterrupt as interrupt:
+        GATE.open = False
         if isinstance(interrupt, Interrupted):
             message = str(interrupt)
         elif args.command == "run":
@@ -165,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
         return 130
     except Exception as exc:  # report known problems plainly, re-raise bugs
+        GATE.open = False
         known = find_known_error(exc)
         if known is None:
             raise
@@ -173,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}{_ray_log_hint(exc, known)}", file=sys.stderr)
         return 2 if isinstance(known, ConfigError) else 1
     finally:
+        GATE.open = False  # first: a Ctrl-C from here on would only cut the teardown short
         stop_own_ray()
+        restore_interrupts()
 
 
 def _ray_log_hint(exc: BaseException, known: BaseException) -> str:
@@ -248,6 +263,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         join()
         result = execute(plan, None if args.quiet else Progress())
+        GATE.open = False  # published: an interrupt now would only cut the summary short
     except KeyboardInterrupt:
         if plan.layout.published_by_this_run():  # only the tidying after was cut short
             raise Interrupted(f"stopped (interrupted) after publishing {output_uri}: the "
@@ -256,10 +272,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if plan.lease is not None:
             plan.lease.release()  # also when Ray could not start
-    # Published: an interrupt now would only cut the summary short.
-    with interrupts_ignored():
-        print()
-        print(summarize(result.manifest))
+    print()
+    print(summarize(result.manifest))
     return 0
 
 

@@ -1,7 +1,5 @@
 """`python -m dedupe_at_scale.cli` (how submitted jobs start)."""
 
-import sys
+from dedupe_at_scale.cli import console
 
-from dedupe_at_scale.cli import main
-
-sys.exit(main())
+console()

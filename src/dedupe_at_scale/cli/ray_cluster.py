@@ -4,13 +4,9 @@ started stopped at exit, and Ray's console noise kept off the user's screen."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import socket
-import threading
-from collections.abc import Iterator
 
 from dedupe_at_scale.config import ConfigError
 
@@ -25,30 +21,16 @@ CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's address (--connect-timeou
 _started_ray = False  # whether this process's connect() started (or joined) Ray
 
 
-@contextlib.contextmanager
-def interrupts_ignored() -> Iterator[None]:
-    """Ctrl-C ignored inside (where the main thread can say so)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def stop_own_ray() -> None:
-    """Stop the local Ray this command started, with Ctrl-C ignored: Ray's
-    own shutdown at exit, interrupted, prints a traceback after the run's
-    last line."""
+    """Stop the local Ray this command started (the command closes its
+    interrupts.GATE first: Ray's shutdown, interrupted, prints a traceback
+    after the run's last line)."""
     global _started_ray
     if not _started_ray:
         return
     import ray
 
-    with interrupts_ignored():
-        ray.shutdown()
+    ray.shutdown()
     _started_ray = False
 
 
