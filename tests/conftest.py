@@ -189,9 +189,9 @@ class S3Endpoint:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def upload_dir(self, local: Path, bucket: str, prefix: str) -> None:
+    def upload_dir(self, local: Path, bucket: str, prefix: str, pattern: str = "*.parquet") -> None:
         s3 = self.client()
-        for path in sorted(local.rglob("*.parquet")):
+        for path in sorted(p for p in local.rglob(pattern) if p.is_file()):
             s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local)}")
 
     def stop(self) -> None:

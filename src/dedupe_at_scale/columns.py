@@ -41,6 +41,7 @@ CLUSTER = "__dds_cluster"
 COUNT_PREFIX = "__dds_count_"
 
 LANGUAGE = "language"
+DOMAIN = "domain"  # the registrable domain of a document's URL (url_filter)
 LANGUAGE_SCORE = "language_score"
 PROMPT_LANGUAGE = "prompt_language"
 PROMPT_LANGUAGE_SCORE = "prompt_language_score"

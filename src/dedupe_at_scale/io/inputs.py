@@ -35,6 +35,9 @@ class InputConfig(Section):
     text_column: str = "text"
     # When the column is absent, ids are generated as "<relative path>#<row>".
     id_column: str = "id"
+    # The column holding each document's URL: the url_filter stage runs on
+    # it (block lists; a `domain` column); absent, the stage is off.
+    url_column: str | None = None
     # What a document with null text, invalid UTF-8 or an id seen before does:
     # stop the job with an error naming the file and row, or go to rejected/
     # with stage "input" and the problem as its rule.

@@ -160,6 +160,7 @@ def unify_input_schema(
         if name != cfg.document_column
     ]
     schema = pa.schema(fields)
+    _check_url_column(schema, cfg, readable)
     promoted: dict[str, dict[str, str]] = {}
     for f in readable:
         for fld in f.schema:
@@ -174,6 +175,22 @@ def unify_input_schema(
 RENAMED_PREFIX = "input_"
 
 
+def _check_url_column(schema: pa.Schema, cfg: InputConfig, readable: list[InputFile]) -> None:
+    """input.url_column names a string column of some file (a file without
+    it has null URLs, as files without any other column have nulls)."""
+    name = cfg.url_column
+    if name is None or not readable:
+        return
+    if name not in schema.names:
+        raise ConfigError(
+            f"input.url_column: no input file has a column '{name}' "
+            f"(columns: {', '.join(schema.names) or 'none'})"
+        )
+    kind = schema.field(name).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise ConfigError(f"input.url_column: column '{name}' has type {kind}, expected string")
+
+
 def _clashes(
     order: list[str],
     seen: dict[str, list[tuple[pa.DataType, str]]],
@@ -183,6 +200,8 @@ def _clashes(
     """New names for the input columns the job writes itself (or that carry
     its internal prefix, which the output would drop)."""
     roles = {cfg.document_column: "input.text_column", cfg.id_column: "input.id_column"}
+    if cfg.url_column is not None:
+        roles[cfg.url_column] = "input.url_column"
     renamed = {}
     for name in order:
         if not seen.get(name):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from dedupe_at_scale.io.storage import (
     list_input_files,
     overlaps,
     probe,
+    read_text,
     resolve,
 )
 from dedupe_at_scale.job.evalsets import read_eval_items
@@ -39,6 +41,7 @@ from dedupe_at_scale.job.write import (
     added_columns,
 )
 from dedupe_at_scale.sections import ConfigError
+from dedupe_at_scale.stages import enabled_stages
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
 from dedupe_at_scale.stages.tokens import RESOURCE as TOKENIZER
@@ -46,6 +49,7 @@ from dedupe_at_scale.steps import published_by_steps
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.storage import StorageConfig
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,9 @@ def fingerprint(
         "version": __version__,
         "tokenizer": hashlib.sha256(tokenizer.json.encode()).hexdigest() if tokenizer else None,
     }
+    digests = {k: v.digest for k, v in (shared or {}).items() if hasattr(v, "digest")}
+    if digests:  # resources read from files (a stage's lists)
+        key["resources"] = digests
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -149,10 +156,34 @@ def on_storage(uri: str, action: Callable[[], Any]) -> Any:
         raise StorageError(f"cannot use output {uri}: {describe_error(exc)}") from exc
 
 
+class StorageFiles:
+    """The job's storage as the stages' prepare() reads it."""
+
+    def __init__(self, storage: StorageConfig):
+        self.storage = storage
+
+    def read_text(self, uri: str) -> str:
+        try:
+            location = resolve(uri, self.storage)
+            return read_text(location, location.path)
+        except Exception as exc:
+            raise OSError(f"cannot read {uri}: {describe_error(exc)}") from exc
+
+    def list_dir(self, uri: str) -> list[str]:
+        try:
+            location = resolve(uri, self.storage)
+            found = location.fs.ls(location.path, detail=False)
+        except Exception as exc:
+            raise OSError(f"cannot list {uri}: {describe_error(exc)}") from exc
+        return [posixpath.basename(str(p).rstrip("/")) for p in found]
+
+
 def prepare(cfg: JobConfig) -> dict[str, Any]:
     """What the stages share, built once on the driver: the decontamination
-    index and the checked tokenizer."""
+    index, the checked tokenizer, and what a stage's own prepare() builds."""
     shared: dict[str, Any] = {}
+    for stage in enabled_stages(cfg):
+        shared.update(stage.prepare(cfg, StorageFiles(cfg.storage)))
     if cfg.tokens.enabled:
         shared[TOKENIZER] = load_tokenizer(cfg.tokens, cfg.storage)
     if cfg.decontaminate.enabled:

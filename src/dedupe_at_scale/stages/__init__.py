@@ -16,6 +16,7 @@ from dedupe_at_scale.stages.pii import PiiStage
 from dedupe_at_scale.stages.quality import QualityRulesStage
 from dedupe_at_scale.stages.quality_model import QualityModelStage
 from dedupe_at_scale.stages.tokens import TokensStage
+from dedupe_at_scale.stages.url_filter import UrlFilterStage
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 REGISTRY: list[type[Stage]] = [
     FormatStage,
+    UrlFilterStage,
     LanguageIdStage,
     QualityRulesStage,
     QualityModelStage,

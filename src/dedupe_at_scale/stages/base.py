@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -130,6 +130,18 @@ def scatter(n: int, rows: Sequence[int], values: Sequence, kind: pa.DataType) ->
     return pa.array(full, kind)
 
 
+class Files(Protocol):
+    """The job's storage as a stage's prepare() reads it (local paths and
+    any URI the job reads; job/plan.py gives it). Errors are OSErrors that
+    name the URI."""
+
+    def read_text(self, uri: str) -> str: ...
+
+    def list_dir(self, uri: str) -> list[str]:
+        """The names directly under a folder."""
+        ...
+
+
 @dataclass
 class StageResult:
     columns: dict[str, pa.Array] = field(default_factory=dict)
@@ -155,6 +167,12 @@ class Stage:
 
     def __init__(self, cfg: JobConfig):
         self.cfg = cfg
+
+    @staticmethod
+    def prepare(cfg: JobConfig, files: Files) -> dict[str, Any]:
+        """The shared resources it `needs`, by name, built once on the
+        driver before Ray starts (a bad one is a ConfigError then)."""
+        return {}
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
