@@ -61,8 +61,9 @@ LAYOUT_FREE = {("mixture_upsampled", "data")} | {(case, "rejected") for case in 
 
 
 # Columns added since the digests were recorded, each tested where it is made:
-# n_tokens (issue 16, tests/test_tokens.py).
-ADDED_SINCE = ["n_tokens"]
+# n_tokens (issue 16, tests/test_tokens.py); source_file and source_row (issue
+# 26, tests/test_lineage.py).
+ADDED_SINCE = ["n_tokens", "source_file", "source_row"]
 
 
 def table_digest(table: pa.Table) -> str:

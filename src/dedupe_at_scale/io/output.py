@@ -65,6 +65,9 @@ class OutputConfig(Section):
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
     # Copy the text of dropped documents into rejected/ (off: ids and reasons only).
     rejected_text: bool = False
+    # Where each document came from, in data/ and rejected/: source_file (the
+    # input file, relative to the input root) and source_row (stages/lineage.py).
+    lineage: bool = True
     # A run holds a lease on its output (_staging/lease.json), renewed every
     # 30 s; another run is refused while it holds it. A lease not renewed for
     # this long (or whose process is gone, on the same host) is taken over.

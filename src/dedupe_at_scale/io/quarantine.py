@@ -34,15 +34,25 @@ def rejected_schema(cfg: JobConfig) -> pa.Schema:
         ("value", pa.float64()),
         ("reason", pa.string()),
     ]
+    if cfg.output.lineage:  # as stages/lineage.py names them in data/
+        fields += [("source_file", pa.string()), ("source_row", pa.int64())]
     return pa.schema(fields + ([("text", pa.string())] if cfg.output.rejected_text else []))
 
 
 def rejected_table(
     cfg: JobConfig, ids: pa.Array, stage: pa.Array, rule: pa.Array, value: pa.Array,
     reason: pa.Array, text: pa.Array | None = None,
+    source: tuple[pa.Array, pa.Array] | None = None,
 ) -> pa.Table:  # fmt: skip
-    """Rows of rejected/; ids are strings whatever their input type."""
+    """Rows of rejected/; ids are strings whatever their input type;
+    `source`: each row's input file and row (output.lineage)."""
     columns = [pc.cast(ids, pa.string()), stage, rule, value, reason]
+    if cfg.output.lineage:
+        file, row = source if source is not None else (None, None)
+        columns.append(file if file is not None else pa.nulls(len(ids), pa.string()))
+        columns.append(
+            pc.cast(row, pa.int64()) if row is not None else pa.nulls(len(ids), pa.int64())
+        )
     if cfg.output.rejected_text:
         columns.append(text if text is not None else pa.nulls(len(ids), pa.string()))
     return pa.Table.from_arrays(columns, schema=rejected_schema(cfg))
@@ -67,11 +77,11 @@ def write_quarantined_files(
 def _file_rows(source: Location, f: InputFile, cfg: JobConfig) -> Iterator[pa.Table]:
     rule, reason = f.problem or ("", "")
     if rule in UNCOUNTABLE:
-        yield _rows(cfg, pa.array([f.relpath]), rule, reason)
+        yield _rows(cfg, pa.array([f.relpath]), rule, reason, (f.relpath, None))
         return
     first = 0
     for group, n in enumerate(f.row_group_rows):
-        yield _rows(cfg, _ids(source, f, group, first, n, cfg), rule, reason)
+        yield _rows(cfg, _ids(source, f, group, first, n, cfg), rule, reason, (f.relpath, first))
         first += n
 
 
@@ -88,9 +98,17 @@ def _ids(
     return pa.array([f"{f.relpath}#{row}" for row in range(first, first + n)], pa.string())
 
 
-def _rows(cfg: JobConfig, ids: pa.Array, rule: str, reason: str) -> pa.Table:
+def _rows(
+    cfg: JobConfig, ids: pa.Array, rule: str, reason: str, source: tuple[str, int | None]
+) -> pa.Table:
+    """`source`: the file, and its first row here (None: rows unknown)."""
     n = len(ids)
+    file, first = source
+    rows = (
+        pa.nulls(n, pa.int64()) if first is None else pa.array(range(first, first + n), pa.int64())
+    )
     return rejected_table(
         cfg, ids, pa.array(["input"] * n, pa.string()), pa.array([rule] * n, pa.string()),
         pa.nulls(n, pa.float64()), pa.array([reason] * n, pa.string()),
+        source=(pa.array([file] * n, pa.string()), rows),
     )  # fmt: skip

@@ -194,6 +194,7 @@ def _rejected_rows(rejected: pa.Table, cfg: JobConfig) -> pa.Table:
         cfg, rejected.column(cfg.input.id_column), rejected.column(col.STAGE),
         rejected.column(col.RULE), rejected.column(col.VALUE), rejected.column(col.REASON),
         rejected.column(cfg.input.document_column) if cfg.output.rejected_text else None,
+        source=(rejected.column(col.FILE), rejected.column(col.ROW)),
     )  # fmt: skip
 
 

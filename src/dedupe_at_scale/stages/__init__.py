@@ -11,6 +11,7 @@ import pyarrow as pa
 from dedupe_at_scale.stages.decontaminate import DecontaminateStage
 from dedupe_at_scale.stages.format import FormatStage
 from dedupe_at_scale.stages.langid import LanguageIdStage
+from dedupe_at_scale.stages.lineage import LineageStage
 from dedupe_at_scale.stages.minhash import MinHashStage
 from dedupe_at_scale.stages.pii import PiiStage
 from dedupe_at_scale.stages.quality import QualityRulesStage
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from dedupe_at_scale.stages.base import Stage
 
 REGISTRY: list[type[Stage]] = [
+    LineageStage,
     FormatStage,
     UrlFilterStage,
     LanguageIdStage,
