@@ -77,3 +77,55 @@ def test_an_input_column_of_the_same_name_is_kept_renamed(tmp_path):
     plan.lease.release()
     assert plan.input_schema.renamed == {"source_file": "input_source_file"}
     assert pa.types.is_string(plan.input_schema.schema.field("input_source_file").type)
+
+
+VIEWS = {
+    "output": {"rows_per_shard": 300, "splits": {"train": 0.8, "validation": 0.2},
+               "subsets": [0.5, 1.0]},
+    "mixture": {"enabled": True, "weights": {"web": 0.5, "news": 0.3, "forum": 0.2},
+                "total": 1500, "max_repeats": 3},
+}  # fmt: skip
+
+
+@pytest.mark.ray
+def test_trace_follows_a_document_through_every_step(ray_cluster, sample_dir, s3_server, tmp_path):
+    from dedupe_at_scale.job.trace import NotInOutput, trace
+
+    out = tmp_path / "out"
+    run_job(str(sample_dir), str(out), config_from_dict(VIEWS))
+    data = pq.read_table(out / "data").to_pylist()
+    duplicates = pq.read_table(out / "duplicates").to_pylist()
+    rejected = pq.read_table(out / "rejected").to_pylist()
+    subset_50 = {r["id"] for r in pq.read_table(out / "subsets" / "50").to_pylist()}
+    # A kept document in a duplicate cluster, copied by the mixture, in the 50% subset.
+    copies: dict[str, list[dict]] = {}
+    for row in data:
+        copies.setdefault(row["id"], []).append(row)
+    in_cluster = {d["id"]: d for d in duplicates}
+    doc = next(i for i, rows in copies.items()
+               if len(rows) > 1 and i in in_cluster and i in subset_50)  # fmt: skip
+    row = copies[doc][0]
+    text = trace(str(out), doc)
+    members = [d["id"] for d in duplicates if d["cluster_id"] == in_cluster[doc]["cluster_id"]]
+    assert f"  source: {sample_dir}/{row['source_file']}, row {row['source_row']}" in text
+    assert f"    langid         passed: {row['language']} (" in text
+    assert "    dedup          passed" in text and "    mixture        passed" in text
+    assert f"(the kept member); others: {', '.join(sorted(set(members) - {doc}))}" in text
+    repeats = ", ".join(
+        str(r["mixture_repeat"]) for r in sorted(copies[doc], key=lambda r: r["mixture_repeat"])
+    )
+    assert f"  data/: {len(copies[doc])} row(s) (mixture copies {repeats})" in text
+    assert f"  split: {row['split']}" in text
+    assert f"  subsets: 50% ({len(copies[doc])} row(s)), 100%" in text
+    # A near duplicate: rejected by dedup, later stages not reached.
+    gone = next(r for r in rejected if r["rule"] == "near_duplicate")
+    text = trace(str(out), gone["id"])
+    assert f"    dedup          rejected: near_duplicate: {gone['reason']}" in text
+    assert "    mixture        not reached" in text
+    assert f"removed; kept member {gone['reason']}" in text
+    # The same from the S3 server.
+    s3_server.upload_dir(out, "corpus-out", "traced", pattern="*")
+    storage = config_from_dict({"storage": s3_server.storage()}).storage
+    assert trace("s3://corpus-out/traced", gone["id"], storage) == text
+    with pytest.raises(NotInOutput, match="no-such-doc is not in"):
+        trace(str(out), "no-such-doc")

@@ -1,4 +1,4 @@
-"""Command line: `dedupe-at-scale run | generate | report | submit | train-quality`."""
+"""Command line: `dedupe-at-scale run | generate | report | trace | submit | train-quality`."""
 
 from __future__ import annotations
 
@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("output", help="the job's output directory or URI (s3://...)")
     report.add_argument("--config", help="YAML job config whose storage section opens the URI")
 
+    trace = sub.add_parser(
+        "trace", help="one document's way through a finished run: source, stages, duplicates, "
+        "copies, split, subsets",
+    )  # fmt: skip
+    trace.add_argument("output", help="the job's output directory or URI (s3://...)")
+    trace.add_argument("id", help="the document's id (as in data/ or rejected/)")
+    trace.add_argument("--config", help="YAML job config whose storage section opens the URI")
+
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
     gen.add_argument("--docs", type=int, default=6000, help="documents (or rows) to write")
     gen.add_argument("--shards", type=int, default=8, help="Parquet files to spread them over")
@@ -158,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train_quality(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "trace":
+            return _trace(args)
         if args.command == "submit":
             from dedupe_at_scale.cli.submit import submit_job
 
@@ -229,6 +239,13 @@ def _report(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     print(f"wrote {rebuild_report(args.output, cfg.storage)}")
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from dedupe_at_scale.job.trace import trace
+
+    print(trace(args.output, args.id, load_config(args.config).storage))
     return 0
 
 

@@ -1,0 +1,184 @@
+"""`dedupe-at-scale trace OUT ID`: one document's way through a finished
+run, from the output alone: where it came from (lineage), each stage's
+verdict, its duplicate cluster and kept member, its mixture copies, split
+and subsets.
+
+It reads the shard lists from the manifest (no listing) and, in each
+shard, only the row groups whose id statistics admit the id (the id column
+first, then the matching rows), so an output ordered by input reads
+little; a shuffled one (a mixture's order) still reads every shard's id
+column, never its text."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dedupe_at_scale.io.fanout import in_threads
+from dedupe_at_scale.io.output import MANIFEST
+from dedupe_at_scale.io.storage import StorageError, read_json, resolve
+
+if TYPE_CHECKING:
+    from dedupe_at_scale.io.storage import Location, StorageConfig
+
+# The quality signals printed (all are in data/): the ones a reader checks first.
+SHOWN_SIGNALS = (
+    "q_gopher_word_count", "q_gopher_mean_word_length", "q_gopher_alpha_words_ratio",
+    "q_gopher_stop_words", "q_c4_sentences",
+)  # fmt: skip
+
+
+class NotInOutput(StorageError):
+    """The id is in no row of the output."""
+
+
+def find_rows(location: Location, paths: list[str], column: str, value: str) -> list[dict]:
+    """The rows of these shards whose `column` equals `value` (compared as
+    the column's type: an integer id column matches "42")."""
+
+    def one(path: str) -> list[dict]:
+        with location.fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            if column not in parquet.schema_arrow.names:
+                return []
+            index = parquet.schema_arrow.names.index(column)
+            kind = parquet.schema_arrow.field(column).type
+            try:
+                wanted = pa.scalar(value).cast(kind).as_py()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return []  # "abc" is no integer id
+            found = []
+            for group in range(parquet.metadata.num_row_groups):
+                stats = parquet.metadata.row_group(group).column(index).statistics
+                if stats is not None and stats.has_min_max and not stats.min <= wanted <= stats.max:
+                    continue
+                ids = parquet.read_row_group(group, columns=[column]).column(0)
+                hits = pc.indices_nonzero(pc.equal(ids, pa.scalar(wanted, kind)))
+                if len(hits):
+                    found += parquet.read_row_group(group).take(hits).to_pylist()
+            return found
+
+    return [row for rows in in_threads(one, paths) for row in rows]
+
+
+def trace(uri: str, doc_id: str, storage: StorageConfig | None = None) -> str:
+    location = resolve(uri, storage)
+    try:
+        manifest = read_json(location, location.join(MANIFEST))
+    except FileNotFoundError as exc:
+        raise StorageError(f"{uri}: no manifest.json, so it is not a complete output") from exc
+    shards = {
+        name: [location.join(s["path"]) for s in files]
+        for name, files in manifest["output"].items()
+        if isinstance(files, list)
+    }
+    id_column = manifest["config"]["input"]["id_column"]
+    data = find_rows(location, shards.get("data", []), id_column, doc_id)
+    rejected = find_rows(location, shards.get("rejected", []), "id", doc_id)
+    if not data and not rejected:
+        raise NotInOutput(f"{doc_id} is not in {uri}: neither data/ nor rejected/ holds it")
+    row = data[0] if data else rejected[0]
+    lines = [doc_id, _source_line(row, manifest)]
+    lines += _stage_lines(manifest, data[0] if data else None, rejected[0] if rejected else None)
+    lines += _duplicate_lines(location, shards, doc_id)
+    if data:
+        lines += _output_lines(location, shards, data, id_column, doc_id)
+    return "\n".join(lines)
+
+
+def _source_line(row: dict, manifest: dict) -> str:
+    root = manifest["input"].get("uri", "")
+    if row.get("source_file") is None:
+        return "  source: not recorded (output.lineage was off)"
+    at = "" if row.get("source_row") is None else f", row {row['source_row']}"
+    return f"  source: {posixpath.join(root, row['source_file'])}{at}"
+
+
+def _stage_lines(manifest: dict, kept: dict | None, rejected: dict | None) -> list[str]:
+    """Each stage that ran, in order: passed, rejected (with the reason) or
+    not reached; with the kept document's values."""
+    lines = ["  stages:"]
+    reached = True
+    for stage, counts in manifest["counts"]["stages"].items():
+        if not counts.get("enabled", True):
+            continue
+        if rejected is not None and rejected["stage"] == stage:
+            value = "" if rejected["value"] is None else f" (value {_num(rejected['value'])})"
+            reason = rejected["reason"]
+            if not reason.startswith(rejected["rule"]):  # dedup's reason is the kept member
+                reason = f"{rejected['rule']}: {reason}"
+            lines.append(f"    {stage:<14} rejected: {reason}{value}")
+            reached = False
+        elif not reached:
+            lines.append(f"    {stage:<14} not reached")
+        else:
+            lines.append(f"    {stage:<14} passed{_values(stage, kept)}")
+    return lines
+
+
+def _values(stage: str, row: dict | None) -> str:
+    if row is None:
+        return ""
+    if stage == "langid" and row.get("language") is not None:
+        return f": {row['language']} ({_num(row['language_score'])})"
+    if stage == "url_filter" and row.get("domain") is not None:
+        return f": domain {row['domain']}"
+    if stage == "quality":
+        signals = {k: v for k, v in row.items() if k.startswith("q_") and v is not None}
+        shown = [f"{k}={_num(signals[k])}" for k in SHOWN_SIGNALS if k in signals]
+        if row.get("quality_score") is not None:
+            shown.insert(0, f"quality_score={_num(row['quality_score'])}")
+        return f": {', '.join(shown)} ({len(signals)} signals in data/)" if signals else ""
+    return ""
+
+
+def _duplicate_lines(location: Location, shards: dict[str, list[str]], doc_id: str) -> list[str]:
+    mine = find_rows(location, shards.get("duplicates", []), "id", doc_id)
+    if not mine:
+        return ["  duplicates: in no duplicate cluster"]
+    cluster = mine[0]["cluster_id"]
+    members = find_rows(location, shards["duplicates"], "cluster_id", cluster)
+    kept = [m["id"] for m in members if m["kept"]]
+    others = sorted(m["id"] for m in members if m["id"] != doc_id)
+    role = "the kept member" if mine[0]["kept"] else f"removed; kept member {', '.join(kept)}"
+    return [f"  duplicates: cluster {cluster} of {len(members)} ({role}); others: "
+            f"{', '.join(others[:10])}{' ...' if len(others) > 10 else ''}"]  # fmt: skip
+
+
+def _output_lines(
+    location: Location, shards: dict[str, list[str]], data: list[dict], id_column: str,
+    doc_id: str,
+) -> list[str]:  # fmt: skip
+    lines = [f"  data/: {len(data)} row(s)"]
+    repeats = sorted(r["mixture_repeat"] for r in data if r.get("mixture_repeat") is not None)
+    if repeats:
+        lines[-1] += f" (mixture copies {', '.join(map(str, repeats))})"
+    if data[0].get("n_tokens") is not None:
+        lines[-1] += f", {data[0]['n_tokens']} tokens each"
+    if data[0].get("split") is not None:
+        lines.append(f"  split: {data[0]['split']}")
+    subsets = sorted((n for n in shards if n.startswith("subsets/")), key=_percent)
+    if subsets:
+        held = [
+            f"{name.removeprefix('subsets/')}% ({len(rows)} row(s))"
+            for name in subsets
+            if (rows := find_rows(location, shards[name], id_column, doc_id))
+        ]
+        lines.append(f"  subsets: {', '.join(held) or 'in none'}")
+    return lines
+
+
+def _percent(name: str) -> float:
+    try:
+        return float(name.removeprefix("subsets/"))
+    except ValueError:
+        return math.inf
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
