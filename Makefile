@@ -62,4 +62,4 @@ cluster-down:
 
 clean:
 	rm -rf $(VENV) demo-input demo-output demo-output-cluster .pytest_cache .ray-local
-	rm -rf chat-input chat-output curated curated-urls evals pref-input pref-output reward-input reward-output sft-input sft-output sample first second scaling mixed  # the README's examples
+	rm -rf chat-input chat-output curated curated-urls capped evals pref-input pref-output reward-input reward-output sft-input sft-output sample first second scaling mixed  # the README's examples

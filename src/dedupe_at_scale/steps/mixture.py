@@ -26,6 +26,8 @@ from dedupe_at_scale.sections import ConfigError, Require, Section
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
+from dedupe_at_scale.steps.domain_caps import RULE as CAP_RULE
+from dedupe_at_scale.steps.domain_caps import capped_rows, caps_report, domain_cuts
 from dedupe_at_scale.steps.tasks import TASK_RETRIES
 from dedupe_at_scale.summary_table import text_table
 
@@ -49,13 +51,26 @@ class MixtureConfig(Section):
     # How many times a document may appear when a group is upsampled (1: never).
     max_repeats: int = 1
     seed: int = 0
+    # No domain contributes more than this to the output, copies included
+    # (steps/domain_caps.py; in per_domain_unit; null: no cap). Without
+    # weights, the mixture only caps domains.
+    max_per_domain: float | None = None
+    domain_column: str = "domain"  # the url_filter stage writes it
+    per_domain_unit: Literal["documents", "bytes", "words", "tokens"] = "documents"
 
     def check(self, job: JobConfig, require: Require) -> None:
-        if self.enabled:
+        if self.enabled and (self.weights or self.max_per_domain is None):
             weights = self.weights.values()
-            require(bool(self.weights), "mixture.weights", "must name at least one group")
+            require(bool(self.weights), "mixture.weights",
+                    "must name at least one group (or set max_per_domain)")  # fmt: skip
             require(all(w >= 0 for w in weights), "mixture.weights", "must be >= 0")
             require(sum(weights) > 0, "mixture.weights", "must not all be 0")
+        if self.max_per_domain is not None:
+            require(self.max_per_domain > 0, "mixture.max_per_domain", "must be positive")
+        require(
+            self.per_domain_unit != "tokens" or job.tokens.enabled, "mixture.per_domain_unit",
+            "is tokens, which needs the tokens section on (tokens.enabled: true)",
+        )  # fmt: skip
         require(self.max_repeats >= 1, "mixture.max_repeats", "must be >= 1")
         if self.total is not None:
             require(self.total > 0, "mixture.total", "must be positive")
@@ -182,26 +197,62 @@ def copies_of(table: pa.Table) -> np.ndarray:
     return np.ones(table.num_rows, np.int64)
 
 
-def apply_plan(
+def plan_copies(
     table: pa.Table, cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str
-) -> pa.Table:
-    """Mark documents left out of the mixture and add the copy count and order
-    key of the ones it keeps."""
-    kept = pc.is_null(table.column(col.STAGE)).to_numpy(zero_copy_only=False)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's copies under the group plans (1 each without weights), its
+    draw and its group."""
     groups = group_keys(table, cfg)
     u = draws(table.column(id_column), cfg.seed)
+    if not cfg.weights:  # domain caps only
+        return np.ones(table.num_rows, dtype=np.int64), u, groups
     copies = np.zeros(table.num_rows, dtype=np.int64)
     for group, group_plan in plans.items():
         mask = groups == group
         copies[mask] = group_plan.copies(u[mask])
+    return copies, u, groups
+
+
+class CapAmounts:
+    """What a kept block contributes per domain (caps' unit x copies), for
+    steps/domain_caps; picklable, for its tasks."""
+
+    def __init__(self, cfg: JobConfig, plans: dict[str, GroupPlan]):
+        self.cfg, self.plans = cfg, plans
+        m = cfg.mixture
+        unit_cols = unit_columns(cfg, m.per_domain_unit)
+        self.columns = list(dict.fromkeys([cfg.input.id_column, m.group_column, m.domain_column,
+                                           *unit_cols]))  # fmt: skip
+
+    def __call__(self, kept: pa.Table) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        m = self.cfg.mixture
+        copies, u, _ = plan_copies(kept, m, self.plans, self.cfg.input.id_column)
+        amount = units(kept, self.cfg, m.per_domain_unit) * copies
+        return kept.column(m.domain_column).combine_chunks(), u, amount
+
+
+def apply_plan(
+    table: pa.Table, cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str,
+    cuts: dict[str, tuple[float, float]] | None = None,
+) -> pa.Table:  # fmt: skip
+    """Mark documents left out of the mixture and add the copy count and order
+    key of the ones it keeps; `cuts`: the domain caps' (domain_caps.py)."""
+    kept = pc.is_null(table.column(col.STAGE)).to_numpy(zero_copy_only=False)
+    copies, u, groups = plan_copies(table, cfg, plans, id_column)
+    capped = np.zeros(table.num_rows, dtype=bool)
+    if cuts:
+        capped = kept & (copies > 0) & capped_rows(table.column(cfg.domain_column), u, cuts)
+        copies[capped] = 0
     dropped = kept & (copies == 0)
     copies[~kept] = 0
     if dropped.any():
-        rule = pa.array(
-            np.where(groups == OTHER, "mixture_group_not_weighted", "mixture_downsample").tolist()
-        )
-        value = pc.fill_null(pc.cast(table.column(cfg.group_column), pa.string()), "None")
-        reason = pc.binary_join_element_wise(rule, value, f": {cfg.group_column}=")
+        rule = np.where(groups == OTHER, "mixture_group_not_weighted", "mixture_downsample")
+        rule = pa.array(np.where(capped, CAP_RULE, rule).tolist())
+        value, sep = _as_text(table, cfg.group_column), f": {cfg.group_column}="
+        if cuts:  # the capped name their domain
+            value = pc.if_else(pa.array(capped), _as_text(table, cfg.domain_column), value)
+            sep = pc.if_else(pa.array(capped), f": {cfg.domain_column}=", sep)
+        reason = pc.binary_join_element_wise(rule, sep, value, "")
         table = col.mark_rejected(table, dropped, "mixture", rule, reason)
     table = table.append_column(COPIES, pa.array(copies))
     # A second, independent draw orders the output: the selection draw would put
@@ -300,12 +351,19 @@ class Mixture(GlobalStep):
         ]  # fmt: skip
         headers = ["group", "target", "achieved", section["unit"], "rows written"]
         headers += ["tokens"] if tokens else []
-        lines = [
-            "",
-            f"Mixture by {section['group_column']} (in {section['unit']})",
-            text_table(headers, rows),
-        ]
+        lines = [""]
+        if rows:  # without weights the mixture only caps domains
+            lines += [f"Mixture by {section['group_column']} (in {section['unit']})",
+                      text_table(headers, rows)]  # fmt: skip
         lines += [f"WARNING: too little data for the target: {w}" for w in section["warnings"]]
+        caps = section.get("domain_caps")
+        if caps:
+            n, names = caps["capped_domains"], list(caps["largest"])[:5]
+            shown = ", ".join(names) + (", ..." if n > len(names) else "")
+            lines.append(
+                f"Domain caps: {n} value(s) of {caps['column']} held to "
+                f"{caps['max_per_domain']:g} {caps['unit']}" + (f" ({shown})" if n else "")
+            )
         return lines + [""]
 
     @staticmethod
@@ -318,29 +376,49 @@ class Mixture(GlobalStep):
 
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
-        if cfg.mixture.group_column not in view.columns:
-            shown = ", ".join(n for n in view.columns if not n.startswith(col.INTERNAL_PREFIX))
-            raise ConfigError(
-                f"mixture.group_column '{cfg.mixture.group_column}' is not a column of the data "
-                f"(columns: {shown})"
-            )
+        _require_column(view, cfg.mixture.group_column, "mixture.group_column")
         merged: dict[str, np.ndarray] = {}
-        for part in ray.get([_histogram.remote(f, cfg) for f in view.files]):
-            for group, hist in part.items():
-                merged[group] = merged.get(group, 0) + hist
+        if cfg.mixture.weights:
+            for part in ray.get([_histogram.remote(f, cfg) for f in view.files]):
+                for group, hist in part.items():
+                    merged[group] = merged.get(group, 0) + hist
         plans = plan(cfg.mixture, merged)
         id_column = cfg.input.id_column
+        cuts, columns = None, (id_column, cfg.mixture.group_column)
+        if cfg.mixture.max_per_domain is not None:
+            _require_column(view, cfg.mixture.domain_column, "mixture.domain_column")
+            cuts = domain_cuts(view, CapAmounts(cfg, plans), cfg)
+            columns += (cfg.mixture.domain_column,)
+
+        def finish(report: dict, rows: list[dict], rules: dict) -> dict:
+            section = mixture_summary(cfg.mixture, plans, rows)
+            if cuts is not None:
+                section["domain_caps"] = caps_report(cfg, cuts)
+            return section
+
         return StepOutcome(
             {},
             Decision(
-                functools.partial(_apply_file, cfg=cfg.mixture, plans=plans, id_column=id_column),
-                columns=(id_column, cfg.mixture.group_column),
+                functools.partial(
+                    _apply_file, cfg=cfg.mixture, plans=plans, id_column=id_column, cuts=cuts
+                ),  # fmt: skip
+                columns=columns,
             ),
             block_summary=functools.partial(achieved_rows, cfg=cfg),
-            finish=lambda report, rows, rules: mixture_summary(cfg.mixture, plans, rows),
+            finish=finish,
             arrange_kept=expand_copies,
             order_by=[ORDER, id_column],
         )
+
+
+def _as_text(table: pa.Table, name: str) -> pa.Array:
+    return pc.fill_null(pc.cast(table.column(name), pa.string()), "None")
+
+
+def _require_column(view: StagedView, name: str, key: str) -> None:
+    if name not in view.columns:
+        shown = ", ".join(n for n in view.columns if not n.startswith(col.INTERNAL_PREFIX))
+        raise ConfigError(f"{key} '{name}' is not a column of the data (columns: {shown})")
 
 
 def _apply_file(index: int, table: pa.Table, **plan_args: Any) -> pa.Table:
