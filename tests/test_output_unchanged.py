@@ -62,8 +62,8 @@ LAYOUT_FREE = {("mixture_upsampled", "data")} | {(case, "rejected") for case in 
 
 # Columns added since the digests were recorded, each tested where it is made:
 # n_tokens (issue 16, tests/test_tokens.py); source_file and source_row (issue
-# 26, tests/test_lineage.py).
-ADDED_SINCE = ["n_tokens", "source_file", "source_row"]
+# 26, tests/test_lineage.py); similarity in duplicates/ (issue 26, tests/test_audit.py).
+ADDED_SINCE = ["n_tokens", "source_file", "source_row", "similarity"]
 
 
 def table_digest(table: pa.Table) -> str:

@@ -1,4 +1,4 @@
-"""Command line: `dedupe-at-scale run | generate | report | trace | submit | train-quality`."""
+"""Command line: `dedupe-at-scale run | generate | report | trace | audit | submit | train-quality`."""
 
 from __future__ import annotations
 
@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("id", help="the document's id (as in data/ or rejected/)")
     trace.add_argument("--config", help="YAML job config whose storage section opens the URI")
 
+    audit = sub.add_parser(
+        "audit", help="check a sample of the removed near duplicates against their kept "
+        "members: exact Jaccard similarity, share above dedup.threshold",
+    )  # fmt: skip
+    audit.add_argument("output", help="the job's output directory or URI (s3://...)")
+    audit.add_argument("--sample", type=int, default=200, help="removed near duplicates to check")
+    audit.add_argument("--seed", type=int, default=0, help="same seed, same sample")
+    audit.add_argument("--config", help="YAML job config whose storage section opens the URIs")
+
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
     gen.add_argument("--docs", type=int, default=6000, help="documents (or rows) to write")
     gen.add_argument("--shards", type=int, default=8, help="Parquet files to spread them over")
@@ -168,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "trace":
             return _trace(args)
+        if args.command == "audit":
+            from dedupe_at_scale.job.audit import audit
+
+            print(audit(args.output, args.sample, args.seed, load_config(args.config).storage))
+            return 0
         if args.command == "submit":
             from dedupe_at_scale.cli.submit import submit_job
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -37,9 +38,14 @@ class NotInOutput(StorageError):
     """The id is in no row of the output."""
 
 
-def find_rows(location: Location, paths: list[str], column: str, value: str) -> list[dict]:
-    """The rows of these shards whose `column` equals `value` (compared as
-    the column's type: an integer id column matches "42")."""
+def find_rows(
+    location: Location, paths: list[str], column: str, value: str | Collection[str],
+    columns: list[str] | None = None,
+) -> list[dict]:  # fmt: skip
+    """The rows (their `columns`; None: all) of these shards whose `column`
+    equals `value` or one of the values (compared as the column's type: an
+    integer id column matches "42")."""
+    values = [value] if isinstance(value, str) else sorted(value)
 
     def one(path: str) -> list[dict]:
         with location.fs.open(path, "rb") as handle:
@@ -49,18 +55,26 @@ def find_rows(location: Location, paths: list[str], column: str, value: str) -> 
             index = parquet.schema_arrow.names.index(column)
             kind = parquet.schema_arrow.field(column).type
             try:
-                wanted = pa.scalar(value).cast(kind).as_py()
+                wanted = pa.array(values).cast(kind)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return []  # "abc" is no integer id
+            low, high = pc.min_max(wanted).values() if len(wanted) else (None, None)
             found = []
             for group in range(parquet.metadata.num_row_groups):
                 stats = parquet.metadata.row_group(group).column(index).statistics
-                if stats is not None and stats.has_min_max and not stats.min <= wanted <= stats.max:
+                if low is None:
+                    break
+                if (
+                    stats is not None
+                    and stats.has_min_max
+                    and (high.as_py() < stats.min or low.as_py() > stats.max)
+                ):
                     continue
                 ids = parquet.read_row_group(group, columns=[column]).column(0)
-                hits = pc.indices_nonzero(pc.equal(ids, pa.scalar(wanted, kind)))
+                hits = pc.indices_nonzero(pc.is_in(ids, value_set=wanted))
                 if len(hits):
-                    found += parquet.read_row_group(group).take(hits).to_pylist()
+                    rows = parquet.read_row_group(group, columns=columns).take(hits)
+                    found += rows.to_pylist()
             return found
 
     return [row for rows in in_threads(one, paths) for row in rows]

@@ -17,7 +17,7 @@ from dedupe_at_scale.steps.dedup.tasks import run_dedup
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
 
-PUBLISHED_COLUMNS = ["id", "cluster_id", "kept"]
+PUBLISHED_COLUMNS = ["id", "cluster_id", "kept", "similarity"]
 DUPLICATES = "duplicates"
 
 

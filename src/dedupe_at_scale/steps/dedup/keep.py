@@ -32,6 +32,8 @@ DECISION_SCHEMA = pa.schema(
         ("cluster_id", pa.string()),
         ("kept", pa.bool_()),
         ("rule", pa.string()),
+        # MinHash estimate of the Jaccard similarity to the kept member (1 for it).
+        ("similarity", pa.float32()),
     ]
 )
 
@@ -114,7 +116,7 @@ def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, piec
     nodes, first = np.unique(labels.column("node").to_numpy(), return_index=True)
     label = labels.column("label").to_numpy()[first]
     key_columns = [name for name, _ in keep if name != "id"]
-    wanted = dict.fromkeys([id_column, col.EXACT_HI, *key_columns, *compared])
+    wanted = dict.fromkeys([id_column, col.EXACT_HI, col.MINHASH, *key_columns, *compared])
     table = group.read_kept(list(wanted))
     rows = np.searchsorted(table.column(col.UID).to_numpy(), nodes)
     members = table.take(pa.array(rows)).append_column("label", pa.array(label))
@@ -165,12 +167,26 @@ def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, 
             "cluster_id": ids.take(pa.array(keeper)),
             "kept": pa.array(kept),
             "rule": pa.array(rule.tolist(), pa.string()),
+            "similarity": pa.array(similarity_to(members.column(col.MINHASH), keeper)),
         },
         schema=DECISION_SCHEMA,
     )
     uid = decisions.column(col.UID).to_numpy()
     sent = out.send(split(decisions, file_of(group_index, uid), n_groups))
     return as_returns([*sent, np.bincount(sizes) if n else np.zeros(0, np.int64)])
+
+
+def similarity_to(signatures: pa.ChunkedArray | pa.Array, keeper: np.ndarray) -> np.ndarray:
+    """Each row's MinHash agreement with the row at `keeper` (its kept
+    member): the share of equal slots, an estimate of their Jaccard
+    similarity (the audit command checks it against the texts)."""
+    if isinstance(signatures, pa.ChunkedArray):
+        signatures = signatures.combine_chunks()
+    n = len(signatures)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    flat = signatures.flatten().to_numpy().reshape(n, -1)
+    return (flat == flat[keeper]).mean(axis=1).astype(np.float32)
 
 
 @ray.remote(max_retries=TASK_RETRIES)

@@ -1,0 +1,89 @@
+"""The dedup's evidence: each duplicate's MinHash similarity to its kept
+member in duplicates/, and `audit`, which checks a sample of removed near
+duplicates against their kept members with exact Jaccard similarity, on
+planted pairs: close copies (above the threshold) and far ones that a
+permissive LSH without verification removes anyway (below it)."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import write_table
+from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.job.audit import audit, wilson
+from dedupe_at_scale.job.pipeline import run_job
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+
+
+def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def jaccard(a: str, b: str) -> float:
+    x, y = shingles(a), shingles(b)
+    return len(x & y) / len(x | y)
+
+
+def edited(words: list[str], share: float, rng: random.Random, vocabulary: list[str]) -> str:
+    out = list(words)
+    for i in rng.sample(range(len(out)), int(share * len(out))):
+        out[i] = rng.choice(vocabulary)
+    return " ".join(out)
+
+
+def test_audit_finds_the_removed_pairs_below_the_threshold(ray_cluster, tmp_path):
+    rng = random.Random(5)
+    vocabulary = [f"w{i}" for i in range(5000)]
+    ids, texts = [], []
+    for k in range(40):
+        words = [rng.choice(vocabulary) for _ in range(300)]
+        ids.append(f"base-{k:02d}")
+        texts.append(" ".join(words))
+        if k < 15:  # a close copy: about one word in 100 changed
+            ids.append(f"close-{k:02d}")
+            texts.append(edited(words, 0.01, rng, vocabulary))
+        elif k < 25:  # a far copy: a third of the words changed
+            ids.append(f"far-{k:02d}")
+            texts.append(edited(words, 0.33, rng, vocabulary))
+    write_table(tmp_path / "in" / "a.parquet", {"id": ids, "text": texts})
+    cfg = config_from_dict({
+        "langid": {"enabled": False}, "quality": {"enabled": False},
+        "tokens": {"enabled": False},
+        # Candidates down to low similarity, and no verification: far copies go too.
+        "dedup": {"bands": 64, "rows": 2, "verify": False, "keep": ["id"]},
+    })  # fmt: skip
+    out = tmp_path / "out"
+    run_job(str(tmp_path / "in"), str(out), cfg)
+
+    text_of = dict(zip(ids, texts))
+    duplicates = pq.read_table(out / "duplicates").to_pylist()
+    removed = {d["id"]: d for d in duplicates if not d["kept"]}
+    assert any(i.startswith("far") for i in removed) and any(i.startswith("close") for i in removed)
+    assert all(d["similarity"] == 1.0 for d in duplicates if d["kept"])
+    errors = [abs(d["similarity"] - jaccard(text_of[i], text_of[d["cluster_id"]]))
+              for i, d in removed.items()]  # fmt: skip
+    assert sum(errors) / len(errors) < 0.06  # 128 slots: about 0.04 per pair
+
+    report = audit(str(out), sample=1000)
+    exact = {i: jaccard(text_of[i], text_of[d["cluster_id"]]) for i, d in removed.items()}
+    below = sorted((i for i in exact if exact[i] < 0.8), key=lambda i: exact[i])
+    n, above = len(exact), len(exact) - len(below)
+    low, high = wilson(above, n)
+    assert f"{n} of {n} removed near duplicates" in report
+    assert (f"exact Jaccard >= 0.8 (dedup.threshold): {above} of {n} = {above / n:.1%} "
+            f"(95% interval {low:.1%} to {high:.1%})") in report  # fmt: skip
+    for i in below[:10]:
+        assert f"  below: {i} vs {removed[i]['cluster_id']}: exact {exact[i]:.3f}" in report
+    assert below and all(i.startswith("far") for i in below)
+
+
+def test_the_interval_is_wilson_s():
+    assert wilson(0, 0) == (0.0, 1.0)
+    low, high = wilson(95, 100)
+    assert (round(low, 4), round(high, 4)) == (0.8882, 0.9785)
+    assert wilson(10, 10)[1] == pytest.approx(1.0)
