@@ -6,6 +6,7 @@ permissive LSH without verification removes anyway (below it)."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pyarrow.parquet as pq
@@ -68,6 +69,12 @@ def test_audit_finds_the_removed_pairs_below_the_threshold(ray_cluster, tmp_path
     errors = [abs(d["similarity"] - jaccard(text_of[i], text_of[d["cluster_id"]]))
               for i, d in removed.items()]  # fmt: skip
     assert sum(errors) / len(errors) < 0.06  # 128 slots: about 0.04 per pair
+
+    # The report's histogram of those similarities: every cluster member once.
+    profile = json.loads((out / "report.json").read_text())
+    counts = profile["histograms"]["dedup_similarity"]
+    assert sum(counts["rejected"]) == len(removed)
+    assert sum(counts["kept"]) == len(duplicates) - len(removed)
 
     report = audit(str(out), sample=1000)
     exact = {i: jaccard(text_of[i], text_of[d["cluster_id"]]) for i, d in removed.items()}

@@ -18,7 +18,7 @@ from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.job.plan import StorageFiles, plan_job
 from dedupe_at_scale.sample import generate_sample
 from dedupe_at_scale.stages.url_filter.config import UrlFilterConfig
-from dedupe_at_scale.stages.url_filter.lists import UrlLists, read_lists
+from dedupe_at_scale.stages.url_filter.lists import read_lists
 from dedupe_at_scale.stages.url_filter.match import Matcher, reference_verdict
 from dedupe_at_scale.stages.url_filter.parse import registrable_domain
 
@@ -238,3 +238,12 @@ def test_the_job_rejects_by_the_lists_and_writes_domains(ray_cluster, s3_server,
         counted[row["rule"]] = counted.get(row["rule"], 0) + 1
     assert section_["rejected"] == {k: counted[k] for k in section_["rejected"]} == counted
     assert json.dumps(section_)  # plain data
+    # The report's table of the most frequent reasons: the same counts.
+    reasons: dict[str, int] = {}
+    for row in by_url:
+        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+    profile = json.loads((out / "report.json").read_text())
+    assert profile["reasons"]["url_filter"] == dict(
+        sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+    )
+    assert "Most frequent url_filter reasons" in (out / "report.html").read_text()

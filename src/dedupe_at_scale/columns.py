@@ -36,6 +36,7 @@ CONTAMINATION_ITEM = "__dds_contamination_item"
 CONTAMINATION_MATCHES = "__dds_contamination_matches"
 # Dedup: the kept member's id of the row's duplicate cluster (null outside any).
 CLUSTER = "__dds_cluster"
+SIMILARITY = "__dds_similarity"  # dedup: MinHash similarity to the kept member
 # Per-row counters, __dds_count_<name>: summed over the output on the driver
 # and reported in their stage's manifest section (pii's counts, say).
 COUNT_PREFIX = "__dds_count_"

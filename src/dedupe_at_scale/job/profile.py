@@ -7,6 +7,7 @@ OUT/report.json beside the manifest."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.stages import REGISTRY
 from dedupe_at_scale.stages.quality import QualityFilter
 from dedupe_at_scale.stages.tokens import N_TOKENS
 
@@ -25,6 +27,12 @@ FORMAT = "dedupe-at-scale/report-data/v1"
 # (ratios), then 20 bins per decade up to 10^8 (counts, lengths).
 EDGES = np.concatenate([np.linspace(0.0, 1.0, 51), 10 ** np.arange(0.05, 8.001, 0.05)])
 SAMPLES_PER_RULE = 3
+DEDUP_SIMILARITY = "dedup_similarity"
+# Stages whose reasons name a list entry (url_filter: the domain and list),
+# counted per reason for the report's top table.
+REPORT_REASONS = [s.stage for s in REGISTRY if s.report_reasons and s.stage]
+REASONS_PER_BLOCK = 1000  # bounds a block's share; the top ones are what the page shows
+TOP_REASONS = 20
 SAMPLE_CHARS = 600
 
 
@@ -50,11 +58,32 @@ def block_profile(table: pa.Table, cfg: JobConfig) -> dict[str, Any]:
     for name in table.column_names:
         if name.startswith(col.SIGNAL_PREFIX) or name == col.QUALITY_SCORE:
             measures[name] = table.column(name)
+    if col.SIMILARITY in table.column_names:
+        measures[DEDUP_SIMILARITY] = table.column(col.SIMILARITY)
     histograms = {}
     for name, column in measures.items():
         values = _numbers(column)
         histograms[name] = {"kept": histogram(values[kept]), "rejected": histogram(values[~kept])}
-    return {"histograms": histograms, "samples": _samples(table, kept, cfg)}
+    return {
+        "histograms": histograms, "samples": _samples(table, kept, cfg),
+        "reasons": _reasons(table, kept),
+    }  # fmt: skip
+
+
+def _reasons(table: pa.Table, kept: np.ndarray) -> dict[str, dict[str, int]]:
+    """Rejections per reason, for the stages whose reasons name list entries
+    (Stage.report_reasons): at most REASONS_PER_BLOCK per stage and block."""
+    out: dict[str, dict[str, int]] = {}
+    if kept.all():
+        return out
+    rejected = table.filter(pa.array(~kept))
+    for stage in REPORT_REASONS:
+        mine = rejected.filter(pc.equal(rejected.column(col.STAGE), stage))
+        if mine.num_rows:
+            counts = pc.value_counts(mine.column(col.REASON)).to_pylist()
+            counts.sort(key=lambda c: (-c["counts"], c["values"] or ""))
+            out[stage] = {c["values"]: c["counts"] for c in counts[:REASONS_PER_BLOCK]}
+    return out
 
 
 def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str, Any]]:
@@ -86,7 +115,10 @@ def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str
 def merge_profiles(blocks: list[dict[str, Any]], cfg: JobConfig) -> dict[str, Any]:
     histograms: dict[str, dict[str, np.ndarray]] = {}
     samples: dict[tuple[str, str], list[dict]] = {}
+    reasons: dict[str, Counter] = {}
     for block in blocks:
+        for stage, counts in block.get("reasons", {}).items():
+            reasons.setdefault(stage, Counter()).update(counts)
         for name, parts in block["histograms"].items():
             into = histograms.setdefault(name, {})
             for part, counts in parts.items():
@@ -101,6 +133,10 @@ def merge_profiles(blocks: list[dict[str, Any]], cfg: JobConfig) -> dict[str, An
             for name, parts in sorted(histograms.items())
         },
         "thresholds": thresholds(cfg),
+        "reasons": {
+            stage: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS])
+            for stage, c in sorted(reasons.items())
+        },
         "samples": [
             {k: v for k, v in s.items() if k != "key"}
             for key in sorted(samples)

@@ -60,6 +60,7 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _clusters(page, manifest)
     _mixture(page, manifest)
     _subsets_and_splits(page, manifest)
+    _top_reasons(page, profile)
     _samples(page, manifest, profile)
     return page.render(manifest)
 
@@ -191,8 +192,11 @@ def _distributions(page: _Page, profile: dict[str, Any]) -> None:
     plots = []
     order = ["length_chars", "n_tokens"] + sorted(n for n in hists if n.startswith("q_"))
     order += [n for n in hists if n not in order]
-    titles = {"length_chars": "Document length (characters)", "n_tokens": "Tokens per document"}
-    units = {"length_chars": "characters", "n_tokens": "tokens"}
+    titles = {
+        "length_chars": "Document length (characters)", "n_tokens": "Tokens per document",
+        "dedup_similarity": "Duplicates: MinHash similarity to the kept member",
+    }  # fmt: skip
+    units = {"length_chars": "characters", "n_tokens": "tokens", "dedup_similarity": "similarity"}
     for name in order:
         if name not in hists:
             continue
@@ -352,6 +356,18 @@ def _subsets_and_splits(page: _Page, m: dict[str, Any]) -> None:
         plots.append(_plot("plot-splits", figure))
     if plots:
         page.section("subsets", "Subsets and splits", f"<div class='grid'>{''.join(plots)}</div>")
+
+
+def _top_reasons(page: _Page, profile: dict[str, Any]) -> None:
+    """The most frequent reasons of stages whose reasons name list entries."""
+    for stage, counts in profile.get("reasons", {}).items():
+        rows = [[reason, n] for reason, n in counts.items()]
+        body = (
+            "<p class='note'>The most frequent reasons (each names the entry and its list); "
+            "counted per block, up to 1,000 distinct reasons a block.</p>"
+        )
+        table = _table(["reason", "documents"], rows)
+        page.section(f"reasons-{stage}", f"Most frequent {stage} reasons", body + table)
 
 
 def _samples(page: _Page, m: dict[str, Any], profile: dict[str, Any]) -> None:

@@ -164,6 +164,8 @@ class Stage:
     # the job's config under this name): cfg.<section> is a `Config`.
     section: str | None = None
     Config: type[Section] | None = None
+    # Its reasons name list entries worth counting (the report's top table).
+    report_reasons: bool = False
 
     def __init__(self, cfg: JobConfig):
         self.cfg = cfg

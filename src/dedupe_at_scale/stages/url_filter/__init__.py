@@ -29,6 +29,7 @@ class UrlFilterStage(Stage):
     name = stage = section = "url_filter"
     Config = UrlFilterConfig
     needs = (RESOURCE,)
+    report_reasons = True
 
     def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
         super().__init__(cfg)

@@ -206,13 +206,19 @@ def apply_decisions(table: pa.Table, decisions: pa.Table, remove: bool = True) -
     """Mark the removed duplicates of a staged block: stage "dedup", rule
     exact_duplicate / near_duplicate, reason = the kept document's id (unless
     `remove` is off); and rows consistency rejected: stage "consistency",
-    reason naming the cluster. Every row gets its cluster (col.CLUSTER)."""
+    reason naming the cluster. Every row gets its cluster (col.CLUSTER) and
+    its similarity to the kept member (col.SIMILARITY, for the report)."""
     if decisions.num_rows == 0 or table.num_rows == 0:
-        return table.append_column(col.CLUSTER, pa.nulls(table.num_rows, pa.string()))
+        table = table.append_column(col.CLUSTER, pa.nulls(table.num_rows, pa.string()))
+        return table.append_column(col.SIMILARITY, pa.nulls(table.num_rows, pa.float32()))
     pos, found = col.decided_rows(table, decisions)
     cluster = decisions.column("cluster_id").take(pa.array(pos))
     table = table.append_column(
         col.CLUSTER, pc.if_else(pa.array(found), cluster, pa.scalar(None, pa.string()))
+    )
+    similarity = decisions.column("similarity").take(pa.array(pos))
+    table = table.append_column(
+        col.SIMILARITY, pc.if_else(pa.array(found), similarity, pa.scalar(None, pa.float32()))
     )
     removed = found & ~decisions.column("kept").to_numpy(zero_copy_only=False)[pos]
     if not removed.any():
