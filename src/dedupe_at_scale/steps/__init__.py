@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dedupe_at_scale.steps.boilerplate import Boilerplate
 from dedupe_at_scale.steps.consistency import Consistency
 from dedupe_at_scale.steps.contamination import Contamination
 from dedupe_at_scale.steps.dedup import Dedup
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 REGISTRY: list[type[GlobalStep]] = [
     Contamination,
     IdCheck,
+    Boilerplate,
     Dedup,
     Consistency,
     Mixture,
