@@ -10,6 +10,9 @@ signals, which this checks too. Issue 12's target is >= 25 MB/s per core and
   multilingual  the whole built-in sample (en, de, fr, es, zh, ja, ...)
   translations  gettext catalogs installed on this machine (real text in
                 about 70 languages; see langid_prefix.py)
+  real          real text (benchmarks/real_text.py: man pages, catalogs,
+                /usr/share/doc, Python's docs and sources; --real-mb),
+                labelled by the bundled language ID as the job does
 
     .venv/bin/python benchmarks/quality_speed.py
 """
@@ -26,8 +29,10 @@ import pyarrow.parquet as pq
 
 from dedupe_at_scale.config import JobConfig
 from dedupe_at_scale.sample import generate_sample
+from dedupe_at_scale.stages.langid import LanguageIdentifier
 from dedupe_at_scale.stages.quality import QualityFilter
 from langid_prefix import catalog_documents
+from real_text import real_texts
 
 TARGET_MB_S, TARGET_RATIO = 25.0, 10.0
 
@@ -46,6 +51,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--real-mb", type=float, default=25, help="MB of real text (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         generate_sample(tmp, docs=args.docs, shards=2, seed=6)
@@ -58,6 +64,10 @@ def main() -> None:
         "multilingual": sample,
         "translations": [(t, lang) for lang, t in catalog_documents(5, 2_000, seed=1)],
     }
+    if args.real_mb > 0:  # long documents, code, tables; labelled as the job would (issue 27)
+        real = real_texts(args.real_mb)
+        labels, _ = LanguageIdentifier().predict(real)
+        collections["real"] = list(zip(real, labels))
     engine = QualityFilter(JobConfig().quality)
     engine.evaluate_batch(["warm up the kernel " * 20], ["en"])  # numba compiles once
 

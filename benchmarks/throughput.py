@@ -8,6 +8,7 @@ script a user would write, benchmarks/baselines.py).
     .venv/bin/python benchmarks/throughput.py                 # 200,000 documents
     .venv/bin/python benchmarks/throughput.py --docs 1000000
     .venv/bin/python benchmarks/throughput.py --workers 1,4,16 --baseline-docs 50000
+    .venv/bin/python benchmarks/throughput.py --real-mb 100 --workers 2   # real text
 
 The baseline does less than the job (no quality rules, no staging, no
 manifest); its time is measured on --baseline-docs documents (default: all)
@@ -33,6 +34,7 @@ from baselines import datasketch_dedup, fasttext_languages  # noqa: E402
 from common import run_cli  # noqa: E402
 from dedupe_at_scale.config import JobConfig  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
+from real_text import write_real_corpus  # noqa: E402
 
 MB = 1e6
 
@@ -86,6 +88,10 @@ def main() -> None:
     parser.add_argument(
         "--baseline-docs", type=int, help="documents the baseline runs on (default: all)"
     )
+    parser.add_argument(
+        "--real-mb", type=float, default=0,
+        help="run on this many MB of real text (benchmarks/real_text.py) instead of --docs",
+    )  # fmt: skip
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     shards = args.shards or max(16, 4 * cores)
@@ -93,10 +99,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         input_dir = Path(tmp) / "in"
         started = time.perf_counter()
-        generate_sample(input_dir, docs=args.docs, shards=shards, seed=11)
+        if args.real_mb:  # real text instead (issue 27): long documents, code, tables
+            args.docs = write_real_corpus(input_dir, args.real_mb, shards=shards)
+            made = "wrote real text:"
+        else:
+            generate_sample(input_dir, docs=args.docs, shards=shards, seed=11)
+            made = "generated"
         text = pq.read_table(input_dir, columns=["text"]).column("text")
         text_mb = pc.sum(pc.binary_length(text)).as_py() / MB
-        print(f"generated {args.docs} documents ({text_mb:.0f} MB of text, {shards} shards) "
+        print(f"{made} {args.docs} documents ({text_mb:.0f} MB of text, {shards} shards) "
               f"in {time.perf_counter() - started:.0f} s; {cores} cores")  # fmt: skip
 
         runs = {}

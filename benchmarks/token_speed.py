@@ -9,6 +9,8 @@ two in the same run. On three corpora:
   mixed    the same with Python's documentation paragraphs, every Unicode
            code point in random slices, numbers, code and whitespace runs
            spliced in: many pieces the counter's cache has not seen
+  real     real text (benchmarks/real_text.py: man pages, gettext catalogs,
+           /usr/share/doc, Python's docs and sources; --real-mb)
 
 and three tokenizers: the default (GPT-2's pre-tokenizer), the same BPE
 behind Llama 3's pre-tokenizer (its Split pattern, then ByteLevel; Llama 3's
@@ -46,6 +48,7 @@ from dedupe_at_scale.stages.tokens.counter import (  # noqa: E402
     with_llama3_pretokenizer,
 )
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER  # noqa: E402
+from real_text import real_texts  # noqa: E402
 
 BATCH = 2_000  # documents per call, as in an annotation task
 
@@ -108,6 +111,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--real-mb", type=float, default=25, help="MB of real text (0: skip)")
     args = parser.parse_args()
     default = DEFAULT_TOKENIZER.read_text()
     rng = random.Random(0)
@@ -116,6 +120,8 @@ def main() -> None:
         "english": [clean_document(rng, "en") for _ in range(args.docs)],
         "mixed": mixed_corpus(args.docs, rng),
     }
+    if args.real_mb > 0:  # long documents, code, tables, many scripts (issue 27)
+        corpora["real"] = real_texts(args.real_mb)
     llama3 = with_llama3_pretokenizer(default)
     nfc = json.dumps({**json.loads(llama3), "normalizer": {"type": "NFC"}})
     for title, spec in (
