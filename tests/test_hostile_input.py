@@ -155,7 +155,12 @@ def test_every_file_quarantined_still_gives_every_output_and_its_schema(ray_clus
     assert data.num_rows == 0 and rejected.num_rows == 1
     assert {"text", "id", "language", "language_score"} <= set(data.column_names)
     duplicates = pq.read_table(out / "duplicates")
-    assert duplicates.num_rows == 0 and duplicates.column_names == ["id", "cluster_id", "kept", "similarity"]
+    assert duplicates.num_rows == 0 and duplicates.column_names == [
+        "id",
+        "cluster_id",
+        "kept",
+        "similarity",
+    ]
     assert manifest["output"]["duplicates"][0]["rows"] == 0
     assert manifest["dedup"]["enabled"] is True
     assert manifest["dedup"]["exact_duplicates_removed"] == 0

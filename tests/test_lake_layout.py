@@ -180,5 +180,14 @@ def test_many_small_files_give_the_output_of_one_file(ray_cluster, sample_dir, t
         outputs[name]["units"] = result.manifest["annotate"]["units"]
     assert outputs["many"]["units"] == 10 and outputs["one"]["units"] == 1
     assert outputs["one"]["duplicates"].num_rows > 100
-    for d in ("data", "rejected", "duplicates"):
-        assert outputs["many"][d].equals(outputs["one"][d]), d
+    lineage = ["source_file", "source_row"]  # where each row came from differs, by design
+    for d in ("data", "rejected"):
+        many, one = outputs["many"][d], outputs["one"][d]
+        assert many.drop_columns(lineage).equals(one.drop_columns(lineage)), d
+        # Row i of the one file is row i % 4 of small file i // 4.
+        rows = one.column("source_row").to_numpy()
+        assert many.column("source_row").to_pylist() == (rows % 4).tolist()
+        assert many.column("source_file").to_pylist() == [
+            f"part-{r // 4:04d}.parquet" for r in rows
+        ]
+    assert outputs["many"]["duplicates"].equals(outputs["one"]["duplicates"])
