@@ -144,9 +144,16 @@ def main() -> None:
             share = counts["in"] / args.docs
             print(f"{stage:10} {counts['in']:9,d} {seconds:8.1f} {counts['in'] / seconds:12,.0f} "
                   f"{text_mb * share / seconds:10.2f}")  # fmt: skip
+    rated = {({"dedup": "minhash"}.get(s, s)) for s in manifest["counts"]["stages"]}
+    others = {k: v for k, v in busy.items() if k not in rated}
+    if others:  # stages that reject nothing (tokens, lineage, ...): busy seconds only
+        print(
+            "other stages, busy s: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(others.items()))
+        )
     print(
         "(busy seconds are summed over workers; stages run fused in one task, so each "
-        "stage's rate is per core; dedup's row is its signature step)"
+        "stage's rate is per core; dedup's row is its signature step; MB in a stage is "
+        "the run's MB times its share of documents)"
     )
 
     base = min(runs)
