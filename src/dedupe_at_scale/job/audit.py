@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.io.fanout import in_threads
-from dedupe_at_scale.io.output import MANIFEST
-from dedupe_at_scale.io.storage import StorageError, read_json, resolve
-from dedupe_at_scale.job.trace import find_rows
+from dedupe_at_scale.io.storage import StorageError, resolve
+from dedupe_at_scale.job.trace import find_rows, open_output
 from dedupe_at_scale.stages.minhash import normalize, sparse_spaces
 
 if TYPE_CHECKING:
@@ -66,16 +65,11 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 
 
 def audit(uri: str, sample: int = 200, seed: int = 0, storage: StorageConfig | None = None) -> str:
-    location = resolve(uri, storage)
-    try:
-        manifest = read_json(location, location.join(MANIFEST))
-    except FileNotFoundError as exc:
-        raise StorageError(f"{uri}: no manifest.json, so it is not a complete output") from exc
+    out = open_output(uri, storage)
+    location, manifest, shards = out.location, out.manifest, out.shards
     cfg = manifest["config"]
     if cfg["input"]["format"] != "text":
         raise StorageError(f"{uri}: audit covers pre-training text rows (input.format: text)")
-    shards = {n: [location.join(s["path"]) for s in f] for n, f in manifest["output"].items()
-              if isinstance(f, list)}  # fmt: skip
     near = [
         r for r in _read_all(location, shards.get("rejected", []))
         if r["rule"] == "near_duplicate"

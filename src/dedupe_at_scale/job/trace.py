@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -80,7 +81,17 @@ def find_rows(
     return [row for rows in in_threads(one, paths) for row in rows]
 
 
-def trace(uri: str, doc_id: str, storage: StorageConfig | None = None) -> str:
+@dataclass(frozen=True)
+class FinishedOutput:
+    """A complete output as its manifest describes it: every directory's
+    shards, by name (data, rejected, duplicates, subsets/50, ...)."""
+
+    location: Location
+    manifest: dict[str, Any]
+    shards: dict[str, list[str]]
+
+
+def open_output(uri: str, storage: StorageConfig | None = None) -> FinishedOutput:
     location = resolve(uri, storage)
     try:
         manifest = read_json(location, location.join(MANIFEST))
@@ -91,6 +102,12 @@ def trace(uri: str, doc_id: str, storage: StorageConfig | None = None) -> str:
         for name, files in manifest["output"].items()
         if isinstance(files, list)
     }
+    return FinishedOutput(location, manifest, shards)
+
+
+def trace(uri: str, doc_id: str, storage: StorageConfig | None = None) -> str:
+    out = open_output(uri, storage)
+    location, manifest, shards = out.location, out.manifest, out.shards
     id_column = manifest["config"]["input"]["id_column"]
     data = find_rows(location, shards.get("data", []), id_column, doc_id)
     rejected = find_rows(location, shards.get("rejected", []), "id", doc_id)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale.stages.minhash import string_hashes
-from dedupe_at_scale.steps.tasks import TASK_RETRIES
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, by_partition, hash_exchange
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -55,14 +55,9 @@ def cut_points(
 def domain_cuts(view: StagedView, amounts: Any, cfg: JobConfig) -> dict[str, tuple[float, float]]:
     """cut_points over every staged file, in partitions. `amounts(table)`
     gives a kept block's (domains, draws, amounts written)."""
-    parts = view.partitions
-    refs = [
-        _partitioned.options(num_returns=parts).remote(f, cfg, amounts, parts) for f in view.files
-    ]
-    if parts == 1:
-        refs = [[r] for r in refs]
-    cap = float(cfg.mixture.max_per_domain)
-    found = ray.get([_cuts.remote(cap, *[r[p] for r in refs]) for p in range(parts)])
+    parts, cap = view.partitions, float(cfg.mixture.max_per_domain)
+    found = ray.get(hash_exchange(view.files, parts, _partitioned, _cuts,
+                                  (cfg, amounts, parts), (cap,)))  # fmt: skip
     return {domain: cut for part in found for domain, cut in part.items()}
 
 
@@ -73,10 +68,8 @@ def _partitioned(staged: StagedFile, cfg: JobConfig, amounts: Any, parts: int) -
     domains, u, amount = amounts(kept)
     known = pc.is_valid(domains).to_numpy(zero_copy_only=False) & (amount > 0)
     domains = domains.filter(pa.array(known))
-    part = (string_hashes(domains) % np.uint64(parts)).astype(np.int64)
     table = pa.table({m.domain_column: domains, "u": u[known], "amount": amount[known]})
-    out = [table.filter(pa.array(part == p)) for p in range(parts)]
-    return out[0] if parts == 1 else tuple(out)
+    return by_partition(table, string_hashes(domains), parts)
 
 
 @ray.remote(max_retries=TASK_RETRIES)

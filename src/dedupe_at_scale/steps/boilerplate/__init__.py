@@ -37,7 +37,7 @@ from dedupe_at_scale.steps.base import (
     decision_paths,
 )
 from dedupe_at_scale.steps.boilerplate.units import joined, split_units
-from dedupe_at_scale.steps.tasks import TASK_RETRIES
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, by_partition, hash_exchange
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -88,11 +88,8 @@ class Boilerplate(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
         parts = view.partitions
-        refs = [_pairs.options(num_returns=parts).remote(f, cfg, parts) for f in view.files]
-        if parts == 1:
-            refs = [[r] for r in refs]
-        found = [_count.remote(cfg.boilerplate.min_documents, *[r[p] for r in refs])
-                 for p in range(parts)]  # fmt: skip
+        found = hash_exchange(view.files, parts, _pairs, _count, (cfg, parts),
+                              (cfg.boilerplate.min_documents,))  # fmt: skip
         tops = ray.get([_top.remote(f) for f in found])
         distinct = sum(n for n, _ in tops)
         top = sorted((t for _, rows in tops for t in rows), key=lambda t: (-t[1], t[0]))[:TOP]
@@ -126,9 +123,7 @@ def _pairs(staged: StagedFile, cfg: JobConfig, parts: int) -> Any:
         np.stack([units.hash, uids.astype(np.uint64)], axis=1)[units.hash != 0], axis=0
     )
     table = pa.table({"hash": pairs[:, 0], "uid": pairs[:, 1].astype(np.int64)})
-    dest = (pairs[:, 0] % np.uint64(parts)).astype(np.int64)
-    out = [table.filter(pa.array(dest == p)) for p in range(parts)]
-    return out[0] if parts == 1 else tuple(out)
+    return by_partition(table, pairs[:, 0], parts)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
