@@ -15,8 +15,6 @@ from dedupe_at_scale.stages.url_filter.parse import address_of
 if TYPE_CHECKING:
     from dedupe_at_scale.stages.url_filter.config import UrlFilterConfig
 
-UT1_FILES = ("domains", "urls")
-
 
 @dataclass
 class UrlLists:
