@@ -15,8 +15,7 @@ import pytest
 from tokenizers import Tokenizer, normalizers
 
 from dedupe_at_scale.cli import main
-from dedupe_at_scale.config import ConfigError, StorageConfig, TokensConfig
-from dedupe_at_scale.job.tokenizer import load_tokenizer
+from dedupe_at_scale.config import ConfigError, StorageConfig, config_from_dict
 from dedupe_at_scale.sample import bank, clean_document
 from dedupe_at_scale.stages.tokens.classes import probe, regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, ascii_invariant, reference_counts
@@ -260,12 +259,19 @@ def test_other_tokenizers_are_counted_by_the_library():
 
 
 def test_bad_tokenizer_files_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read .*missing.json"):
-        load_tokenizer(TokensConfig(tokenizer=str(tmp_path / "missing.json")), StorageConfig())
+    from dedupe_at_scale.job.plan import StorageFiles
+    from dedupe_at_scale.stages.tokens import TokensStage
+
+    def prepare(path):
+        cfg = config_from_dict({"tokens": {"tokenizer": str(path)}})
+        return TokensStage.prepare(cfg, StorageFiles(StorageConfig()))
+
+    with pytest.raises(ConfigError, match="tokens.tokenizer: cannot read .*missing.json"):
+        prepare(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"model": 1}')
     with pytest.raises(ConfigError, match="bad.json is not a Hugging Face tokenizer.json"):
-        load_tokenizer(TokensConfig(tokenizer=str(bad)), StorageConfig())
+        prepare(bad)
 
 
 def test_tokens_unit_needs_the_tokens_stage(tmp_path):

@@ -36,7 +36,6 @@ from dedupe_at_scale.io.storage import (
     resolve,
 )
 from dedupe_at_scale.job.evalsets import read_eval_items
-from dedupe_at_scale.job.tokenizer import load_tokenizer
 from dedupe_at_scale.job.write import (
     added_columns,
 )
@@ -44,7 +43,6 @@ from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages import enabled_stages
 from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.stages.decontaminate import build_index
-from dedupe_at_scale.stages.tokens import RESOURCE as TOKENIZER
 from dedupe_at_scale.steps import published_by_steps
 
 if TYPE_CHECKING:
@@ -129,19 +127,16 @@ def fingerprint(
     shared: dict[str, Any] | None = None,
 ) -> str:  # fmt: skip
     """What a resumed run must share with the interrupted one: also the
-    tokenizer's content (a file changed at the same path counts otherwise)."""
-    tokenizer = (shared or {}).get(TOKENIZER)
+    content of what the stages read from files (a tokenizer, a block list:
+    a file changed at the same path counts otherwise), by their digests."""
     key = {
         "input": input_uri,
         "output": output_uri,
         "config": cfg.to_dict(),
         "files": [(f.relpath, f.size_bytes, f.num_rows, f.problem) for f in files],
         "version": __version__,
-        "tokenizer": hashlib.sha256(tokenizer.json.encode()).hexdigest() if tokenizer else None,
+        "resources": {k: v.digest for k, v in (shared or {}).items() if hasattr(v, "digest")},
     }
-    digests = {k: v.digest for k, v in (shared or {}).items() if hasattr(v, "digest")}
-    if digests:  # resources read from files (a stage's lists)
-        key["resources"] = digests
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -180,12 +175,11 @@ class StorageFiles:
 
 def prepare(cfg: JobConfig) -> dict[str, Any]:
     """What the stages share, built once on the driver: the decontamination
-    index, the checked tokenizer, and what a stage's own prepare() builds."""
+    index, and what each stage's own prepare() builds (the checked
+    tokenizer, the URL filter's lists)."""
     shared: dict[str, Any] = {}
     for stage in enabled_stages(cfg):
         shared.update(stage.prepare(cfg, StorageFiles(cfg.storage)))
-    if cfg.tokens.enabled:
-        shared[TOKENIZER] = load_tokenizer(cfg.tokens, cfg.storage)
     if cfg.decontaminate.enabled:
         index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
         log.info("decontamination index: %s", index.summary)

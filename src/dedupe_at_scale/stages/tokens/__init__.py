@@ -6,7 +6,9 @@ special tokens a model adds per document (add_special_tokens=False)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +16,15 @@ import numpy as np
 import pyarrow as pa
 
 from dedupe_at_scale.sections import ConfigError
-from dedupe_at_scale.stages.base import Batch, Stage, StageResult
+from dedupe_at_scale.stages.base import Batch, Files, Stage, StageResult
 from dedupe_at_scale.stages.tokens.classes import regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, pretokenizer
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+
+log = logging.getLogger(__name__)
 
 RESOURCE = "tokenizer"  # its name among the annotation's shared resources
 N_TOKENS = "n_tokens"
@@ -34,6 +38,12 @@ class TokenizerResource:
     json: str
     classes: np.ndarray | None  # the regex classes, when the fast path applies
     slow_because: str | None = None  # why it is counted with encode_batch
+
+    @property
+    def digest(self) -> str:
+        """Its content, for the run's fingerprint (a file changed at the same
+        path is another tokenizer)."""
+        return hashlib.sha256(self.json.encode()).hexdigest()
 
 
 def tokenizer_resource(source: str, text: str) -> TokenizerResource:
@@ -54,6 +64,24 @@ def tokenizer_resource(source: str, text: str) -> TokenizerResource:
 class TokensStage(Stage):
     name = "tokens"
     needs = (RESOURCE,)
+
+    @staticmethod
+    def prepare(cfg: JobConfig, files: Files) -> dict[str, Any]:
+        """The tokenizer file (tokens.tokenizer, local or any URI the job
+        reads; the shipped one by default), read and checked before Ray starts."""
+        source = cfg.tokens.tokenizer or str(DEFAULT_TOKENIZER)
+        try:
+            text = files.read_text(source)
+        except OSError as exc:
+            raise ConfigError(f"tokens.tokenizer: {exc}") from exc
+        resource = tokenizer_resource(source, text)
+        if resource.slow_because is not None:
+            log.warning(
+                "tokens: %s is counted with encode_batch (slower): %s",
+                source,
+                resource.slow_because,
+            )
+        return {RESOURCE: resource}
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
