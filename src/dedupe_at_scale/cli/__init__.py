@@ -6,6 +6,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dedupe_at_scale import __version__
 from dedupe_at_scale.cli import interrupts
@@ -115,28 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster's image is expected to hold the dependencies)",
     )  # fmt: skip
 
-    report = sub.add_parser(
-        "report", help="build OUT/report.html again from an output's manifest.json and report.json"
-    )
-    report.add_argument("output", help="the job's output directory or URI (s3://...)")
-    report.add_argument("--config", help="YAML job config whose storage section opens the URI")
-
-    trace = sub.add_parser(
-        "trace", help="one document's way through a finished run: source, stages, duplicates, "
-        "copies, split, subsets",
-    )  # fmt: skip
-    trace.add_argument("output", help="the job's output directory or URI (s3://...)")
+    _on_output(sub, "report", "build OUT/report.html again from an output's manifest.json and "
+               "report.json")  # fmt: skip
+    trace = _on_output(sub, "trace", "one document's way through a finished run: source, "
+                       "stages, duplicates, copies, split, subsets")  # fmt: skip
     trace.add_argument("id", help="the document's id (as in data/ or rejected/)")
-    trace.add_argument("--config", help="YAML job config whose storage section opens the URI")
-
-    audit = sub.add_parser(
-        "audit", help="check a sample of the removed near duplicates against their kept "
-        "members: exact Jaccard similarity, share above dedup.threshold",
-    )  # fmt: skip
-    audit.add_argument("output", help="the job's output directory or URI (s3://...)")
+    audit = _on_output(sub, "audit", "check a sample of the removed near duplicates against "
+                       "their kept members: exact Jaccard similarity, share above "
+                       "dedup.threshold")  # fmt: skip
     audit.add_argument("--sample", type=int, default=200, help="removed near duplicates to check")
     audit.add_argument("--seed", type=int, default=0, help="same seed, same sample")
-    audit.add_argument("--config", help="YAML job config whose storage section opens the URIs")
 
     gen = sub.add_parser("generate", help="write the built-in multilingual sample corpus")
     gen.add_argument("--docs", type=int, default=6000, help="documents (or rows) to write")
@@ -154,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
         "documents) and PII (2%%) into the text sample, recorded in gt_eval_item and gt_pii",
     )  # fmt: skip
     return parser
+
+
+def _on_output(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A command that reads a finished output: its URI, and the config
+    whose storage section opens it."""
+    command = sub.add_parser(name, help=help_text)
+    command.add_argument("output", help="the job's output directory or URI (s3://...)")
+    command.add_argument("--config", help="YAML job config whose storage section opens the URI")
+    return command
 
 
 def console() -> None:

@@ -67,17 +67,14 @@ class MixtureConfig(Section):
             require(sum(weights) > 0, "mixture.weights", "must not all be 0")
         if self.max_per_domain is not None:
             require(self.max_per_domain > 0, "mixture.max_per_domain", "must be positive")
-        require(
-            self.per_domain_unit != "tokens" or job.tokens.enabled, "mixture.per_domain_unit",
-            "is tokens, which needs the tokens section on (tokens.enabled: true)",
-        )  # fmt: skip
         require(self.max_repeats >= 1, "mixture.max_repeats", "must be >= 1")
         if self.total is not None:
             require(self.total > 0, "mixture.total", "must be positive")
-        require(
-            self.unit != "tokens" or job.tokens.enabled, "mixture.unit",
-            "is tokens, which needs the tokens section on (tokens.enabled: true)",
-        )  # fmt: skip
+        for key, unit in (("unit", self.unit), ("per_domain_unit", self.per_domain_unit)):
+            require(
+                unit != "tokens" or job.tokens.enabled, f"mixture.{key}",
+                "is tokens, which needs the tokens section on (tokens.enabled: true)",
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)
