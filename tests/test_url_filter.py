@@ -154,6 +154,16 @@ def test_the_batch_matcher_gives_the_reference_verdicts_and_domains(tmp_path):
     assert registrable_domain("www.example.co.uk") == "example.co.uk"
 
 
+def test_off_it_says_nothing(tmp_path):
+    # Without input.url_column: an off section, and no summary line.
+    from dedupe_at_scale.job.report import _unit_lines
+    from dedupe_at_scale.stages.url_filter import UrlFilterStage
+
+    section = UrlFilterStage.report(config_from_dict({}), {}, {})
+    assert section == {"enabled": False}
+    assert not [line for line in _unit_lines({"url_filter": section}) if "URL" in line]
+
+
 def test_lists_without_a_url_column_are_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="url_filter.*input.url_column"):
         config_from_dict({"url_filter": {"banned_words": [str(tmp_path / "w.txt")]}})

@@ -54,8 +54,11 @@ class UrlFilterStage(Stage):
 
     @staticmethod
     def report(cfg: JobConfig, counters: Mapping[str, int], rules: Mapping[str, int]) -> dict:
+        if not UrlFilterStage.enabled(cfg):
+            return {"enabled": False}
         section = cfg.url_filter
         return {
+            "enabled": True,
             "url_column": cfg.input.url_column,
             "lists": {
                 kind: getattr(section, kind)
