@@ -59,12 +59,12 @@ def find_rows(
                 wanted = pa.array(values).cast(kind)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return []  # "abc" is no integer id
-            low, high = pc.min_max(wanted).values() if len(wanted) else (None, None)
+            if len(wanted) == 0:
+                return []
+            low, high = pc.min_max(wanted).values()
             found = []
             for group in range(parquet.metadata.num_row_groups):
                 stats = parquet.metadata.row_group(group).column(index).statistics
-                if low is None:
-                    break
                 if (
                     stats is not None
                     and stats.has_min_max

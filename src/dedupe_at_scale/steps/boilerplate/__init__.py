@@ -27,7 +27,7 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.storage import read_parquet
 from dedupe_at_scale.sections import Require, Section
-from dedupe_at_scale.stages.base import Batch
+from dedupe_at_scale.stages.base import Batch, scatter
 from dedupe_at_scale.steps.base import (
     Decision,
     GlobalStep,
@@ -263,8 +263,10 @@ def _apply(
         left = np.zeros(n, np.int64)
         left[rows] = decided.column("left").to_numpy()[take]
         m = cfg.boilerplate
-        reason = pa.array([f"{RULE}: {left[i]} characters left after cutting {units[i]} "
-                           f"boilerplate {m.unit}(s), under {m.min_chars}" for i in range(n)])  # fmt: skip
+        at = np.flatnonzero(short)  # reasons for the rejected rows only
+        reason = scatter(n, at, [f"{RULE}: {left[i]} characters left after cutting {units[i]} "
+                                 f"boilerplate {m.unit}(s), under {m.min_chars}"
+                                 for i in at.tolist()], pa.string())  # fmt: skip
         table = col.mark_rejected(table, short, "boilerplate", pa.array([RULE] * n), reason,
                                   pa.array(left.astype(np.float64)))  # fmt: skip
     return _with_counts(table, units, removed)
