@@ -1,4 +1,4 @@
-"""numba kernels of the decontamination index (stages/decontaminate.py): word
+"""numba kernels of the decontamination index (stages/decontaminate/): word
 n-gram keys of eval items and documents over UTF-8 buffers, and an
 open-addressing table of the items' keys."""
 

@@ -1,7 +1,7 @@
 """Publishes what the decontaminate stage found: OUT/contamination/ (one row
 per contaminated document: id, eval set, item id, matches, action) and the
 manifest's `decontaminate` section (per eval set: items, n-grams, documents
-hit and the items hit most). The stage itself (stages/decontaminate.py)
+hit and the items hit most). The stage itself (stages/decontaminate/)
 decides; this step only gathers its columns from the staged files."""
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class EvalSourceConfig(Section):
 
 class DecontaminateConfig(Section):
     """Benchmark decontamination: word n-grams of eval items found in documents
-    (stages/decontaminate.py)."""
+    (stages/decontaminate/)."""
 
     enabled: bool = False
     sources: list[EvalSourceConfig] = Field(default_factory=list)
