@@ -15,6 +15,7 @@ import pytest
 
 from dedupe_at_scale.config import StorageConfig, config_from_dict
 from dedupe_at_scale.job.evalsets import EvalSetError, read_eval_items
+from dedupe_at_scale.job.plan import StorageFiles
 from dedupe_at_scale.stages.decontaminate import EvalItem, build_index, cut, find_hits
 
 QUESTION = (
@@ -210,7 +211,7 @@ def test_eval_sets_from_parquet_and_jsonl(tmp_path):
             {"name": "gsm8k", "uri": str(tmp_path / "gsm"), "fields": ["question", "answer"]},
         ]
     )  # fmt: skip
-    items = read_eval_items(cfg, StorageConfig())
+    items = read_eval_items(cfg, StorageFiles(StorageConfig()))
     assert [(i.source, i.item_id, i.texts) for i in items] == [
         ("mmlu", "a", ["Q one", "x\ny"]), ("mmlu", "b", ["Q two", ""]),
         ("gsm8k", "test.jsonl#0", ["How many?", "4"]),
@@ -222,7 +223,16 @@ def test_eval_sets_from_parquet_and_jsonl(tmp_path):
         EvalSetError,
         match=r"mmlu: .*mmlu.parquet has no field 'prompt' \(fields: qid, question, choices",
     ):
-        read_eval_items(bad, StorageConfig())
+        read_eval_items(bad, StorageFiles(StorageConfig()))
     missing = settings(sources=[{"name": "arc", "uri": str(tmp_path / "nope.parquet")}])
     with pytest.raises(EvalSetError, match="arc: .*nope.parquet not found"):
-        read_eval_items(missing, StorageConfig())
+        read_eval_items(missing, StorageFiles(StorageConfig()))
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    broken = settings(sources=[{"name": "arc", "uri": str(tmp_path / "broken.parquet")}])
+    with pytest.raises(EvalSetError, match="arc: .*broken.parquet cannot be read"):
+        read_eval_items(broken, StorageFiles(StorageConfig()))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no eval set here")
+    empty = settings(sources=[{"name": "arc", "uri": str(tmp_path / "empty")}])
+    with pytest.raises(EvalSetError, match="arc: no Parquet or JSONL files at .*empty"):
+        read_eval_items(empty, StorageFiles(StorageConfig()))

@@ -24,6 +24,7 @@ from dedupe_at_scale.config import ConfigError, job_uris, load_config
 from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.accounting import AccountingError
+from dedupe_at_scale.stages.base import ResourceError
 from dedupe_at_scale.stages.langid import ModelError
 
 
@@ -33,7 +34,8 @@ class Interrupted(KeyboardInterrupt):
 
 # OutputExistsError is a StorageError.
 KNOWN_ERRORS = (
-    ConfigError, InputError, StorageError, ModelError, AccountingError, SubmitError, ClusterError,
+    ConfigError, InputError, StorageError, ModelError, ResourceError, AccountingError, SubmitError,
+    ClusterError,
 )  # fmt: skip
 
 

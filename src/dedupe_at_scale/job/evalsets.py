@@ -1,5 +1,5 @@
 """Eval sets for decontamination: Parquet or JSONL files (or directories of
-them), local or any fsspec URL, read on the driver into items whose text is
+them), local or any URI the job reads, read on the driver into items whose text is
 one text per configured field (a list field, such as answer choices, joined)."""
 
 from __future__ import annotations
@@ -11,70 +11,57 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.io.inputs import InputError
-from dedupe_at_scale.io.storage import StorageError, describe_error, resolve
+from dedupe_at_scale.stages.base import ResourceError
 from dedupe_at_scale.stages.decontaminate import EvalItem
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.io.storage import StorageConfig
+    from dedupe_at_scale.stages.base import Files
     from dedupe_at_scale.stages.decontaminate import DecontaminateConfig, EvalSourceConfig
 
 SUFFIXES = (".parquet", ".pq", ".jsonl", ".json", ".ndjson")
 
 
-class EvalSetError(InputError):
+class EvalSetError(ResourceError):
     """An eval set cannot be read or lacks a configured field."""
 
 
-def read_eval_items(cfg: DecontaminateConfig, storage: StorageConfig) -> list[EvalItem]:
+def read_eval_items(cfg: DecontaminateConfig, files: Files) -> list[EvalItem]:
     items: list[EvalItem] = []
     for source in cfg.sources:
-        items += _read_source(source, storage)
+        items += _read_source(source, files)
     return items
 
 
-def _read_source(source: EvalSourceConfig, storage: StorageConfig) -> list[EvalItem]:
-    location = resolve(source.uri, storage)
-    fs = location.fs
+def _read_source(source: EvalSourceConfig, files: Files) -> list[EvalItem]:
     try:
-        if fs.isdir(location.path):
-            paths = sorted(p for p in fs.find(location.path) if p.endswith(SUFFIXES))
-        elif fs.isfile(location.path):
-            paths = [location.path]
-        else:
-            raise EvalSetError(f"eval set {source.name}: {source.uri} not found")
-    except EvalSetError:
-        raise
-    except Exception as exc:
-        raise StorageError(
-            f"eval set {source.name}: cannot list {source.uri}: {describe_error(exc)}"
-        ) from exc
-    if not paths:
+        found = files.find(source.uri)
+    except OSError as exc:
+        raise EvalSetError(f"eval set {source.name}: {exc}") from exc
+    if found is None:
+        raise EvalSetError(f"eval set {source.name}: {source.uri} not found")
+    uris = [uri for uri in found if uri.endswith(SUFFIXES)]
+    if not uris:
         raise EvalSetError(f"eval set {source.name}: no Parquet or JSONL files at {source.uri}")
     items: list[EvalItem] = []
-    for path in paths:
-        display = location.display(path)
+    for uri in uris:
         try:
-            with fs.open(path, "rb") as handle:
-                table = (
-                    pq.read_table(handle)
-                    if path.endswith((".parquet", ".pq"))
-                    else pajson.read_json(handle)
-                )
+            data = pa.BufferReader(files.read_bytes(uri))
+            is_parquet = uri.endswith((".parquet", ".pq"))
+            table = pq.read_table(data) if is_parquet else pajson.read_json(data)
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise EvalSetError(f"eval set {source.name}: {display} cannot be read: {exc}") from exc
+            raise EvalSetError(f"eval set {source.name}: {uri} cannot be read: {exc}") from exc
         wanted = [*source.fields, *([source.id_field] if source.id_field else [])]
         missing = [f for f in wanted if f not in table.column_names]
         if missing:
             raise EvalSetError(
-                f"eval set {source.name}: {display} has no field '{missing[0]}' "
+                f"eval set {source.name}: {uri} has no field '{missing[0]}' "
                 f"(fields: {', '.join(table.column_names)}; set decontaminate.sources[].fields)"
             )
         columns = [table.column(f).to_pylist() for f in source.fields]
         ids = table.column(source.id_field).to_pylist() if source.id_field else None
         for row in range(table.num_rows):
             texts = [_text(c[row]) for c in columns]
-            item_id = str(ids[row]) if ids is not None else f"{posixpath.basename(path)}#{row}"
+            item_id = str(ids[row]) if ids is not None else f"{posixpath.basename(uri)}#{row}"
             items.append(EvalItem(source.name, item_id, texts))
     return items
 

@@ -32,7 +32,6 @@ from dedupe_at_scale.io.storage import (
     list_input_files,
     overlaps,
     probe,
-    read_text,
     resolve,
 )
 from dedupe_at_scale.job.evalsets import read_eval_items
@@ -158,11 +157,32 @@ class StorageFiles:
         self.storage = storage
 
     def read_text(self, uri: str) -> str:
+        data = self.read_bytes(uri)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OSError(f"cannot read {uri}: {exc}") from exc
+
+    def read_bytes(self, uri: str) -> bytes:
         try:
             location = resolve(uri, self.storage)
-            return read_text(location, location.path)
+            with location.fs.open(location.path, "rb") as handle:
+                return handle.read()
         except Exception as exc:
             raise OSError(f"cannot read {uri}: {describe_error(exc)}") from exc
+
+    def find(self, uri: str) -> list[str] | None:
+        try:
+            location = resolve(uri, self.storage)
+            if location.fs.isdir(location.path):
+                found = location.fs.find(location.path)
+            elif location.fs.isfile(location.path):
+                found = [location.path]
+            else:
+                return None
+        except Exception as exc:
+            raise OSError(f"cannot list {uri}: {describe_error(exc)}") from exc
+        return sorted(location.display(p) for p in found)
 
     def list_dir(self, uri: str) -> list[str]:
         try:
@@ -178,10 +198,11 @@ def prepare(cfg: JobConfig) -> dict[str, Any]:
     index, and what each stage's own prepare() builds (the checked
     tokenizer, the URL filter's lists)."""
     shared: dict[str, Any] = {}
+    files = StorageFiles(cfg.storage)
     for stage in enabled_stages(cfg):
-        shared.update(stage.prepare(cfg, StorageFiles(cfg.storage)))
+        shared.update(stage.prepare(cfg, files))
     if cfg.decontaminate.enabled:
-        index = build_index(read_eval_items(cfg.decontaminate, cfg.storage), cfg.decontaminate)
+        index = build_index(read_eval_items(cfg.decontaminate, files), cfg.decontaminate)
         log.info("decontamination index: %s", index.summary)
         shared[DECONTAMINATION_INDEX] = index
     return shared

@@ -130,12 +130,24 @@ def scatter(n: int, rows: Sequence[int], values: Sequence, kind: pa.DataType) ->
     return pa.array(full, kind)
 
 
+class ResourceError(RuntimeError):
+    """A file a stage prepares its resource from cannot be used (unreadable,
+    missing, without a needed field); the message names the file."""
+
+
 class Files(Protocol):
     """The job's storage as a stage's prepare() reads it (local paths and
     any URI the job reads; job/plan.py gives it). Errors are OSErrors that
     name the URI."""
 
     def read_text(self, uri: str) -> str: ...
+
+    def read_bytes(self, uri: str) -> bytes: ...
+
+    def find(self, uri: str) -> list[str] | None:
+        """The URIs of the files at or under a URI, sorted (a file: itself);
+        None when nothing is there."""
+        ...
 
     def list_dir(self, uri: str) -> list[str]:
         """The names directly under a folder."""
