@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedupe_at_scale.config import StorageConfig, config_from_dict
-from dedupe_at_scale.job.evalsets import EvalSetError, read_eval_items
 from dedupe_at_scale.job.plan import StorageFiles
 from dedupe_at_scale.stages.decontaminate import EvalItem, build_index, cut, find_hits
+from dedupe_at_scale.stages.decontaminate.evalsets import EvalSetError, read_eval_items
 
 QUESTION = (
     "Which of the following best describes the main function of the mitochondria in a "
@@ -236,3 +236,23 @@ def test_eval_sets_from_parquet_and_jsonl(tmp_path):
     empty = settings(sources=[{"name": "arc", "uri": str(tmp_path / "empty")}])
     with pytest.raises(EvalSetError, match="arc: no Parquet or JSONL files at .*empty"):
         read_eval_items(empty, StorageFiles(StorageConfig()))
+
+
+def test_the_stage_prepares_its_index_and_its_digest_follows_the_eval_set(tmp_path):
+    """The index is built by the stage's own prepare() from the job's files;
+    a changed eval set at the same URI changes its digest (and so the run's
+    fingerprint: a resumed run does not keep annotation made with the old one)."""
+    from dedupe_at_scale.stages.decontaminate import RESOURCE, DecontaminateStage
+
+    path = tmp_path / "quiz.jsonl"
+    path.write_text(json.dumps({"question": QUESTION}) + "\n")
+    cfg = config_from_dict(
+        {"decontaminate": {"enabled": True, "sources": [{"name": "quiz", "uri": str(path)}]}}
+    )
+    first = DecontaminateStage.prepare(cfg, StorageFiles(cfg.storage))[RESOURCE]
+    again = DecontaminateStage.prepare(cfg, StorageFiles(cfg.storage))[RESOURCE]
+    assert first.summary["sources"]["quiz"]["items"] == 1
+    assert first.digest == again.digest
+    path.write_text(json.dumps({"question": QUESTION + " Name the year."}) + "\n")
+    changed = DecontaminateStage.prepare(cfg, StorageFiles(cfg.storage))[RESOURCE]
+    assert changed.digest != first.digest

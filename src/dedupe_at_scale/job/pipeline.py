@@ -54,10 +54,8 @@ from dedupe_at_scale.job.write import (
     write_parquet,
 )
 from dedupe_at_scale.stages import annotated_fields
-from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
-from dedupe_at_scale.steps.contamination import CONTAMINATION
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -248,12 +246,13 @@ def _run_global_steps(
         decisions_dir=plan.layout.decisions,
         partitions=cfg.dedup.partitions or partition_count(sum(f.num_rows for f in plan.files)),
         has_ids=any(f.has_id for f in plan.files),
-        # The index's summary, for the step that reports on contamination.
-        prepared=(
-            {CONTAMINATION: plan.shared[DECONTAMINATION_INDEX].summary}
-            if DECONTAMINATION_INDEX in plan.shared
-            else {}
-        ),
+        # The prepared resources' summaries, for steps that report on them
+        # (contamination on the decontamination index).
+        prepared={
+            name: resource.summary
+            for name, resource in plan.shared.items()
+            if hasattr(resource, "summary")
+        },
     )
     outcomes: dict[str, StepOutcome] = {}
     for step in STEP_REGISTRY:

@@ -34,14 +34,11 @@ from dedupe_at_scale.io.storage import (
     probe,
     resolve,
 )
-from dedupe_at_scale.job.evalsets import read_eval_items
 from dedupe_at_scale.job.write import (
     added_columns,
 )
 from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages import enabled_stages
-from dedupe_at_scale.stages.decontaminate import RESOURCE as DECONTAMINATION_INDEX
-from dedupe_at_scale.stages.decontaminate import build_index
 from dedupe_at_scale.steps import published_by_steps
 
 if TYPE_CHECKING:
@@ -194,15 +191,11 @@ class StorageFiles:
 
 
 def prepare(cfg: JobConfig) -> dict[str, Any]:
-    """What the stages share, built once on the driver: the decontamination
-    index, and what each stage's own prepare() builds (the checked
-    tokenizer, the URL filter's lists)."""
+    """What the stages share, built once on the driver by each enabled
+    stage's prepare() (the checked tokenizer, the URL filter's lists, the
+    decontamination index)."""
     shared: dict[str, Any] = {}
     files = StorageFiles(cfg.storage)
     for stage in enabled_stages(cfg):
         shared.update(stage.prepare(cfg, files))
-    if cfg.decontaminate.enabled:
-        index = build_index(read_eval_items(cfg.decontaminate, files), cfg.decontaminate)
-        log.info("decontamination index: %s", index.summary)
-        shared[DECONTAMINATION_INDEX] = index
     return shared

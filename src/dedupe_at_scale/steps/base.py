@@ -149,7 +149,8 @@ class StagedView:
     has_ids: bool  # whether any input file has an id column
     decisions: tuple[Decision, ...] = field(default=())
     # What the run prepared before annotating, for steps that report on it
-    # (e.g. the decontamination index's sizes), by step output name.
+    # (e.g. the decontamination index's sizes): each prepared resource's
+    # summary, by resource name.
     prepared: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.stages.decontaminate import RESOURCE as INDEX
 from dedupe_at_scale.steps.base import (
     GlobalStep,
     StagedFile,
@@ -74,7 +75,7 @@ class Contamination(GlobalStep):
         paths = decision_paths(view, CONTAMINATION)
         id_column = view.cfg.input.id_column
         found = ray.get([_gather.remote(f, id_column, path) for f, path in zip(view.files, paths)])
-        summary = view.prepared.get(CONTAMINATION, {})
+        summary = view.prepared.get(INDEX, {})
         hits: Counter = Counter()
         items: dict[str, Counter] = {}
         for counts in found:  # per file: documents hit per (set, item)

@@ -3,8 +3,8 @@
 Method (GPT-3, Brown et al. 2020, appendix C): words are runs of letters and
 digits, lower-cased (dedup's normalization: case and punctuation do not
 matter); every n consecutive words (n = 13) are hashed to 64 bits. The eval
-sets' n-grams form one index, built once on the driver (`build_index`) and
-shipped to the workers through Ray's object store; a document is looked up
+sets (read by `evalsets.py`) give one index, built once on the driver
+(`DecontaminateStage.prepare`) and shipped to the workers through Ray's object store; a document is looked up
 n-gram by n-gram in an open-addressing table by a numba kernel over its
 UTF-8 buffer. Items shorter than n words are matched whole. N-grams found in
 more than max_item_frequency items are boilerplate and ignored.
@@ -18,6 +18,7 @@ than max_pieces, or none, remain).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,9 +44,13 @@ from dedupe_at_scale.stages.base import (
     scatter,
     string_buffers,
 )
+from dedupe_at_scale.stages.decontaminate.evalsets import EvalItem, items_digest, read_eval_items
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.stages.base import Files
+
+log = logging.getLogger(__name__)
 
 RESOURCE = "decontaminate"  # the index's name among the annotation's shared resources
 
@@ -121,17 +126,6 @@ class DecontaminateConfig(Section):
 
 
 @dataclass
-class EvalItem:
-    """One eval item; each of its fields (question, choices, answer, ...) is
-    a text of its own: n-grams never span two fields, and a field shorter
-    than n words is matched whole."""
-
-    source: str
-    item_id: str
-    texts: list[str]
-
-
-@dataclass
 class EvalIndex:
     """The eval sets' n-grams: an open-addressing table from key to its index
     in `keys`, and per key the items holding it (CSR: item_at[key_start[k]:
@@ -151,6 +145,7 @@ class EvalIndex:
     sources: list[str]
     short_lengths: np.ndarray
     summary: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""  # of the items, for the run's fingerprint
 
     def nbytes(self) -> int:
         arrays = (self.keys, self.table, self.values, self.bits, self.key_start, self.item_at,
@@ -216,6 +211,7 @@ def build_index(items: list[EvalItem], cfg: DecontaminateConfig) -> EvalIndex:
         [i.item_id for i in items], sources, short, {},
     )  # fmt: skip
     index.summary = {**summary_all, "index_bytes": index.nbytes()}
+    index.digest = items_digest(items)
     return index
 
 
@@ -294,6 +290,13 @@ class DecontaminateStage(Stage):
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.decontaminate.enabled
+
+    @staticmethod
+    def prepare(cfg: JobConfig, files: Files) -> dict[str, Any]:
+        """The eval sets' index, built once on the driver before Ray starts."""
+        index = build_index(read_eval_items(cfg.decontaminate, files), cfg.decontaminate)
+        log.info("decontamination index: %s", index.summary)
+        return {RESOURCE: index}
 
     @staticmethod
     def fields(cfg: JobConfig) -> list[pa.Field]:

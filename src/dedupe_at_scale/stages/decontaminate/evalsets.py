@@ -4,7 +4,10 @@ one text per configured field (a list field, such as answer choices, joined)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -12,7 +15,6 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.stages.base import ResourceError
-from dedupe_at_scale.stages.decontaminate import EvalItem
 
 if TYPE_CHECKING:
     from dedupe_at_scale.stages.base import Files
@@ -23,6 +25,25 @@ SUFFIXES = (".parquet", ".pq", ".jsonl", ".json", ".ndjson")
 
 class EvalSetError(ResourceError):
     """An eval set cannot be read or lacks a configured field."""
+
+
+@dataclass
+class EvalItem:
+    """One eval item; each of its fields (question, choices, answer, ...) is
+    a text of its own: n-grams never span two fields, and a field shorter
+    than n words is matched whole."""
+
+    source: str
+    item_id: str
+    texts: list[str]
+
+
+def items_digest(items: list[EvalItem]) -> str:
+    """The items' content: a changed eval set at the same URI changes it."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps([item.source, item.item_id, item.texts]).encode())
+    return digest.hexdigest()
 
 
 def read_eval_items(cfg: DecontaminateConfig, files: Files) -> list[EvalItem]:
