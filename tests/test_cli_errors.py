@@ -80,6 +80,20 @@ def test_a_null_id_in_the_footer_statistics_is_refused_before_ray_starts(tmp_pat
     assert "Ray" not in result.stderr and not (tmp_path / "out").exists()
 
 
+@pytest.mark.ray  # the job starts its own local Ray
+def test_an_eval_set_without_its_field_is_refused_before_ray_starts(tmp_path):
+    write_table(tmp_path / "in" / "a.parquet", {"text": [GOOD_EN]})
+    (tmp_path / "quiz.jsonl").write_text('{"prompt": "What runs through the old town?"}\n')
+    (tmp_path / "job.yaml").write_text(
+        "decontaminate: {enabled: true, sources: [{name: quiz, uri: quiz.jsonl}]}\n"
+    )
+    result = run_cli("run", "--input", "in", "--output", "out", "--config", "job.yaml",
+                     cwd=tmp_path)  # fmt: skip
+    assert_one_error_line(result, 1, "eval set quiz:", "quiz.jsonl has no field 'question'",
+                          "decontaminate.sources[].fields")  # fmt: skip
+    assert "Ray" not in result.stderr and not (tmp_path / "out").exists()
+
+
 @pytest.mark.ray
 def test_a_corrupt_page_found_while_reading_is_one_line(tmp_path):
     corrupt_pages(tmp_path / "in")
