@@ -3,8 +3,9 @@ tokenizer: what `encode(text, add_special_tokens=False)` gives, exactly.
 
 Byte-level BPE tokenizers whose pre-tokenizer is GPT-2's (ByteLevel with
 its regex) or Llama 3's (a Split by its pattern, then ByteLevel without
-regex) are counted by pretokens.py at native speed, with the BPE model itself
-counting each new piece once; a normalizer (Qwen's NFC, ...) is the
+regex) are counted by pretokens.py at native speed, each new piece once by
+the model's merges in numba (bpe.py; the library's model for what it cannot
+run); a normalizer (Qwen's NFC, ...) is the
 tokenizer's own, run on each text first. Any other tokenizer, and any text
 holding one of its added tokens, goes through `encode_batch` (the reference,
 slower).
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale.stages.base import string_buffers
+from dedupe_at_scale.stages.tokens.bpe import bpe_tables, count_tokens
 from dedupe_at_scale.stages.tokens.pretokens import CL100K, GPT2, count_pieces, insert
 
 CACHE_SLOTS = 1 << 21  # 24 MB per worker; holds up to a million pieces
@@ -131,6 +133,8 @@ class TokenCounter:
         self.added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
         self.keys = np.zeros(CACHE_SLOTS, np.uint64)
         self.values = np.zeros(CACHE_SLOTS, np.int64)
+        # New pieces are counted by the BPE kernel, where it can run this model.
+        self.bpe = bpe_tables(spec["model"], BYTE_LEVEL) if self.fast else None
 
     @property
     def fast(self) -> bool:
@@ -205,19 +209,18 @@ class TokenCounter:
         return counts
 
     def _resolve(self, data, row, start, end, key, n_rows) -> np.ndarray:
-        """Counts of the pieces the cache lacked, from the BPE model; cached."""
+        """Counts of the pieces the cache lacked, from the BPE kernel (bpe.py)
+        or the library's model; cached."""
         unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        if self.bpe is not None:
+            counts = count_tokens(self.bpe, data, start[first], end[first])
+            by_library = np.flatnonzero(counts < 0)  # the pieces too long for the kernel
+        else:
+            counts, by_library = np.zeros(len(first), np.int64), np.arange(len(first))
         tokenize = self.tokenizer.model.tokenize
-        counts = np.array(
-            [
-                len(
-                    tokenize(
-                        data[start[i] : end[i]].tobytes().decode("latin-1").translate(BYTE_LEVEL)
-                    )
-                )
-                for i in first
-            ],
-            np.int64,
-        )
+        for k in by_library:
+            i = first[k]
+            piece = data[start[i] : end[i]].tobytes().decode("latin-1").translate(BYTE_LEVEL)
+            counts[k] = len(tokenize(piece))
         insert(self.keys, self.values, unique, counts)
         return np.bincount(row, weights=counts[inverse], minlength=n_rows).astype(np.int64)
