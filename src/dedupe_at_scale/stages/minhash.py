@@ -1,7 +1,7 @@
 """Text normalization, exact hashes, MinHash signatures and LSH band keys.
 
-The signature step is a numba kernel over the Arrow buffers of a string array:
-no Python object per shingle. Shingles are word n-grams of the normalized text,
+The signature step is a numba kernel (kernels/minhash.py) over the Arrow
+buffers of a string array: no Python object per shingle. Shingles are word n-grams of the normalized text,
 or character n-grams for scripts written without spaces (zh, ja, th, ...).
 A document with fewer tokens than n becomes one shingle of all its tokens, so
 short documents only collide with identical short documents.
@@ -17,14 +17,13 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
-from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
+from dedupe_at_scale.kernels.minhash import band_kernel, hash_kernel, signature_kernel
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ def signatures(
     n = len(normalized)
     sigs = np.empty((n, params.num_perm), dtype=np.uint32)
     exact = np.empty((n, 2), dtype=np.uint64)
-    _signature_kernel(
+    signature_kernel(
         data, offsets, np.ascontiguousarray(char_mode, dtype=np.bool_),
         params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
     )  # fmt: skip
@@ -144,7 +143,7 @@ def string_hashes(texts: pa.Array, seed: int = 7) -> np.ndarray:
     """A 64-bit hash of each string's bytes (nulls hash like empty strings)."""
     data, offsets = string_buffers(texts)
     out = np.empty(len(texts), dtype=np.uint64)
-    _hash_kernel(data, offsets, np.uint64(seed), out)
+    hash_kernel(data, offsets, np.uint64(seed), out)
     return out
 
 
@@ -152,112 +151,13 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(n, bands) uint64 keys; the band index is mixed in, so keys of
     different bands never meet in one bucket."""
     out = np.empty((sigs.shape[0], bands), dtype=np.uint64)
-    _band_kernel(np.ascontiguousarray(sigs), bands, rows, out)
+    band_kernel(np.ascontiguousarray(sigs), bands, rows, out)
     return out
 
 
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
     """Share of equal signature values, row by row."""
     return (sig_a == sig_b).mean(axis=-1)
-
-
-# Kernels ---------------------------------------------------------------------
-
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-
-
-@numba.njit(cache=True, inline="always")
-def _fnv(data, start, end, seed):
-    h = _FNV_OFFSET ^ seed
-    for k in range(start, end):
-        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
-    return mix(h)
-
-
-@numba.njit(cache=True, inline="always")
-def _update(sig, a, b, shingle):
-    for i in range(sig.shape[0]):
-        v = np.uint32((a[i] * shingle + b[i]) >> np.uint64(32))
-        if v < sig[i]:
-            sig[i] = v
-
-
-@numba.njit(cache=True, inline="always")
-def _is_space(byte):
-    return byte == 32 or (9 <= byte <= 13)
-
-
-@numba.njit(cache=True, inline="always")
-def _combine(hashes, first, last, salt):
-    h = salt
-    for j in range(first, last):
-        h = mix(h * MULTIPLIER + hashes[j])
-    return h
-
-
-@numba.njit(cache=True, nogil=True)
-def _signature_kernel(data, offsets, char_mode, n_words, n_chars, a, b, sigs, exact):
-    longest = 1
-    for d in range(offsets.shape[0] - 1):
-        longest = max(longest, offsets[d + 1] - offsets[d] + 1)
-    tok_start = np.empty(longest, dtype=np.int64)
-    tok_end = np.empty(longest, dtype=np.int64)
-    tok_hash = np.empty(longest, dtype=np.uint64)
-    for d in range(offsets.shape[0] - 1):
-        start, end = offsets[d], offsets[d + 1]
-        # Tokens: whitespace-separated words, or code points (spaces skipped)
-        # for scripts without spaces. Runs of whitespace count as one.
-        count = 0
-        if char_mode[d]:
-            k = start
-            while k < end:
-                stop = k + 1
-                while stop < end and (data[stop] & 0xC0) == 0x80:
-                    stop += 1
-                if not _is_space(data[k]):
-                    tok_start[count], tok_end[count] = k, stop
-                    count += 1
-                k = stop
-        else:
-            word_start = start
-            for k in range(start, end + 1):
-                if k == end or _is_space(data[k]):
-                    if k > word_start:
-                        tok_start[count], tok_end[count] = word_start, k
-                        count += 1
-                    word_start = k + 1
-        for t in range(count):
-            tok_hash[t] = _fnv(data, tok_start[t], tok_end[t], np.uint64(4))
-        # The exact hash covers the token sequence, so whitespace runs do not matter.
-        exact[d, 0] = _combine(tok_hash, 0, count, np.uint64(1))
-        exact[d, 1] = _combine(tok_hash, 0, count, np.uint64(2))
-        sig = sigs[d]
-        sig[:] = np.uint32(0xFFFFFFFF)
-        if count == 0:
-            continue
-        n = n_chars if char_mode[d] else n_words
-        if count < n:
-            _update(sig, a, b, _combine(tok_hash, 0, count, np.uint64(3)))
-            continue
-        for i in range(count - n + 1):
-            _update(sig, a, b, _combine(tok_hash, i, i + n, np.uint64(3)))
-
-
-@numba.njit(cache=True, nogil=True)
-def _band_kernel(sigs, bands, rows, out):
-    for d in range(sigs.shape[0]):
-        for band in range(bands):
-            h = mix(np.uint64(band + 1) * MULTIPLIER)
-            for r in range(band * rows, (band + 1) * rows):
-                h = mix(h ^ np.uint64(sigs[d, r]))
-            out[d, band] = h
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_kernel(data, offsets, seed, out):
-    for d in range(offsets.shape[0] - 1):
-        out[d] = _fnv(data, offsets[d], offsets[d + 1], seed)
 
 
 class MinHashStage(Stage):
