@@ -165,3 +165,41 @@ def test_sparse_spaces_spots_unsegmented_scripts():
         ["我们的邻居是一位历史老师。她出版了一本指南。", "a normal english sentence here", ""]
     )
     assert sparse_spaces(texts).tolist() == [True, False, True]
+
+
+EVERY_CODE_POINT = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+HOSTILE = [
+    "", " ", "\t\n\x0b\x0c\r", "İstanbul ıi İI ǅ ǆ Σίσυφος ΣΑΣ ß ẞ ﬁ", "Ⱥ ⱥ Ȿ", "½ ⅔ ٣٤ ๕ ⑴ ①",
+    "e\u0301t\u00e9 naïve café", "日本語のテキスト。中文，标点", "😀😀 x😀 👩‍👩‍👧 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "a\u00a0b\u3000c\u2028d\u2029e\u0085f\u200bg", "x" * 5000, "word-word_word.word,word", "-- ..",
+    "C++ / C# ; std::vector<int> x = {1, 2};", "\x00\x01\x1c\x1d\x1e\x1f", "ＦＵＬＬ ｗｉｄｔｈ",
+]  # fmt: skip
+
+
+def hostile_texts(n: int = 400, seed: int = 3) -> list[str]:
+    rng = random.Random(seed)
+    slices = [EVERY_CODE_POINT[i : i + 700] for i in range(0, len(EVERY_CODE_POINT), 700)]
+    words = "The River that runs through the OLD town shaped its people's lives".split()
+    pool = HOSTILE + slices + [" ".join(rng.choices(words, k=12)) for _ in range(50)]
+    made = ["".join(rng.choice(pool) + rng.choice(["", " ", "\n", ". "]) for _ in range(5))
+            for _ in range(n)]  # fmt: skip
+    return HOSTILE + slices + made
+
+
+@pytest.mark.parametrize("unicode_form", [None, "NFKC"])
+def test_one_pass_signatures_equal_the_normalized_reference(unicode_form):
+    """text_signatures (one kernel over the raw texts) gives what normalize()
+    then signatures() give, on every code point, in word and in char mode."""
+    from dedupe_at_scale.stages.minhash import text_signatures, word_tables
+
+    assert word_tables() is not None, "this Arrow lower-cases one code point to one"
+    texts = pa.array(hostile_texts(), pa.string())
+    for char_mode in (sparse_spaces(texts), np.zeros(len(texts), bool), np.ones(len(texts), bool)):
+        want = signatures(normalize(texts, unicode_form), char_mode, PARAMS)
+        got = text_signatures(texts, char_mode, PARAMS, unicode_form)
+        wrong = np.flatnonzero((got[0] != want[0]).any(axis=1) | (got[1] != want[1]).any(axis=1))
+        assert not len(wrong), [texts[int(i)].as_py()[:50] for i in wrong[:5]]
+    large = pa.array(texts.to_pylist()[:50], pa.large_string())
+    want = signatures(normalize(large, unicode_form), np.zeros(50, bool), PARAMS)
+    got = text_signatures(large, np.zeros(50, bool), PARAMS, unicode_form)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -7,10 +7,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dedupe_at_scale.kernels.codepoints import decode
 from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
+TOKEN_SEED = np.uint64(4)
 
 
 @numba.njit(cache=True, inline="always")
@@ -74,20 +76,78 @@ def signature_kernel(data, offsets, char_mode, n_words, n_chars, a, b, sigs, exa
                         count += 1
                     word_start = k + 1
         for t in range(count):
-            tok_hash[t] = _fnv(data, tok_start[t], tok_end[t], np.uint64(4))
-        # The exact hash covers the token sequence, so whitespace runs do not matter.
-        exact[d, 0] = _combine(tok_hash, 0, count, np.uint64(1))
-        exact[d, 1] = _combine(tok_hash, 0, count, np.uint64(2))
-        sig = sigs[d]
-        sig[:] = np.uint32(0xFFFFFFFF)
-        if count == 0:
-            continue
-        n = n_chars if char_mode[d] else n_words
-        if count < n:
-            _update(sig, a, b, _combine(tok_hash, 0, count, np.uint64(3)))
-            continue
-        for i in range(count - n + 1):
-            _update(sig, a, b, _combine(tok_hash, i, i + n, np.uint64(3)))
+            tok_hash[t] = _fnv(data, tok_start[t], tok_end[t], TOKEN_SEED)
+        _sign(tok_hash, count, n_chars if char_mode[d] else n_words, a, b, sigs[d], exact[d])
+
+
+@numba.njit(cache=True, inline="always")
+def _sign(tok_hash, count, n, a, b, sig, exact):
+    """A document's signature and exact hashes from its token hashes."""
+    # The exact hash covers the token sequence, so whitespace runs do not matter.
+    exact[0] = _combine(tok_hash, 0, count, np.uint64(1))
+    exact[1] = _combine(tok_hash, 0, count, np.uint64(2))
+    sig[:] = np.uint32(0xFFFFFFFF)
+    if count == 0:
+        return
+    if count < n:
+        _update(sig, a, b, _combine(tok_hash, 0, count, np.uint64(3)))
+        return
+    for i in range(count - n + 1):
+        _update(sig, a, b, _combine(tok_hash, i, i + n, np.uint64(3)))
+
+
+@numba.njit(cache=True, inline="always")
+def _fnv_code_point(h, cp):
+    """FNV-1a of h over cp's UTF-8 bytes."""
+    if cp < 0x80:
+        return (h ^ np.uint64(cp)) * _FNV_PRIME
+    if cp < 0x800:
+        h = (h ^ np.uint64(0xC0 | (cp >> 6))) * _FNV_PRIME
+    else:
+        if cp < 0x10000:
+            h = (h ^ np.uint64(0xE0 | (cp >> 12))) * _FNV_PRIME
+        else:
+            h = (h ^ np.uint64(0xF0 | (cp >> 18))) * _FNV_PRIME
+            h = (h ^ np.uint64(0x80 | ((cp >> 12) & 0x3F))) * _FNV_PRIME
+        h = (h ^ np.uint64(0x80 | ((cp >> 6) & 0x3F))) * _FNV_PRIME
+    return (h ^ np.uint64(0x80 | (cp & 0x3F))) * _FNV_PRIME
+
+
+@numba.njit(cache=True, nogil=True)
+def raw_signature_kernel(data, offsets, char_mode, is_word, lower, n_words, n_chars, a, b, sigs,
+                         exact):  # fmt: skip
+    """signature_kernel of normalize(texts), on the texts themselves: a token
+    is a run of code points whose lower case (`lower`) normalize() keeps
+    (`is_word`: a letter or digit), hashed over its lower case's UTF-8; in
+    char mode each such code point is a token."""
+    longest = 1
+    for d in range(offsets.shape[0] - 1):
+        longest = max(longest, offsets[d + 1] - offsets[d] + 1)
+    cps = np.empty(longest, dtype=np.int32)
+    tok_hash = np.empty(longest, dtype=np.uint64)
+    start_hash = _FNV_OFFSET ^ TOKEN_SEED
+    for d in range(offsets.shape[0] - 1):
+        n_cps = decode(data, offsets[d], offsets[d + 1], cps)
+        count = 0
+        h = start_hash
+        in_word = False
+        for k in range(n_cps):
+            cp = cps[k]
+            if is_word[cp]:
+                if char_mode[d]:
+                    tok_hash[count] = mix(_fnv_code_point(start_hash, lower[cp]))
+                    count += 1
+                else:
+                    h = _fnv_code_point(h, lower[cp])
+                    in_word = True
+            elif in_word:
+                tok_hash[count] = mix(h)
+                count += 1
+                h, in_word = start_hash, False
+        if in_word:
+            tok_hash[count] = mix(h)
+            count += 1
+        _sign(tok_hash, count, n_chars if char_mode[d] else n_words, a, b, sigs[d], exact[d])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -23,7 +23,12 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
-from dedupe_at_scale.kernels.minhash import band_kernel, hash_kernel, signature_kernel
+from dedupe_at_scale.kernels.minhash import (
+    band_kernel,
+    hash_kernel,
+    raw_signature_kernel,
+    signature_kernel,
+)
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
 
 if TYPE_CHECKING:
@@ -105,12 +110,41 @@ def _balanced_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
+KEPT = r"\pL\pN\s"  # normalize() turns runs of anything else into a space
+
+
 def normalize(texts: pa.Array, unicode_form: str | None = None) -> pa.Array:
     """Lower case with punctuation turned into spaces (optionally Unicode
     normalized first). Whitespace runs are left for the kernel, which treats
     any run as one separator."""
     out = pc.utf8_normalize(texts, unicode_form) if unicode_form else texts
-    return pc.replace_substring_regex(pc.utf8_lower(out), r"[^\pL\pN\s]+", " ")
+    return pc.replace_substring_regex(pc.utf8_lower(out), f"[^{KEPT}]+", " ")
+
+
+@functools.cache
+def word_tables() -> tuple[np.ndarray, np.ndarray] | None:
+    """(is_word, lower) per code point, for text_signatures: what Arrow's
+    utf8_lower makes of each code point, and whether normalize()'s regex
+    keeps that as part of a word (a letter or digit, not a space). From the
+    installed Arrow itself, once per process (0.1 s); None if a lower case
+    is not one code point (the kernel could not follow it)."""
+    cps = np.r_[np.arange(0xD800), np.arange(0xE000, 0x110000)].astype(np.uint32)
+    sizes = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
+    offsets = np.r_[0, np.cumsum(sizes)].astype(np.int32)
+    data = cps.astype("<u4").tobytes().decode("utf-32-le").encode()
+    chars = pa.StringArray.from_buffers(len(cps), pa.py_buffer(offsets), pa.py_buffer(data))
+    lowered = pc.utf8_lower(chars)
+    lengths = pc.utf8_length(lowered)
+    if pc.min(lengths).as_py() != 1 or pc.max(lengths).as_py() != 1:
+        return None
+    kept = pc.match_substring_regex(lowered, f"^[{KEPT}]$")
+    space = pc.match_substring_regex(lowered, r"^\s$")
+    is_word = np.zeros(0x110000, np.bool_)
+    is_word[cps] = pc.and_(kept, pc.invert(space)).to_numpy(zero_copy_only=False)
+    lower = np.arange(0x110000, dtype=np.int32)
+    text = lowered.buffers()[2].to_pybytes().decode()
+    lower[cps] = np.frombuffer(text.encode("utf-32-le"), np.int32)
+    return is_word, lower
 
 
 def sparse_spaces(texts: pa.Array, max_ratio: float = 0.05) -> np.ndarray:
@@ -134,6 +168,28 @@ def signatures(
     exact = np.empty((n, 2), dtype=np.uint64)
     signature_kernel(
         data, offsets, np.ascontiguousarray(char_mode, dtype=np.bool_),
+        params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
+    )  # fmt: skip
+    return sigs, exact
+
+
+def text_signatures(
+    texts: pa.Array, char_mode: np.ndarray, params: MinHashParams, unicode_form: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """signatures(normalize(texts, unicode_form), ...) in one pass over the
+    texts (kernels.minhash.raw_signature_kernel), without the normalized copy."""
+    tables = word_tables()
+    if tables is None:
+        return signatures(normalize(texts, unicode_form), char_mode, params)
+    if unicode_form:
+        texts = pc.utf8_normalize(texts, unicode_form)
+    data, offsets = string_buffers(texts)
+    a, b = params.permutations()
+    n = len(texts)
+    sigs = np.empty((n, params.num_perm), dtype=np.uint32)
+    exact = np.empty((n, 2), dtype=np.uint64)
+    raw_signature_kernel(
+        data, offsets, np.ascontiguousarray(char_mode, dtype=np.bool_), *tables,
         params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
     )  # fmt: skip
     return sigs, exact
@@ -211,9 +267,7 @@ class MinHashStage(Stage):
             else:
                 # No language known: judge the script by how rarely spaces occur.
                 char_mode = sparse_spaces(texts)
-            sigs[active], exact[active] = signatures(
-                normalize(texts, self.form), char_mode, self.params
-            )
+            sigs[active], exact[active] = text_signatures(texts, char_mode, self.params, self.form)
         flat = pa.array(sigs.reshape(-1), pa.uint32())
         return StageResult(
             columns={
