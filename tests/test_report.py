@@ -211,3 +211,66 @@ def test_report_command_on_s3(output, s3_server, tmp_path):
 def test_report_command_names_a_missing_output(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) != 0
     assert "manifest.json" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def web_output(ray_cluster, tmp_path_factory) -> Path:
+    """A web-style run: URL lists, boilerplate, decontamination."""
+    from dedupe_at_scale.sample import generate_sample
+    from dedupe_at_scale.sample.compliance import plant
+
+    root = tmp_path_factory.mktemp("web-report")
+    generate_sample(root / "in", docs=3000, shards=4, seed=3)
+    plant(root / "in", root / "evals", seed=3)
+    spec = {
+        "input": {"url_column": "url"},
+        "url_filter": {"ut1": [str(Path(__file__).parents[1] / "jobs" / "url-lists" / "ut1")]},
+        "boilerplate": {"enabled": True},
+        "decontaminate": {"enabled": True,
+                          "sources": [{"name": "quiz", "uri": str(root / "evals" / "quiz.parquet")}]},
+        "output": {"rejected_text": True},
+    }  # fmt: skip
+    config = write_config(root / "job.yaml", spec)
+    out = root / "out"
+    args = ["run", "--input", str(root / "in"), "--output", str(out), "--config", str(config)]
+    assert main(args) == 0
+    return out
+
+
+def table_rows(page, anchor: str) -> list[list[str]]:
+    return page.evaluate(
+        "id => [...document.querySelectorAll('#' + id + ' tr')].slice(1)"
+        ".map(r => [...r.cells].map(c => c.innerText))",
+        anchor,
+    )
+
+
+def test_the_web_steps_show_their_top_entries_in_the_report(web_output, browser):
+    """The URL filter's reasons, the boilerplate lines and the eval items hit,
+    each a table equal to the manifest (or report.json); every plot renders."""
+    manifest = json.loads((web_output / "manifest.json").read_text())
+    profile = json.loads((web_output / "report.json").read_text())
+    page, errors, requests = open_report(browser, web_output / "report.html")
+    assert errors == [] and all(url.startswith("file://") for url in requests), requests
+    unrendered = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(d => !d.querySelector('svg.main-svg')).map(d => d.id)"
+    )
+    assert unrendered == []
+
+    reasons = profile["reasons"]["url_filter"]
+    assert reasons and table_rows(page, "reasons-url_filter") == [
+        [reason, f"{n:,}"] for reason, n in reasons.items()
+    ]
+    assert sum(reasons.values()) == manifest["counts"]["rules"]["url_filter"]["url_domain"] + (
+        manifest["counts"]["rules"]["url_filter"].get("url_address", 0)
+    )
+    boilerplate = manifest["boilerplate"]
+    assert boilerplate["top"] and table_rows(page, "boilerplate") == [
+        [t["text"], f"{t['documents']:,}"] for t in boilerplate["top"]
+    ]
+    top_items = manifest["decontaminate"]["sources"]["quiz"]["top_items"]
+    assert top_items and table_rows(page, "contamination") == [
+        ["quiz", t["item_id"], f"{t['documents']:,}"] for t in top_items
+    ]
+    page.close()

@@ -60,16 +60,21 @@ def summarize(manifest: dict[str, Any], top_reasons: int = 10, top_languages: in
     return "\n".join(parts)
 
 
-def _unit_lines(manifest: dict[str, Any]) -> list[str]:
-    """What each stage and step says of its own section, in registry order;
-    nothing for a section that is absent or off. (A unit's name may also be a
+def unit_sections(manifest: dict[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """Each stage and step with its own manifest section, in registry order;
+    none whose section is absent or off. (A unit's name may also be a
     manifest key of another kind, such as "format", the manifest's version.)"""
-    lines = []
+    found = []
     for unit in [*STAGES, *STEPS]:
         section = manifest.get(unit.name)
         if isinstance(section, dict) and section and section.get("enabled", True):
-            lines += unit.summary(section)
-    return lines
+            found.append((unit, section))
+    return found
+
+
+def _unit_lines(manifest: dict[str, Any]) -> list[str]:
+    """What each stage and step says of its own section."""
+    return [line for unit, section in unit_sections(manifest) for line in unit.summary(section)]
 
 
 def _input_lines(manifest: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ import plotly.offline
 
 from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, resolve, write_text
+from dedupe_at_scale.job.report import unit_sections
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import StorageConfig
@@ -61,6 +62,7 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _mixture(page, manifest)
     _subsets_and_splits(page, manifest)
     _top_reasons(page, profile)
+    _unit_tables(page, manifest)
     _samples(page, manifest, profile)
     return page.render(manifest)
 
@@ -368,6 +370,14 @@ def _top_reasons(page: _Page, profile: dict[str, Any]) -> None:
         )
         table = _table(["reason", "documents"], rows)
         page.section(f"reasons-{stage}", f"Most frequent {stage} reasons", body + table)
+
+
+def _unit_tables(page: _Page, manifest: dict[str, Any]) -> None:
+    """The tables stages and steps declare from their sections (report_tables)."""
+    for unit, section in unit_sections(manifest):
+        for t in unit.report_tables(section):
+            note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
+            page.section(t.anchor, t.title, note + _table(t.headers, t.rows))
 
 
 def _samples(page: _Page, m: dict[str, Any], profile: dict[str, Any]) -> None:

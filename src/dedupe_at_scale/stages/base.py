@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -154,6 +154,16 @@ class Files(Protocol):
         ...
 
 
+class ReportTable(NamedTuple):
+    """A table a stage or step puts in report.html (its own section)."""
+
+    anchor: str  # the section's id in the page
+    title: str
+    note: str  # a line above the table: what it counts
+    headers: list[str]
+    rows: list[list[Any]]
+
+
 @dataclass
 class StageResult:
     columns: dict[str, pa.Array] = field(default_factory=dict)
@@ -213,4 +223,10 @@ class Stage:
     def summary(section: dict[str, Any]) -> list[str]:
         """Its lines in the end-of-run summary, from its manifest section
         (called only when the section is there and not off)."""
+        return []
+
+    @staticmethod
+    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
+        """Its tables in report.html, from its manifest section (called as
+        summary() is)."""
         return []

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.io.storage import Location
     from dedupe_at_scale.sections import Section
+    from dedupe_at_scale.stages.base import ReportTable
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,12 @@ class GlobalStep:
     def summary(section: dict[str, Any]) -> list[str]:
         """Its lines in the end-of-run summary, from its manifest section
         (called only when the section is there and not off)."""
+        return []
+
+    @staticmethod
+    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
+        """Its tables in report.html, from its manifest section (called as
+        summary() is)."""
         return []
 
 

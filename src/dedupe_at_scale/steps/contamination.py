@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.stages.base import ReportTable
 from dedupe_at_scale.stages.decontaminate import RESOURCE as INDEX
 from dedupe_at_scale.steps.base import (
     GlobalStep,
@@ -58,6 +59,22 @@ class Contamination(GlobalStep):
             f"{section['documents_hit']} documents hit (by eval set: {per_set}); "
             f"{section['documents_dropped']} dropped (see contamination/)."
         ]
+
+    @staticmethod
+    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
+        rows = [
+            [name, item["item_id"], item["documents"]]
+            for name, s in section.get("sources", {}).items()
+            for item in s["top_items"]
+        ]
+        if not rows:
+            return []
+        return [ReportTable(
+            "contamination", "Eval items found in the most documents",
+            f"Per eval set, its items whose {section['ngram_size']}-grams the most documents "
+            "hold (contamination/ lists every document, its item and matches).",
+            ["eval set", "item", "documents"], rows,
+        )]  # fmt: skip
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
