@@ -257,6 +257,8 @@ def test_the_web_steps_show_their_top_entries_in_the_report(web_output, browser)
         ".filter(d => !d.querySelector('svg.main-svg')).map(d => d.id)"
     )
     assert unrendered == []
+    ids = page.evaluate("() => [...document.querySelectorAll('main [id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
     reasons = profile["reasons"]["url_filter"]
     assert reasons and table_rows(page, "reasons-url_filter") == [

@@ -394,7 +394,7 @@ def _samples(page: _Page, m: dict[str, Any], profile: dict[str, Any]) -> None:
             for s in samples
         )
         body = (
-            "<table id='samples'><tr><th>stage</th><th>rule</th><th>id</th><th>reason</th>"
+            "<table><tr><th>stage</th><th>rule</th><th>id</th><th>reason</th>"
             f"<th>text</th></tr>{rows}</table>"
         )
     page.section("samples", "Rejected samples", body)
