@@ -276,3 +276,24 @@ def test_the_web_steps_show_their_top_entries_in_the_report(web_output, browser)
         ["quiz", t["item_id"], f"{t['documents']:,}"] for t in top_items
     ]
     page.close()
+
+
+def test_duplicate_pairs_show_the_kept_member_beside_a_removed_one(web_output, browser):
+    import pyarrow.parquet as pq
+
+    profile = json.loads((web_output / "report.json").read_text())
+    pairs = profile["duplicate_pairs"]
+    assert len(pairs) == 6
+    cluster_of = {
+        r["id"]: r["cluster_id"]
+        for r in pq.read_table(web_output / "duplicates").to_pylist()
+        if not r["kept"]
+    }
+    for pair in pairs:
+        assert cluster_of[pair["removed"]["id"]] == pair["kept"]["id"]
+        assert pair["removed"]["rule"] in ("exact_duplicate", "near_duplicate")
+    page, errors, _ = open_report(browser, web_output / "report.html")
+    assert errors == []
+    assert page.locator("#pairs tr").count() - 1 == len(pairs)
+    assert page.locator("#pairs mark").count() >= len(pairs)  # every pair shares a passage
+    page.close()

@@ -34,6 +34,7 @@ REPORT_REASONS = [s.stage for s in REGISTRY if s.report_reasons and s.stage]
 REASONS_PER_BLOCK = 1000  # bounds a block's share; the top ones are what the page shows
 TOP_REASONS = 20
 SAMPLE_CHARS = 600
+PAIRS = 6  # duplicate clusters shown side by side (kept and removed member)
 
 
 def histogram(values: np.ndarray) -> list[int]:
@@ -66,7 +67,7 @@ def block_profile(table: pa.Table, cfg: JobConfig) -> dict[str, Any]:
         histograms[name] = {"kept": histogram(values[kept]), "rejected": histogram(values[~kept])}
     return {
         "histograms": histograms, "samples": _samples(table, kept, cfg),
-        "reasons": _reasons(table, kept),
+        "reasons": _reasons(table, kept), "clusters": _cluster_rows(table, cfg),
     }  # fmt: skip
 
 
@@ -99,7 +100,7 @@ def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str
     texts = rejected.column(cfg.input.document_column)
     chosen: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for i, (id_, stage, rule) in enumerate(zip(ids, stages, rules)):
-        key = hashlib.blake2b(str(id_).encode(), digest_size=8).hexdigest()
+        key = _key(id_)
         chosen.setdefault((stage, rule), []).append((key, i))
     out = []
     for (stage, rule), rows in chosen.items():
@@ -112,10 +113,65 @@ def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str
     return out
 
 
+def _key(value: Any) -> str:
+    return hashlib.blake2b(str(value).encode(), digest_size=8).hexdigest()
+
+
+def _cluster_rows(table: pa.Table, cfg: JobConfig) -> list[dict[str, Any]]:
+    """The rows of this block's PAIRS duplicate clusters whose id hashes
+    lowest (only when output.rejected_text). Any cluster among the PAIRS
+    lowest of the run is among the PAIRS lowest of every block that holds a
+    member, so merging finds each chosen cluster whole: its kept member
+    (the row whose id is the cluster's) beside a removed one."""
+    if not cfg.output.rejected_text or col.CLUSTER not in table.column_names:
+        return []
+    rows = table.filter(pc.is_valid(table.column(col.CLUSTER)))
+    clusters = rows.column(col.CLUSTER).to_pylist()
+    chosen = sorted({_key(c) for c in clusters})[:PAIRS]
+    if not chosen:
+        return []
+    ids = pc.cast(rows.column(cfg.input.id_column), pa.string()).to_pylist()
+    texts, rules = rows.column(cfg.input.document_column), rows.column(col.RULE).to_pylist()
+    stages = rows.column(col.STAGE).to_pylist()
+    similarity = rows.column(col.SIMILARITY).to_pylist()
+    out = []
+    for i, cluster in enumerate(clusters):
+        key = _key(cluster)
+        if key in chosen:
+            text = texts[i].as_py() or ""
+            out.append({
+                "key": key, "cluster": cluster, "id": ids[i], "stage": stages[i], "rule": rules[i],
+                "similarity": similarity[i], "text": text[:SAMPLE_CHARS],
+                "truncated": len(text) > SAMPLE_CHARS,
+            })  # fmt: skip
+    return out
+
+
+def duplicate_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per chosen cluster (the PAIRS lowest keys of the run), its kept member
+    and the removed member whose id hashes lowest."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_key.setdefault(row["key"], []).append(row)
+    pairs = []
+    for key in sorted(by_key)[:PAIRS]:
+        members = by_key[key]
+        kept = [m for m in members if m["id"] == m["cluster"] and m["stage"] != "consistency"]
+        removed = sorted((m for m in members if m["stage"] == "dedup"), key=lambda m: _key(m["id"]))
+        if kept and removed:
+            pairs.append({"kept": _public(kept[0]), "removed": _public(removed[0])})
+    return pairs
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("key", "cluster", "stage")}
+
+
 def merge_profiles(blocks: list[dict[str, Any]], cfg: JobConfig) -> dict[str, Any]:
     histograms: dict[str, dict[str, np.ndarray]] = {}
     samples: dict[tuple[str, str], list[dict]] = {}
     reasons: dict[str, Counter] = {}
+    clusters: list[dict[str, Any]] = []
     for block in blocks:
         for stage, counts in block.get("reasons", {}).items():
             reasons.setdefault(stage, Counter()).update(counts)
@@ -125,6 +181,7 @@ def merge_profiles(blocks: list[dict[str, Any]], cfg: JobConfig) -> dict[str, An
                 into[part] = into.get(part, 0) + np.asarray(counts, np.int64)
         for s in block["samples"]:
             samples.setdefault((s["stage"], s["rule"]), []).append(s)
+        clusters += block.get("clusters", [])
     return {
         "format": FORMAT,
         "edges": EDGES.tolist(),
@@ -142,6 +199,7 @@ def merge_profiles(blocks: list[dict[str, Any]], cfg: JobConfig) -> dict[str, An
             for key in sorted(samples)
             for s in sorted(samples[key], key=lambda s: s["key"])[:SAMPLES_PER_RULE]
         ],
+        "duplicate_pairs": duplicate_pairs(clusters),
     }
 
 

@@ -21,6 +21,7 @@ import plotly.offline
 from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, resolve, write_text
 from dedupe_at_scale.job.report import unit_sections
+from dedupe_at_scale.job.report_pairs import pairs_section
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import StorageConfig
@@ -44,6 +45,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 .plot{height:380px} .note{color:#666;font-size:13px}
 pre{white-space:pre-wrap;background:#f8f9fa;padding:6px;font-size:12px;max-height:180px;overflow:auto}
+table.pairs td{vertical-align:top;width:45%} table.pairs td:first-child{width:10%}
+mark{background:#ffe08a}
 """
 
 
@@ -63,6 +66,8 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _subsets_and_splits(page, manifest)
     _top_reasons(page, profile)
     _unit_tables(page, manifest)
+    if profile.get("duplicate_pairs"):
+        page.section("pairs", "Duplicate pairs", pairs_section(profile["duplicate_pairs"]))
     _samples(page, manifest, profile)
     return page.render(manifest)
 
