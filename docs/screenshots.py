@@ -29,7 +29,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "demo": (
         ["--docs", "6000", "--shards", "8"],
         ["--config", "jobs/demo.yaml"],
-        ["rules", "languages"],
+        ["rules", "languages", "pairs"],
     ),
     "url-filter": ([], ["--config", "jobs/url-filter.yaml"], ["reasons-url_filter"]),
     "compliance": (
@@ -66,6 +66,7 @@ def shoot(browser, report: Path, name: str, sections: list[str]) -> list[Path]:
     page.wait_for_load_state("load")
     made = [IMAGES / f"report-{name}.png"]
     page.screenshot(path=str(made[0]))
+    page.add_style_tag(content="nav{position:static}")  # not drawn over each section
     for section in sections:
         path = IMAGES / f"report-{name}-{section.replace('_', '-')}.png"
         page.locator(f"#{section}").screenshot(path=str(path))
