@@ -5,6 +5,7 @@ command rebuilds the same page from a local or an s3:// output."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import re
@@ -271,6 +272,15 @@ def test_the_web_steps_show_their_top_entries_in_the_report(web_output, browser)
     assert boilerplate["top"] and table_rows(page, "boilerplate") == [
         [t["text"], f"{t['documents']:,}"] for t in boilerplate["top"]
     ]
+    # A contaminated sample shows its first eval match marked: the passage the
+    # reason quotes (its first 13-gram, up to 120 characters) starts it.
+    contaminated = page.locator("#samples tr", has_text="contaminated")
+    assert contaminated.count() >= 1
+    for k in range(contaminated.count()):
+        row = contaminated.nth(k)
+        reason = row.locator("td").nth(3).inner_text()
+        quoted = ast.literal_eval(re.search(r"first: (.*)$", reason).group(1))
+        assert row.locator("mark").inner_text().startswith(quoted)
     top_items = manifest["decontaminate"]["sources"]["quiz"]["top_items"]
     assert top_items and table_rows(page, "contamination") == [
         ["quiz", t["item_id"], f"{t['documents']:,}"] for t in top_items

@@ -34,6 +34,9 @@ SCORE = "__dds_score"  # reward: the score as float64
 CONTAMINATION_SOURCE = "__dds_contamination_source"
 CONTAMINATION_ITEM = "__dds_contamination_item"
 CONTAMINATION_MATCHES = "__dds_contamination_matches"
+# ... and its first matching passage in the text (code points [start, end);
+# text rows only), for the report's samples.
+CONTAMINATION_SPAN = "__dds_contamination_span"
 # Dedup: the kept member's id of the row's duplicate cluster (null outside any).
 CLUSTER = "__dds_cluster"
 SIMILARITY = "__dds_similarity"  # dedup: MinHash similarity to the kept member

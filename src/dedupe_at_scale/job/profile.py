@@ -98,6 +98,11 @@ def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str
     rules = rejected.column(col.RULE).to_pylist()
     reasons = rejected.column(col.REASON).to_pylist()
     texts = rejected.column(cfg.input.document_column)
+    spans = (
+        rejected.column(col.CONTAMINATION_SPAN).to_pylist()
+        if col.CONTAMINATION_SPAN in rejected.column_names
+        else [None] * rejected.num_rows
+    )
     chosen: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for i, (id_, stage, rule) in enumerate(zip(ids, stages, rules)):
         key = _key(id_)
@@ -106,11 +111,22 @@ def _samples(table: pa.Table, kept: np.ndarray, cfg: JobConfig) -> list[dict[str
     for (stage, rule), rows in chosen.items():
         for key, i in sorted(rows)[:SAMPLES_PER_RULE]:
             text = texts[i].as_py() or ""
-            out.append({
-                "stage": stage, "rule": rule, "id": ids[i], "reason": reasons[i], "key": key,
-                "text": text[:SAMPLE_CHARS], "truncated": len(text) > SAMPLE_CHARS,
-            })  # fmt: skip
+            sample = {"stage": stage, "rule": rule, "id": ids[i], "reason": reasons[i], "key": key}
+            out.append(sample | _excerpt(text, spans[i]))
     return out
+
+
+def _excerpt(text: str, span: list[int] | None) -> dict[str, Any]:
+    """SAMPLE_CHARS of the text: its start, or around a marked passage (the
+    first eval match of a contaminated document) with where it lies."""
+    if span is None:
+        return {"text": text[:SAMPLE_CHARS], "truncated": len(text) > SAMPLE_CHARS}
+    start = max(0, min(span[0] - SAMPLE_CHARS // 4, len(text) - SAMPLE_CHARS))
+    end = start + SAMPLE_CHARS
+    return {
+        "text": text[start:end], "truncated": len(text) > end, "offset": start,
+        "mark": [span[0] - start, min(span[1], end) - start],
+    }  # fmt: skip
 
 
 def _key(value: Any) -> str:

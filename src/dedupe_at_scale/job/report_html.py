@@ -21,7 +21,7 @@ import plotly.offline
 from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, resolve, write_text
 from dedupe_at_scale.job.report import unit_sections
-from dedupe_at_scale.job.report_pairs import pairs_section
+from dedupe_at_scale.job.report_texts import pairs_section, samples_section
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import StorageConfig
@@ -68,7 +68,7 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _unit_tables(page, manifest)
     if profile.get("duplicate_pairs"):
         page.section("pairs", "Duplicate pairs", pairs_section(profile["duplicate_pairs"]))
-    _samples(page, manifest, profile)
+    page.section("samples", "Rejected samples", samples_section(manifest, profile))
     return page.render(manifest)
 
 
@@ -383,26 +383,6 @@ def _unit_tables(page: _Page, manifest: dict[str, Any]) -> None:
         for t in unit.report_tables(section):
             note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
             page.section(t.anchor, t.title, note + _table(t.headers, t.rows))
-
-
-def _samples(page: _Page, m: dict[str, Any], profile: dict[str, Any]) -> None:
-    samples = profile.get("samples", [])
-    if not m["config"]["output"].get("rejected_text"):
-        body = "<p class='note'>output.rejected_text is off: no rejected text is shown.</p>"
-    elif not samples:
-        body = "<p class='note'>Nothing was rejected.</p>"
-    else:
-        rows = "".join(
-            f"<tr><td>{html.escape(s['stage'])}</td><td>{html.escape(s['rule'])}</td>"
-            f"<td>{html.escape(str(s['id']))}</td><td>{html.escape(s['reason'] or '')}</td>"
-            f"<td><pre>{html.escape(s['text'])}{'…' if s['truncated'] else ''}</pre></td></tr>"
-            for s in samples
-        )
-        body = (
-            "<table><tr><th>stage</th><th>rule</th><th>id</th><th>reason</th>"
-            f"<th>text</th></tr>{rows}</table>"
-        )
-    page.section("samples", "Rejected samples", body)
 
 
 def rebuild_report(uri: str, storage: StorageConfig | None = None) -> str:

@@ -277,6 +277,20 @@ def cut(text: str, spans: list[tuple[int, int]], cfg: DecontaminateConfig) -> li
     return [p.strip() for p in pieces if len(p.strip()) >= cfg.min_piece_chars]
 
 
+SPAN = pa.list_(pa.int32(), 2)
+
+
+def first_passage(spans: list[tuple[int, int]]) -> list[int]:
+    """[start, end) of the first run of overlapping or touching match spans."""
+    ordered = sorted(spans)
+    start, end = ordered[0]
+    for a, b in ordered[1:]:
+        if a > end:
+            break
+        end = max(end, b)
+    return [start, end]
+
+
 class DecontaminateStage(Stage):
     name = stage = "decontaminate"
     needs = (RESOURCE,)
@@ -286,6 +300,7 @@ class DecontaminateStage(Stage):
         self.section = cfg.decontaminate
         self.index: EvalIndex = resources[RESOURCE]
         self.view = stage_views(cfg)["decontaminate"]
+        self.text_rows = cfg.input.format == "text"
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -304,6 +319,7 @@ class DecontaminateStage(Stage):
             pa.field(col.CONTAMINATION_SOURCE, pa.string()),
             pa.field(col.CONTAMINATION_ITEM, pa.string()),
             pa.field(col.CONTAMINATION_MATCHES, pa.int32()),
+            pa.field(col.CONTAMINATION_SPAN, SPAN),
         ]
 
     def __call__(self, batch: Batch) -> StageResult:
@@ -316,6 +332,13 @@ class DecontaminateStage(Stage):
             col.CONTAMINATION_ITEM: scatter(n, rows, [hits[r].item_id for r in rows], pa.string()),
             col.CONTAMINATION_MATCHES: scatter(
                 n, rows, [hits[r].matches for r in rows], pa.int32()
+            ),
+            # Spans are in the view's text, which is the document's for text rows only.
+            col.CONTAMINATION_SPAN: scatter(
+                n,
+                rows,
+                [first_passage(hits[r].spans) for r in rows] if self.text_rows else [],
+                SPAN,
             ),
         }
         if not rows:

@@ -10,7 +10,7 @@ import pyarrow as pa
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.job.profile import PAIRS, _cluster_rows, duplicate_pairs
-from dedupe_at_scale.job.report_pairs import marked
+from dedupe_at_scale.job.report_texts import marked
 
 
 def rows(n_clusters: int, seed: int = 0) -> list[dict]:

@@ -1,7 +1,9 @@
-"""report.html's duplicate pairs: a removed duplicate beside the member its
-cluster kept, with the passages they share marked (runs of at least
-MIN_SHARED words in the same order in both, difflib's matching blocks; of
-MIN_SHARED_CHARS characters for scripts written without spaces)."""
+"""report.html's texts: a few rejected texts per rule (a contaminated one
+around its first eval match, marked), and duplicate pairs, a removed
+duplicate beside the member its cluster kept with the passages they share
+marked (runs of at least MIN_SHARED words in the same order in both,
+difflib's matching blocks; of MIN_SHARED_CHARS characters for scripts
+written without spaces)."""
 
 from __future__ import annotations
 
@@ -63,4 +65,38 @@ def pairs_section(pairs: list[dict[str, Any]]) -> str:
         "of each.</p><table class='pairs'><tr><th>rule</th><th>kept</th><th>removed</th></tr>"
         + "".join(rows)
         + "</table>"
+    )
+
+
+def samples_section(m: dict[str, Any], profile: dict[str, Any]) -> str:
+    """The rejected samples' body: a few texts per rule."""
+    samples = profile.get("samples", [])
+    if not m["config"]["output"].get("rejected_text"):
+        body = "<p class='note'>output.rejected_text is off: no rejected text is shown.</p>"
+    elif not samples:
+        body = "<p class='note'>Nothing was rejected.</p>"
+    else:
+        rows = "".join(
+            f"<tr><td>{html.escape(s['stage'])}</td><td>{html.escape(s['rule'])}</td>"
+            f"<td>{html.escape(str(s['id']))}</td><td>{html.escape(s['reason'] or '')}</td>"
+            f"<td><pre>{_sample_text(s)}{'…' if s['truncated'] else ''}</pre></td></tr>"
+            for s in samples
+        )
+        body = (
+            "<table><tr><th>stage</th><th>rule</th><th>id</th><th>reason</th>"
+            f"<th>text</th></tr>{rows}</table>"
+        )
+    return body
+
+
+def _sample_text(sample: dict[str, Any]) -> str:
+    """A sample's text as HTML; a passage it names (`mark`) in <mark>."""
+    text = sample["text"]
+    if "mark" not in sample:
+        return html.escape(text)
+    a, b = sample["mark"]
+    before = "…" if sample.get("offset") else ""
+    return (
+        f"{before}{html.escape(text[:a])}<mark>{html.escape(text[a:b])}</mark>"
+        f"{html.escape(text[b:])}"
     )
