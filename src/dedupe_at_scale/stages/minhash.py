@@ -161,16 +161,7 @@ def signatures(
     """(n, num_perm) uint32 MinHash signatures and (n, 2) uint64 hashes of the
     token sequence (the exact-duplicate key) of normalized texts. Texts with no
     token get an all-EMPTY signature."""
-    data, offsets = string_buffers(normalized)
-    a, b = params.permutations()
-    n = len(normalized)
-    sigs = np.empty((n, params.num_perm), dtype=np.uint32)
-    exact = np.empty((n, 2), dtype=np.uint64)
-    signature_kernel(
-        data, offsets, np.ascontiguousarray(char_mode, dtype=np.bool_),
-        params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
-    )  # fmt: skip
-    return sigs, exact
+    return _sign(signature_kernel, normalized, char_mode, params)
 
 
 def text_signatures(
@@ -183,12 +174,19 @@ def text_signatures(
         return signatures(normalize(texts, unicode_form), char_mode, params)
     if unicode_form:
         texts = pc.utf8_normalize(texts, unicode_form)
+    return _sign(raw_signature_kernel, texts, char_mode, params, *tables)
+
+
+def _sign(kernel, texts: pa.Array, char_mode: np.ndarray, params: MinHashParams,
+          *tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Run a signature kernel (its code-point tables, if it takes any, after
+    the modes) over the texts' buffers."""
     data, offsets = string_buffers(texts)
     a, b = params.permutations()
     n = len(texts)
     sigs = np.empty((n, params.num_perm), dtype=np.uint32)
     exact = np.empty((n, 2), dtype=np.uint64)
-    raw_signature_kernel(
+    kernel(
         data, offsets, np.ascontiguousarray(char_mode, dtype=np.bool_), *tables,
         params.ngram_size, params.char_ngram_size, a, b, sigs, exact,
     )  # fmt: skip
