@@ -16,6 +16,7 @@ another machine has installed gives another one, so a benchmark compares
 both sides on the corpus of its own run.
 
     .venv/bin/python benchmarks/real_text.py --mb 50     # prints what it built
+    .venv/bin/python benchmarks/real_text.py --mb 20 --output real-input   # Parquet
 """
 
 from __future__ import annotations
@@ -203,7 +204,13 @@ def main() -> None:
     )
     parser.add_argument("--mb", type=float, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", help="write it here as Parquet shards, for a job")
+    parser.add_argument("--shards", type=int, default=8, help="with --output")
     args = parser.parse_args()
+    if args.output:
+        docs = write_real_corpus(Path(args.output), args.mb, args.shards, args.seed)
+        print(f"wrote {docs:,} documents in {args.shards} shards to {args.output}")
+        return
     print(describe(real_corpus(args.mb, args.seed)))
 
 
