@@ -45,7 +45,7 @@ EXAMPLES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "scaling": (
         ["--docs", "6000", "--shards", "8"],
         ["--config", "jobs/scaling.yaml"],
-        ["subsets"],
+        ["subsets", "splits"],
     ),
     "chat": (
         ["--format", "chat", "--docs", "20000", "--shards", "8"],

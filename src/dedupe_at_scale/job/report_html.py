@@ -25,6 +25,7 @@ from dedupe_at_scale.job.report_texts import pairs_section, samples_section
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import StorageConfig
+    from dedupe_at_scale.report_parts import ReportBars
 
 HTML, DATA = "report.html", "report.json"
 TEMPLATE = "plotly_white"
@@ -61,11 +62,8 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _rules(page, manifest)
     _languages(page, manifest)
     _distributions(page, profile)
-    _clusters(page, manifest)
-    _mixture(page, manifest)
-    _subsets_and_splits(page, manifest)
+    _unit_sections(page, manifest)
     _top_reasons(page, profile)
-    _unit_tables(page, manifest)
     if profile.get("duplicate_pairs"):
         page.section("pairs", "Duplicate pairs", pairs_section(profile["duplicate_pairs"]))
     page.section("samples", "Rejected samples", samples_section(manifest, profile))
@@ -294,77 +292,6 @@ def _count_axis(scale: str, top: int) -> dict[str, Any]:
     return {"type": "log", "dtick": DECADES, "autorange": False, "range": [-0.05, decades + 0.05]}
 
 
-def _clusters(page: _Page, m: dict[str, Any]) -> None:
-    dedup = m.get("dedup", {})
-    sizes = dedup.get("cluster_sizes")
-    if not dedup.get("enabled") or sizes is None:
-        return
-    x = sorted(int(k) for k in sizes)
-    figure = go.Figure(go.Bar(x=x, y=[sizes[str(k)] for k in x], marker={"color": "#6d597a"}))
-    figure.update_layout(title="Duplicate clusters by size (documents per cluster)")
-    figure.update_yaxes(type="log", title="clusters", dtick=DECADES)
-    figure.update_xaxes(title="documents per cluster")
-    body = (
-        f"<p class='note'>{dedup['clusters']:,} clusters; {dedup['exact_duplicates_removed']:,} "
-        f"exact and {dedup['near_duplicates_removed']:,} near duplicates removed.</p>"
-    )
-    page.section("duplicates", "Duplicate clusters", body + _plot("plot-clusters", figure))
-
-
-def _mixture(page: _Page, m: dict[str, Any]) -> None:
-    mix = m.get("mixture", {})
-    if not mix.get("enabled"):
-        return
-    groups = list(mix["groups"])
-    figure = go.Figure([
-        go.Bar(name="target", x=groups, y=[mix["groups"][g]["target_share"] for g in groups],
-               marker={"color": "#adb5bd"}),
-        go.Bar(name="achieved", x=groups, y=[mix["groups"][g]["achieved_share"] for g in groups],
-               marker={"color": KEPT}),
-    ])  # fmt: skip
-    figure.update_layout(
-        barmode="group", title=f"Mixture by {mix['group_column']} (share of {mix['unit']})"
-    )
-    figure.update_yaxes(tickformat=".0%", title=f"share of {mix['unit']}")
-    figure.update_xaxes(title=mix["group_column"])
-    warnings = "".join(f"<p class='note'>⚠ {html.escape(w)}</p>" for w in mix["warnings"])
-    page.section("mixture", "Mixture", _plot("plot-mixture", figure) + warnings)
-
-
-def _subsets_and_splits(page: _Page, m: dict[str, Any]) -> None:
-    plots = []
-    subsets = m.get("subsets", {})
-    if subsets.get("enabled"):
-        names = list(subsets["subsets"])
-        groups = list(subsets["pool_group_shares"])
-        figure = go.Figure([
-            go.Bar(name=g, x=names,
-                   y=[subsets["subsets"][s]["group_shares"].get(g, 0.0) for s in names])
-            for g in groups
-        ])  # fmt: skip
-        figure.update_layout(
-            barmode="stack", title=f"Nested subsets: group shares ({subsets['unit']})"
-        )
-        figure.update_xaxes(title="subset (% of output)", type="category")
-        figure.update_yaxes(tickformat=".0%", title="group share")
-        plots.append(_plot("plot-subsets", figure))
-    splits = m.get("splits", {})
-    if splits.get("enabled"):
-        names = list(splits["splits"])
-        figure = go.Figure([
-            go.Bar(name="target", x=names, y=[splits["splits"][s]["target_share"] for s in names],
-                   marker={"color": "#adb5bd"}),
-            go.Bar(name="achieved", x=names,
-                   y=[splits["splits"][s]["achieved_share"] for s in names], marker={"color": KEPT}),
-        ])  # fmt: skip
-        figure.update_layout(barmode="group", title=f"Splits by {splits['key']} ({splits['unit']})")
-        figure.update_yaxes(type="log", tickformat=".1%", dtick=DECADES, title="share (log)")
-        figure.update_xaxes(title="split")
-        plots.append(_plot("plot-splits", figure))
-    if plots:
-        page.section("subsets", "Subsets and splits", f"<div class='grid'>{''.join(plots)}</div>")
-
-
 def _top_reasons(page: _Page, profile: dict[str, Any]) -> None:
     """The most frequent reasons of stages whose reasons name list entries."""
     for stage, counts in profile.get("reasons", {}).items():
@@ -377,12 +304,34 @@ def _top_reasons(page: _Page, profile: dict[str, Any]) -> None:
         page.section(f"reasons-{stage}", f"Most frequent {stage} reasons", body + table)
 
 
-def _unit_tables(page: _Page, manifest: dict[str, Any]) -> None:
-    """The tables stages and steps declare from their sections (report_tables)."""
+def _unit_sections(page: _Page, manifest: dict[str, Any]) -> None:
+    """The sections stages and steps declare from their manifest sections
+    (report_sections, report_parts.py): a note, a table, plots, warnings."""
     for unit, section in unit_sections(manifest):
-        for t in unit.report_tables(section):
-            note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
-            page.section(t.anchor, t.title, note + _table(t.headers, t.rows))
+        for part in unit.report_sections(section):
+            body = f"<p class='note'>{html.escape(part.note)}</p>" if part.note else ""
+            if part.table is not None:
+                body += _table(*part.table)
+            plots = [_plot(bars.div_id, _bars(bars)) for bars in part.plots]
+            body += plots[0] if len(plots) == 1 else f"<div class='grid'>{''.join(plots)}</div>"
+            body += "".join(f"<p class='note'>⚠ {html.escape(w)}</p>" for w in part.warnings)
+            page.section(part.anchor, part.title, body)
+
+
+COLOURS = {"kept": KEPT, "muted": "#adb5bd", "accent": "#6d597a"}
+
+
+def _bars(spec: ReportBars) -> go.Figure:
+    figure = go.Figure([
+        go.Bar(name=name, x=x, y=y, marker={"color": COLOURS[c]} if c else None)
+        for name, x, y, c in spec.bars
+    ])  # fmt: skip
+    figure.update_layout(barmode=spec.barmode, title=spec.title)
+    figure.update_xaxes(title=spec.x_title, type="category" if spec.x_category else None)
+    figure.update_yaxes(title=spec.y_title, tickformat=spec.y_format or None)
+    if spec.log_y:
+        figure.update_yaxes(type="log", dtick=DECADES)
+    return figure
 
 
 def rebuild_report(uri: str, storage: StorageConfig | None = None) -> str:

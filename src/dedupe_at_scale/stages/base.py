@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,7 @@ from dedupe_at_scale import columns as col
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.report_parts import ReportSection
     from dedupe_at_scale.sections import Section
 
 
@@ -154,16 +155,6 @@ class Files(Protocol):
         ...
 
 
-class ReportTable(NamedTuple):
-    """A table a stage or step puts in report.html (its own section)."""
-
-    anchor: str  # the section's id in the page
-    title: str
-    note: str  # a line above the table: what it counts
-    headers: list[str]
-    rows: list[list[Any]]
-
-
 @dataclass
 class StageResult:
     columns: dict[str, pa.Array] = field(default_factory=dict)
@@ -226,7 +217,7 @@ class Stage:
         return []
 
     @staticmethod
-    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
-        """Its tables in report.html, from its manifest section (called as
-        summary() is)."""
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        """Its sections of report.html (report_parts.py), from its manifest
+        section (called as summary() is)."""
         return []

@@ -29,8 +29,8 @@ from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.io.storage import Location
+    from dedupe_at_scale.report_parts import ReportSection
     from dedupe_at_scale.sections import Section
-    from dedupe_at_scale.stages.base import ReportTable
 
 
 @dataclass(frozen=True)
@@ -209,9 +209,9 @@ class GlobalStep:
         return []
 
     @staticmethod
-    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
-        """Its tables in report.html, from its manifest section (called as
-        summary() is)."""
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        """Its sections of report.html (report_parts.py), from its manifest
+        section (called as summary() is)."""
         return []
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.stages.base import ReportTable
+from dedupe_at_scale.report_parts import ReportSection
 from dedupe_at_scale.stages.decontaminate import RESOURCE as INDEX
 from dedupe_at_scale.steps.base import (
     GlobalStep,
@@ -61,7 +61,7 @@ class Contamination(GlobalStep):
         ]
 
     @staticmethod
-    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
         rows = [
             [name, item["item_id"], item["documents"]]
             for name, s in section.get("sources", {}).items()
@@ -69,11 +69,11 @@ class Contamination(GlobalStep):
         ]
         if not rows:
             return []
-        return [ReportTable(
+        return [ReportSection(
             "contamination", "Eval items found in the most documents",
             f"Per eval set, its items whose {section['ngram_size']}-grams the most documents "
             "hold (contamination/ lists every document, its item and matches).",
-            ["eval set", "item", "documents"], rows,
+            table=(["eval set", "item", "documents"], rows),
         )]  # fmt: skip
 
     @staticmethod

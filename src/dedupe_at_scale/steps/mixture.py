@@ -28,11 +28,12 @@ from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.domain_caps import RULE as CAP_RULE
 from dedupe_at_scale.steps.domain_caps import capped_rows, caps_report, domain_cuts
-from dedupe_at_scale.steps.mixture_summary import mixture_summary, summary_lines
+from dedupe_at_scale.steps.mixture_summary import mixture_section, mixture_summary, summary_lines
 from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.report_parts import ReportSection
 
 BINS = 4096
 OTHER = "__other__"  # rows whose group has no weight
@@ -293,6 +294,10 @@ class Mixture(GlobalStep):
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
         return summary_lines(section)
+
+    @staticmethod
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        return [mixture_section(section)]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dedupe_at_scale.report_parts import ReportBars, ReportSection
 from dedupe_at_scale.summary_table import text_table
 
 if TYPE_CHECKING:
@@ -84,3 +85,15 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
             f"{caps['max_per_domain']:g} {caps['unit']}" + (f" ({shown})" if n else "")
         )
     return lines + [""]
+
+
+def mixture_section(mix: dict[str, Any]) -> ReportSection:
+    """report.html's mixture: target against achieved share per group."""
+    groups = list(mix["groups"])
+    bars = ReportBars(
+        "plot-mixture", f"Mixture by {mix['group_column']} (share of {mix['unit']})",
+        [("target", groups, [mix["groups"][g]["target_share"] for g in groups], "muted"),
+         ("achieved", groups, [mix["groups"][g]["achieved_share"] for g in groups], "kept")],
+        mix["group_column"], f"share of {mix['unit']}", y_format=".0%",
+    )  # fmt: skip
+    return ReportSection("mixture", "Mixture", plots=(bars,), warnings=tuple(mix["warnings"]))

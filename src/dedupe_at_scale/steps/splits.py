@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.report_parts import ReportBars, ReportSection
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome
 from dedupe_at_scale.steps.mixture import ORDER, copies_of, draws, output_unit, units, with_order
 
@@ -107,6 +108,17 @@ class Splits(GlobalStep):
             for name, v in section["splits"].items()
         )
         return [f"Splits by {section['key']}: {parts} (see splits/)."]
+
+    @staticmethod
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        names = list(section["splits"])
+        bars = ReportBars(
+            "plot-splits", f"Splits by {section['key']} ({section['unit']})",
+            [("target", names, [section["splits"][s]["target_share"] for s in names], "muted"),
+             ("achieved", names, [section["splits"][s]["achieved_share"] for s in names], "kept")],
+            "split", "share (log)", log_y=True, y_format=".1%",
+        )  # fmt: skip
+        return [ReportSection("splits", "Splits", plots=(bars,))]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -26,6 +26,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.output import subset_name
+from dedupe_at_scale.report_parts import ReportBars, ReportSection
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.mixture import (
     COPIES,
@@ -209,6 +210,18 @@ class Subsets(GlobalStep):
         return [
             f"Nested subsets of {section['drawn_from']} in {section['unit']}: {parts} (see subsets/)."
         ]
+
+    @staticmethod
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        names = list(section["subsets"])
+        bars = ReportBars(
+            "plot-subsets", f"Nested subsets: group shares ({section['unit']})",
+            [(g, names, [section["subsets"][s]["group_shares"].get(g, 0.0) for s in names], None)
+             for g in section["pool_group_shares"]],
+            "subset (% of output)", "group share", barmode="stack", y_format=".0%",
+            x_category=True,
+        )  # fmt: skip
+        return [ReportSection("subsets", "Subsets", plots=(bars,))]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

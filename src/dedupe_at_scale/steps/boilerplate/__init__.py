@@ -26,8 +26,9 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.storage import read_parquet
+from dedupe_at_scale.report_parts import ReportSection
 from dedupe_at_scale.sections import Require, Section
-from dedupe_at_scale.stages.base import Batch, ReportTable, scatter
+from dedupe_at_scale.stages.base import Batch, scatter
 from dedupe_at_scale.steps.base import (
     Decision,
     GlobalStep,
@@ -86,13 +87,13 @@ class Boilerplate(GlobalStep):
         ]
 
     @staticmethod
-    def report_tables(section: dict[str, Any]) -> list[ReportTable]:
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
         unit = section["unit"]
-        return [ReportTable(
+        return [ReportSection(
             "boilerplate", f"Most frequent boilerplate {unit}s",
             f"The {unit}s found in the most documents (at least {section['min_documents']} makes "
             f"a {unit} boilerplate), each cut from them; first 200 characters.",
-            [unit, "documents"], [[t["text"], t["documents"]] for t in section.get("top", [])],
+            table=([unit, "documents"], [[t["text"], t["documents"]] for t in section.get("top", [])]),
         )]  # fmt: skip
 
     def run(self, view: StagedView) -> StepOutcome:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dedupe_at_scale.io.storage import Location, read_parquet
+from dedupe_at_scale.report_parts import ReportBars, ReportSection
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
 from dedupe_at_scale.steps.dedup.keep import DECISION_SCHEMA, apply_decisions
@@ -31,6 +32,23 @@ class Dedup(GlobalStep):
             f"Dedup: {section['exact_duplicates_removed']} exact and {section['near_duplicates_removed']} "
             f"near duplicates removed in {section['clusters']} clusters (see duplicates/)."
         ]
+
+    @staticmethod
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        sizes = section.get("cluster_sizes")
+        if sizes is None:
+            return []
+        x = sorted(int(k) for k in sizes)
+        bars = ReportBars(
+            "plot-clusters", "Duplicate clusters by size (documents per cluster)",
+            [(None, x, [sizes[str(k)] for k in x], "accent")],
+            "documents per cluster", "clusters", log_y=True,
+        )  # fmt: skip
+        note = (
+            f"{section['clusters']:,} clusters; {section['exact_duplicates_removed']:,} exact and "
+            f"{section['near_duplicates_removed']:,} near duplicates removed."
+        )
+        return [ReportSection("duplicates", "Duplicate clusters", note, plots=(bars,))]
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
