@@ -5,10 +5,12 @@ Ignoring SIGINT around the teardown (a `with` block) leaves a window: a
 Ctrl-C that lands as the teardown function is entered raises there, after
 the run's last line, as a traceback. Here the handler itself decides, from a
 flag the command clears with a plain attribute store (Python runs signal
-handlers at calls and loops, never inside a store), so there is no window."""
+handlers at calls and loops, never inside a store), so there is no window.
+A Ctrl-C that lands inside a finalizer is delivered again after it."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -28,9 +30,29 @@ GATE = Gate()
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    if GATE.open:
-        GATE.open = False  # a second Ctrl-C while the first is handled is ignored
-        raise KeyboardInterrupt
+    if not GATE.open:
+        return
+    if _in_finalizer(frame):
+        # Raised inside a __del__ (Ray Data's Dataset has one), the interrupt
+        # would be printed as "Exception ignored" and dropped: deliver it again
+        # once the finalizer has returned.
+        again = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signal.SIGINT))
+        again.daemon = True  # never holds the interpreter's exit
+        again.start()
+        return
+    GATE.open = False  # a second Ctrl-C while the first is handled is ignored
+    raise KeyboardInterrupt
+
+
+REDELIVER_S = 0.05
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install() -> Callable[[], None]:
