@@ -143,7 +143,8 @@ def _cluster_rows(table: pa.Table, cfg: JobConfig) -> list[dict[str, Any]]:
         return []
     rows = table.filter(pc.is_valid(table.column(col.CLUSTER)))
     clusters = rows.column(col.CLUSTER).to_pylist()
-    chosen = sorted({_key(c) for c in clusters})[:PAIRS]
+    keys = [_key(c) for c in clusters]
+    chosen = set(sorted(set(keys))[:PAIRS])
     if not chosen:
         return []
     ids = pc.cast(rows.column(cfg.input.id_column), pa.string()).to_pylist()
@@ -151,8 +152,7 @@ def _cluster_rows(table: pa.Table, cfg: JobConfig) -> list[dict[str, Any]]:
     stages = rows.column(col.STAGE).to_pylist()
     similarity = rows.column(col.SIMILARITY).to_pylist()
     out = []
-    for i, cluster in enumerate(clusters):
-        key = _key(cluster)
+    for i, (cluster, key) in enumerate(zip(clusters, keys)):
         if key in chosen:
             text = texts[i].as_py() or ""
             out.append({

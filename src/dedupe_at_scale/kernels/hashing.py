@@ -9,6 +9,8 @@ import numpy as np
 
 # 2^64 / golden ratio, odd: a multiplier that spreads consecutive inputs.
 MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+# FNV-1a over bytes (MinHash's tokens, the BPE kernel's vocabulary).
+FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 
 @numba.njit(cache=True, inline="always")

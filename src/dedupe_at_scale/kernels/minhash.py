@@ -8,18 +8,16 @@ import numba
 import numpy as np
 
 from dedupe_at_scale.kernels.codepoints import decode
-from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
+from dedupe_at_scale.kernels.hashing import FNV_OFFSET, FNV_PRIME, MULTIPLIER, mix
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
 TOKEN_SEED = np.uint64(4)
 
 
 @numba.njit(cache=True, inline="always")
 def _fnv(data, start, end, seed):
-    h = _FNV_OFFSET ^ seed
+    h = FNV_OFFSET ^ seed
     for k in range(start, end):
-        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+        h = (h ^ np.uint64(data[k])) * FNV_PRIME
     return mix(h)
 
 
@@ -100,17 +98,17 @@ def _sign(tok_hash, count, n, a, b, sig, exact):
 def _fnv_code_point(h, cp):
     """FNV-1a of h over cp's UTF-8 bytes."""
     if cp < 0x80:
-        return (h ^ np.uint64(cp)) * _FNV_PRIME
+        return (h ^ np.uint64(cp)) * FNV_PRIME
     if cp < 0x800:
-        h = (h ^ np.uint64(0xC0 | (cp >> 6))) * _FNV_PRIME
+        h = (h ^ np.uint64(0xC0 | (cp >> 6))) * FNV_PRIME
     else:
         if cp < 0x10000:
-            h = (h ^ np.uint64(0xE0 | (cp >> 12))) * _FNV_PRIME
+            h = (h ^ np.uint64(0xE0 | (cp >> 12))) * FNV_PRIME
         else:
-            h = (h ^ np.uint64(0xF0 | (cp >> 18))) * _FNV_PRIME
-            h = (h ^ np.uint64(0x80 | ((cp >> 12) & 0x3F))) * _FNV_PRIME
-        h = (h ^ np.uint64(0x80 | ((cp >> 6) & 0x3F))) * _FNV_PRIME
-    return (h ^ np.uint64(0x80 | (cp & 0x3F))) * _FNV_PRIME
+            h = (h ^ np.uint64(0xF0 | (cp >> 18))) * FNV_PRIME
+            h = (h ^ np.uint64(0x80 | ((cp >> 12) & 0x3F))) * FNV_PRIME
+        h = (h ^ np.uint64(0x80 | ((cp >> 6) & 0x3F))) * FNV_PRIME
+    return (h ^ np.uint64(0x80 | (cp & 0x3F))) * FNV_PRIME
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,7 +123,7 @@ def raw_signature_kernel(data, offsets, char_mode, is_word, lower, n_words, n_ch
         longest = max(longest, offsets[d + 1] - offsets[d] + 1)
     cps = np.empty(longest, dtype=np.int32)
     tok_hash = np.empty(longest, dtype=np.uint64)
-    start_hash = _FNV_OFFSET ^ TOKEN_SEED
+    start_hash = FNV_OFFSET ^ TOKEN_SEED
     for d in range(offsets.shape[0] - 1):
         n_cps = decode(data, offsets[d], offsets[d + 1], cps)
         count = 0

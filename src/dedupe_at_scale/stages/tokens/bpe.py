@@ -17,10 +17,10 @@ from typing import Any
 import numba
 import numpy as np
 
+from dedupe_at_scale.kernels.hashing import FNV_OFFSET, FNV_PRIME, MULTIPLIER
+
 EMPTY = np.uint64(0)
 MAX_PIECE_BYTES = 4096
-FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # spreads a pair's key over the table (Fibonacci hashing)
 
 
 @dataclass
@@ -57,7 +57,7 @@ def bpe_tables(model: dict[str, Any], byte_level: dict[int, str]) -> BpeTables |
     mask, shift = size - 1, 64 - (size.bit_length() - 1)
     for rank, (a, b) in enumerate(merges):
         key = ((vocab[a] + 1) << 32) | (vocab[b] + 1)
-        slot = ((key * int(GOLDEN)) & 0xFFFFFFFFFFFFFFFF) >> shift
+        slot = ((key * int(MULTIPLIER)) & 0xFFFFFFFFFFFFFFFF) >> shift
         while keys[slot] != EMPTY and keys[slot] != key:
             slot = (slot + 1) & mask
         # A repeated merge takes its last rank, as the library's map does.
@@ -98,7 +98,7 @@ def _merge_rank(keys, ranks, new, shift, a, b):
     """(rank, result) of merging tokens a and b, or (-1, -1)."""
     key = (np.uint64(a + 1) << np.uint64(32)) | np.uint64(b + 1)
     mask = len(keys) - 1
-    slot = np.int64((key * GOLDEN) >> shift)
+    slot = np.int64((key * MULTIPLIER) >> shift)
     while keys[slot] != EMPTY:
         if keys[slot] == key:
             return ranks[slot], new[slot]
