@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(400)]
 
 
 class WorkerKiller(threading.Thread):
-    """SIGKILLs the first Ray worker seen running each target task."""
+    """SIGKILLs the first Ray worker seen running each target task, among
+    this process's own Ray's workers (another pytest worker's Ray may run
+    the same task names at the same time)."""
 
     def __init__(self, targets: list[str]):
         super().__init__(daemon=True)
@@ -42,6 +44,8 @@ class WorkerKiller(threading.Thread):
                 title = " ".join(proc.info["cmdline"] or [])
                 if title.startswith("ray::") and self.targets and self.targets[0] in title:
                     try:
+                        if os.getpid() not in {p.pid for p in proc.parents()}:
+                            continue
                         proc.kill()
                     except psutil.NoSuchProcess:
                         continue
