@@ -287,9 +287,11 @@ def test_tokens_unit_needs_the_tokens_stage(tmp_path):
 
 def test_job_counts_tokens_per_row_stage_and_group(ray_cluster, sample_dir, tmp_path):
     """n_tokens of every kept row is the tokenizer's own count; the manifest's
-    tokens add up per stage and per rule; a tokens mixture hits its target."""
+    tokens add up per stage and per rule, exactly with `count: all`; a tokens
+    mixture hits its target."""
     total = 300_000
     spec = {
+        "tokens": {"count": "all"},
         "mixture": {
             "enabled": True, "group_column": "source", "unit": "tokens", "total": total,
             "weights": {"web": 0.4, "news": 0.3, "forum": 0.2, "encyclopedia": 0.1},
@@ -328,6 +330,70 @@ def test_job_counts_tokens_per_row_stage_and_group(ray_cluster, sample_dir, tmp_
     assert abs(sum(g["tokens_written"] for g in groups.values()) - total) < 0.01 * total
     for group, g in groups.items():
         assert abs(g["achieved_share"] - g["target_share"]) < 0.01, group
+
+
+def test_counting_only_kept_rows_estimates_the_rest_from_bytes(ray_cluster, sample_dir, tmp_path):
+    """tokens.count: kept: data/ has the same exact counts; the manifest
+    estimates the tokens of rows a per-document stage rejected from their
+    bytes (close to their real count on the sample) and has the exact count
+    of those a global step (dedup) removed."""
+    from dedupe_at_scale.stages import REGISTRY
+
+    spec = {"tokens": {"count": "kept"}, "output": {"rejected_text": True}}
+    config = write_config(tmp_path / "job.yaml", spec)
+    out = tmp_path / "out"
+    args = ["run", "--input", str(sample_dir), "--output", str(out), "--config", str(config)]
+    assert main(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    tokenizer = Tokenizer.from_str(DEFAULT)
+    data = pq.read_table(out / "data")
+    texts = data.column("text").to_pylist()
+    assert data.column("n_tokens").to_pylist() == reference_counts(tokenizer, texts).tolist()
+
+    per_document = {stage.stage for stage in REGISTRY if stage.stage}
+    rejected = pq.read_table(out / "rejected").to_pylist()
+    early = [r for r in rejected if r["stage"] in per_document]
+    late = [r for r in rejected if r["stage"] not in per_document]
+    assert early and late, "the sample has rejections of both kinds"
+    exact_late = reference_counts(tokenizer, [r["text"] for r in late])
+
+    tokens = manifest["tokens"]
+    assert tokens["counted"] == "kept"
+    estimated = tokens["estimated"]
+    # Most of the rejected rows' bytes were estimated; a sample was counted.
+    early_bytes = sum(len((r["text"] or "").encode()) for r in early)
+    assert 0.75 * early_bytes < estimated["from_bytes"] < early_bytes
+    exact_early = int(reference_counts(tokenizer, [r["text"] or "" for r in early]).sum())
+    stages = manifest["counts"]["stages"]
+    early_tokens = sum(stages[s]["tokens_rejected"] for s in per_document if s in stages)
+    assert abs(early_tokens - exact_early) < 0.1 * exact_early, (early_tokens, exact_early)
+    assert tokens["input"] == tokens["kept"] + tokens["rejected"]
+    late_tokens = sum(v["tokens_rejected"] for s, v in stages.items() if s not in per_document)
+    assert late_tokens == int(exact_late.sum())  # counted, exactly
+    assert tokens["rejected"] == early_tokens + late_tokens
+    assert tokens["kept"] == pc_sum(data, "n_tokens")
+
+
+def test_the_token_estimate_uses_the_sample_of_the_same_rule_then_stage():
+    from dedupe_at_scale import columns as col
+    from dedupe_at_scale.stages.tokens.estimate import TOKENS, TokenEstimate
+
+    def row(stage, rule, tokens, counted, uncounted):
+        return {col.STAGE: stage, col.RULE: rule, col.LANGUAGE: "en", TOKENS: tokens,
+                col.TOKENS_COUNTED_BYTES: counted, col.TOKENS_UNCOUNTED_BYTES: uncounted}  # fmt: skip
+
+    stats = [
+        row("", "", 250, 1000, 0),  # kept rows: no guide to the rejected ones
+        row("quality", "short", 30, 100, 700),  # 0.3 per byte
+        row("quality", "symbols", 90, 100, 900),  # 0.9
+        row("quality", "lines", 0, 0, 100),  # none sampled: the stage's 120/200
+        row("langid", "low_score", 0, 0, 50),  # no stage sample: all rejected, 120/200
+    ]
+    estimate = TokenEstimate(stats)
+    assert [estimate.tokens_of(r) for r in stats] == [250, 240, 900, 60, 30]
+    assert estimate.section() == {"tokens": 1110, "from_bytes": 1750,
+                                  "sampled": "1 in 8",
+                                  "tokens_per_byte_rejected": 0.6}  # fmt: skip
 
 
 def pc_sum(table: pa.Table, column: str) -> int:

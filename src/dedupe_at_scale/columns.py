@@ -43,6 +43,10 @@ SIMILARITY = "__dds_similarity"  # dedup: MinHash similarity to the kept member
 # Per-row counters, __dds_count_<name>: summed over the output on the driver
 # and reported in their stage's manifest section (pii's counts, say).
 COUNT_PREFIX = "__dds_count_"
+# tokens.count: kept: the text bytes of the rows counted and of those not
+# counted, from which the manifest estimates the latter's tokens.
+TOKENS_COUNTED_BYTES = COUNT_PREFIX + "tokens_counted_bytes"
+TOKENS_UNCOUNTED_BYTES = COUNT_PREFIX + "tokens_uncounted_bytes"
 
 LANGUAGE = "language"
 DOMAIN = "domain"  # the registrable domain of a document's URL (url_filter)

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.stages.tokens import N_TOKENS
+from dedupe_at_scale.stages.tokens.estimate import TOKENS  # n_tokens summed
 from dedupe_at_scale.steps.mixture import COPIES
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ class AccountingError(RuntimeError):
 
 STAT_KEYS = [col.STAGE, col.RULE, col.LANGUAGE]
 EXTRA_COPIES = "extra_copies"
-TOKENS = "tokens"  # n_tokens summed (when the tokens stage ran)
 EXTRA_COPY_TOKENS = "extra_copy_tokens"
 
 

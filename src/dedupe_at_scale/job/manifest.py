@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.storage import redact
-from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS, TOKENS
+from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS
 from dedupe_at_scale.stages import REGISTRY as STAGE_REGISTRY
 from dedupe_at_scale.stages import rejecting_stages
+from dedupe_at_scale.stages.tokens.estimate import TokenEstimate
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 
 if TYPE_CHECKING:
@@ -81,14 +82,16 @@ def stage_counts(
     return counts
 
 
-def token_counts(stats: list[dict[str, Any]]) -> dict[str, Any]:
+def token_counts(stats: list[dict[str, Any]], counted: str = "all") -> dict[str, Any]:
     """Tokens in, kept, rejected (by stage and rule) and written (with the
-    mixture's extra copies), and per language."""
+    mixture's extra copies), and per language. With `counted` "kept", the
+    tokens of rows a per-document stage rejected are estimated (TokenEstimate)."""
     by_rule: dict[str, Counter] = defaultdict(Counter)
     languages: dict[str, Counter] = defaultdict(Counter)
     kept = extra = 0
+    estimate = TokenEstimate(stats)
     for row in stats:
-        tokens = int(row.get(TOKENS, 0))
+        tokens = estimate.tokens_of(row)
         stage = row[col.STAGE]
         if stage:
             by_rule[stage][row[col.RULE]] += tokens
@@ -97,7 +100,9 @@ def token_counts(stats: list[dict[str, Any]]) -> dict[str, Any]:
         extra += int(row.get(EXTRA_COPY_TOKENS, 0))
         languages[row[col.LANGUAGE] or "unknown"]["rejected" if stage else "kept"] += tokens
     rejected = sum(sum(r.values()) for r in by_rule.values())
+    estimated = {"counted": "kept", "estimated": estimate.section()} if counted == "kept" else {}
     return {
+        **estimated,
         "input": kept + rejected,
         "kept": kept,
         "rejected": rejected,
@@ -142,7 +147,7 @@ def build_manifest(
             elif key.startswith(col.COUNT_PREFIX):
                 counters[key.removeprefix(col.COUNT_PREFIX)] += value
     kept = total - sum(by_stage.values())
-    tokens = token_counts(stats) if cfg.tokens.enabled else None
+    tokens = token_counts(stats, cfg.tokens.count) if cfg.tokens.enabled else None
     return {
         "format": FORMAT,
         "status": "complete",

@@ -133,6 +133,9 @@ def _overview(page: _Page, m: dict[str, Any]) -> None:
         for part in ("input", "kept", "rejected", "written"):
             rows.append([f"tokens {part}", tokens[part]])
             keys.append(f"tokens.{part}")
+        if tokens.get("counted") == "kept":
+            rows.append(["of which estimated from bytes", tokens["estimated"]["tokens"]])
+            keys.append("tokens.estimated.tokens")
     wall = m["timings"]["wall_seconds"].get("total")
     if wall is not None:
         rows.append(["wall seconds", round(wall, 1)])

@@ -1,7 +1,9 @@
 """`tokens` section: `n_tokens` per document, counted with a real tokenizer
 (the shipped default, or `tokens.tokenizer`: your model's tokenizer.json).
-Every row is counted, rejected ones too, so the manifest can say how many
-tokens each stage removed. The count is the text's own tokens, without the
+By default every row is counted, rejected ones too, so the manifest can say
+how many tokens each stage removed; with `count: kept` only the rows no
+per-document stage rejected are, with a sample of the others from which the
+manifest estimates their tokens (stages/tokens/estimate.py). The count is the text's own tokens, without the
 special tokens a model adds per document (add_special_tokens=False)."""
 
 from __future__ import annotations
@@ -14,18 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from dedupe_at_scale import columns as col
 from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages.base import Batch, Files, Stage, StageResult
+from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens.classes import regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, pretokenizer
 from dedupe_at_scale.stages.tokens.default import DEFAULT_TOKENIZER
+from dedupe_at_scale.stages.tokens.estimate import REJECTED_SAMPLE
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
 
 log = logging.getLogger(__name__)
 
+SAMPLE_SEED = 11
 RESOURCE = "tokenizer"  # its name among the annotation's shared resources
 N_TOKENS = "n_tokens"
 
@@ -88,10 +95,18 @@ class TokensStage(Stage):
         share = 100 * section["kept"] / (section["input"] or 1)
         written = section["written"] != section["kept"]
         extra = f"; {section['written']:,} written with the mixture's copies" if written else ""
-        return [
+        lines = [
             f"Tokens ({section['tokenizer']} tokenizer): kept {section['kept']:,} of {section['input']:,} "
             f"({share:.1f}%){extra}."
         ]
+        if section.get("counted") == "kept":
+            estimated = section["estimated"]
+            lines.append(
+                f"  Rows rejected by per-document stages: {estimated['sampled']} counted, the "
+                f"other {estimated['from_bytes']:,} bytes estimated at {estimated['tokens']:,} "
+                "tokens (tokens.count: kept)."
+            )
+        return lines
 
     def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
         super().__init__(cfg)
@@ -100,6 +115,7 @@ class TokensStage(Stage):
             path = cfg.tokens.tokenizer or str(DEFAULT_TOKENIZER)
             resource = tokenizer_resource(path, open(path, encoding="utf-8").read())
         self.counter = TokenCounter(resource.json, resource.classes)
+        self.count_all = cfg.tokens.count == "all"
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -107,7 +123,32 @@ class TokensStage(Stage):
 
     @staticmethod
     def fields(cfg: JobConfig) -> list[pa.Field]:
-        return [pa.field(N_TOKENS, pa.int64())]
+        fields = [pa.field(N_TOKENS, pa.int64())]
+        if cfg.tokens.count == "kept":
+            fields += [
+                pa.field(n, pa.int64())
+                for n in (col.TOKENS_COUNTED_BYTES, col.TOKENS_UNCOUNTED_BYTES)
+            ]
+        return fields
 
     def __call__(self, batch: Batch) -> StageResult:
-        return StageResult(columns={N_TOKENS: pa.array(self.counter.count(batch.text_array()))})
+        text = batch.text_array()
+        if self.count_all:
+            return StageResult(columns={N_TOKENS: pa.array(self.counter.count(text))})
+        # The kept rows, and one rejected row in REJECTED_SAMPLE (by its
+        # text's hash, so whatever the blocks and workers) for the estimate.
+        counted = string_hashes(text, seed=SAMPLE_SEED) % REJECTED_SAMPLE == 0
+        counted[batch.active()] = True
+        rows = np.flatnonzero(counted)
+        tokens = np.zeros(batch.num_rows, np.int64)
+        if len(rows):
+            tokens[rows] = self.counter.count(text.take(pa.array(rows)))
+        size = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
+        size = size.astype(np.int64)
+        return StageResult(
+            columns={
+                N_TOKENS: pa.array(tokens, mask=~counted),
+                col.TOKENS_COUNTED_BYTES: pa.array(np.where(counted, size, 0)),
+                col.TOKENS_UNCOUNTED_BYTES: pa.array(np.where(counted, 0, size)),
+            }
+        )

@@ -3,6 +3,8 @@ package) counts with."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dedupe_at_scale.sections import Section, SpecPath
 
 
@@ -14,3 +16,8 @@ class TokensConfig(Section):
     # A Hugging Face tokenizer.json (local path or URI): your model's, for
     # budgets. null: the small tokenizer shipped in the package.
     tokenizer: SpecPath | None = None
+    # kept: the rows no per-document stage rejected (the only ones that can
+    # reach data/) and one rejected row in 8; the others' tokens are
+    # estimated from their bytes (docs/tokens.md has the measured error).
+    # all: every row, exactly (costs 2.5x on real text, where most is rejected).
+    count: Literal["kept", "all"] = "kept"
