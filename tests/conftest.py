@@ -324,3 +324,44 @@ def assert_same_output(expected: dict[str, pa.Table], actual: dict[str, pa.Table
     assert sorted(actual) == sorted(expected)
     for name, table in expected.items():
         assert actual[name].equals(table), name
+
+
+# The report's browser tests: Debian's Chromium driven by Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM.exists(), (
+        "Chromium is missing: `make test` installs it (apt-get install chromium)"
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def open_report(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, errors, requests
+
+
+def plot_data(page, div_id: str) -> list[dict]:
+    return page.evaluate(
+        "id => { const d = document.getElementById(id);"
+        " return d && d.data ? JSON.parse(JSON.stringify(d.data)) : null; }",
+        div_id,
+    )

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import GOOD_EN, write_table
+from conftest import GOOD_EN, open_report, plot_data, write_table
 from dedupe_at_scale.job.report import summarize
 from toys.marker_stage import MARKER
 
@@ -23,32 +23,40 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 TESTS = Path(__file__).parent
 
 
-def run_with(kind: str, input_dir: Path, out: Path, config: dict | None = None) -> dict:
-    """The job in its own process and Ray, the toy `kind` registered."""
+def run_with(
+    kind: str, input_dir: Path, out: Path, config: dict | None = None, again: bool = False
+) -> dict:
+    """The job in its own process and Ray, the toy `kind` registered (run a
+    second time over its own output with `again`, as --overwrite does)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
     result = subprocess.run(
         [sys.executable, str(TESTS / "toys" / "run_job.py"), kind, str(input_dir), str(out),
-         json.dumps(config or {})],
+         json.dumps(config or {}), *(["again"] if again else [])],
         capture_output=True, text=True, timeout=280, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "manifest.json").read_text())
 
 
+LONGEST_TEXT = (
+    GOOD_EN.replace("river", "river4") + " The end of the story came later, as it always does."
+)
+
+
 def corpus(tmp_path):
     texts = [GOOD_EN.replace("river", f"river{i}") for i in range(6)]
     texts[2] = texts[2].replace("museum", f"museum {MARKER}")
-    texts[4] = texts[4] + " The end of the story came later, as it always does."
+    texts[4] = LONGEST_TEXT
     ids = [f"d{i}" for i in range(6)]
     write_table(tmp_path / "in" / "a.parquet", {"id": ids[:3], "text": texts[:3]})
     write_table(tmp_path / "in" / "b.parquet", {"id": ids[3:], "text": texts[3:]})
     return tmp_path / "in"
 
 
-def test_a_stage_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+def test_a_stage_is_one_module_and_one_registry_line(tmp_path, monkeypatch, browser):
     """The toy's own config section reaches its workers: the word it rejects
     on is set in the job's config (a word of d3), not its default (d2's)."""
     out = tmp_path / "out"
@@ -78,6 +86,9 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
         stages.REGISTRY.remove(MarkerStage)
     assert "marker_word" in summary and "\nmarker " in summary
     assert "\nMarker: 1 documents held 'river3'.\n" in summary
+    page, errors, _ = open_report(browser, out / "report.html")
+    assert not errors, errors
+    assert plot_data(page, "plot-marker")[0]["x"] == ["river3"]
     assert "river3" not in "".join(pq.read_table(out / "data").column("text").to_pylist())
 
 
@@ -104,9 +115,12 @@ def test_a_stage_s_own_config_section_is_checked_like_the_others(monkeypatch):
         assert str(caught.value) == f"config: {message}"
 
 
-def test_a_global_step_is_one_module_and_one_registry_line(tmp_path):
+def test_a_global_step_is_one_module_and_one_registry_line(tmp_path, browser):
+    """The toy step's own config section reaches it, its directory is
+    published (and is the job's own when the job runs again over it), and
+    its manifest section, summary line and report plot show up."""
     out = tmp_path / "out"
-    manifest = run_with("step", corpus(tmp_path), out)
+    manifest = run_with("step", corpus(tmp_path), out, {"longest": {"min_chars": 10}}, again=True)
     rejected = pq.read_table(out / "rejected").to_pylist()
     assert [(r["id"], r["stage"], r["rule"]) for r in rejected] == [
         ("d4", "longest", "longest_in_language")
@@ -114,9 +128,44 @@ def test_a_global_step_is_one_module_and_one_registry_line(tmp_path):
     data = pq.read_table(out / "data")
     assert sorted(data.column("id").to_pylist()) == ["d0", "d1", "d2", "d3", "d5"]
     assert set(pc.unique(data.column("language")).to_pylist()) == {"en"}
-    assert manifest["longest"] == {"dropped": 1}
+    chars = len(LONGEST_TEXT)
+    published = pq.read_table(out / "longest").to_pylist()
+    assert published == [{"id": "d4", "language": "en", "chars": chars}]
+    assert manifest["config"]["longest"] == {"enabled": True, "min_chars": 10}
+    assert manifest["longest"] == {"dropped": 1, "chars": {"en": chars}}
+    assert sum(s["rows"] for s in manifest["output"]["longest"]) == 1
     assert manifest["counts"]["stages"]["longest"]["rejected"] == 1
-    assert "longest_in_language" in summarize(manifest)
+    from dedupe_at_scale import steps
+    from toys.longest_step import DropLongest
+
+    steps.REGISTRY.append(DropLongest)  # as toys.register_step does: in place
+    try:
+        summary = summarize(manifest)
+    finally:
+        steps.REGISTRY.remove(DropLongest)
+    assert "longest_in_language" in summary and "\nLongest: 1 dropped (see longest/).\n" in summary
+    page, errors, _ = open_report(browser, out / "report.html")
+    assert not errors, errors
+    assert plot_data(page, "plot-longest")[0]["y"] == [chars]
+
+
+def test_a_step_s_own_config_section_is_checked_like_the_others(monkeypatch):
+    from dedupe_at_scale import steps
+    from dedupe_at_scale.config import ConfigError, config_from_dict
+    from toys.longest_step import DropLongest
+
+    with pytest.raises(ConfigError, match="unknown key 'longest'"):
+        config_from_dict({"longest": {}})
+    monkeypatch.setattr(steps, "REGISTRY", [*steps.REGISTRY, DropLongest])
+    for message, section in {
+        "unknown key 'longest.max_chars' (allowed in longest: enabled, min_chars)": {
+            "max_chars": 1
+        },
+        "'longest.min_chars' must be 0 or more": {"min_chars": -1},
+    }.items():
+        with pytest.raises(ConfigError) as caught:
+            config_from_dict({"longest": section})
+        assert str(caught.value) == f"config: {message}"
 
 
 def test_the_docs_show_the_toy_stage_as_it_is():

@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import open_report, plot_data
 from dedupe_at_scale.cli import main
 from test_job import write_config
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -40,39 +35,6 @@ def output(ray_cluster, sample_dir, tmp_path_factory) -> Path:
     args = ["run", "--input", str(sample_dir), "--output", str(out), "--config", str(config)]
     assert main(args) == 0
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert CHROMIUM.exists(), (
-        "Chromium is missing: `make test` installs it (apt-get install chromium)"
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield browser
-        browser.close()
-
-
-def open_report(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
-    page.goto(path.as_uri())
-    page.wait_for_load_state("load")
-    return page, errors, requests
-
-
-def plot_data(page, div_id: str) -> list[dict]:
-    return page.evaluate(
-        "id => { const d = document.getElementById(id);"
-        " return d && d.data ? JSON.parse(JSON.stringify(d.data)) : null; }",
-        div_id,
-    )
 
 
 def is_power_of_ten(label: str) -> bool:

@@ -1,6 +1,6 @@
 """A toy per-document stage with a config section of its own (`marker`):
-reject documents containing a word; count them, in the manifest and the
-summary."""
+reject documents containing a word; count them, in the manifest, the summary
+and a plot of the report."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.report_parts import ReportBars, ReportSection
 from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.stages.base import Batch, Rejections, Stage, StageResult
 
@@ -50,6 +51,13 @@ class MarkerStage(Stage):
     def summary(section: dict[str, Any]) -> list[str]:
         n, word = section["documents_holding_it"], section["word"]
         return [f"Marker: {n} documents held {word!r}."]
+
+    @staticmethod
+    def report_sections(section: dict[str, Any]) -> list[ReportSection]:
+        bars = ReportBars("plot-marker", "Documents holding the word",
+                          [(None, [section["word"]], [section["documents_holding_it"]], "accent")],
+                          "word", "documents", x_category=True)  # fmt: skip
+        return [ReportSection("marker", "Marker", plots=(bars,))]
 
     def __call__(self, batch: Batch) -> StageResult:
         word = self.cfg.marker.word

@@ -1,7 +1,8 @@
-"""python tests/toys/run_job.py stage|step|kill_in_dedup INPUT OUTPUT [CONFIG_JSON]:
+"""python tests/toys/run_job.py stage|step|kill_in_dedup INPUT OUTPUT [CONFIG_JSON [again]]:
 the job on its own local Ray, with the toy stage or step registered in the
 driver and workers (dedup off), or with a worker killed during dedup (default
-config); CONFIG_JSON adds sections to the config."""
+config); CONFIG_JSON adds sections to the config; `again` runs it a second
+time over the first's output, as --overwrite does."""
 
 from __future__ import annotations
 
@@ -33,3 +34,5 @@ ray.init(
 )  # fmt: skip
 ray.data.DataContext.get_current().enable_progress_bars = False
 run_job(input_uri, output_uri, config_from_dict(config))
+if sys.argv[5:] == ["again"]:
+    run_job(input_uri, output_uri, config_from_dict(config), overwrite=True)
