@@ -37,8 +37,8 @@ $(CHROMIUM):
 #
 # Two pytest workers (pytest-xdist), a test file each at a time: most tests
 # wait on Ray starting, on subprocesses and on the servers, so two on two
-# cores take about 13 minutes where one takes 19. TEST_WORKERS=0 runs them
-# in this process.
+# cores take 13 to 15 minutes where one takes 19 (three took 16).
+# TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
 test: install $(CHROMIUM)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m "not heavy" --durations=40 \

@@ -31,7 +31,9 @@ RAY_FIXTURES = {"ray_cluster", "local_cluster"}
 # in the suite: `make test` skips them, `make test-heavy` runs them. Each
 # keeps one variant in the suite (named after the colon).
 HEAVY = {
-    "test_lease.py::test_a_run_stalled_past_its_lease_is_fenced_off[moto]": "local, seaweedfs",
+    "test_lease.py::test_a_run_stalled_past_its_lease_is_fenced_off[moto]": "local",
+    # The S3 lease's takeover and fencing: the two object-storage lease tests.
+    "test_lease.py::test_a_run_stalled_past_its_lease_is_fenced_off[seaweedfs]": "local",
     "test_failures.py::test_a_killed_run_is_finished_by_the_same_command[annotating]": "annotated",
     "test_failures.py::test_a_killed_run_on_s3_is_finished_by_the_same_command[moto-annotating]": (
         "seaweedfs-annotating"

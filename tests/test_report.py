@@ -121,6 +121,9 @@ def test_report_loads_with_every_plot_and_the_manifest_numbers(output, browser):
                 assert len(trace["x"]) >= 3 and trace["y"][-1] == trace["y"][-2], (name, part)
                 assert sum(trace["y"][:-1]) == sum(counts), (name, part)
     assert single > 0  # the sample has signals whose every value falls in one bin
+    # tokens.count: kept (the default): few rejected rows have a count, and the plot says so.
+    title = page.evaluate("() => document.getElementById('plot-n_tokens').layout.title.text")
+    assert title.endswith("(of the rows a per-document stage rejected, 1 in 8)"), title
 
     # Every plot with axes names them; a log axis labels powers of ten only.
     for div in expected:

@@ -61,7 +61,7 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _funnel(page, manifest)
     _rules(page, manifest)
     _languages(page, manifest)
-    _distributions(page, profile)
+    _distributions(page, profile, manifest)
     _unit_sections(page, manifest)
     _top_reasons(page, profile)
     if profile.get("duplicate_pairs"):
@@ -193,7 +193,7 @@ def _languages(page: _Page, m: dict[str, Any]) -> None:
     page.section("languages", "Languages", _plot("plot-languages", figure))
 
 
-def _distributions(page: _Page, profile: dict[str, Any]) -> None:
+def _distributions(page: _Page, profile: dict[str, Any], m: dict[str, Any]) -> None:
     edges = np.asarray(profile.get("edges", []))
     hists = profile.get("histograms", {})
     marks = profile.get("thresholds", {})
@@ -204,6 +204,9 @@ def _distributions(page: _Page, profile: dict[str, Any]) -> None:
         "length_chars": "Document length (characters)", "n_tokens": "Tokens per document",
         "dedup_similarity": "Duplicates: MinHash similarity to the kept member",
     }  # fmt: skip
+    if m.get("tokens", {}).get("counted") == "kept":  # rejected rows: only those counted
+        sampled = m["tokens"]["estimated"]["sampled"]
+        titles["n_tokens"] += f" (of the rows a per-document stage rejected, {sampled})"
     units = {"length_chars": "characters", "n_tokens": "tokens", "dedup_similarity": "similarity"}
     for name in order:
         if name not in hists:
