@@ -1,10 +1,10 @@
 """`tokens` section: `n_tokens` per document, counted with a real tokenizer
 (the shipped default, or `tokens.tokenizer`: your model's tokenizer.json).
-By default every row is counted, rejected ones too, so the manifest can say
-how many tokens each stage removed; with `count: kept` only the rows no
-per-document stage rejected are, with a sample of the others from which the
-manifest estimates their tokens (stages/tokens/estimate.py). The count is the text's own tokens, without the
-special tokens a model adds per document (add_special_tokens=False)."""
+By default (`count: kept`) the rows no per-document stage rejected are
+counted, and a sample of the others from which the manifest estimates their
+tokens (stages/tokens/estimate.py); `count: all` counts every row. The count
+is the text's own tokens, without the special tokens a model adds per
+document (add_special_tokens=False)."""
 
 from __future__ import annotations
 

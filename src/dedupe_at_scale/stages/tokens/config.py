@@ -19,5 +19,6 @@ class TokensConfig(Section):
     # kept: the rows no per-document stage rejected (the only ones that can
     # reach data/) and one rejected row in 8; the others' tokens are
     # estimated from their bytes (docs/tokens.md has the measured error).
-    # all: every row, exactly (costs 2.5x on real text, where most is rejected).
+    # all: every row, exactly (4x the counting time on real text, where most
+    # is rejected: docs/tokens.md).
     count: Literal["kept", "all"] = "kept"
