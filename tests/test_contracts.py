@@ -46,6 +46,17 @@ LONGEST_TEXT = (
 )
 
 
+def summarize_with(registry: list, toy: type, manifest: dict) -> str:
+    """The summary as the job's process renders it, the toy registered there:
+    appended in place, as toys.register_stage and register_step do (the
+    summary's modules hold the registry lists themselves), then removed."""
+    registry.append(toy)
+    try:
+        return summarize(manifest)
+    finally:
+        registry.remove(toy)
+
+
 def corpus(tmp_path):
     texts = [GOOD_EN.replace("river", f"river{i}") for i in range(6)]
     texts[2] = texts[2].replace("museum", f"museum {MARKER}")
@@ -56,7 +67,7 @@ def corpus(tmp_path):
     return tmp_path / "in"
 
 
-def test_a_stage_is_one_module_and_one_registry_line(tmp_path, monkeypatch, browser):
+def test_a_stage_is_one_module_and_one_registry_line(tmp_path, browser):
     """The toy's own config section reaches its workers: the word it rejects
     on is set in the job's config (a word of d3), not its default (d2's)."""
     out = tmp_path / "out"
@@ -78,12 +89,7 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path, monkeypatch, brow
     from dedupe_at_scale import stages
     from toys.marker_stage import MarkerStage
 
-    monkeypatch.setattr(stages, "REGISTRY", stages.REGISTRY)  # restored afterwards
-    stages.REGISTRY.append(MarkerStage)  # as toys.register_stage does: in place
-    try:
-        summary = summarize(manifest)
-    finally:
-        stages.REGISTRY.remove(MarkerStage)
+    summary = summarize_with(stages.REGISTRY, MarkerStage, manifest)
     assert "marker_word" in summary and "\nmarker " in summary
     assert "\nMarker: 1 documents held 'river3'.\n" in summary
     page, errors, _ = open_report(browser, out / "report.html")
@@ -138,11 +144,7 @@ def test_a_global_step_is_one_module_and_one_registry_line(tmp_path, browser):
     from dedupe_at_scale import steps
     from toys.longest_step import DropLongest
 
-    steps.REGISTRY.append(DropLongest)  # as toys.register_step does: in place
-    try:
-        summary = summarize(manifest)
-    finally:
-        steps.REGISTRY.remove(DropLongest)
+    summary = summarize_with(steps.REGISTRY, DropLongest, manifest)
     assert "longest_in_language" in summary and "\nLongest: 1 dropped (see longest/).\n" in summary
     page, errors, _ = open_report(browser, out / "report.html")
     assert not errors, errors
