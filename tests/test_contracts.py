@@ -95,6 +95,11 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path, browser):
     page, errors, _ = open_report(browser, out / "report.html")
     assert not errors, errors
     assert plot_data(page, "plot-marker")[0]["x"] == ["river3"]
+    # Its declared histogram: every document, one rejected with a hit.
+    hits = json.loads((out / "report.json").read_text())["histograms"]["marker_hits"]
+    assert (sum(hits["kept"]), sum(hits["rejected"])) == (5, 1)
+    title = page.evaluate("() => document.getElementById('plot-marker_hits').layout.title.text")
+    assert title == "Marker: hits per document"
     assert "river3" not in "".join(pq.read_table(out / "data").column("text").to_pylist())
 
 

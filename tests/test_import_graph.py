@@ -134,3 +134,18 @@ def test_layers_import_one_way(importer, imported):
 
 def test_the_layer_check_sees_imports_under_type_checking():
     assert "dedupe_at_scale.config" in all_imports(ROOT / "stages" / "langid.py")
+
+
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines_but_the_numba_kernels():
+    """A module a newcomer reads fits one sitting; the numba kernels, whose
+    loops read best whole, are the exception."""
+    long = [
+        f"{path.relative_to(ROOT)}: {n} lines"
+        for path in sorted(ROOT.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+        and "import numba" not in path.read_text()
+    ]
+    assert long == []

@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.job.profile import PAIRS, _cluster_rows, duplicate_pairs
 from dedupe_at_scale.job.report_texts import marked
+from dedupe_at_scale.steps.dedup.report_pairs import PAIRS, cluster_rows, duplicate_pairs
 
 
 def rows(n_clusters: int, seed: int = 0) -> list[dict]:
@@ -40,7 +40,7 @@ def pairs_from_blocks(all_rows: list[dict], blocks: int, seed: int) -> list[dict
     found = []
     for part in parts:
         if part:
-            found += _cluster_rows(pa.Table.from_pylist(part), cfg)
+            found += cluster_rows(pa.Table.from_pylist(part), cfg)
     return duplicate_pairs(found)
 
 

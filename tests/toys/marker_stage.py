@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.report_parts import ReportBars, ReportSection
+from dedupe_at_scale.report_parts import Distribution, ReportBars, ReportSection
 from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.stages.base import Batch, Rejections, Stage, StageResult
 
@@ -58,6 +58,11 @@ class MarkerStage(Stage):
                           [(None, [section["word"]], [section["documents_holding_it"]], "accent")],
                           "word", "documents", x_category=True)  # fmt: skip
         return [ReportSection("marker", "Marker", plots=(bars,))]
+
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        # A histogram per document, kept against rejected (plot-marker_hits).
+        return [Distribution("marker_hits", HITS, "Marker: hits per document", unit="hits")]
 
     def __call__(self, batch: Batch) -> StageResult:
         word = self.cfg.marker.word

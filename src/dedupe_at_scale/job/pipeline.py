@@ -6,11 +6,10 @@ job/write.py, the only modules that build Ray datasets).
   2. annotate  read shards -> the registered per-document stages (stages/),
                fused into one task per read unit, each unit staged whole to
                OUT/_staging/annotated/ (job/annotate.py); a re-run keeps them
-  3. global    the registered global steps (steps/__init__.py's REGISTRY, in
-               order: contamination, ids, dedup, consistency, mixture, splits,
-               subsets); each returns a decision the staged reader applies
-  4. write     one pass: data/, rejected/ and per-block counts (job/write.py);
-               then each step's own output (duplicates/)
+  3. global    the registered global steps, in the order of steps/__init__.py's
+               REGISTRY; each returns a decision the staged reader applies
+  4. write     one pass: data/, rejected/, the per-block counts and the
+               report's data (job/write.py); each step's own output
   5. account   input = kept + rejected, checked from the counts and the shards
   6. commit    seal, publish, manifest.json last (io/output.py)
 A failed run never writes a manifest, and the manifest is the marker of a
@@ -43,25 +42,18 @@ from dedupe_at_scale.job.accounting import AccountingError, check_accounting, qu
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units, staged_name
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.plan import JobPlan, plan_job
-from dedupe_at_scale.job.profile import merge_profiles
+from dedupe_at_scale.job.profile import ReportSpec, merge_profiles
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
 from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
 from dedupe_at_scale.job.report_html import write_report
-from dedupe_at_scale.job.write import (
-    PROFILE,
-    step_fields,
-    write_outputs,
-    write_parquet,
-)
+from dedupe_at_scale.job.write import PROFILE, step_fields, write_outputs, write_parquet
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
-    from dedupe_at_scale.io.inputs import (
-        ReadUnit,
-    )
+    from dedupe_at_scale.io.inputs import ReadUnit
     from dedupe_at_scale.job.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -206,7 +198,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
     report_files = []
     if cfg.output.report:
         manifest["output"]["report"] = {"html": REPORT_HTML, "data": REPORT_DATA}
-        profile = merge_profiles(summaries.get(PROFILE, []), cfg)
+        profile = merge_profiles(summaries.get(PROFILE, []), ReportSpec.of(cfg))
         report_files = write_report(layout.location, layout.publish_root, manifest, profile)
     # What an interrupted run of the same job had finished already.
     manifest["resumed_after"] = "annotate" if plan.resume == "annotated" and not todo else None

@@ -61,11 +61,12 @@ def build_report(manifest: dict[str, Any], profile: dict[str, Any]) -> str:
     _funnel(page, manifest)
     _rules(page, manifest)
     _languages(page, manifest)
-    _distributions(page, profile, manifest)
+    _distributions(page, profile)
     _unit_sections(page, manifest)
     _top_reasons(page, profile)
-    if profile.get("duplicate_pairs"):
-        page.section("pairs", "Duplicate pairs", pairs_section(profile["duplicate_pairs"]))
+    for shown in profile.get("pairs", []):  # declared by steps (report_parts.ReportPairs)
+        if profile.get(shown["key"]):
+            page.section(shown["anchor"], shown["title"], pairs_section(profile[shown["key"]]))
     page.section("samples", "Rejected samples", samples_section(manifest, profile))
     return page.render(manifest)
 
@@ -193,30 +194,21 @@ def _languages(page: _Page, m: dict[str, Any]) -> None:
     page.section("languages", "Languages", _plot("plot-languages", figure))
 
 
-def _distributions(page: _Page, profile: dict[str, Any], m: dict[str, Any]) -> None:
+def _distributions(page: _Page, profile: dict[str, Any]) -> None:
     edges = np.asarray(profile.get("edges", []))
     hists = profile.get("histograms", {})
     marks = profile.get("thresholds", {})
     plots = []
-    order = ["length_chars", "n_tokens"] + sorted(n for n in hists if n.startswith("q_"))
-    order += [n for n in hists if n not in order]
-    titles = {
-        "length_chars": "Document length (characters)", "n_tokens": "Tokens per document",
-        "dedup_similarity": "Duplicates: MinHash similarity to the kept member",
-    }  # fmt: skip
-    if m.get("tokens", {}).get("counted") == "kept":  # rejected rows: only those counted
-        sampled = m["tokens"]["estimated"]["sampled"]
-        titles["n_tokens"] += f" (of the rows a per-document stage rejected, {sampled})"
-    units = {"length_chars": "characters", "n_tokens": "tokens", "dedup_similarity": "similarity"}
-    for name in order:
-        if name not in hists:
-            continue
-        # Signals: a log count axis shows the rejected tails past a threshold.
+    # How each is drawn, as its stage or step declared it (report_parts.Distribution);
+    # a report.json from before the declarations: by name.
+    plain = [{"name": n, "title": n, "unit": "value", "log_counts": False} for n in hists]
+    for shown in profile.get("distributions", plain):
+        name = shown["name"]
         figure = _histogram_figure(
-            edges, hists[name], marks.get(name, []), log_counts=name.startswith("q_")
+            edges, hists[name], marks.get(name, []), log_counts=shown["log_counts"]
         )
-        figure.update_layout(title=titles.get(name, name))
-        figure.update_xaxes(title=units.get(name, "value"))
+        figure.update_layout(title=shown["title"])
+        figure.update_xaxes(title=shown["unit"])
         plots.append(_plot(f"plot-{name}", figure))
     body = "<p class='note'>Kept against rejected (by any stage); dashed lines mark the rule thresholds.</p>"
     page.section(

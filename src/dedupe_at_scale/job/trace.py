@@ -24,15 +24,16 @@ import pyarrow.parquet as pq
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import StorageError, read_json, resolve
+from dedupe_at_scale.report_parts import shown_number
+from dedupe_at_scale.stages import REGISTRY as STAGES
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import Location, StorageConfig
 
-# The quality signals printed (all are in data/): the ones a reader checks first.
-SHOWN_SIGNALS = (
-    "q_gopher_word_count", "q_gopher_mean_word_length", "q_gopher_alpha_words_ratio",
-    "q_gopher_stop_words", "q_c4_sentences",
-)  # fmt: skip
+# What each stage prints of a document it let through (Stage.trace_detail);
+# of the classes reporting under one stage name, the first registered speaks
+# for it (reversed: the first one's entry is written last).
+TRACE_DETAIL = {s.stage: s.trace_detail for s in reversed(STAGES)}
 
 
 class NotInOutput(StorageError):
@@ -139,7 +140,9 @@ def _stage_lines(manifest: dict, kept: dict | None, rejected: dict | None) -> li
         if not counts.get("enabled", True):
             continue
         if rejected is not None and rejected["stage"] == stage:
-            value = "" if rejected["value"] is None else f" (value {_num(rejected['value'])})"
+            value = (
+                "" if rejected["value"] is None else f" (value {shown_number(rejected['value'])})"
+            )
             reason = rejected["reason"]
             if not reason.startswith(rejected["rule"]):  # dedup's reason is the kept member
                 reason = f"{rejected['rule']}: {reason}"
@@ -153,19 +156,8 @@ def _stage_lines(manifest: dict, kept: dict | None, rejected: dict | None) -> li
 
 
 def _values(stage: str, row: dict | None) -> str:
-    if row is None:
-        return ""
-    if stage == "langid" and row.get("language") is not None:
-        return f": {row['language']} ({_num(row['language_score'])})"
-    if stage == "url_filter" and row.get("domain") is not None:
-        return f": domain {row['domain']}"
-    if stage == "quality":
-        signals = {k: v for k, v in row.items() if k.startswith("q_") and v is not None}
-        shown = [f"{k}={_num(signals[k])}" for k in SHOWN_SIGNALS if k in signals]
-        if row.get("quality_score") is not None:
-            shown.insert(0, f"quality_score={_num(row['quality_score'])}")
-        return f": {', '.join(shown)} ({len(signals)} signals in data/)" if signals else ""
-    return ""
+    detail = TRACE_DETAIL.get(stage)
+    return "" if row is None or detail is None else detail(row)
 
 
 def _duplicate_lines(location: Location, shards: dict[str, list[str]], doc_id: str) -> list[str]:
@@ -209,7 +201,3 @@ def _percent(name: str) -> float:
         return float(name.removeprefix("subsets/"))
     except ValueError:
         return math.inf
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

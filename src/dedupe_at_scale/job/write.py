@@ -1,5 +1,5 @@
 """The write phase: one Ray Data pass over the staged files writes data/,
-rejected/ and the per-block counts together, and the steps' views of data/
+rejected/ and the per-block counts together, and the steps' selections of data/
 (splits/<name>/, subsets/<pct>/) from the same rows, without reading data/.
 
 Each read task applies the global decisions to one staged file, writes that
@@ -27,7 +27,7 @@ from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.io.quarantine import rejected_table
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
-from dedupe_at_scale.job.profile import block_profile
+from dedupe_at_scale.job.profile import ReportSpec, block_profile
 from dedupe_at_scale.stages import field_stages
 from dedupe_at_scale.steps import REGISTRY as STEPS
 
@@ -99,6 +99,7 @@ def write_outputs(
         _split_block, location=layout.location, cfg=cfg, rejected_dir=layout.rejected,
         stats_dir=stats_dir, rows_per_shard=rows_per_shard,
         summaries={n: o.block_summary for n, o in outcomes.items() if o.block_summary},
+        report=ReportSpec.of(cfg) if cfg.output.report else None,
     )  # fmt: skip
     order_by = next((o.order_by for o in outcomes.values() if o.order_by), None)
     arrange = [o.arrange_kept for o in outcomes.values() if o.arrange_kept]
@@ -119,14 +120,16 @@ def write_outputs(
         # The sort's range boundaries are sampled at random: cut its output
         # into even shards instead (deterministic, each carrying the mix).
         kept = even_shards(kept, rows_per_shard)
-    views = [(name, keep) for outcome in outcomes.values() for name, keep in outcome.views.items()]
-    if views and not order_by:
-        kept = kept.materialize()  # data/'s rows once, for data/ and every view
+    selections = [
+        (name, keep) for outcome in outcomes.values() for name, keep in outcome.selections.items()
+    ]
+    if selections and not order_by:
+        kept = kept.materialize()  # data/'s rows once, for data/ and every selection
     # Even shards are written as they are (a row bound would merge two).
     rows_per_file = None if order_by else rows_per_shard
     write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part",
                   cpus=None if order_by else cpus)  # fmt: skip
-    for name, keep in views:
+    for name, keep in selections:
         rows = kept.map_batches(keep, batch_format="pyarrow", batch_size=None)
         path = posixpath.join(layout.publish_root, name)
         write_parquet(even_shards(rows, rows_per_shard), path, layout, cfg, None, prefix="part")
@@ -143,7 +146,7 @@ def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
 
 def _split_block(
     unit: ReadUnit, table: pa.Table, *, location: Location, cfg: JobConfig, rejected_dir: str,
-    stats_dir: str, rows_per_shard: int, summaries: dict,
+    stats_dir: str, rows_per_shard: int, summaries: dict, report: ReportSpec | None,
 ) -> pa.Table:  # fmt: skip
     """Write the block's rejected rows and counts; pass every row on (the
     write of data/ then bundles blocks by their rows, as it always did)."""
@@ -157,8 +160,8 @@ def _split_block(
         )  # fmt: skip
     stats = block_stats(table).to_pylist()
     summary = {name: make(table) for name, make in summaries.items()}
-    if cfg.output.report:
-        summary[PROFILE] = [block_profile(table, cfg)]
+    if report is not None:
+        summary[PROFILE] = [block_profile(table, cfg, report)]
     write_json(location, _stats_path(stats_dir, unit.index), {"stats": stats, SUMMARY: summary})
     return table
 

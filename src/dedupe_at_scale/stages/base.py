@@ -22,7 +22,7 @@ from dedupe_at_scale import columns as col
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
-    from dedupe_at_scale.report_parts import ReportSection
+    from dedupe_at_scale.report_parts import Distribution, ReportSection
     from dedupe_at_scale.sections import Section
 
 
@@ -179,6 +179,9 @@ class Stage:
     Config: type[Section] | None = None
     # Its reasons name list entries worth counting (the report's top table).
     report_reasons: bool = False
+    # A column of [start, end) code points: the passage a rejected sample
+    # shows and marks (e.g. the first eval match), not the text's start.
+    sample_span: str | None = None
 
     def __init__(self, cfg: JobConfig):
         self.cfg = cfg
@@ -221,3 +224,14 @@ class Stage:
         """Its sections of report.html (report_parts.py), from its manifest
         section (called as summary() is)."""
         return []
+
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        """Its columns the report draws as histograms, when it is on."""
+        return []
+
+    @staticmethod
+    def trace_detail(row: dict[str, Any]) -> str:
+        """What `trace` prints after "passed" for a document the stage let
+        through, from its row in data/ (e.g. ": en (0.98)"); "" for nothing."""
+        return ""

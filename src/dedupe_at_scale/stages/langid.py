@@ -10,13 +10,14 @@ import functools
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.report_parts import shown_number
 from dedupe_at_scale.sections import Require, Section, SpecPath, View, check_view
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.text import single_line
@@ -120,6 +121,12 @@ class LanguageIdStage(Stage):
                 pa.field(col.PROMPT_LANGUAGE_SCORE, pa.float32()),
             ]
         return fields
+
+    @staticmethod
+    def trace_detail(row: dict[str, Any]) -> str:
+        if row.get(col.LANGUAGE) is None:
+            return ""
+        return f": {row[col.LANGUAGE]} ({shown_number(row[col.LANGUAGE_SCORE])})"
 
     def __call__(self, batch: Batch) -> StageResult:
         active = batch.active()

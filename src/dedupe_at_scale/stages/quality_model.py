@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.report_parts import Distribution
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
 from dedupe_at_scale.stages.langid import load_fasttext_model
 from dedupe_at_scale.text import single_line
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"
+RULE = "quality_classifier"
 
 
 def positive_probability(model, texts: list[str]) -> np.ndarray:
@@ -68,6 +70,12 @@ class QualityModelStage(Stage):
     def fields(cfg: JobConfig) -> list[pa.Field]:
         return [pa.field(col.QUALITY_SCORE, pa.float32())]
 
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        mark = {"rule": RULE, "bound": "min", "threshold": cfg.quality.min_score}
+        return [Distribution(col.QUALITY_SCORE, col.QUALITY_SCORE, col.QUALITY_SCORE,
+                             marks=(mark,))]  # fmt: skip
+
     def __call__(self, batch: Batch) -> StageResult:
         active = batch.active()
         scores = self.scorer.score(batch.texts(active, self.view)).tolist()
@@ -78,8 +86,8 @@ class QualityModelStage(Stage):
             rejected=rejections(
                 n,
                 [i for i, _ in low],
-                ["quality_classifier"] * len(low),
+                [RULE] * len(low),
                 [s for _, s in low],
-                [f"quality_classifier: {s:.4g} < {self.min_score:g}" for _, s in low],
+                [f"{RULE}: {s:.4g} < {self.min_score:g}" for _, s in low],
             ),
         )

@@ -29,7 +29,7 @@ from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.io.storage import Location
-    from dedupe_at_scale.report_parts import ReportSection
+    from dedupe_at_scale.report_parts import Distribution, ReportPairs, ReportSection
     from dedupe_at_scale.sections import Section
 
 
@@ -63,7 +63,7 @@ class StepOutcome:
     output: StepOutput | None = None
     # Directories published as a selection of data/'s rows, in data/'s order
     # (subsets/25, splits/train): name -> the rows of a data/ block to keep.
-    views: dict[str, Callable[[pa.Table], pa.Table]] = field(default_factory=dict)
+    selections: dict[str, Callable[[pa.Table], pa.Table]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,8 @@ class GlobalStep:
     # Every directory the step may publish beside data/, whatever the config
     # (its `outputs` under one config are among them).
     publishes: tuple[str, ...] = ()
+    # Texts the report shows side by side (report_parts.ReportPairs).
+    pairs: ReportPairs | None = None
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
@@ -189,7 +191,7 @@ class GlobalStep:
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         """Directories the step publishes under `cfg` and their schemas, known
         without running it (an empty shard stands in when nothing is written);
-        None: data/'s schema (a view of data/)."""
+        None: data/'s schema (a selection of data/'s rows)."""
         return {}
 
     @staticmethod
@@ -212,6 +214,11 @@ class GlobalStep:
     def report_sections(section: dict[str, Any]) -> list[ReportSection]:
         """Its sections of report.html (report_parts.py), from its manifest
         section (called as summary() is)."""
+        return []
+
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        """Its columns the report draws as histograms, when it is on."""
         return []
 
 

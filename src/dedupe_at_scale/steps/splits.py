@@ -140,7 +140,7 @@ class Splits(GlobalStep):
             block_summary=functools.partial(split_rows, cfg=cfg),
             finish=lambda report, rows, rules: summary(cfg, rows),
             order_by=[ORDER, cfg.input.id_column],
-            views={
+            selections={
                 f"{DIRECTORY}/{name}": functools.partial(in_split, name=name)
                 for name in cfg.output.splits
             },

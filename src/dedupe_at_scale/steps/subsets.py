@@ -244,7 +244,7 @@ class Subsets(GlobalStep):
             block_summary=functools.partial(subset_rows, cfg=cfg, thresholds=thresholds),
             finish=lambda report, rows, rules: summary(cfg, thresholds, rows),
             order_by=[ORDER, cfg.input.id_column],
-            views={
+            selections={
                 f"{DIRECTORY}/{name}": functools.partial(
                     in_subset, cfg=cfg, thresholds=thresholds, name=name
                 )

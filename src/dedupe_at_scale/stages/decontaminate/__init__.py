@@ -294,6 +294,7 @@ def first_passage(spans: list[tuple[int, int]]) -> list[int]:
 class DecontaminateStage(Stage):
     name = stage = "decontaminate"
     needs = (RESOURCE,)
+    sample_span = col.CONTAMINATION_SPAN  # a sample shows its first eval match
 
     def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
         super().__init__(cfg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.report_parts import Distribution, shown_number
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
 from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
 from dedupe_at_scale.stages.quality.c4 import C4, JAVASCRIPT, LOREM_IPSUM, POLICY_PHRASES
@@ -22,6 +23,12 @@ from dedupe_at_scale.stages.quality.measure import Measurer
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.stages.quality.config import QualityConfig
+
+# The signals `trace` prints: the ones a reader checks first.
+TRACED_SIGNALS = (
+    "q_gopher_word_count", "q_gopher_mean_word_length", "q_gopher_alpha_words_ratio",
+    "q_gopher_stop_words", "q_c4_sentences",
+)  # fmt: skip
 
 __all__ = [
     "BatchVerdicts", "QualityFilter", "QualityRulesStage", "Verdict", "Rule", "RuleGroup", "Doc",
@@ -210,6 +217,34 @@ class QualityRulesStage(Stage):
             return []
         names = QualityFilter(cfg.quality).signal_names
         return [pa.field(col.SIGNAL_PREFIX + name, pa.float32()) for name in names]
+
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        if not cfg.quality.emit_signals:
+            return []
+        marks: dict[str, list[dict[str, Any]]] = {}
+        for group in QualityFilter(cfg.quality).groups:
+            for rule in group.rules:
+                marks.setdefault(rule.signal, []).append(
+                    {"rule": rule.name, "bound": rule.bound, "threshold": rule.threshold}
+                )
+        # A log count axis: the rejected tails past a threshold are few.
+        return [
+            Distribution(name, name, name, log_counts=True, marks=tuple(marks.get(signal, ())))
+            for signal in sorted(QualityFilter(cfg.quality).signal_names)
+            for name in [col.SIGNAL_PREFIX + signal]
+        ]
+
+    @staticmethod
+    def trace_detail(row: dict[str, Any]) -> str:
+        """A few signals (all are in data/), and the classifier's score."""
+        signals = {
+            k: v for k, v in row.items() if k.startswith(col.SIGNAL_PREFIX) and v is not None
+        }
+        shown = [f"{k}={shown_number(signals[k])}" for k in TRACED_SIGNALS if k in signals]
+        if row.get(col.QUALITY_SCORE) is not None:
+            shown.insert(0, f"{col.QUALITY_SCORE}={shown_number(row[col.QUALITY_SCORE])}")
+        return f": {', '.join(shown)} ({len(signals)} signals in data/)" if signals else ""
 
     def __call__(self, batch: Batch) -> StageResult:
         active = batch.active()

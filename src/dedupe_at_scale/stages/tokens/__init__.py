@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.report_parts import Distribution
 from dedupe_at_scale.sections import ConfigError
 from dedupe_at_scale.stages.base import Batch, Files, Stage, StageResult
 from dedupe_at_scale.stages.minhash import string_hashes
@@ -130,6 +131,13 @@ class TokensStage(Stage):
                 for n in (col.TOKENS_COUNTED_BYTES, col.TOKENS_UNCOUNTED_BYTES)
             ]
         return fields
+
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        title = "Tokens per document"
+        if cfg.tokens.count == "kept":  # rejected rows: only a sample has a count
+            title += f" (of the rows a per-document stage rejected, 1 in {REJECTED_SAMPLE})"
+        return [Distribution(N_TOKENS, N_TOKENS, title, unit="tokens")]
 
     def __call__(self, batch: Batch) -> StageResult:
         text = batch.text_array()

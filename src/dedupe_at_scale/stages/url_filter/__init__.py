@@ -45,6 +45,10 @@ class UrlFilterStage(Stage):
         return [pa.field(col.DOMAIN, pa.string())]
 
     @staticmethod
+    def trace_detail(row: dict[str, Any]) -> str:
+        return "" if row.get(col.DOMAIN) is None else f": domain {row[col.DOMAIN]}"
+
+    @staticmethod
     def prepare(cfg: JobConfig, files: Files) -> dict[str, Any]:
         try:
             lists = read_lists(cfg.url_filter, files.read_text, files.list_dir)

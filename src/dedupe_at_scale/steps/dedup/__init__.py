@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.storage import Location, read_parquet
-from dedupe_at_scale.report_parts import ReportBars, ReportSection
+from dedupe_at_scale.report_parts import Distribution, ReportBars, ReportSection
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
 from dedupe_at_scale.steps.dedup.keep import DECISION_SCHEMA, apply_decisions
+from dedupe_at_scale.steps.dedup.report_pairs import DUPLICATE_PAIRS
 from dedupe_at_scale.steps.dedup.tasks import run_dedup
 
 if TYPE_CHECKING:
@@ -25,6 +27,12 @@ DUPLICATES = "duplicates"
 class Dedup(GlobalStep):
     name = stage = "dedup"
     publishes = (DUPLICATES,)
+    pairs = DUPLICATE_PAIRS
+
+    @staticmethod
+    def distributions(cfg: JobConfig) -> list[Distribution]:
+        title = "Duplicates: MinHash similarity to the kept member"
+        return [Distribution("dedup_similarity", col.SIMILARITY, title, unit="similarity")]
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:
