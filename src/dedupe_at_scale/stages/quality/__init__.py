@@ -222,8 +222,9 @@ class QualityRulesStage(Stage):
     def distributions(cfg: JobConfig) -> list[Distribution]:
         if not cfg.quality.emit_signals:
             return []
+        quality = QualityFilter(cfg.quality)
         marks: dict[str, list[dict[str, Any]]] = {}
-        for group in QualityFilter(cfg.quality).groups:
+        for group in quality.groups:
             for rule in group.rules:
                 marks.setdefault(rule.signal, []).append(
                     {"rule": rule.name, "bound": rule.bound, "threshold": rule.threshold}
@@ -231,7 +232,7 @@ class QualityRulesStage(Stage):
         # A log count axis: the rejected tails past a threshold are few.
         return [
             Distribution(name, name, name, log_counts=True, marks=tuple(marks.get(signal, ())))
-            for signal in sorted(QualityFilter(cfg.quality).signal_names)
+            for signal in sorted(quality.signal_names)
             for name in [col.SIGNAL_PREFIX + signal]
         ]
 
