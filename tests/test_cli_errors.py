@@ -184,20 +184,29 @@ def test_a_quiet_run_on_one_cpu_says_nothing_on_stderr(tmp_path):
 @pytest.mark.ray  # the job starts its own local Ray
 def test_a_run_shows_its_own_progress_and_nothing_of_ray_data_s(tmp_path):
     """Without --quiet the terminal gets the job's own progress: the read
-    units staged (a bar, redrawn on a terminal; its last state here, where
-    stderr is a pipe) and a line per phase, nothing else."""
+    units staged (a bar, redrawn on a terminal; where stderr is a pipe, a new
+    line every LINE_SECONDS and its last state) and a line per phase, nothing
+    else."""
     generate = run_cli("generate", "--docs", "300", "--shards", "3", "--output", "in",
                        cwd=tmp_path)  # fmt: skip
     assert generate.returncode == 0, generate.stderr
     result = run_cli("run", "--input", "in", "--output", "out", "--num-cpus", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stderr.splitlines()
-    bar = re.compile(r"annotate \[#+\] (\d+)/\1 read units, 300 documents, [\d,]+ docs/s$")
-    assert [line for line in lines if bar.match(line)], result.stderr
-    phases = [line.split(":")[0] for line in lines if re.fullmatch(r"\w+: done in [\d.]+ s", line)]
+    # a loaded machine may need a second start of Ray (cli/ray_cluster.py says so)
+    lines = [line for line in result.stderr.splitlines() if "did not start in time" not in line]
+    phase = re.compile(r"(\w+): done in [\d.]+ s")
+    # a slow machine may print a bar line before the last (LINE_SECONDS apart)
+    bar = re.compile(r"annotate \[[#.]{24}\] \d+/\d+ read units, [\d,]+ documents, "
+                     r"[\d,]+ docs/s(, about \d+ s left)?")  # fmt: skip
+    assert all(phase.fullmatch(line) or bar.fullmatch(line) for line in lines), result.stderr
+    phases = [phase.fullmatch(line)[1] for line in lines if phase.fullmatch(line)]
     assert phases[:3] == ["plan", "annotate", "ids"]
     assert phases[-3:] == ["write", "account", "publish"]
-    assert len(phases) + 1 == len(lines), result.stderr  # nothing but the bar and the phases
+    bars = [line for line in lines if bar.fullmatch(line)]
+    assert bars, result.stderr
+    assert re.fullmatch(r"annotate \[#{24}\] (\d+)/\1 read units, 300 documents, [\d,]+ docs/s",
+                        bars[-1]), result.stderr  # fmt: skip
+    assert lines[lines.index(bars[-1]) + 1].startswith("annotate: done in ")
     assert "Kept " in result.stdout
 
 

@@ -257,3 +257,31 @@ def test_the_spec_ships_parsed_without_its_comments(tmp_path):
     shipped = tmp_path / "shipped.yaml"
     shipped.write_text(env["DDS_JOB_SPEC"])
     assert load_config(shipped) == load_config(config)
+
+
+START_TIMES_OUT_ONCE = """
+import subprocess, sys
+import psutil, ray
+from dedupe_at_scale.cli import ray_cluster
+
+calls = []
+def init(**kwargs):
+    calls.append(kwargs["address"])
+    if len(calls) == 1:  # what a raylet that missed Ray's 30 s leaves behind
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        raise Exception("The current node timed out during startup. This could happen ...")
+ray.init = init
+ray.data.DataContext.get_current()  # the rest of connect() runs as after a start
+ray_cluster.connect(None, 1)
+print(calls, len(psutil.Process().children(recursive=True)))
+"""
+
+
+def test_a_local_ray_that_starts_too_slowly_is_started_again():
+    """Ray gives a new node 30 s to register; on a loaded machine the CLI
+    starts it again, after stopping what the failed start left running."""
+    result = subprocess.run([sys.executable, "-c", START_TIMES_OUT_ONCE], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['local',", "'local']", "0"]
+    assert "did not start in time (try 1 of 3); starting it again" in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from contextlib import suppress
 
 from dedupe_at_scale.config import ConfigError
 
@@ -127,10 +128,7 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR
         )
-        # "local": always a new Ray, never one that `ray start` left running.
-        ray.init(
-            address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING"
-        )
+        _start_local_ray(num_cpus)
     # The job shows its own progress (job/progress.py), unless --quiet: Ray
     # Data's bars (one per operator and pass) and notices stay off either way.
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -142,6 +140,46 @@ def connect(address: str | None, num_cpus: int | None) -> None:
     # (e.g. with --num-cpus 1); the pass waits for them, it does not hang.
     logging.getLogger("ray.data.dataset").addFilter(_NoIdleCpuWarning())
     keep_task_tracebacks_off_the_console()
+
+
+LOCAL_START_TRIES = 3
+
+
+def _start_local_ray(num_cpus: int | None) -> None:
+    """Always a new Ray, never one that `ray start` left running. Ray gives a
+    new node 30 s (fixed in its code) to register; on a loaded machine the
+    raylet can miss that, and a second start then succeeds."""
+    import ray
+
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            ray.init(
+                address="local", num_cpus=num_cpus, include_dashboard=False,
+                logging_level="WARNING",
+            )  # fmt: skip
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_START_TRIES:
+                raise
+            _stop_own_children()
+            ray.shutdown()
+            logging.getLogger(__name__).warning(
+                "the local Ray did not start in time (try %d of %d); starting it again",
+                attempt, LOCAL_START_TRIES,
+            )  # fmt: skip
+
+
+def _stop_own_children() -> None:
+    """What a failed start left running (its GCS, raylet and reaper): Ray
+    drops the half-made node, so its processes are found as our children.
+    The CLI starts no other process before Ray."""
+    import psutil  # installed with Ray
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
 
 
 class _NoIdleCpuWarning(logging.Filter):
