@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -16,6 +18,7 @@ import pytest
 
 from conftest import GOOD_EN, open_report, plot_data, write_table
 from dedupe_at_scale.job.report import summarize
+from dedupe_at_scale.job.trace import trace
 from toys.marker_stage import MARKER
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
@@ -46,13 +49,14 @@ LONGEST_TEXT = (
 )
 
 
-def summarize_with(registry: list, toy: type, manifest: dict) -> str:
-    """The summary as the job's process renders it, the toy registered there:
-    appended in place, as toys.register_stage and register_step do (the
-    summary's modules hold the registry lists themselves), then removed."""
+@contextmanager
+def registered(registry: list, toy: type) -> Iterator[None]:
+    """The toy registered in this process as in the job's: appended in place,
+    as toys.register_stage and register_step do (the summary's and trace's
+    modules hold the registry lists themselves), then removed."""
     registry.append(toy)
     try:
-        return summarize(manifest)
+        yield
     finally:
         registry.remove(toy)
 
@@ -89,7 +93,8 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path, browser):
     from dedupe_at_scale import stages
     from toys.marker_stage import MarkerStage
 
-    summary = summarize_with(stages.REGISTRY, MarkerStage, manifest)
+    with registered(stages.REGISTRY, MarkerStage):
+        summary = summarize(manifest)
     assert "marker_word" in summary and "\nmarker " in summary
     assert "\nMarker: 1 documents held 'river3'.\n" in summary
     page, errors, _ = open_report(browser, out / "report.html")
@@ -149,8 +154,12 @@ def test_a_global_step_is_one_module_and_one_registry_line(tmp_path, browser):
     from dedupe_at_scale import steps
     from toys.longest_step import DropLongest
 
-    summary = summarize_with(steps.REGISTRY, DropLongest, manifest)
+    with registered(steps.REGISTRY, DropLongest):
+        summary = summarize(manifest)
+        traced = trace(str(out), "d4")
     assert "longest_in_language" in summary and "\nLongest: 1 dropped (see longest/).\n" in summary
+    assert "    longest        rejected: longest_in_language" in traced
+    assert traced.endswith(f"\n  longest: dropped, {chars} characters"), traced
     page, errors, _ = open_report(browser, out / "report.html")
     assert not errors, errors
     assert plot_data(page, "plot-longest")[0]["y"] == [chars]

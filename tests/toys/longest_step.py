@@ -28,6 +28,7 @@ from dedupe_at_scale.steps.base import (
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.steps.base import FinishedRows
 
 LONGEST = "longest"
 SCHEMA = pa.schema([("id", pa.string()), ("language", pa.string()), ("chars", pa.int64())])
@@ -66,6 +67,11 @@ class DropLongest(GlobalStep):
                           [(None, list(chars), list(chars.values()), "accent")],
                           "language", "characters", x_category=True)  # fmt: skip
         return [ReportSection(LONGEST, "Longest documents", plots=(bars,))]
+
+    @staticmethod
+    def trace_lines(output: FinishedRows, doc_id: str, rows: list[dict[str, Any]]) -> list[str]:
+        found = output.find(LONGEST, "id", doc_id)
+        return [f"  longest: dropped, {found[0]['chars']} characters"] if found else []
 
     def run(self, view: StagedView) -> StepOutcome:
         text = view.cfg.input.text_column

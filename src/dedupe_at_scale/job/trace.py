@@ -11,7 +11,6 @@ column, never its text."""
 
 from __future__ import annotations
 
-import math
 import posixpath
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import StorageError, read_json, resolve
 from dedupe_at_scale.report_parts import shown_number
 from dedupe_at_scale.stages import REGISTRY as STAGES
+from dedupe_at_scale.steps import REGISTRY as STEPS
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import Location, StorageConfig
@@ -85,11 +85,22 @@ def find_rows(
 @dataclass(frozen=True)
 class FinishedOutput:
     """A complete output as its manifest describes it: every directory's
-    shards, by name (data, rejected, duplicates, subsets/50, ...)."""
+    shards, by name (data, rejected, duplicates, subsets/50, ...); what the
+    steps read in `trace` (steps/base.FinishedRows)."""
 
     location: Location
     manifest: dict[str, Any]
     shards: dict[str, list[str]]
+
+    @property
+    def id_column(self) -> str:
+        return self.manifest["config"]["input"]["id_column"]
+
+    def names(self) -> list[str]:
+        return list(self.shards)
+
+    def find(self, name: str, column: str, value: str | Collection[str]) -> list[dict]:
+        return find_rows(self.location, self.shards.get(name, []), column, value)
 
 
 def open_output(uri: str, storage: StorageConfig | None = None) -> FinishedOutput:
@@ -108,18 +119,20 @@ def open_output(uri: str, storage: StorageConfig | None = None) -> FinishedOutpu
 
 def trace(uri: str, doc_id: str, storage: StorageConfig | None = None) -> str:
     out = open_output(uri, storage)
-    location, manifest, shards = out.location, out.manifest, out.shards
-    id_column = manifest["config"]["input"]["id_column"]
-    data = find_rows(location, shards.get("data", []), id_column, doc_id)
-    rejected = find_rows(location, shards.get("rejected", []), "id", doc_id)
+    data = out.find("data", out.id_column, doc_id)
+    rejected = out.find("rejected", "id", doc_id)
     if not data and not rejected:
         raise NotInOutput(f"{doc_id} is not in {uri}: neither data/ nor rejected/ holds it")
     row = data[0] if data else rejected[0]
-    lines = [doc_id, _source_line(row, manifest)]
-    lines += _stage_lines(manifest, data[0] if data else None, rejected[0] if rejected else None)
-    lines += _duplicate_lines(location, shards, doc_id)
+    lines = [doc_id, _source_line(row, out.manifest)]
+    lines += _stage_lines(
+        out.manifest, data[0] if data else None, rejected[0] if rejected else None
+    )
     if data:
-        lines += _output_lines(location, shards, data, id_column, doc_id)
+        notes = "".join(part.trace_note(data) for part in (*STEPS, *STAGES))
+        lines.append(f"  data/: {len(data)} row(s){notes}")
+    for step in STEPS:
+        lines += step.trace_lines(out, doc_id, data)
     return "\n".join(lines)
 
 
@@ -158,46 +171,3 @@ def _stage_lines(manifest: dict, kept: dict | None, rejected: dict | None) -> li
 def _values(stage: str, row: dict | None) -> str:
     detail = TRACE_DETAIL.get(stage)
     return "" if row is None or detail is None else detail(row)
-
-
-def _duplicate_lines(location: Location, shards: dict[str, list[str]], doc_id: str) -> list[str]:
-    mine = find_rows(location, shards.get("duplicates", []), "id", doc_id)
-    if not mine:
-        return ["  duplicates: in no duplicate cluster"]
-    cluster = mine[0]["cluster_id"]
-    members = find_rows(location, shards["duplicates"], "cluster_id", cluster)
-    kept = [m["id"] for m in members if m["kept"]]
-    others = sorted(m["id"] for m in members if m["id"] != doc_id)
-    role = "the kept member" if mine[0]["kept"] else f"removed; kept member {', '.join(kept)}"
-    return [f"  duplicates: cluster {cluster} of {len(members)} ({role}); others: "
-            f"{', '.join(others[:10])}{' ...' if len(others) > 10 else ''}"]  # fmt: skip
-
-
-def _output_lines(
-    location: Location, shards: dict[str, list[str]], data: list[dict], id_column: str,
-    doc_id: str,
-) -> list[str]:  # fmt: skip
-    lines = [f"  data/: {len(data)} row(s)"]
-    repeats = sorted(r["mixture_repeat"] for r in data if r.get("mixture_repeat") is not None)
-    if repeats:
-        lines[-1] += f" (mixture copies {', '.join(map(str, repeats))})"
-    if data[0].get("n_tokens") is not None:
-        lines[-1] += f", {data[0]['n_tokens']} tokens each"
-    if data[0].get("split") is not None:
-        lines.append(f"  split: {data[0]['split']}")
-    subsets = sorted((n for n in shards if n.startswith("subsets/")), key=_percent)
-    if subsets:
-        held = [
-            f"{name.removeprefix('subsets/')}% ({len(rows)} row(s))"
-            for name in subsets
-            if (rows := find_rows(location, shards[name], id_column, doc_id))
-        ]
-        lines.append(f"  subsets: {', '.join(held) or 'in none'}")
-    return lines
-
-
-def _percent(name: str) -> float:
-    try:
-        return float(name.removeprefix("subsets/"))
-    except ValueError:
-        return math.inf

@@ -235,3 +235,9 @@ class Stage:
         """What `trace` prints after "passed" for a document the stage let
         through, from its row in data/ (e.g. ": en (0.98)"); "" for nothing."""
         return ""
+
+    @staticmethod
+    def trace_note(rows: list[dict[str, Any]]) -> str:
+        """What `trace` adds to the data/ line of a kept document, from its
+        rows there (e.g. its token count); "" for nothing."""
+        return ""

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -162,6 +162,17 @@ class StagedView:
         return dataclasses.replace(self, decisions=(*self.decisions, decision))
 
 
+class FinishedRows(Protocol):
+    """A finished output as `trace` reads it (job/trace.py): the directories
+    its manifest lists, and the rows of one whose `column` holds a value."""
+
+    id_column: str  # the input's id column, as data/ names it
+
+    def names(self) -> list[str]: ...
+
+    def find(self, name: str, column: str, value: str | Collection[str]) -> list[dict]: ...
+
+
 class GlobalStep:
     """Base of a global step; see the module docstring."""
 
@@ -219,6 +230,18 @@ class GlobalStep:
     @staticmethod
     def distributions(cfg: JobConfig) -> list[Distribution]:
         """Its columns the report draws as histograms, when it is on."""
+        return []
+
+    @staticmethod
+    def trace_note(rows: list[dict[str, Any]]) -> str:
+        """What `trace` adds to the data/ line of a kept document, from its
+        rows there (e.g. its mixture copies); "" for nothing."""
+        return ""
+
+    @staticmethod
+    def trace_lines(output: FinishedRows, doc_id: str, rows: list[dict[str, Any]]) -> list[str]:
+        """Its lines in `trace`, after data/'s; `rows` are the document's
+        rows in data/ (none when it was rejected)."""
         return []
 
 

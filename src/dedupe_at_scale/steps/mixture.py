@@ -307,6 +307,11 @@ class Mixture(GlobalStep):
     def fields(cfg: JobConfig) -> list[pa.Field]:
         return [pa.field(REPEAT, pa.int32())]
 
+    @staticmethod
+    def trace_note(rows: list[dict[str, Any]]) -> str:
+        repeats = sorted(r[REPEAT] for r in rows if r.get(REPEAT) is not None)
+        return f" (mixture copies {', '.join(map(str, repeats))})" if repeats else ""
+
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
         _require_column(view, cfg.mixture.group_column, "mixture.group_column")

@@ -21,6 +21,7 @@ from dedupe_at_scale.steps.mixture import ORDER, copies_of, draws, output_unit, 
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.steps.base import FinishedRows
 
 SPLIT = "split"
 SALT = 0x3C6EF372
@@ -127,6 +128,10 @@ class Splits(GlobalStep):
     @staticmethod
     def fields(cfg: JobConfig) -> list[pa.Field]:
         return [pa.field(SPLIT, pa.string())]
+
+    @staticmethod
+    def trace_lines(output: FinishedRows, doc_id: str, rows: list[dict[str, Any]]) -> list[str]:
+        return [f"  split: {rows[0][SPLIT]}"] if rows and rows[0].get(SPLIT) is not None else []
 
     @staticmethod
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:

@@ -16,6 +16,7 @@ data/'s order (mixed shards): a training loader points at a directory.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.steps.base import FinishedRows
 
 SALT = 0x7F4A7C15
 DIRECTORY = "subsets"
@@ -231,6 +233,19 @@ class Subsets(GlobalStep):
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         return {f"{DIRECTORY}/{subset_name(f)}": None for f in cfg.output.subsets}
 
+    @staticmethod
+    def trace_lines(output: FinishedRows, doc_id: str, rows: list[dict[str, Any]]) -> list[str]:
+        prefix = f"{DIRECTORY}/"
+        names = sorted((n for n in output.names() if n.startswith(prefix)), key=_percent)
+        if not rows or not names:
+            return []
+        held = [
+            f"{name.removeprefix(prefix)}% ({len(found)} row(s))"
+            for name in names
+            if (found := output.find(name, output.id_column, doc_id))
+        ]
+        return [f"  subsets: {', '.join(held) or 'in none'}"]
+
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
         merged: dict[str, np.ndarray] = {}
@@ -255,3 +270,10 @@ class Subsets(GlobalStep):
 
 def _order(index: int, table: pa.Table, cfg: JobConfig) -> pa.Table:
     return with_order(table, cfg, cfg.output.seed)
+
+
+def _percent(name: str) -> float:
+    try:
+        return float(name.removeprefix(f"{DIRECTORY}/"))
+    except ValueError:
+        return math.inf

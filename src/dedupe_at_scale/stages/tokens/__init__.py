@@ -139,6 +139,10 @@ class TokensStage(Stage):
             title += f" (of the rows a per-document stage rejected, 1 in {REJECTED_SAMPLE})"
         return [Distribution(N_TOKENS, N_TOKENS, title, unit="tokens")]
 
+    @staticmethod
+    def trace_note(rows: list[dict[str, Any]]) -> str:
+        return "" if rows[0].get(N_TOKENS) is None else f", {rows[0][N_TOKENS]} tokens each"
+
     def __call__(self, batch: Batch) -> StageResult:
         text = batch.text_array()
         if self.count_all:

@@ -19,6 +19,7 @@ from dedupe_at_scale.steps.dedup.tasks import run_dedup
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.steps.base import FinishedRows
 
 PUBLISHED_COLUMNS = ["id", "cluster_id", "kept", "similarity"]
 DUPLICATES = "duplicates"
@@ -61,6 +62,21 @@ class Dedup(GlobalStep):
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.dedup.enabled
+
+    @staticmethod
+    def trace_lines(output: FinishedRows, doc_id: str, rows: list[dict[str, Any]]) -> list[str]:
+        if DUPLICATES not in output.names():
+            return []
+        mine = output.find(DUPLICATES, "id", doc_id)
+        if not mine:
+            return ["  duplicates: in no duplicate cluster"]
+        cluster = mine[0]["cluster_id"]
+        members = output.find(DUPLICATES, "cluster_id", cluster)
+        kept = [m["id"] for m in members if m["kept"]]
+        others = sorted(m["id"] for m in members if m["id"] != doc_id)
+        role = "the kept member" if mine[0]["kept"] else f"removed; kept member {', '.join(kept)}"
+        return [f"  duplicates: cluster {cluster} of {len(members)} ({role}); others: "
+                f"{', '.join(others[:10])}{' ...' if len(others) > 10 else ''}"]  # fmt: skip
 
     @staticmethod
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema]:
