@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.io.fanout import in_threads
+from dedupe_at_scale.io.finished import find_rows, open_output
 from dedupe_at_scale.io.storage import StorageError, resolve
-from dedupe_at_scale.job.trace import find_rows, open_output
 from dedupe_at_scale.stages.minhash import normalize, sparse_spaces
 
 if TYPE_CHECKING:
