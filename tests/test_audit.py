@@ -14,7 +14,7 @@ import pytest
 
 from conftest import write_table
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.job.audit import audit, wilson
+from dedupe_at_scale.steps.dedup.audit import audit, wilson
 from dedupe_at_scale.job.pipeline import run_job
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]

@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "trace":
             return _trace(args)
         if args.command == "audit":
-            from dedupe_at_scale.job.audit import audit
+            from dedupe_at_scale.steps.dedup.audit import audit
 
             print(audit(args.output, args.sample, args.seed, load_config(args.config).storage))
             return 0
