@@ -14,8 +14,8 @@ import pytest
 
 from conftest import write_table
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.steps.dedup.audit import audit, wilson
 from dedupe_at_scale.job.pipeline import run_job
+from dedupe_at_scale.steps.dedup.audit import audit, wilson
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
