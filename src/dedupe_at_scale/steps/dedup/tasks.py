@@ -2,13 +2,14 @@
 the scan, buckets and verify sub-steps.
 
 Works on the staged, annotated shards, whose kept rows carry `__dds_uid`
-(global document number, in input order; each staged file holds an increasing
-range of uids), the exact-text hash and the MinHash signature. Every step is a
-set of Ray tasks over hash partitions or over groups of consecutive staged
-files (at most GROUPS_PER_PARTITION per partition, so the objects passed
-between steps grow with the partitions, not with the files: the verify hop
-sends a piece from every group to every group); the driver only sees
-per-file metadata and counts.
+(global document number, in input order; each staged file holds an
+increasing range of uids), the exact-text hash and the MinHash signature.
+SUB_STEPS lists the sub-steps in order; each is a function of a DedupRun
+(what the ones before it left) that runs Ray tasks over hash partitions or
+over groups of consecutive staged files (at most GROUPS_PER_PARTITION per
+partition, so the objects passed between sub-steps grow with the
+partitions, not with the files: the verify hop sends a piece from every
+group to every group); the driver only sees per-file metadata and counts.
 
   scan      per file group: exact keys and LSH band keys, hash-partitioned
   buckets   per partition: exact edges, candidate pairs from band buckets
@@ -25,8 +26,9 @@ uids follow input order, labels are component minima, and ties are broken by id.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,11 +44,12 @@ from dedupe_at_scale.steps.base import (
     group_files,
 )
 from dedupe_at_scale.steps.dedup.components import connected_components
-from dedupe_at_scale.steps.dedup.edges import ends, file_indexes, file_of, pairs_table
+from dedupe_at_scale.steps.dedup.edges import FileIndex, ends, file_indexes, file_of, pairs_table
 from dedupe_at_scale.steps.dedup.keep import choose_keepers
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.exchange import (
     Exchange,
+    Hop,
     Outbox,
     mailbox_count,
     receive,
@@ -54,11 +57,57 @@ from dedupe_at_scale.steps.exchange import (
 )
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, Returns, as_returns, call, split, submit
 
+if TYPE_CHECKING:
+    from dedupe_at_scale.steps.dedup.config import DedupConfig
+
 
 @dataclass
 class DedupOutcome:
     decisions: list[str]  # per staged file: path of its DECISION_SCHEMA table
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DedupRun:
+    """What the sub-steps hand each other: object refs (or mailbox acks) and
+    small per-file metadata, never the rows. Each sub-step fills its fields
+    from those of the ones before it."""
+
+    ex: Exchange
+    view: StagedView
+    groups: list[StagedGroup]
+    bands: int
+    rows: int
+    keep: list[tuple[str, str]]
+    stats: dict[str, Any] = field(default_factory=dict)
+    # scan: which file and group hold each uid; exact and band keys per partition
+    indexes: tuple[FileIndex, FileIndex] | None = None
+    exact_in: list = field(default_factory=list)
+    band_in: list = field(default_factory=list)
+    # buckets: exact edges per partition; candidate pairs per group
+    edges: list = field(default_factory=list)
+    candidates: list = field(default_factory=list)
+    # verify: the near edges that passed, per group
+    verified: list = field(default_factory=list)
+    # graph: (node, label) per partition, labels being component minima
+    labels: list = field(default_factory=list)
+    # keep: a decision file per staged file
+    decisions: list[str] = field(default_factory=list)
+    # hops still holding pieces a later sub-step reads
+    open_hops: list[Hop] = field(default_factory=list)
+
+    @property
+    def cfg(self) -> DedupConfig:
+        return self.view.cfg.dedup
+
+    @property
+    def partitions(self) -> int:
+        return self.view.partitions
+
+    def release(self) -> None:
+        for hop in self.open_hops:
+            hop.release()
+        self.open_hops = []
 
 
 def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str]]) -> DedupOutcome:
@@ -68,84 +117,115 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
     largest_hop = len(groups) * max(partitions, len(groups))
     boxes = mailbox_count(view.cfg.dedup.exchange, largest_hop, max(partitions, len(groups)))
-    return run_with_mailboxes("dedup", boxes, lambda ex: _run(ex, view, groups, bands, rows, keep))
+    return run_with_mailboxes(
+        "dedup", boxes, lambda ex: run_sub_steps(DedupRun(ex, view, groups, bands, rows, keep))
+    )
 
 
-def _run(ex: Exchange, view: StagedView, groups: list[StagedGroup], bands: int, rows: int,
-         keep: list[tuple[str, str]]) -> DedupOutcome:  # fmt: skip
-    cfg, partitions = view.cfg.dedup, view.partitions
-    n_groups = len(groups)
+def run_sub_steps(run: DedupRun, until: str | None = None) -> DedupOutcome:
+    """The sub-steps in order (through `until`, by name), each timed."""
+    run.stats.update({
+        "bands": run.bands, "rows": run.rows, "partitions": run.partitions,
+        "file_groups": len(run.groups), "exchange": "mailboxes" if run.ex.mailboxes else "objects",
+        "mailboxes": len(run.ex.mailboxes or ()),
+    })  # fmt: skip
+    if run.cfg.near and run.cfg.verify:
+        run.stats["verify_min_agreement"] = run.cfg.min_agreement()
     timings: dict[str, float] = {}
-    stats: dict[str, Any] = {
-        "bands": bands, "rows": rows, "partitions": partitions, "file_groups": n_groups,
-        "exchange": "mailboxes" if ex.mailboxes else "objects",
-        "mailboxes": len(ex.mailboxes or ()),
-    }  # fmt: skip
-    if cfg.near and cfg.verify:
-        stats["verify_min_agreement"] = cfg.min_agreement()
+    for name, sub_step in SUB_STEPS:
+        started = time.time()
+        sub_step(run)
+        timings[name] = time.time() - started
+        if name == until:
+            break
+    run.stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    return DedupOutcome(decisions=run.decisions, stats=run.stats)
 
-    started = time.time()
-    exact_hop, band_hop = ex.hop(partitions), ex.hop(partitions)
+
+def scan(run: DedupRun) -> None:
+    """Per file group: exact keys and LSH band keys, hash-partitioned."""
+    exact_hop, band_hop = run.ex.hop(run.partitions), run.ex.hop(run.partitions)
     returns = _scan_returns(exact_hop.returns, band_hop.returns)
     scans = [
-        submit(_scan, returns, g, cfg, bands, rows, partitions,
+        submit(_scan, returns, g, run.cfg, run.bands, run.rows, run.partitions,
                exact_hop.outbox(i), band_hop.outbox(i))
-        for i, g in enumerate(groups)
+        for i, g in enumerate(run.groups)
     ]  # fmt: skip
-    staged_index, group_index = file_indexes([s["uid_ranges"] for s in scans])
-    exact_in = exact_hop.inboxes([s["exact"] for s in scans])
-    band_in = band_hop.inboxes([s["bands"] for s in scans])
-    timings["scan"] = time.time() - started
+    run.indexes = file_indexes([s["uid_ranges"] for s in scans])
+    run.exact_in = exact_hop.inboxes([s["exact"] for s in scans])
+    run.band_in = band_hop.inboxes([s["bands"] for s in scans])
+    run.open_hops = [exact_hop, band_hop]
 
-    started = time.time()
-    pair_hop = ex.hop(n_groups)
+
+def buckets(run: DedupRun) -> None:
+    """Per partition: exact edges, and candidate pairs from the band buckets
+    sent to the group holding each pair's first member."""
+    n_groups, group_index = len(run.groups), run.indexes[1]
+    pair_hop = run.ex.hop(n_groups)
     returns = _bucket_returns(pair_hop.returns)
-    buckets = [
-        submit(_buckets, returns, cfg, group_index, n_groups, exact_in[p], band_in[p],
-               pair_hop.outbox(p))
-        for p in range(partitions)
+    tasks = [
+        submit(_buckets, returns, run.cfg, group_index, n_groups, run.exact_in[p],
+               run.band_in[p], pair_hop.outbox(p))
+        for p in range(run.partitions)
     ]  # fmt: skip
-    edges = [b["exact_edges"] for b in buckets]
-    candidates = pair_hop.inboxes([b["candidates"] for b in buckets])
-    # Wait here so that the step's time is its own, not counted under verify.
-    ray.wait(edges, num_returns=len(edges), fetch_local=False)
-    exact_hop.release(), band_hop.release()
-    timings["buckets"] = time.time() - started
+    run.edges = [b["exact_edges"] for b in tasks]
+    run.candidates = pair_hop.inboxes([b["candidates"] for b in tasks])
+    # Wait here so that the sub-step's time is its own, not counted under verify.
+    ray.wait(run.edges, num_returns=len(run.edges), fetch_local=False)
+    run.release()
+    run.open_hops = [pair_hop]
+    # Pairs from the band buckets before verification: what verify's work grows with.
+    run.stats["candidate_pairs"] = sum(ray.get([b["candidate_count"] for b in tasks]))
 
-    started = time.time()
+
+def verify(run: DedupRun) -> None:
+    """Two hops over the groups holding each side's signature: keep the pairs
+    whose signatures agree on >= dedup.verify_threshold of their values."""
+    cfg, groups, n_groups, group_index = run.cfg, run.groups, len(run.groups), run.indexes[1]
     if cfg.near and cfg.verify:
-        sig_hop = ex.hop(n_groups)
+        sig_hop = run.ex.hop(n_groups)
         hop = [
             call(_attach_signatures, sig_hop.returns, groups[g], group_index, n_groups,
-                 candidates[g], sig_hop.outbox(g))
+                 run.candidates[g], sig_hop.outbox(g))
             for g in range(n_groups)
         ]  # fmt: skip
         signed = sig_hop.inboxes(hop)
-        pair_hop.release()
-        verified = [
+        run.release()
+        run.open_hops = [sig_hop]
+        run.verified = [
             call(_verify, 1, groups[g], cfg.min_agreement(), signed[g])[0] for g in range(n_groups)
         ]
     else:
-        sig_hop = pair_hop
-        verified = [call(_concat_pairs, 1, candidates[g])[0] for g in range(n_groups)]
-    counts = ray.get([_count.remote(r) for r in verified + edges])
-    sig_hop.release()
-    # Pairs from the band buckets before verification: what verify's work grows with.
-    stats["candidate_pairs"] = sum(ray.get([b["candidate_count"] for b in buckets]))
-    stats["near_edges"] = sum(counts[:n_groups])
-    stats["exact_edges"] = sum(counts[n_groups:])
-    timings["verify"] = time.time() - started
+        run.verified = [call(_concat_pairs, 1, run.candidates[g])[0] for g in range(n_groups)]
+    counts = ray.get([_count.remote(r) for r in run.verified + run.edges])
+    run.release()
+    run.stats["near_edges"] = sum(counts[:n_groups])
+    run.stats["exact_edges"] = sum(counts[n_groups:])
 
-    started = time.time()
-    labels, rounds = connected_components(ex, edges + verified, partitions)
-    stats["graph_rounds"] = rounds
-    timings["graph"] = time.time() - started
 
-    started = time.time()
-    decisions = choose_keepers(ex, view, groups, (staged_index, group_index), keep, labels, stats)
-    timings["keep"] = time.time() - started
-    stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
-    return DedupOutcome(decisions=decisions, stats=stats)
+def graph(run: DedupRun) -> None:
+    """Connected components of the exact and near edges (components.py)."""
+    run.labels, run.stats["graph_rounds"] = connected_components(
+        run.ex, run.edges + run.verified, run.partitions
+    )
+
+
+def keep(run: DedupRun) -> None:
+    """Per component, the first document by the keep rule survives; the
+    decisions go back to the staged file of each document (keep.py)."""
+    run.decisions = choose_keepers(
+        run.ex, run.view, run.groups, run.indexes, run.keep, run.labels, run.stats
+    )
+
+
+# Dedup's sub-steps, in the order they run (docs/dedup.md).
+SUB_STEPS: tuple[tuple[str, Callable[[DedupRun], None]], ...] = (
+    ("scan", scan),
+    ("buckets", buckets),
+    ("verify", verify),
+    ("graph", graph),
+    ("keep", keep),
+)
 
 
 def _scan_returns(exact: int, bands: int) -> Returns:
@@ -154,9 +234,6 @@ def _scan_returns(exact: int, bands: int) -> Returns:
 
 def _bucket_returns(candidates: int) -> Returns:
     return Returns((("exact_edges", None), ("candidate_count", None), ("candidates", candidates)))
-
-
-# Helpers run on the driver ------------------------------------------------------
 
 
 # Tasks ---------------------------------------------------------------------------
@@ -190,11 +267,14 @@ def _scan(group: StagedGroup, cfg, bands, rows, partitions, exact_out: Outbox, b
         sigs = _signature_matrix(table)
         has_tokens = ~(sigs == EMPTY).all(axis=1)
         keys = band_keys(sigs[has_tokens], bands, rows)
+        # Buckets fold identical texts onto one copy, for the exact edges link
+        # them; without exact edges nothing may fold (a uid is no one else's).
+        fold = hi if cfg.exact else uid.astype(np.uint64)
         band = pa.table(
             {
                 "key": keys.reshape(-1),
                 "uid": np.repeat(uid[has_tokens], bands),
-                "exact": np.repeat(hi[has_tokens], bands),
+                "exact": np.repeat(fold[has_tokens], bands),
             }
         )
         dest = (keys.reshape(-1) % np.uint64(partitions)).astype(np.int64)
