@@ -292,7 +292,7 @@ def test_preference_conflicts(action, dropped):
     result = resolve_conflicts(table, consistency_config("preference", action))
     ids = table.column("id").to_pylist()
     assert {ids[i] for i in np.flatnonzero(result.excluded)} == dropped
-    conflicts = result.conflicts.to_pylist()
+    conflicts = result.table.to_pylist()
     assert [(c["cluster_id"], sorted(c["ids"])) for c in conflicts] == [
         ("a", ["a", "b", "c"]), ("e", ["e", "f"])
     ]  # fmt: skip
@@ -323,5 +323,5 @@ def test_score_conflicts(action, dropped):
     result = resolve_conflicts(table, consistency_config("reward", action))
     ids = table.column("id").to_pylist()
     assert {ids[i] for i in np.flatnonzero(result.excluded)} == dropped
-    assert [sorted(c["ids"]) for c in result.conflicts.to_pylist()] == [["a", "b", "c"], ["f", "g"]]
+    assert [sorted(c["ids"]) for c in result.table.to_pylist()] == [["a", "b", "c"], ["f", "g"]]
     assert result.rule == "score_conflict"

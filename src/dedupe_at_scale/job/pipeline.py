@@ -49,6 +49,7 @@ from dedupe_at_scale.job.report_html import write_report
 from dedupe_at_scale.job.write import PROFILE, step_fields, write_outputs, write_parquet
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
+from dedupe_at_scale.steps import cluster_checks
 from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 
 if TYPE_CHECKING:
@@ -245,6 +246,7 @@ def _run_global_steps(
             for name, resource in plan.shared.items()
             if hasattr(resource, "summary")
         },
+        cluster_checks=cluster_checks(cfg),
     )
     outcomes: dict[str, StepOutcome] = {}
     for step in STEP_REGISTRY:

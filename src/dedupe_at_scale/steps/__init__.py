@@ -17,7 +17,8 @@ from dedupe_at_scale.steps.splits import Splits
 from dedupe_at_scale.steps.subsets import Subsets
 
 if TYPE_CHECKING:
-    from dedupe_at_scale.steps.base import GlobalStep
+    from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.steps.base import ClusterCheck, GlobalStep
 
 REGISTRY: list[type[GlobalStep]] = [
     Contamination,
@@ -29,6 +30,13 @@ REGISTRY: list[type[GlobalStep]] = [
     Splits,
     Subsets,
 ]
+
+
+def cluster_checks(cfg: JobConfig) -> tuple[type[ClusterCheck], ...]:
+    """What dedup's keep task checks in each cluster under `cfg`."""
+    return tuple(
+        s.cluster_check for s in REGISTRY if s.cluster_check and s.cluster_check.applies(cfg)
+    )
 
 
 def published_by_steps() -> tuple[str, ...]:

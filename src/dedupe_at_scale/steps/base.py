@@ -136,6 +136,44 @@ def partition_count(documents: int) -> int:
 
 
 @dataclass(frozen=True)
+class ClusterVerdict:
+    excluded: np.ndarray  # the rows a cluster check rejects
+    rule: str  # their rule
+    table: pa.Table  # what the check writes for the partition (its file)
+
+
+class ClusterCheck:
+    """A check dedup's keep task runs on the rows of each cluster before it
+    picks the survivor, for a step that needs clusters whole (consistency);
+    a rejected row is no survivor. Its rows carry `stage` and one of `rules`
+    (with `reason(rule, cluster id)`); it writes a file per partition under
+    decisions/, named `prefix` + the partition, which its step publishes."""
+
+    stage: str = ""
+    rules: tuple[str, ...] = ()
+    prefix: str = ""
+
+    @staticmethod
+    def applies(cfg: JobConfig) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def columns(cfg: JobConfig) -> list[str]:
+        """The staged columns it compares, beside the cluster's label and ids."""
+        return []
+
+    @staticmethod
+    def resolve(members: pa.Table, cfg: JobConfig) -> ClusterVerdict:
+        """`members`: one partition's cluster rows, sorted by label, then the
+        keep rule."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reason(rule: pa.Array, cluster: pa.Array) -> pa.Array:
+        return cluster
+
+
+@dataclass(frozen=True)
 class StagedView:
     """What a global step may read: the staged files (each holds an increasing
     range of uids, in input order), their column names, and where to write
@@ -153,6 +191,8 @@ class StagedView:
     # (e.g. the decontamination index's sizes): each prepared resource's
     # summary, by resource name.
     prepared: dict[str, Any] = field(default_factory=dict)
+    # What dedup's keep task checks in each cluster (GlobalStep.cluster_check).
+    cluster_checks: tuple[type[ClusterCheck], ...] = ()
 
     @property
     def files(self) -> list[StagedFile]:
@@ -187,6 +227,8 @@ class GlobalStep:
     publishes: tuple[str, ...] = ()
     # Texts the report shows side by side (report_parts.ReportPairs).
     pairs: ReportPairs | None = None
+    # Run on each duplicate cluster by dedup's keep task, where clusters are whole.
+    cluster_check: type[ClusterCheck] | None = None
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

@@ -5,10 +5,11 @@ in one cluster (exact or near duplicates; preference and reward data).
               responses compared as dedup normalizes them)
   reward      rows scoring the same response further apart than max_score_gap
 
-`resolve` runs inside dedup's keep task, where each cluster's rows meet, so
-that conflicting rows are set aside before a cluster's survivor is chosen
-(steps/dedup/tasks.py); it writes OUT/conflicts/. The step registered here
-publishes those files and the manifest section. With `report` nothing is
+The check (ConflictCheck, the step's `cluster_check`) runs inside dedup's
+keep task, where each cluster's rows meet, so that conflicting rows are set
+aside before a cluster's survivor is chosen (steps/dedup/keep.py); it writes
+a conflicts file per partition. The step registered here publishes those
+files as OUT/conflicts/ and the manifest section. With `report` nothing is
 dropped; `drop_all` rejects every row of a conflict; `keep_majority` keeps
 the side with more rows (no side on a tie) and rejects the rest, all with
 stage "consistency".
@@ -18,17 +19,23 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.storage import Location, read_parquet
+from dedupe_at_scale.io.storage import read_parquet
 from dedupe_at_scale.sections import Require, Section
-from dedupe_at_scale.steps.base import GlobalStep, StagedView, StepOutcome, StepOutput
+from dedupe_at_scale.steps.base import (
+    ClusterCheck,
+    ClusterVerdict,
+    GlobalStep,
+    StagedView,
+    StepOutcome,
+    StepOutput,
+)
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -75,14 +82,7 @@ def member_columns(cfg: JobConfig) -> list[str]:
     return [col.RESPONSE_KEY, second]
 
 
-@dataclass
-class Resolution:
-    excluded: np.ndarray  # rows the action rejects
-    rule: str
-    conflicts: pa.Table  # CONFLICT_SCHEMA
-
-
-def resolve(members: pa.Table, cfg: JobConfig) -> Resolution:
+def resolve(members: pa.Table, cfg: JobConfig) -> ClusterVerdict:
     """Conflicts among `members` (cluster rows sorted by label, then the
     keep rule): which rows to reject and a row per conflict."""
     n = members.num_rows
@@ -113,7 +113,7 @@ def resolve(members: pa.Table, cfg: JobConfig) -> Resolution:
                 }
             )
     table = pa.Table.from_pylist(rows, schema=CONFLICT_SCHEMA)
-    return Resolution(excluded, RULES[kind], table)
+    return ClusterVerdict(excluded, RULES[kind], table)
 
 
 def _preference_conflicts(
@@ -180,12 +180,20 @@ def _largest_agreeing(scores: np.ndarray, gap: float) -> set[int]:
     return set(order[best[0] : best[1]].tolist())
 
 
-def conflicts_path(decisions_dir: str, partition: int) -> str:
-    return posixpath.join(decisions_dir, f"{FILE_PREFIX}{partition:05d}.parquet")
+class ConflictCheck(ClusterCheck):
+    """What dedup's keep task runs on each cluster (see the module docstring)."""
 
+    stage = "consistency"
+    rules = tuple(RULES.values())
+    prefix = FILE_PREFIX
+    applies = staticmethod(applies)
+    columns = staticmethod(member_columns)
+    resolve = staticmethod(resolve)
 
-def write_conflicts(location: Location, path: str, conflicts: pa.Table) -> None:
-    pq.write_table(conflicts, path, filesystem=location.arrow_fs)
+    @staticmethod
+    def reason(rule: pa.Array, cluster: pa.Array) -> pa.Array:
+        why = pc.binary_join_element_wise(rule, ": contradicts rows of cluster ", cluster, "")
+        return pc.binary_join_element_wise(why, f" (see {CONFLICTS}/)", "")
 
 
 class Consistency(GlobalStep):
@@ -194,6 +202,7 @@ class Consistency(GlobalStep):
 
     name = stage = "consistency"
     publishes = (CONFLICTS,)
+    cluster_check = ConflictCheck
 
     @staticmethod
     def summary(section: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ from dedupe_at_scale.steps.dedup.tasks import run_dedup
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
-    from dedupe_at_scale.steps.base import FinishedRows
+    from dedupe_at_scale.steps.base import ClusterCheck, FinishedRows
 
 PUBLISHED_COLUMNS = ["id", "cluster_id", "kept", "similarity"]
 DUPLICATES = "duplicates"
@@ -106,7 +106,11 @@ class Dedup(GlobalStep):
             report,
             Decision(
                 functools.partial(
-                    _apply_file, view.location, outcome.decisions, remove=cfg.dedup.remove
+                    _apply_file,
+                    view.location,
+                    outcome.decisions,
+                    remove=cfg.dedup.remove,
+                    checks=view.cluster_checks,
                 )
             ),
             finish=summary,
@@ -146,7 +150,8 @@ def summary(report: dict[str, Any], rows: list[dict], rules: dict[str, int]) -> 
 
 
 def _apply_file(
-    location: Location, paths: list[str], index: int, table: pa.Table, remove: bool = True
-) -> pa.Table:
+    location: Location, paths: list[str], index: int, table: pa.Table, remove: bool = True,
+    checks: tuple[type[ClusterCheck], ...] = (),
+) -> pa.Table:  # fmt: skip
     decided = read_parquet(location, paths[index])
-    return apply_decisions(table, decided, remove)
+    return apply_decisions(table, decided, remove, checks)

@@ -1,7 +1,8 @@
 """Dedup's keep sub-step: every document of a connected component learns its
 label, the members of each component meet in one partition, the first by
-the keep rule survives (after consistency's checks, steps/consistency.py),
-and the decisions go back to each staged file as one small file."""
+the keep rule survives (after the cluster checks other steps declare,
+GlobalStep.cluster_check), and the decisions go back to each staged file as
+one small file."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
-from dedupe_at_scale.steps import consistency
-from dedupe_at_scale.steps.base import StagedGroup, StagedView, decision_paths
+from dedupe_at_scale.steps.base import ClusterCheck, StagedGroup, StagedView, decision_paths
 from dedupe_at_scale.steps.dedup.edges import FileIndex, file_of, partition_of
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
@@ -55,7 +55,8 @@ def choose_keepers(
         ]
     )
     id_column = view.cfg.input.id_column
-    compared = consistency.member_columns(view.cfg)
+    checks = view.cluster_checks
+    compared = [c for check in checks for c in check.columns(view.cfg)]
     member_hop = ex.hop(partitions)
     members = member_hop.inboxes(
         [
@@ -66,16 +67,16 @@ def choose_keepers(
     )  # fmt: skip
     label_hop.release()
     decisions = decision_paths(view, "decisions")
-    checks = consistency.applies(view.cfg)
-    if checks:  # an interrupted run's files, perhaps for other partitions
-        fs = view.location.fs
-        for path in fs.glob(posixpath.join(view.decisions_dir, consistency.FILE_PREFIX + "*")):
+    fs = view.location.fs
+    for check in checks:  # an interrupted run's files, perhaps for other partitions
+        for path in fs.glob(posixpath.join(view.decisions_dir, check.prefix + "*")):
             fs.rm(path)
     chosen_hop = ex.hop(n_groups)
     chosen = [
         call(
             _choose_keepers, chosen_hop.returns + 1, group_index, n_groups, keep, view.cfg,
-            view.location, consistency.conflicts_path(view.decisions_dir, p) if checks else None,
+            view.location, checks,
+            [posixpath.join(view.decisions_dir, f"{c.prefix}{p:05d}.parquet") for c in checks],
             members[p], chosen_hop.outbox(p),
         )
         for p in range(partitions)
@@ -129,11 +130,11 @@ def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, piec
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, pieces,
+def _choose_keepers(group_index, n_groups, keep, cfg, location, checks, check_paths, pieces,
                     out: Outbox):  # fmt: skip
-    """Per cluster, the first member by the keep rule survives; with
-    consistency checks, rows its action rejects are set aside first (a
-    cluster may then keep none)."""
+    """Per cluster, the first member by the keep rule survives; rows a
+    cluster check rejects are set aside first (a cluster may then keep none),
+    and each check's file for this partition is written."""
     members = receive(pieces)
     keys = [(ID_KEY if name == "id" else name, order) for name, order in keep]
     members = members.sort_by([("label", "ascending"), *keys, (col.UID, "ascending")])
@@ -143,10 +144,12 @@ def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, 
     starts = np.flatnonzero(first)
     sizes = np.diff(np.r_[starts, n])
     excluded = np.zeros(n, dtype=bool)
-    if conflicts_path is not None:
-        resolution = consistency.resolve(members, cfg)
-        excluded = resolution.excluded
-        consistency.write_conflicts(location, conflicts_path, resolution.conflicts)
+    check_rule = np.full(n, None, dtype=object)
+    for check, path in zip(checks, check_paths):
+        verdict = check.resolve(members, cfg)
+        check_rule[verdict.excluded & ~excluded] = verdict.rule  # the first check's rule
+        excluded |= verdict.excluded
+        pq.write_table(verdict.table, path, filesystem=location.arrow_fs)
     position = np.arange(n)
     candidates = np.where(excluded, n, position)
     best = np.minimum.reduceat(candidates, starts) if n else np.zeros(0, np.int64)
@@ -157,8 +160,7 @@ def _choose_keepers(group_index, n_groups, keep, cfg, location, conflicts_path, 
     exact = members.column(col.EXACT_HI).to_numpy()
     same_text = exact == exact[keeper]
     rule = np.where(same_text, "exact_duplicate", "near_duplicate").astype(object)
-    if conflicts_path is not None:
-        rule[excluded] = resolution.rule
+    rule[excluded] = check_rule[excluded]
     rule[kept] = None
     decisions = pa.table(
         {
@@ -202,12 +204,15 @@ def _write_decisions(location, paths, staged_index, first, pieces):
     return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
 
 
-def apply_decisions(table: pa.Table, decisions: pa.Table, remove: bool = True) -> pa.Table:
+def apply_decisions(
+    table: pa.Table, decisions: pa.Table, remove: bool = True,
+    checks: tuple[type[ClusterCheck], ...] = (),
+) -> pa.Table:  # fmt: skip
     """Mark the removed duplicates of a staged block: stage "dedup", rule
     exact_duplicate / near_duplicate, reason = the kept document's id (unless
-    `remove` is off); and rows consistency rejected: stage "consistency",
-    reason naming the cluster. Every row gets its cluster (col.CLUSTER) and
-    its similarity to the kept member (col.SIMILARITY, for the report)."""
+    `remove` is off); and rows a cluster check rejected: its stage, rule and
+    reason. Every row gets its cluster (col.CLUSTER) and its similarity to
+    the kept member (col.SIMILARITY, for the report)."""
     if decisions.num_rows == 0 or table.num_rows == 0:
         table = table.append_column(col.CLUSTER, pa.nulls(table.num_rows, pa.string()))
         return table.append_column(col.SIMILARITY, pa.nulls(table.num_rows, pa.float32()))
@@ -225,13 +230,14 @@ def apply_decisions(table: pa.Table, decisions: pa.Table, remove: bool = True) -
         return table
     take = pa.array(pos)
     rule, reason = decisions.column("rule").take(take), decisions.column("cluster_id").take(take)
-    conflict = pc.is_in(rule, pa.array(list(consistency.RULES.values()))).to_numpy(
-        zero_copy_only=False
-    )
+    checked = [
+        (check, removed & pc.is_in(rule, pa.array(check.rules)).to_numpy(zero_copy_only=False))
+        for check in checks
+    ]
+    by_checks = np.logical_or.reduce([rows for _, rows in checked] + [np.zeros_like(removed)])
     if remove:
-        table = col.mark_rejected(table, removed & ~conflict, "dedup", rule, reason)
-    if (removed & conflict).any():
-        why = pc.binary_join_element_wise(rule, ": contradicts rows of cluster ", reason, "")
-        why = pc.binary_join_element_wise(why, " (see conflicts/)", "")
-        table = col.mark_rejected(table, removed & conflict, "consistency", rule, why)
+        table = col.mark_rejected(table, removed & ~by_checks, "dedup", rule, reason)
+    for check, rows in checked:
+        if rows.any():
+            table = col.mark_rejected(table, rows, check.stage, rule, check.reason(rule, reason))
     return table
