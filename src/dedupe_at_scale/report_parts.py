@@ -42,7 +42,7 @@ class Distribution(NamedTuple):
     (job/profile.py). A stage or step declares its own (`distributions`)."""
 
     name: str  # its key in report.json; the plot's id is plot-<name>
-    column: str  # the staged column that holds it
+    column: str  # the staged column that holds it; "": the document's length in characters
     title: str
     unit: str = "value"  # the x axis title
     log_counts: bool = False  # a log count axis, which shows the rejected tails

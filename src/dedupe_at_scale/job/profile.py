@@ -80,7 +80,7 @@ def block_profile(table: pa.Table, cfg: JobConfig, spec: ReportSpec) -> dict[str
     kept = pc.is_null(table.column(col.STAGE)).to_numpy(zero_copy_only=False)
     histograms = {}
     for d in spec.distributions:
-        if d.name == LENGTH:
+        if not d.column:
             values = _numbers(pc.utf8_length(table.column(cfg.input.document_column)))
         elif d.column in table.column_names:
             values = _numbers(table.column(d.column))
