@@ -200,7 +200,7 @@ class Consistency(GlobalStep):
     """Publishes the conflicts dedup's keep tasks found (see the module
     docstring); its rejections were applied with dedup's decision."""
 
-    name = stage = "consistency"
+    name = stage = ConflictCheck.stage
     publishes = (CONFLICTS,)
     cluster_check = ConflictCheck
 
