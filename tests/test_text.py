@@ -58,3 +58,38 @@ def test_duplicated_ngram_chars_counts_each_word_once():
     assert text.duplicated_ngram_chars(words, 2) == 8  # overlaps not double counted
     assert text.duplicated_ngram_chars(["x", "aa", "b", "y", "aa", "b"], 2) == 6
     assert text.duplicated_ngram_chars(["a", "b", "c", "d"], 2) == 0
+
+
+def test_the_kernels_code_point_tables_equal_python_per_character():
+    """codepoints.unicode_tables lowers every code point in one str.lower
+    call; the reference is the plain loop over each character on its own."""
+    import numpy as np
+
+    from dedupe_at_scale.kernels import codepoints as cp_tables
+
+    flags, lower = cp_tables.unicode_tables()
+    is_complex = cp_tables.IS_COMPLEX
+    expected_lower = np.arange(0x110000, dtype=np.int32)
+    complex_ = np.zeros(0x110000, np.bool_)
+    classes = {
+        cp_tables.IS_WORD: r"\w",
+        cp_tables.IS_SPACE: r"\s",
+        cp_tables.IS_ALPHA: r"[^\W\d_]",
+        cp_tables.IS_ALNUM: r"[^\W_]",
+    }
+    patterns = {bit: re.compile(p) for bit, p in classes.items()}
+    for cp in range(0x110000):
+        ch = chr(cp)
+        low = ch.lower()
+        if low != ch:
+            if len(low) == 1:
+                expected_lower[cp] = ord(low)
+            else:
+                complex_[cp] = True
+        if cp % 97 == 0 or cp < 0x3000:  # the classes on a spread of code points
+            for bit, pattern in patterns.items():
+                assert bool(flags[cp] & bit) == bool(pattern.fullmatch(ch)), (hex(cp), bit)
+    complex_[0x03A3] = True  # capital sigma, by design
+    assert (lower == expected_lower).all()
+    assert ((flags & is_complex) > 0).tolist() == complex_.tolist()
+    assert complex_[0x0130]  # İ lowers to two code points
