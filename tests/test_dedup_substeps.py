@@ -27,6 +27,7 @@ from dedupe_at_scale.steps.dedup.components import components_local
 from dedupe_at_scale.steps.dedup.edges import file_indexes, file_of, pairs_table
 from dedupe_at_scale.steps.dedup.tasks import SUB_STEPS, DedupRun, run_sub_steps, verify
 from dedupe_at_scale.steps.exchange import Exchange
+from dedupe_at_scale.steps.tasks import Pieces
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -154,7 +155,7 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
               for g in run.groups]  # fmt: skip
     run.indexes = file_indexes([ray.put(r) for r in ranges])
     owner = file_of(run.indexes[1], hi)  # the group holding each pair's first member
-    run.candidates = [[ray.put(pairs_table(hi[owner == g], lo[owner == g]))]
+    run.candidates = [Pieces((ray.put(pairs_table(hi[owner == g], lo[owner == g])),))
                       for g in range(len(run.groups))]  # fmt: skip
     verify(run)
     verified = pa.concat_tables(ray.get(run.verified))

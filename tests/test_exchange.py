@@ -22,7 +22,7 @@ from dedupe_at_scale.steps.exchange import (
     receive,
     run_with_mailboxes,
 )
-from dedupe_at_scale.steps.tasks import as_returns, call, split
+from dedupe_at_scale.steps.tasks import as_returns, call, split, takes_pieces
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -141,3 +141,32 @@ def test_the_job_writes_the_same_output_with_mailboxes(ray_cluster, sample_dir, 
     assert other.keys() == tables.keys()
     for name in tables:
         assert other[name].equals(tables[name]), name
+
+
+@ray.remote
+def _send_late(seconds: float, out: Outbox):
+    import time
+
+    time.sleep(seconds)
+    return as_returns(out.send([pa.table({"sent_at": [time.time()]})]))
+
+
+@ray.remote
+@takes_pieces
+def _receive_at(pieces):
+    import time
+
+    started = time.time()
+    return started, receive(pieces).column("sent_at")[0].as_py()
+
+
+def test_a_receiver_starts_once_its_pieces_exist(ray_cluster):
+    """Pieces reach a task as top-level arguments, so Ray schedules it after
+    its senders: a receiver started early would wait in ray.get without its
+    CPU, and Ray would start another worker process for the next task."""
+    exchange = Exchange(0)
+    hop = exchange.hop(1)
+    sent = [call(_send_late, hop.returns, 2.0, hop.outbox(0))]
+    (pieces,) = hop.inboxes(sent)
+    started, sent_at = ray.get(call(_receive_at, 1, pieces)[0])
+    assert started >= sent_at

@@ -34,6 +34,8 @@ import pyarrow as pa
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from dedupe_at_scale.steps.tasks import Pieces
+
 log = logging.getLogger(__name__)
 
 AUTO_MAX_OBJECTS = 20_000
@@ -112,9 +114,14 @@ class Inbox:
 
 
 def receive(pieces: Any) -> pa.Table:
-    """A receiver's pieces concatenated in sender order: from a list of
-    ObjectRefs (Ray resolves only top-level arguments) or an Inbox."""
-    tables = pieces.receive() if isinstance(pieces, Inbox) else ray.get(list(pieces))
+    """A receiver's pieces concatenated in sender order: the tables (Pieces
+    that tasks.call resolved), an Inbox, or refs (fetched here)."""
+    if isinstance(pieces, Inbox):
+        tables = pieces.receive()
+    elif isinstance(pieces, Pieces):
+        tables = ray.get(list(pieces.refs))
+    else:
+        tables = [ray.get(p) if isinstance(p, ray.ObjectRef) else p for p in pieces]
     return pa.concat_tables(tables)
 
 
@@ -136,11 +143,11 @@ class Hop:
         return Outbox(self.exchange.mailboxes, self.id, src)
 
     def inboxes(self, sent: list[list]) -> list:
-        """Per receiver: its pieces (a list of refs) or its Inbox. `sent` is
-        each sender's returns for this hop; with mailboxes, waits for them."""
+        """Per receiver: its Pieces (refs) or its Inbox. `sent` is each
+        sender's returns for this hop; with mailboxes, waits for them."""
         boxes = self.exchange.mailboxes
         if boxes is None:
-            return [[s[d] for s in sent] for d in range(self.n_dst)]
+            return [Pieces(tuple(s[d] for s in sent)) for d in range(self.n_dst)]
         ray.get([s[0] for s in sent])
         return [Inbox(boxes[d % len(boxes)], self.id, d) for d in range(self.n_dst)]
 

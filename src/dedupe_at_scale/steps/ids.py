@@ -41,7 +41,7 @@ from dedupe_at_scale.steps.exchange import (
     receive,
     run_with_mailboxes,
 )
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split, takes_pieces
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -117,12 +117,11 @@ def _find_repeats(
     paths = decision_paths(view, "ids")
     return ray.get(
         [
-            _write_id_decisions.remote(
-                view.location, {f.index: paths[f.index] for f in g.files}, found[i]
-            )  # fmt: skip
+            call(_write_id_decisions, 1, view.location,
+                 {f.index: paths[f.index] for f in g.files}, found[i])[0]
             for i, g in enumerate(groups)
         ]
-    )
+    )  # fmt: skip
 
 
 def _apply_file(location: Location, paths: list[str], with_repeats: frozenset[int], index: int,
@@ -170,6 +169,7 @@ def _scan_ids(group: StagedGroup, group_index, id_column, partitions, out: Outbo
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _repeats(n_groups, pieces, out: Outbox):
     """Rows whose id appeared at a smaller uid, split by group of staged files."""
     table = receive(pieces).sort_by(
@@ -209,6 +209,7 @@ def _empty_repeats() -> pa.Table:
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _write_id_decisions(location, paths: dict[int, str], pieces):
     """A decision file for each of the group's staged files whose ids repeat;
     none for the others (their rows need no decision)."""

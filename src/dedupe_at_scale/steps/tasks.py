@@ -4,6 +4,7 @@ moves the pieces)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +18,61 @@ import pyarrow as pa
 TASK_RETRIES = 4
 
 
+@dataclass(frozen=True)
+class Pieces:
+    """A receiver's pieces of a hop, as object refs. `call` hands them to
+    the task as top-level arguments, so that Ray starts the task once they
+    exist: a task waiting inside ray.get gives its CPU back, and Ray starts
+    another worker process (seconds of imports and model loads) for the next
+    task in line. The task is wrapped by `takes_pieces`."""
+
+    refs: tuple
+
+
+@dataclass(frozen=True)
+class _Spread:
+    start: int
+    count: int
+
+
+@dataclass(frozen=True)
+class _SpreadHeader:
+    arguments: int  # how many arguments come before the pieces
+
+
 def call(fn, n: int, *args) -> list:
-    """Submit a remote function with `n` returns; always a list of refs."""
-    refs = fn.options(num_returns=n).remote(*args)
-    return [refs] if n == 1 else list(refs)
+    """Submit a remote function with `n` returns; always a list of refs.
+    Pieces arguments travel as top-level refs (the task takes_pieces)."""
+    head: list = []
+    refs: list = []
+    for arg in args:
+        if isinstance(arg, Pieces):
+            head.append(_Spread(len(refs), len(arg.refs)))
+            refs.extend(arg.refs)
+        else:
+            head.append(arg)
+    if len(head) != len(args) or any(isinstance(a, _Spread) for a in head):
+        args = (_SpreadHeader(len(head)), *head, *refs)
+    out = fn.options(num_returns=n).remote(*args)
+    return [out] if n == 1 else list(out)
+
+
+def takes_pieces(fn):
+    """For a task given Pieces through `call`: each Pieces argument arrives
+    as the list of its values (Ray resolved them before the task started)."""
+
+    @functools.wraps(fn)
+    def task(*args):
+        if args and isinstance(args[0], _SpreadHeader):
+            head, values = args[1 : 1 + args[0].arguments], args[1 + args[0].arguments :]
+            args = tuple(
+                list(values[a.start : a.start + a.count]) if isinstance(a, _Spread) else a
+                for a in head
+            )
+        return fn(*args)
+
+    del task.__wrapped__  # Ray checks arguments against the signature: (*args) here
+    return task
 
 
 def as_returns(pieces: list) -> Any:

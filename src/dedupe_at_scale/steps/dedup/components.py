@@ -18,7 +18,7 @@ from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.steps.dedup.edges import ends, pairs_table, partition_of
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split, takes_pieces
 
 
 def _grouped_min(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,6 +121,7 @@ def _route_both_ways(edges, partitions, out: Outbox):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _large_star(pieces):
     table = receive(pieces)
     return pairs_table(*large_star(*ends(table)))
@@ -132,6 +133,7 @@ def _route_by_larger(edges, partitions, out: Outbox):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _small_star(pieces):
     table = receive(pieces)
     return pairs_table(*small_star(*ends(table)))

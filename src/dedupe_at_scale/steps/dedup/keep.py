@@ -20,7 +20,7 @@ from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.steps.base import ClusterCheck, StagedGroup, StagedView, decision_paths
 from dedupe_at_scale.steps.dedup.edges import FileIndex, file_of, partition_of
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split, takes_pieces
 
 ID_KEY = "__dds_id_key"
 
@@ -86,10 +86,10 @@ def choose_keepers(
     first = np.cumsum([0] + [len(g.files) for g in groups])
     kept_counts = ray.get(
         [
-            _write_decisions.remote(
-                view.location, decisions[first[g] : first[g + 1]], staged_index, first[g],
-                by_file[g],
-            )
+            call(
+                _write_decisions, 1, view.location, decisions[first[g] : first[g + 1]],
+                staged_index, first[g], by_file[g],
+            )[0]
             for g in range(n_groups)
         ]
     )  # fmt: skip
@@ -111,6 +111,7 @@ def _route_labels(group_index, n_groups, labels, out: Outbox):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, pieces, out: Outbox):
     labels = receive(pieces)
     # A star's centre is listed by every partition holding one of its edges.
@@ -130,6 +131,7 @@ def _member_keys(group: StagedGroup, id_column, keep, compared, partitions, piec
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _choose_keepers(group_index, n_groups, keep, cfg, location, checks, check_paths, pieces,
                     out: Outbox):  # fmt: skip
     """Per cluster, the first member by the keep rule survives; rows a
@@ -192,6 +194,7 @@ def similarity_to(signatures: pa.ChunkedArray | pa.Array, keeper: np.ndarray) ->
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _write_decisions(location, paths, staged_index, first, pieces):
     """Persist the decisions of a group's staged files, one file each (`paths`,
     staged files first, first + 1, ...); (survivors, members)."""

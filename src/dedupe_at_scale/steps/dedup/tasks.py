@@ -55,7 +55,15 @@ from dedupe_at_scale.steps.exchange import (
     receive,
     run_with_mailboxes,
 )
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, Returns, as_returns, call, split, submit
+from dedupe_at_scale.steps.tasks import (
+    TASK_RETRIES,
+    Returns,
+    as_returns,
+    call,
+    split,
+    submit,
+    takes_pieces,
+)
 
 if TYPE_CHECKING:
     from dedupe_at_scale.steps.dedup.config import DedupConfig
@@ -292,6 +300,7 @@ def _scan(group: StagedGroup, cfg, bands, rows, partitions, exact_out: Outbox, b
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox):
     exact = receive(exact_pieces)
     hi = exact.column("hi").to_numpy()
@@ -313,6 +322,7 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox: Outbox):
     pairs = receive(pieces)
     hi, lo = unique_pairs(*ends(pairs))
@@ -331,6 +341,7 @@ def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _verify(group: StagedGroup, threshold, pieces):
     pairs = receive(pieces)
     hi = pairs.column("hi").to_numpy()
@@ -346,6 +357,7 @@ def _verify(group: StagedGroup, threshold, pieces):
 
 
 @ray.remote(max_retries=TASK_RETRIES)
+@takes_pieces
 def _concat_pairs(pieces):
     pairs = receive(pieces)
     return pairs_table(*unique_pairs(*ends(pairs)))
