@@ -37,7 +37,9 @@ $(CHROMIUM):
 #
 # Two pytest workers (pytest-xdist), a test file each at a time: most tests
 # wait on Ray starting, on subprocesses and on the servers, so two on two
-# cores take 13 to 15.5 minutes where one takes 19 (three took 16).
+# cores beat one and three (19 and 16 minutes against 13 to 15.5, when the
+# suite was smaller); four overloaded a 2-core machine (load average 35,
+# tests failing on timeouts).
 # TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
 test: install $(CHROMIUM)
