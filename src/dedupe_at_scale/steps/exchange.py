@@ -115,13 +115,13 @@ class Inbox:
 
 def receive(pieces: Any) -> pa.Table:
     """A receiver's pieces concatenated in sender order: the tables (Pieces
-    that tasks.call resolved), an Inbox, or refs (fetched here)."""
+    that tasks.call resolved), an Inbox, or Pieces not passed through call."""
     if isinstance(pieces, Inbox):
         tables = pieces.receive()
     elif isinstance(pieces, Pieces):
         tables = ray.get(list(pieces.refs))
     else:
-        tables = [ray.get(p) if isinstance(p, ray.ObjectRef) else p for p in pieces]
+        tables = list(pieces)
     return pa.concat_tables(tables)
 
 

@@ -51,7 +51,7 @@ def call(fn, n: int, *args) -> list:
             refs.extend(arg.refs)
         else:
             head.append(arg)
-    if len(head) != len(args) or any(isinstance(a, _Spread) for a in head):
+    if any(isinstance(a, _Spread) for a in head):
         args = (_SpreadHeader(len(head)), *head, *refs)
     out = fn.options(num_returns=n).remote(*args)
     return [out] if n == 1 else list(out)
