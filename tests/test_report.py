@@ -162,6 +162,49 @@ def test_report_command_rebuilds_the_same_page(output, tmp_path, capsys):
     assert str(copy / "report.html") in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("run", ["output", "web_output"])
+def test_every_plot_is_what_plotly_makes_of_it(run, request, monkeypatch):
+    """The report writes its plots as plain JSON (job/figures.py),
+    not through plotly's figure objects, which validate every update. The
+    reference: plotly's Figure, given each plot's traces and layout, accepts
+    every property and gives back the same JSON (plotly writes numeric
+    arrays in base64, decoded here)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from dedupe_at_scale.job import report_html
+
+    out = request.getfixturevalue(run)
+    drawn = []
+    real_plot = report_html.plot_html
+    monkeypatch.setattr(report_html, "plot_html", lambda i, f: drawn.append(f) or real_plot(i, f))
+    manifest = json.loads((out / "manifest.json").read_text())
+    profile = json.loads((out / "report.json").read_text())
+    assert report_html.build_report(manifest, profile) == (out / "report.html").read_text()
+    assert len(drawn) >= 20
+    for figure in drawn:
+        ours = json.loads(
+            pio.to_json({"data": figure.data, "layout": figure.layout}, validate=False)
+        )
+        theirs = go.Figure(data=figure.data, layout=figure.layout).to_plotly_json()
+        assert ours == decoded(json.loads(pio.to_json(theirs, validate=False)))
+
+
+def decoded(value):
+    """JSON with plotly's base64 arrays ({dtype, bdata}) as lists."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict) and set(value) == {"dtype", "bdata"}:
+        return np.frombuffer(base64.b64decode(value["bdata"]), value["dtype"]).tolist()
+    if isinstance(value, dict):
+        return {k: decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decoded(v) for v in value]
+    return value
+
+
 def test_report_command_on_s3(output, s3_server, tmp_path):
     s3 = s3_server.client()
     s3.create_bucket(Bucket="report-out")

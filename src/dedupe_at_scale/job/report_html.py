@@ -14,12 +14,11 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import plotly.graph_objects as go
-import plotly.io as pio
 import plotly.offline
 
 from dedupe_at_scale.io.output import MANIFEST
 from dedupe_at_scale.io.storage import Location, StorageError, read_json, resolve, write_text
+from dedupe_at_scale.job.figures import Figure, plot_html, trace
 from dedupe_at_scale.job.report import unit_sections
 from dedupe_at_scale.job.report_texts import pairs_section, samples_section
 
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from dedupe_at_scale.report_parts import ReportBars
 
 HTML, DATA = "report.html", "report.json"
-TEMPLATE = "plotly_white"
 KEPT, REJECTED = "#2a9d8f", "#e76f51"
 MAX_BARS = 40
 FUNNEL_TEXT = "%{value:,}<br>%{percentInitial:.1%}"
@@ -95,14 +93,6 @@ class _Page:
         )
 
 
-def _plot(div_id: str, figure: go.Figure) -> str:
-    figure.update_layout(template=TEMPLATE, margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return pio.to_html(
-        figure, full_html=False, include_plotlyjs=False, div_id=div_id,
-        config={"displaylogo": False, "responsive": True}, default_height="380px",
-    )  # fmt: skip
-
-
 def _table(headers: list[str], rows: list[list[Any]], keys: list[str | None] | None = None) -> str:
     """A table; a row with a key carries data-key (the manifest path of its number)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -150,16 +140,20 @@ def _funnel(page: _Page, m: dict[str, Any]) -> None:
     # "read": every input document; "input": after whole files quarantined.
     names = ["read"] + [n for n, _ in stages]
     docs = [m["counts"]["input"]] + [s["kept"] for _, s in stages]
-    figure = go.Figure(go.Funnel(y=names, x=docs, texttemplate=FUNNEL_TEXT, marker={"color": KEPT}))
+    figure = Figure(
+        trace("funnel", y=names, x=docs, texttemplate=FUNNEL_TEXT, marker={"color": KEPT})
+    )
     figure.update_layout(title="Documents kept after each stage")
-    plots.append(_plot("plot-funnel", figure))
+    plots.append(plot_html("plot-funnel", figure))
     if m.get("tokens", {}).get("enabled"):
         tokens = [m["tokens"]["input"]] + [s["tokens_kept"] for _, s in stages]
-        figure = go.Figure(
-            go.Funnel(y=names, x=tokens, texttemplate=FUNNEL_TEXT, marker={"color": "#457b9d"})
+        figure = Figure(
+            trace(
+                "funnel", y=names, x=tokens, texttemplate=FUNNEL_TEXT, marker={"color": "#457b9d"}
+            )
         )
         figure.update_layout(title="Tokens kept after each stage")
-        plots.append(_plot("plot-funnel-tokens", figure))
+        plots.append(plot_html("plot-funnel-tokens", figure))
     page.section("funnel", "Funnel", f"<div class='grid'>{''.join(plots)}</div>")
 
 
@@ -172,26 +166,27 @@ def _rules(page: _Page, m: dict[str, Any]) -> None:
     if not rows:
         page.section("rules", "Rejections by rule", "<p class='note'>Nothing was rejected.</p>")
         return
-    figure = go.Figure(go.Bar(y=[r for r, _ in rows][::-1], x=[n for _, n in rows][::-1],
-                              orientation="h", marker={"color": REJECTED}))  # fmt: skip
+    figure = Figure(trace("bar", y=[r for r, _ in rows][::-1], x=[n for _, n in rows][::-1],
+                            orientation="h", marker={"color": REJECTED}))  # fmt: skip
     figure.update_layout(title="Documents rejected, by stage/rule", height=max(380, 22 * len(rows)))
     figure.update_xaxes(title="documents")
     figure.update_yaxes(title="stage/rule")
-    page.section("rules", "Rejections by rule", _plot("plot-rules", figure))
+    page.section("rules", "Rejections by rule", plot_html("plot-rules", figure))
 
 
 def _languages(page: _Page, m: dict[str, Any]) -> None:
     langs = list(m["counts"]["languages"].items())[:MAX_BARS]
     names = [lang for lang, _ in langs]
-    figure = go.Figure([
-        go.Bar(name="kept", x=names, y=[c["kept"] for _, c in langs], marker={"color": KEPT}),
-        go.Bar(name="rejected", x=names, y=[c["rejected"] for _, c in langs],
+    figure = Figure(
+        trace("bar", name="kept", x=names, y=[c["kept"] for _, c in langs],
+               marker={"color": KEPT}),
+        trace("bar", name="rejected", x=names, y=[c["rejected"] for _, c in langs],
                marker={"color": REJECTED}),
-    ])  # fmt: skip
+    )  # fmt: skip
     figure.update_layout(barmode="stack", title="Documents per language")
     figure.update_xaxes(title="language")
     figure.update_yaxes(title="documents")
-    page.section("languages", "Languages", _plot("plot-languages", figure))
+    page.section("languages", "Languages", plot_html("plot-languages", figure))
 
 
 def _distributions(page: _Page, profile: dict[str, Any]) -> None:
@@ -209,7 +204,7 @@ def _distributions(page: _Page, profile: dict[str, Any]) -> None:
         )
         figure.update_layout(title=shown["title"])
         figure.update_xaxes(title=shown["unit"])
-        plots.append(_plot(f"plot-{name}", figure))
+        plots.append(plot_html(f"plot-{name}", figure))
     body = "<p class='note'>Kept against rejected (by any stage); dashed lines mark the rule thresholds.</p>"
     page.section(
         "distributions", "Distributions", body + f"<div class='grid'>{''.join(plots)}</div>"
@@ -218,13 +213,13 @@ def _distributions(page: _Page, profile: dict[str, Any]) -> None:
 
 def _histogram_figure(
     edges: np.ndarray, parts: dict[str, list[int]], marks: list[dict], log_counts: bool
-) -> go.Figure:
+) -> Figure:
     """Step lines of the bins that hold data: x is each bin's left edge, then
     the last bin's right edge (its count repeated, so the step is drawn)."""
     counts = {k: np.asarray(v) for k, v in parts.items()}
     total = sum(counts.values())
     nonzero = np.flatnonzero(total)
-    figure = go.Figure()
+    figure = Figure()
     if len(nonzero) == 0:
         return figure
     lo, hi = nonzero[0], nonzero[-1] + 1
@@ -234,8 +229,8 @@ def _histogram_figure(
         where = f"all in [{edges[lo]:g}, {edges[hi]:g})"
         for part, color in (("kept", KEPT), ("rejected", REJECTED)):
             if part in counts:
-                figure.add_trace(go.Bar(x=[where], y=[int(counts[part][lo])], name=part,
-                                        marker={"color": color}))  # fmt: skip
+                figure.data.append(trace("bar", x=[where], y=[int(counts[part][lo])],
+                                          name=part, marker={"color": color}))  # fmt: skip
         figure.update_layout(barmode="stack", legend={"orientation": "h", "y": -0.25})
         figure.update_xaxes(type="category")
         figure.update_yaxes(**_count_axis("linear", top))  # one bar: log would show no tick
@@ -247,15 +242,16 @@ def _histogram_figure(
     for part, color in (("kept", KEPT), ("rejected", REJECTED)):
         if part in counts:
             y = counts[part][lo:hi].tolist()
-            figure.add_trace(go.Scatter(x=x, y=y + y[-1:], name=part, mode="lines",
-                                        line={"shape": "hv", "color": color}))  # fmt: skip
+            figure.data.append(trace("scatter", x=x, y=y + y[-1:], name=part, mode="lines",
+                                      line={"shape": "hv", "color": color}))  # fmt: skip
     # Thresholds as traces in data coordinates (a shape on a log axis would
     # need log10 positions); one outside the data's range is left out.
     for mark in marks:
         t = mark["threshold"]
         if edges[lo] <= t <= edges[hi] and (t > 0 or not logarithmic):
-            figure.add_trace(go.Scatter(
-                x=[t, t], y=[0, top], mode="lines", name=f"{mark['rule']} ({mark['bound']} {t:g})",
+            figure.data.append(trace(
+                "scatter", x=[t, t], y=[0, top], mode="lines",
+                name=f"{mark['rule']} ({mark['bound']} {t:g})",
                 line={"dash": "dash", "color": "#333", "width": 1},
             ))  # fmt: skip
     if logarithmic:  # labels at powers of ten only (a minor tick's "5" reads as 5),
@@ -310,7 +306,7 @@ def _unit_sections(page: _Page, manifest: dict[str, Any]) -> None:
             body = f"<p class='note'>{html.escape(part.note)}</p>" if part.note else ""
             if part.table is not None:
                 body += _table(*part.table)
-            plots = [_plot(bars.div_id, _bars(bars)) for bars in part.plots]
+            plots = [plot_html(bars.div_id, _bars(bars)) for bars in part.plots]
             body += plots[0] if len(plots) == 1 else f"<div class='grid'>{''.join(plots)}</div>"
             body += "".join(f"<p class='note'>⚠ {html.escape(w)}</p>" for w in part.warnings)
             page.section(part.anchor, part.title, body)
@@ -319,11 +315,11 @@ def _unit_sections(page: _Page, manifest: dict[str, Any]) -> None:
 COLOURS = {"kept": KEPT, "muted": "#adb5bd", "accent": "#6d597a"}
 
 
-def _bars(spec: ReportBars) -> go.Figure:
-    figure = go.Figure([
-        go.Bar(name=name, x=x, y=y, marker={"color": COLOURS[c]} if c else None)
+def _bars(spec: ReportBars) -> Figure:
+    figure = Figure(*(
+        trace("bar", name=name, x=x, y=y, marker={"color": COLOURS[c]} if c else None)
         for name, x, y, c in spec.bars
-    ])  # fmt: skip
+    ))  # fmt: skip
     figure.update_layout(barmode=spec.barmode, title=spec.title)
     figure.update_xaxes(title=spec.x_title, type="category" if spec.x_category else None)
     figure.update_yaxes(title=spec.y_title, tickformat=spec.y_format or None)
