@@ -34,6 +34,7 @@ import pyarrow as pa
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from dedupe_at_scale.io.mailbox import ExchangeLost, Mailbox
 from dedupe_at_scale.steps.tasks import Pieces
 
 log = logging.getLogger(__name__)
@@ -41,37 +42,6 @@ log = logging.getLogger(__name__)
 AUTO_MAX_OBJECTS = 20_000
 MAILBOX_ATTEMPTS = 3
 T = TypeVar("T")
-
-
-class ExchangeLost(RuntimeError):
-    """A hop's pieces are gone: its mailbox died or was already released."""
-
-
-@ray.remote(num_cpus=0, max_restarts=0)
-class _Mailbox:
-    def __init__(self) -> None:
-        self.pieces: dict[tuple[int, int], dict[int, pa.Table]] = defaultdict(dict)
-        self.schemas: dict[int, pa.Schema] = {}
-        self.released: set[int] = set()
-
-    def put(self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]) -> int:
-        if hop in self.released:
-            raise ExchangeLost(f"hop {hop} was released before sender {src} finished")
-        self.schemas.setdefault(hop, schema)
-        for dest, piece in pieces.items():
-            self.pieces[hop, dest][src] = piece  # a retried sender overwrites its own piece
-        return len(pieces)
-
-    def take(self, hop: int, dest: int) -> list[pa.Table]:
-        if hop in self.released:
-            raise ExchangeLost(f"hop {hop} was released before receiver {dest} read it")
-        by_src = self.pieces.get((hop, dest), {})
-        return [by_src[s] for s in sorted(by_src)] or [self.schemas[hop].empty_table()]
-
-    def release(self, hop: int) -> None:
-        self.released.add(hop)
-        for key in [k for k in self.pieces if k[0] == hop]:
-            del self.pieces[key]
 
 
 @dataclass(frozen=True)
@@ -167,7 +137,7 @@ class Exchange:
         self.mailboxes: tuple | None = None
         if mailboxes:
             opts = {"scheduling_strategy": "SPREAD"}
-            self.mailboxes = tuple(_Mailbox.options(**opts).remote() for _ in range(mailboxes))
+            self.mailboxes = tuple(Mailbox.options(**opts).remote() for _ in range(mailboxes))
 
     def hop(self, n_dst: int) -> Hop:
         return Hop(self, n_dst)
