@@ -31,7 +31,7 @@ def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     `str.lower` call over all of them, a separator between each two: a
     Python loop over 1.1M code points cost every worker process 0.5 s."""
     codes = np.arange(0x110000, dtype=np.uint32)
-    everything = _utf32(codes)
+    everything = utf32(codes)
     flags = np.zeros(0x110000, np.uint16)
     for pattern, bit in (
         (r"\w+", IS_WORD),
@@ -57,7 +57,7 @@ def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     # it); being uncased, it keeps a capital sigma from reading as final.
     spaced = np.zeros(2 * 0x110000 - 3, np.uint32)
     spaced[::2] = codes[1:]
-    lowered = _utf32(_utf32(spaced).lower())
+    lowered = utf32(utf32(spaced).lower())
     ends = np.r_[np.flatnonzero(lowered == 0), len(lowered)]
     starts = np.r_[0, ends[:-1] + 1]
     single = ends - starts == 1
@@ -68,7 +68,7 @@ def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     return flags, lower
 
 
-def _utf32(data):
+def utf32(data):
     """Code points (uint32 array) to str, or str to code points; lone
     surrogates included."""
     if isinstance(data, str):

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.kernels.codepoints import utf32
 from dedupe_at_scale.kernels.minhash import (
     band_kernel,
     hash_kernel,
@@ -131,7 +132,7 @@ def word_tables() -> tuple[np.ndarray, np.ndarray] | None:
     cps = np.r_[np.arange(0xD800), np.arange(0xE000, 0x110000)].astype(np.uint32)
     sizes = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
     offsets = np.r_[0, np.cumsum(sizes)].astype(np.int32)
-    data = cps.astype("<u4").tobytes().decode("utf-32-le").encode()
+    data = utf32(cps).encode()
     chars = pa.StringArray.from_buffers(len(cps), pa.py_buffer(offsets), pa.py_buffer(data))
     lowered = pc.utf8_lower(chars)
     lengths = pc.utf8_length(lowered)
@@ -143,7 +144,7 @@ def word_tables() -> tuple[np.ndarray, np.ndarray] | None:
     is_word[cps] = pc.and_(kept, pc.invert(space)).to_numpy(zero_copy_only=False)
     lower = np.arange(0x110000, dtype=np.int32)
     text = lowered.buffers()[2].to_pybytes().decode()
-    lower[cps] = np.frombuffer(text.encode("utf-32-le"), np.int32)
+    lower[cps] = utf32(text)
     return is_word, lower
 
 
