@@ -21,24 +21,19 @@ class Figure:
         self.layout: dict[str, Any] = {}
 
     def update_layout(self, title: str | None = None, **props: Any) -> None:
-        if title is not None:
-            props["title"] = {"text": title}
-        _merge(self.layout, props)
+        _update(self.layout, title, props)
 
     def update_xaxes(self, title: str | None = None, **props: Any) -> None:
-        self._axis("xaxis", title, props)
+        _update(self.layout.setdefault("xaxis", {}), title, props)
 
     def update_yaxes(self, title: str | None = None, **props: Any) -> None:
-        self._axis("yaxis", title, props)
-
-    def _axis(self, name: str, title: str | None, props: dict[str, Any]) -> None:
-        if title is not None:
-            props["title"] = {"text": title}
-        _merge(self.layout.setdefault(name, {}), props)
+        _update(self.layout.setdefault("yaxis", {}), title, props)
 
 
-def _merge(into: dict[str, Any], props: dict[str, Any]) -> None:
-    """As plotly's update: None unsets a property."""
+def _update(into: dict[str, Any], title: str | None, props: dict[str, Any]) -> None:
+    """As plotly's update: a title is {"text": ...}, and None unsets a property."""
+    if title is not None:
+        props["title"] = {"text": title}
     for key, value in props.items():
         if value is None:
             into.pop(key, None)
