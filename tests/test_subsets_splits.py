@@ -160,3 +160,20 @@ def test_splits_are_disjoint_and_keep_clusters_whole(ray_cluster, sample_dir, tm
 def test_bad_subsets_and_splits_are_config_errors(tmp_path, output, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write_config(tmp_path / "c.yaml", {"output": output}))
+
+
+def test_splits_that_lose_a_row_of_data_are_not_committed():
+    """The commit's check (GlobalStep.check_outputs): the splits' shards hold
+    data/'s rows exactly; with splits off, nothing is asked of them."""
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.job.accounting import AccountingError
+    from dedupe_at_scale.job.pipeline import check_step_outputs
+
+    cfg = config_from_dict({"output": {"splits": {"train": 0.8, "test": 0.2}}})
+    data = [{"rows": 6}, {"rows": 4}]
+    whole = {"splits/train": [{"rows": 5}, {"rows": 3}], "splits/test": [{"rows": 2}]}
+    check_step_outputs(cfg, data, whole)
+    short = {**whole, "splits/test": [{"rows": 1}]}
+    with pytest.raises(AccountingError, match="splits/ hold 9 rows, data/ 10"):
+        check_step_outputs(cfg, data, short)
+    check_step_outputs(config_from_dict({}), data, {})

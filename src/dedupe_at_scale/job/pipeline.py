@@ -176,7 +176,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
             for name in step.outputs(cfg)
         }
         check_accounting(files, stats, data_shards, rejected_shards)
-        check_views(cfg, data_shards, step_shards)
+        check_step_outputs(cfg, data_shards, step_shards)
 
     timings["total"] = time.time() - started
     manifest = build_manifest(
@@ -298,15 +298,17 @@ class _timed:
             self.progress.phase_done(self.name, self.timings[self.name])
 
 
-def check_views(
+def check_step_outputs(
     cfg: JobConfig, data_shards: list[dict[str, Any]], step_shards: dict[str, list[dict[str, Any]]]
 ) -> None:
-    """The splits hold data/'s rows exactly."""
+    """Each enabled step's check of what it published (GlobalStep.check_outputs)."""
     data = sum(s["rows"] for s in data_shards)
-    in_splits = sum(s["rows"] for n, listed in step_shards.items() if n.startswith("splits/")
-                    for s in listed)  # fmt: skip
-    if cfg.output.splits and in_splits != data:
-        raise AccountingError(f"output not committed: splits/ hold {in_splits} rows, data/ {data}")
+    for step in STEP_REGISTRY:
+        if step.enabled(cfg):
+            mine = {name: step_shards.get(name, []) for name in step.outputs(cfg)}
+            problem = step.check_outputs(cfg, data, mine)
+            if problem is not None:
+                raise AccountingError(f"output not committed: {problem}")
 
 
 def step_outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:

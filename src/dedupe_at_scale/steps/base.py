@@ -248,6 +248,15 @@ class GlobalStep:
         return {}
 
     @staticmethod
+    def check_outputs(
+        cfg: JobConfig, data_rows: int, shards: dict[str, list[dict[str, Any]]]
+    ) -> str | None:
+        """What is wrong with its published directories (`shards`: each of
+        its `outputs`' shards, with their rows) against data/'s `data_rows`,
+        or None; the run then commits nothing."""
+        return None
+
+    @staticmethod
     def idle_report(cfg: JobConfig) -> dict[str, Any]:
         """The manifest section when the step did not run (off, or nothing
         was staged)."""

@@ -137,6 +137,18 @@ class Splits(GlobalStep):
     def outputs(cfg: JobConfig) -> dict[str, pa.Schema | None]:
         return {f"{DIRECTORY}/{name}": None for name in cfg.output.splits}
 
+    @staticmethod
+    def check_outputs(
+        cfg: JobConfig, data_rows: int, shards: dict[str, list[dict[str, Any]]]
+    ) -> str | None:
+        """The splits hold data/'s rows exactly."""
+        in_splits = sum(s["rows"] for listed in shards.values() for s in listed)
+        return (
+            None
+            if in_splits == data_rows
+            else f"{DIRECTORY}/ hold {in_splits} rows, data/ {data_rows}"
+        )
+
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
         return StepOutcome(
