@@ -131,3 +131,37 @@ def test_shortfall_is_reported(ray_cluster, sample_dir, tmp_path):
     rules = Counter(r["rule"] for r in rejected if r["stage"] == "mixture")
     assert rules["mixture_group_not_weighted"] > 0  # news and forum have no weight
     json.dumps(result.manifest)  # the manifest stays plain JSON
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_the_output_order_does_not_depend_on_ray_s_shuffle(
+    ray_cluster, sample_dir, tmp_path, monkeypatch
+):
+    """Small inputs are sorted by the pull-based shuffle (job/write.sort_strategy);
+    Ray's default shuffle, which large inputs get, writes the same shards."""
+    from ray.data.context import ShuffleStrategy
+
+    from dedupe_at_scale.job import write
+    from dedupe_at_scale.job.pipeline import run_job
+
+    cfg = config_from_dict(
+        {
+            "quality": {"enabled": False},
+            "mixture": {"enabled": True, "group_column": "source",
+                        "weights": {"web": 0.6, "news": 0.4}, "max_repeats": 2},
+            "output": {"rows_per_shard": 200},
+        }
+    )  # fmt: skip
+
+    def data_shards(out):
+        paths = sorted((out / "data").glob("*.parquet"))
+        return [(p.name, pq.read_table(p).to_pylist()) for p in paths]
+
+    assert write.sort_strategy(8) == ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    run_job(str(sample_dir), str(tmp_path / "pull"), cfg)
+    monkeypatch.setattr(write, "PULL_SORT_MAX_BLOCKS", 0)
+    assert write.sort_strategy(8) == ShuffleStrategy.SHUFFLE_V2
+    run_job(str(sample_dir), str(tmp_path / "default"), cfg)
+    pulled = data_shards(tmp_path / "pull")
+    assert len(pulled) > 2 and pulled == data_shards(tmp_path / "default")

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 from ray.data import SaveMode
+from ray.data.context import ShuffleStrategy
 from ray.data.datasource import FilenameProvider
 
 from dedupe_at_scale import columns as col
@@ -114,6 +115,7 @@ def write_outputs(
         num_cpus=cpus,
     )
     if order_by:
+        kept.context.shuffle_strategy = sort_strategy(len(staged.files))
         kept = kept.sort(order_by).map_batches(
             _select, fn_kwargs={"columns": columns}, batch_format="pyarrow", batch_size=None
         )
@@ -134,6 +136,21 @@ def write_outputs(
         path = posixpath.join(layout.publish_root, name)
         write_parquet(even_shards(rows, rows_per_shard), path, layout, cfg, None, prefix="part")
     return _read_stats(layout.location, stats_dir, len(staged.files))
+
+
+# Ray's default shuffle (SHUFFLE_V2 in 2.60) runs its map tasks in workers of
+# their own runtime env, so every sort starts new processes: about 7 s on 2
+# cores however few the rows. The pull-based sort reuses the job's workers but
+# passes B * B objects for B blocks, so it serves small inputs only.
+PULL_SORT_MAX_BLOCKS = 256
+
+
+def sort_strategy(blocks: int) -> ShuffleStrategy:
+    """The shuffle for sorting `blocks` blocks: pull-based while B * B objects
+    stay cheap, Ray's default above."""
+    if blocks <= PULL_SORT_MAX_BLOCKS:
+        return ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    return ShuffleStrategy.SHUFFLE_V2
 
 
 def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
