@@ -141,8 +141,9 @@ def write_outputs(
 # Ray's default shuffle (SHUFFLE_V2 in 2.60) runs its map tasks in workers of
 # their own runtime env, so every sort starts new processes: about 7 s on 2
 # cores however few the rows. The pull-based sort reuses the job's workers but
-# passes B * B objects for B blocks, so it serves small inputs only.
-PULL_SORT_MAX_BLOCKS = 256
+# passes B * B objects for B blocks, each held by the driver (about 12 KB a
+# ref, docs/scaling.md), so it serves small inputs only: 4,096 objects at 64.
+PULL_SORT_MAX_BLOCKS = 64
 
 
 def sort_strategy(blocks: int) -> ShuffleStrategy:
