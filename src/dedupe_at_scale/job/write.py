@@ -115,7 +115,9 @@ def write_outputs(
         num_cpus=cpus,
     )
     if order_by:
-        kept.context.shuffle_strategy = sort_strategy(len(staged.files))
+        kept.context.shuffle_strategy = sort_strategy(
+            len(staged.files), kept.context.shuffle_strategy
+        )
         kept = kept.sort(order_by).map_batches(
             _select, fn_kwargs={"columns": columns}, batch_format="pyarrow", batch_size=None
         )
@@ -146,12 +148,12 @@ def write_outputs(
 PULL_SORT_MAX_BLOCKS = 64
 
 
-def sort_strategy(blocks: int) -> ShuffleStrategy:
+def sort_strategy(blocks: int, configured: ShuffleStrategy) -> ShuffleStrategy:
     """The shuffle for sorting `blocks` blocks: pull-based while B * B objects
-    stay cheap, Ray's default above."""
+    stay cheap, the `configured` one (Ray's default, or the user's) above."""
     if blocks <= PULL_SORT_MAX_BLOCKS:
         return ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-    return ShuffleStrategy.SHUFFLE_V2
+    return configured
 
 
 def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
