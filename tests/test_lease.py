@@ -198,7 +198,11 @@ def wait_for(proc, ready, timeout: float = 200) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("where", ["local", "moto", "seaweedfs"])
+# Not on moto: its server checks If-Match and then writes without a lock
+# (moto/s3/responses.py put_object, moto 5.2.5), so two racing conditional
+# writes can both pass; seen once in CI, two of eight won. AWS S3 and
+# SeaweedFS apply the condition and the write as one step.
+@pytest.mark.parametrize("where", ["local", "seaweedfs"])
 def test_runs_racing_for_a_stale_lease_take_it_one_at_a_time(where, request, tmp_path):
     """Eight runs take over the same stale lease at once: the store's
     compare-and-swap (flock and rename, or S3 conditional writes) lets one

@@ -20,9 +20,11 @@ Every change of the lease is a compare-and-swap where the store has one:
   local disk    an flock on _staging/lease.lock around read, compare and an
                 atomic rename (one host, or a filesystem with working flock)
   S3            conditional writes: If-None-Match: * to take a free lease,
-                If-Match: <etag> to renew, take over or remove one (AWS S3,
-                SeaweedFS and moto honour them; the first acquire checks that
-                the store refuses a second If-None-Match write)
+                If-Match: <etag> to renew, take over or remove one (AWS S3
+                and SeaweedFS honour them; moto checks a condition and writes
+                in two steps, so racing writes can both pass there; the first
+                acquire checks that the store refuses a second If-None-Match
+                write)
   other fsspec  best effort: read, compare, write, then read back after a
                 moment; of two runs racing for a stale lease, both may believe
                 they won for up to one renewal interval
