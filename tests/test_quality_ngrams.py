@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pyarrow.parquet as pq
+import pytest
 
 from dedupe_at_scale import text as textlib
 from dedupe_at_scale.stages.quality.ngrams import ngram_chars
@@ -35,6 +36,22 @@ def test_kernel_equals_the_reference_on_repetitive_word_lists():
     top, dup = ngram_chars(lists, TOP, DUP)
     for i, words in enumerate(lists):
         assert (top[i].tolist(), dup[i].tolist()) == reference(words), words
+
+
+@pytest.mark.parametrize(
+    ("top_ns", "dup_ns"),
+    [((1, 3, 7), (2, 4, 5, 9)), ((5, 6), (5, 6)), ((12,), ()), ((), (3,)), ((2, 3, 4), (3, 11))],
+)
+def test_every_choice_of_n_equals_the_reference(top_ns, dup_ns):
+    # Each n looks only where the n before it repeated: gaps between the n's,
+    # an n that is both a top and a duplicate n, and n's past a document's
+    # length must not change a count.
+    lists = word_lists(seed=2)
+    top, dup = ngram_chars(lists, top_ns, dup_ns)
+    for i, words in enumerate(lists):
+        expected_top = [textlib.top_ngram_chars(words, n) for n in top_ns]
+        expected_dup = [textlib.duplicated_ngram_chars(words, n) for n in dup_ns]
+        assert (top[i].tolist(), dup[i].tolist()) == (expected_top, expected_dup), words
 
 
 def test_kernel_equals_the_reference_on_the_sample(sample_dir):

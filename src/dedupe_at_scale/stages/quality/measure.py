@@ -201,7 +201,7 @@ def _range_hash(cps, a, b):
 def _duplicates(cps, starts, ends, hashes, m, tables, stamp):
     """(elements equal to an earlier one, their characters), as
     text.duplicated_elements counts them."""
-    keys, index, _, stamps, _ = tables
+    keys, index, stamps = tables[0], tables[1], tables[3]
     size = table_size(m)
     mask = np.uint64(size - 1)
     count = chars = 0

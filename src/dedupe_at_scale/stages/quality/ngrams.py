@@ -3,9 +3,11 @@
 The per-document reference is `text.top_ngram_chars` and
 `text.duplicated_ngram_chars` (Counter and dict over word tuples). Here the
 words of every document become flat arrays (Python's own string hash, and the
-length), and a numba kernel walks each document once per n with an
-open-addressing table of 64-bit n-gram keys rolled from the word hashes (one
-multiply-add per step, whatever n): no tuple, no Python object per n-gram.
+length), and a numba kernel counts each document's n-grams in an
+open-addressing table of 64-bit keys built from the word hashes: no tuple,
+no Python object per n-gram. Only the smallest n looks at every position;
+each larger n looks at the positions where the n before it repeated, which
+on real text are a small part of them.
 Since `measure.py`, the job's kernel hashes words itself and calls
 `doc_ngram_chars` per document. The answers are the reference's,
 tie-breaking included (tests/test_quality_ngrams.py).
@@ -20,26 +22,6 @@ import numba
 import numpy as np
 
 from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
-
-
-@numba.njit(cache=True, inline="always")
-def _power(n):
-    p = np.uint64(1)
-    for _ in range(n - 1):
-        p *= MULTIPLIER
-    return p
-
-
-@numba.njit(cache=True, inline="always")
-def _roll(key, hashes, at, n, power):
-    """The key of the n-gram at `at` from the one at at - 1 (a polynomial in
-    the word hashes, which are already well mixed; MULTIPLIER is odd)."""
-    if at == 0:
-        key = np.uint64(0)
-        for k in range(n):
-            key = key * MULTIPLIER + hashes[at + k]
-        return key
-    return (key - hashes[at - 1] * power) * MULTIPLIER + hashes[at + n - 1]
 
 
 @numba.njit(cache=True, inline="always")
@@ -63,13 +45,17 @@ def table_size(m):
 
 @numba.njit(cache=True)
 def new_tables(size):
-    """keys, first position, times seen, stamp (slot in use when == stamp:
-    no clearing between documents), and the covered-word flags."""
+    """keys, first (candidate index), times seen, stamp (slot in use when ==
+    stamp: no clearing between documents), then per word position: covered
+    flags, and per candidate: position, n-gram key, repeated flag."""
     return (
         np.zeros(size, np.uint64),
         np.zeros(size, np.int64),
         np.zeros(size, np.int64),
         np.zeros(size, np.int64),
+        np.zeros(size, np.bool_),
+        np.zeros(size, np.int64),
+        np.zeros(size, np.uint64),
         np.zeros(size, np.bool_),
     )
 
@@ -78,58 +64,77 @@ def new_tables(size):
 def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_row, tables, stamp):
     """One document's words hashes[start:start + m] (character counts from
     `cumulative`) into top_row / dup_row; `tables` hold at least
-    table_size(m) slots. Returns the last stamp used."""
-    keys, first, seen, stamps, covered = tables
+    table_size(m) slots. top_ns and dup_ns ascend. Returns the last stamp used.
+
+    The n's are taken in ascending order, and each looks only at the
+    positions whose n-gram for the n before repeated: two equal n-grams
+    start with two equal shorter ones, so every occurrence of an n-gram seen
+    twice is among them, and an n-gram seen once changes no count (a top
+    n-gram counts from two occurrences on). Each candidate's key grows by
+    one multiply-add per added word (the same polynomial as a rolling hash).
+    """
+    keys, first, seen, stamps, covered, at, gram, repeats = tables
     doc = hashes[start : start + m]
-    size = table_size(m)
-    for j in range(len(top_ns)):
-        n = top_ns[j]
-        if m < n:
-            continue
+    count = m
+    for c in range(m):
+        at[c], gram[c], repeats[c] = c, np.uint64(0), False
+    length, t, d = 0, 0, 0
+    while count and (t < len(top_ns) or d < len(dup_ns)):
+        n = min(top_ns[t] if t < len(top_ns) else m + 1, dup_ns[d] if d < len(dup_ns) else m + 1)
+        is_top = t < len(top_ns) and top_ns[t] == n
+        is_dup = d < len(dup_ns) and dup_ns[d] == n
+        # Grow the candidates' keys to n words; drop those that run past the end.
+        kept = 0
+        for c in range(count):
+            i = at[c]
+            if i + n > m:
+                break
+            key = gram[c]
+            for k in range(length, n):
+                key = key * MULTIPLIER + doc[i + k]
+            at[kept], gram[kept] = i, key
+            kept += 1
+        count, length = kept, n
         stamp += 1
-        best_count, best_first = 0, 0
-        power, key = _power(n), np.uint64(0)
-        for i in range(m - n + 1):
-            key = _roll(key, doc, i, n, power)
+        size = table_size(count)
+        best_count, best_first, any_repeat = 0, 0, False
+        for c in range(count):
+            key = gram[c]
             slot = _slot(keys, stamps, key, stamp, size)
             if stamps[slot] != stamp:
-                stamps[slot], keys[slot], first[slot], seen[slot] = stamp, key, i, 1
-            else:
-                seen[slot] += 1
-            c, f = seen[slot], first[slot]
+                stamps[slot], keys[slot], first[slot], seen[slot] = stamp, key, c, 1
+                continue
+            seen[slot] += 1
+            any_repeat = repeats[c] = repeats[first[slot]] = True
             # Counter.most_common: the highest count, the earliest seen on ties.
-            if c > best_count or (c == best_count and f < best_first):
-                best_count, best_first = c, f
-        if best_count >= 2:
-            at = start + best_first
-            top_row[j] = best_count * (cumulative[at + n] - cumulative[at])
-    repeated = True
-    for j in range(len(dup_ns)):
-        n = dup_ns[j]
-        # A document with one n-gram or none repeats none; if no shorter
-        # n-gram repeats, no longer one can.
-        if m <= n or not repeated:
-            continue
-        stamp += 1
-        covered[:m] = False
-        any_repeat = False
-        power, key = _power(n), np.uint64(0)
-        for i in range(m - n + 1):
-            key = _roll(key, doc, i, n, power)
-            slot = _slot(keys, stamps, key, stamp, size)
-            if stamps[slot] != stamp:
-                stamps[slot], keys[slot], first[slot] = stamp, key, i
-            else:
-                any_repeat = True
-                covered[first[slot] : first[slot] + n] = True
-                covered[i : i + n] = True
-        repeated = any_repeat
-        if any_repeat:
-            chars = 0
-            for k in range(m):
-                if covered[k]:
-                    chars += cumulative[start + k + 1] - cumulative[start + k]
-            dup_row[j] = chars
+            s, f = seen[slot], at[first[slot]]
+            if s > best_count or (s == best_count and f < best_first):
+                best_count, best_first = s, f
+        if is_top:
+            if best_count >= 2:
+                at_word = start + best_first
+                top_row[t] = best_count * (cumulative[at_word + n] - cumulative[at_word])
+            t += 1
+        if is_dup:
+            if any_repeat:
+                covered[:m] = False
+                for c in range(count):
+                    if repeats[c]:
+                        covered[at[c] : at[c] + n] = True
+                chars = 0
+                for k in range(m):
+                    if covered[k]:
+                        chars += cumulative[start + k + 1] - cumulative[start + k]
+                dup_row[d] = chars
+            d += 1
+        # Only the positions whose n-gram repeated go on.
+        kept = 0
+        for c in range(count):
+            if repeats[c]:
+                at[kept], gram[kept] = at[c], gram[c]
+                kept += 1
+            repeats[c] = False
+        count = kept
     return stamp
 
 
