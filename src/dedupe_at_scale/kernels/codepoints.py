@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.kernels.hashing import MASK64, MULTIPLIER, mix_int
+from dedupe_at_scale.kernels.hashing import FNV_PRIME, MASK64, mix_int
 
 # Per-code-point flags.
 IS_WORD, IS_SPACE, IS_ALPHA, IS_ALNUM, IS_COMPLEX = 1, 2, 4, 8, 16
@@ -81,8 +81,8 @@ def hash_word(word: str) -> int:
     words: no numba function to load for a few hundred words)."""
     h = int(SEED)
     for c in word:
-        h = mix_int((h * int(MULTIPLIER) + ord(c)) & MASK64)
-    return h
+        h = ((h ^ ord(c)) * int(FNV_PRIME)) & MASK64
+    return mix_int(h)
 
 
 @numba.njit(cache=True)

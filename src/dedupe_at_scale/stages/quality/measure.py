@@ -49,9 +49,9 @@ from dedupe_at_scale.kernels.codepoints import (
     strip,
     unicode_tables,
 )  # fmt: skip
+from dedupe_at_scale.kernels.hashing import FNV_PRIME
 from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.quality.ngrams import (
-    MULTIPLIER,
     doc_ngram_chars,
     mix,
     new_tables,
@@ -389,23 +389,27 @@ def _kernel(
             if not flags[cps[i]] & IS_WORD:
                 i += 1
                 continue
-            start, h, alpha, real = i, SEED, False, False
+            start, h, seen, real = i, SEED, 0, False
             while True:
-                while i < n and flags[cps[i]] & IS_WORD:
-                    alpha = alpha or (flags[cps[i]] & IS_ALPHA) != 0
-                    real = real or cps[i] != 95
-                    h = mix(h * MULTIPLIER + np.uint64(low[i]))
+                while i < n:
+                    f = flags[cps[i]]
+                    if not f & IS_WORD:
+                        break
+                    seen |= f
+                    real |= cps[i] != 95
+                    h = (h ^ np.uint64(low[i])) * FNV_PRIME
                     i += 1
                 if i + 1 < n and flags[cps[i]] & IS_JOINER and flags[cps[i + 1]] & IS_WORD:
-                    h = mix(h * MULTIPLIER + np.uint64(low[i]))
+                    h = (h ^ np.uint64(low[i])) * FNV_PRIME
                     i += 1
                 else:
                     break
             if real:
+                h = mix(h)
                 word_hash[words] = h
                 word_cum[words + 1] = word_cum[words] + (i - start)
                 words += 1
-                if alpha:
+                if seen & IS_ALPHA:
                     alpha_words += 1
                 if len(stop_set):
                     at = np.searchsorted(stop_set, h)
