@@ -93,3 +93,10 @@ def test_the_kernels_code_point_tables_equal_python_per_character():
     assert (lower == expected_lower).all()
     assert ((flags & is_complex) > 0).tolist() == complex_.tolist()
     assert complex_[0x0130]  # İ lowers to two code points
+    # Around a capital sigma, one character at a time: "xcΣ" lowers to a
+    # final sigma when c is cased, or case-ignorable after a cased x.
+    word_like = np.flatnonzero(flags & (cp_tables.IS_WORD | cp_tables.IS_JOINER))
+    for cp in word_like[::7].tolist() + [ord(c) for c in "'’-_ʰǅ"]:
+        cased, ignorable = flags[cp] & cp_tables.IS_CASED, flags[cp] & cp_tables.IS_CASE_IGNORABLE
+        assert ("-" + chr(cp) + "Σ").lower()[-1] == ("ς" if cased else "σ"), hex(cp)
+        assert ("A" + chr(cp) + "Σ").lower()[-1] == ("ς" if cased or ignorable else "σ"), hex(cp)

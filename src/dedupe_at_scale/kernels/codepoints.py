@@ -12,12 +12,13 @@ import numba
 import numpy as np
 
 from dedupe_at_scale import text as textlib
-from dedupe_at_scale.kernels.hashing import FNV_PRIME, MASK64, mix_int
+from dedupe_at_scale.kernels.hashing import FNV_PRIME, MASK64, mix, mix_int
 
 # Per-code-point flags.
 IS_WORD, IS_SPACE, IS_ALPHA, IS_ALNUM, IS_COMPLEX = 1, 2, 4, 8, 16
 IS_TERMINAL, IS_SENTENCE_END, IS_CJK_END, IS_CLOSER, IS_BULLET = 32, 64, 128, 256, 512
-IS_JOINER = 1024
+IS_JOINER, IS_CASED, IS_CASE_IGNORABLE = 1024, 2048, 4096
+CAPITAL_SIGMA, DOTTED_CAPITAL_I = 0x03A3, 0x0130
 
 SEED = np.uint64(0x243F6A8885A308D3)
 assert textlib.ELLIPSES == ("...", "…"), "the kernel looks for these two"
@@ -64,8 +65,32 @@ def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     lower = codes.astype(np.int32)
     lower[1:][single] = lowered[starts[single]].astype(np.int32)
     flags[1:][~single] |= IS_COMPLEX
-    flags[0x03A3] |= IS_COMPLEX  # capital sigma: final or not depends on context
+    assert np.flatnonzero(~single).tolist() == [DOTTED_CAPITAL_I - 1], "lower_word expects only İ"
+    flags[CAPITAL_SIGMA] |= IS_COMPLEX  # final or not depends on its neighbours
+    _sigma_context(flags)
     return flags, lower
+
+
+def _sigma_context(flags: np.ndarray) -> None:
+    """IS_CASED and IS_CASE_IGNORABLE, the two properties str.lower reads
+    around a capital sigma, for the characters words hold (\\w and joiners),
+    read off Python's own lower(): in "AcΣ", the sigma is final (ς) when c is
+    case-ignorable or cased; after a NUL, "cΣ" has it final only when c is
+    cased and not case-ignorable (ignorable ones are skipped)."""
+    codes = np.flatnonzero(flags & (IS_WORD | IS_JOINER)).astype(np.uint32)
+    final = []
+    for before in ([ord("A")], []):
+        piece = len(before) + 3
+        probe = np.zeros(len(codes) * piece, np.uint32)
+        for k, c in enumerate(before):
+            probe[k::piece] = c
+        probe[len(before) :: piece] = codes
+        probe[len(before) + 1 :: piece] = CAPITAL_SIGMA
+        lowered = utf32(utf32(probe).lower())
+        final.append(lowered[np.flatnonzero(lowered == 0) - 1] == 0x03C2)
+    after_cased, cased = final
+    flags[codes[cased]] |= IS_CASED
+    flags[codes[after_cased & ~cased]] |= IS_CASE_IGNORABLE
 
 
 def utf32(data):
@@ -83,6 +108,37 @@ def hash_word(word: str) -> int:
     for c in word:
         h = ((h ^ ord(c)) * int(FNV_PRIME)) & MASK64
     return mix_int(h)
+
+
+@numba.njit(cache=True)
+def lower_word(cps, a, b, flags, lower):
+    """(hash_word, length) of cps[a:b].lower() where the word holds a
+    character `lower` cannot map alone: İ becomes "i" + U+0307, and a capital
+    sigma is final (ς) after a cased character and not before one, skipping
+    case-ignorable ones (Unicode's Final_Sigma, as str.lower applies it; a
+    word's neighbours in the joined words are spaces, which end the search)."""
+    h, length = SEED, 0
+    for k in range(a, b):
+        c = cps[k]
+        if c == DOTTED_CAPITAL_I:
+            h = (h ^ np.uint64(ord("i"))) * FNV_PRIME
+            c, length = 0x0307, length + 1
+        elif c == CAPITAL_SIGMA:
+            j = k - 1
+            while j >= a and flags[cps[j]] & IS_CASE_IGNORABLE:
+                j -= 1
+            final = j >= a and (flags[cps[j]] & IS_CASED) != 0
+            if final:
+                j = k + 1
+                while j < b and flags[cps[j]] & IS_CASE_IGNORABLE:
+                    j += 1
+                final = j == b or not flags[cps[j]] & IS_CASED
+            c = 0x03C2 if final else 0x03C3
+        else:
+            c = lower[c]
+        h = (h ^ np.uint64(c)) * FNV_PRIME
+        length += 1
+    return mix(h), length
 
 
 @numba.njit(cache=True)

@@ -167,22 +167,9 @@ class QualityFilter:
                 value[failed] = v[failed]
                 open_rows &= ~failed
         result = BatchVerdicts(rules, rule_at, value, signals, {}, signals_until)
-        self._evaluate_in_python(result, texts, languages, np.flatnonzero(counts.reference))
         if any(group.cleans for group in self.groups):
             self._clean(result, texts, languages)
         return result
-
-    def _evaluate_in_python(self, result: BatchVerdicts, texts, languages, rows) -> None:
-        """Rows the kernel cannot lower-case as Python does, by the reference."""
-        index = {rule: i for i, rule in enumerate(result.rules)}
-        for i in rows.tolist():
-            verdict = self.evaluate(texts[i].as_py(), languages[i].as_py())
-            result.rule[i] = -1 if verdict.rule is None else index[verdict.rule]
-            result.value[i] = np.nan if verdict.value is None else verdict.value
-            for name, column in result.signals.items():
-                column[i] = verdict.signals.get(name, np.nan)
-            if verdict.text is not None:
-                result.texts[i] = verdict.text
 
     def _clean(self, result: BatchVerdicts, texts, languages) -> None:
         """Replacement texts of kept documents (C4's clean_text), in Python."""

@@ -142,7 +142,8 @@ class GopherRepetition(RuleGroup):
         return signals
 
     def measure_batch(self, counts: Counts) -> dict[str, np.ndarray]:
-        chars, word_chars, seg = counts["chars"], counts["word_chars"], counts.segmented
+        chars, seg = counts["chars"], counts.segmented
+        word_chars = counts["lowered_word_chars"]  # n-grams are of lower-cased words
         signals = {
             "gopher_duplicate_paragraphs_fraction": ratios(
                 counts["duplicate_paragraphs"], counts["paragraphs"]
