@@ -150,10 +150,16 @@ def main() -> None:
         print(
             "other stages, busy s: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(others.items()))
         )
+    setup = manifest["timings"].get("stage_setup_seconds", {})
+    if setup:
+        print(
+            "set-up, once per worker process, s: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(setup.items()))
+        )
     print(
-        "(busy seconds are summed over workers; stages run fused in one task, so each "
-        "stage's rate is per core; dedup's row is its signature step; MB in a stage is "
-        "the run's MB times its share of documents)"
+        "(busy seconds are summed over workers, set-up apart; stages run fused in one task, "
+        "so each stage's rate is per core; dedup's row is its signature step; MB in a stage "
+        "is the run's MB times its share of documents)"
     )
 
     base = min(runs)

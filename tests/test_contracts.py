@@ -87,6 +87,8 @@ def test_a_stage_is_one_module_and_one_registry_line(tmp_path, browser):
     }  # fmt: skip
     assert manifest["counts"]["rules"]["marker"] == {"marker_word": 1}
     assert "marker" in manifest["timings"]["stage_busy_seconds"]
+    # Its construction is set-up, counted apart, as numba's own is.
+    assert {"marker", "numba"} <= set(manifest["timings"]["stage_setup_seconds"])
     # Its counter, its own manifest section and summary line (the summary
     # as the job's process, where the toy is registered, renders it).
     assert manifest["marker"] == {"word": "river3", "documents_holding_it": 1}

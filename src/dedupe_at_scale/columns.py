@@ -19,6 +19,9 @@ RULE = "__dds_rule"
 VALUE = "__dds_value"
 REASON = "__dds_reason"
 SECONDS_PREFIX = "__dds_seconds_"  # per-row share of a stage's busy time
+# Per-row share of a worker process's one-time set-up (numba, a stage's
+# tables and kernels), on its first batch; summed like busy seconds.
+SETUP_PREFIX = SECONDS_PREFIX + "setup_"
 UID = "__dds_uid"  # global document number: read unit << 32 | row in unit
 EXACT_HI = "__dds_exact_hi"  # 128-bit hash of the normalized token sequence
 EXACT_LO = "__dds_exact_lo"

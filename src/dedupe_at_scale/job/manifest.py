@@ -134,6 +134,7 @@ def build_manifest(
     by_rule: dict[str, dict[str, int]] = defaultdict(dict)
     languages: dict[str, Counter] = defaultdict(Counter)
     busy: Counter = Counter()
+    setup: Counter = Counter()
     counters: Counter = Counter()
     for row in stats:
         stage, rule, language = row[col.STAGE], row[col.RULE], row[col.LANGUAGE] or "unknown"
@@ -142,7 +143,9 @@ def build_manifest(
             by_rule[stage][rule] = by_rule[stage].get(rule, 0) + row["count"]
         languages[language]["rejected" if stage else "kept"] += row["count"]
         for key, value in row.items():
-            if key.startswith(col.SECONDS_PREFIX):
+            if key.startswith(col.SETUP_PREFIX):
+                setup[key.removeprefix(col.SETUP_PREFIX)] += value
+            elif key.startswith(col.SECONDS_PREFIX):
                 busy[key.removeprefix(col.SECONDS_PREFIX)] += value
             elif key.startswith(col.COUNT_PREFIX):
                 counters[key.removeprefix(col.COUNT_PREFIX)] += value
@@ -200,6 +203,10 @@ def build_manifest(
             # Summed over all workers; stages overlap in time, so these are
             # busy seconds, not wall time.
             "stage_busy_seconds": {k: round(v, 3) for k, v in sorted(busy.items())},
+            # Once per worker process, before its first batch: constructing
+            # each stage (models, tables), its kernels' first call, and
+            # numba's own set-up ("numba"); summed over the worker processes.
+            "stage_setup_seconds": {k: round(v, 3) for k, v in sorted(setup.items())},
         },
         "config": _config(cfg),
         "versions": package_versions(),

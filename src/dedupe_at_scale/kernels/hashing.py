@@ -22,6 +22,18 @@ def mix(x):
     return x ^ (x >> np.uint64(31))
 
 
+@numba.njit(cache=True)
+def _first_kernel(x):
+    return mix(x)
+
+
+def set_numba_up() -> None:
+    """numba sets itself up once per process, on the first call of any
+    kernel (its type registries, and scipy imported to look for a BLAS:
+    about 0.7 s on 2 cores); a trivial kernel pays it where it can be timed."""
+    _first_kernel(np.uint64(1))
+
+
 MASK64 = (1 << 64) - 1
 
 

@@ -17,11 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.kernels.hashing import set_numba_up
 from dedupe_at_scale.stages import REGISTRY
 from dedupe_at_scale.stages.base import Batch, Stage, StageResult
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+
+NUMBA = "numba"  # numba's own set-up, in the set-up seconds
 
 
 class Annotator:
@@ -30,14 +33,31 @@ class Annotator:
         # In registry order: a running stage (models load here, once per worker
         # process), or the null columns a disabled stage keeps in the schema.
         self.steps: list[Stage | list[pa.Field]] = []
+        # Seconds of one-time set-up, by stage (and numba's own), reported
+        # with the first batch: apart from busy seconds, which are the work.
+        self.setup: dict[str, float] = {}
         for stage in REGISTRY:
-            if stage.enabled(cfg) and stage.needs:
+            if not stage.enabled(cfg):
+                if stage.columns_when_off:
+                    self.steps.append(stage.fields(cfg))
+                continue
+            started = time.perf_counter()
+            if stage.needs:
                 shared = resources or {}
                 self.steps.append(stage(cfg, {k: shared[k] for k in stage.needs if k in shared}))
-            elif stage.enabled(cfg):
+            else:
                 self.steps.append(stage(cfg))
-            elif stage.columns_when_off:
-                self.steps.append(stage.fields(cfg))
+            self.setup[stage.name] = time.perf_counter() - started
+        warming = [s for s in self.steps if isinstance(s, Stage) and _warms_up(s)]
+        if warming:  # the first stage to call a kernel would pay numba's own set-up
+            started = time.perf_counter()
+            set_numba_up()
+            self.setup[NUMBA] = time.perf_counter() - started
+        for stage in warming:
+            started = time.perf_counter()
+            stage.warm_up()
+            self.setup[stage.name] += time.perf_counter() - started
+        self.setup_pending = True
 
     def __call__(self, table: pa.Table) -> pa.Table:
         inp = self.cfg.input
@@ -52,7 +72,15 @@ class Annotator:
             _merge(batch, step, step(batch))
             seconds[step.name] = time.perf_counter() - started
         views = [n for n in batch.table.column_names if n.startswith(col.VIEW_PREFIX)]
-        return _with_seconds(batch.table.drop_columns(views), seconds)
+        # Every batch has the set-up columns (one schema); the first holds the seconds.
+        setup = {name: s if self.setup_pending else 0.0 for name, s in self.setup.items()}
+        self.setup_pending = False
+        table = _with_seconds(batch.table.drop_columns(views), seconds, col.SECONDS_PREFIX)
+        return _with_seconds(table, setup, col.SETUP_PREFIX)
+
+
+def _warms_up(stage: Stage) -> bool:
+    return type(stage).warm_up is not Stage.warm_up
 
 
 def _merge(batch: Batch, stage: Stage | None, result: StageResult) -> None:
@@ -68,11 +96,11 @@ def _merge(batch: Batch, stage: Stage | None, result: StageResult) -> None:
     batch.update(table, text_changed=result.text is not None)
 
 
-def _with_seconds(table: pa.Table, seconds: dict[str, float]) -> pa.Table:
+def _with_seconds(table: pa.Table, seconds: dict[str, float], prefix: str) -> pa.Table:
     n = table.num_rows
     for name, busy in seconds.items():
         share = busy / n if n else 0.0
-        table = table.append_column(col.SECONDS_PREFIX + name, pa.array(np.full(n, share)))
+        table = table.append_column(prefix + name, pa.array(np.full(n, share)))
     return table
 
 

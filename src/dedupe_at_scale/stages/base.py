@@ -201,6 +201,11 @@ class Stage:
         """The columns this stage adds, in order."""
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Once per worker process, before the first batch: what the first
+        call would otherwise pay (tables, kernels loaded from numba's cache),
+        so that busy seconds are the work's and set-up is counted apart."""
+
     def __call__(self, batch: Batch) -> StageResult:
         raise NotImplementedError
 

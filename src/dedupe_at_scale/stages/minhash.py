@@ -234,6 +234,11 @@ class MinHashStage(Stage):
         self.min_score = cfg.langid.min_score
         self.view = stage_views(cfg)["dedup"]
 
+    def warm_up(self) -> None:
+        text = pa.array(["warm up the kernel"], pa.string())
+        for char_mode in (False, True):
+            text_signatures(text, np.array([char_mode]), self.params, self.form)
+
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.dedup.enabled

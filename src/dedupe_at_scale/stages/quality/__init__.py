@@ -194,6 +194,9 @@ class QualityRulesStage(Stage):
         self.signal_names = self.filter.signal_names if cfg.quality.emit_signals else []
         self.view = stage_views(cfg)["quality"]
 
+    def warm_up(self) -> None:
+        self.filter.evaluate_batch(["Warm up the kernel."], ["en"])
+
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.quality.enabled

@@ -118,6 +118,9 @@ class TokensStage(Stage):
         self.counter = TokenCounter(resource.json, resource.classes)
         self.count_all = cfg.tokens.count == "all"
 
+    def warm_up(self) -> None:
+        self.counter.count(pa.array(["Warm up the kernel."], pa.string()))
+
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.tokens.enabled
