@@ -54,6 +54,11 @@ def test_every_choice_of_n_equals_the_reference(top_ns, dup_ns):
         assert (top[i].tolist(), dup[i].tolist()) == (expected_top, expected_dup), words
 
 
+def test_n_gram_sizes_out_of_order_are_refused():
+    with pytest.raises(ValueError, match="must ascend"):
+        ngram_chars([["a", "b", "a", "b"]], (3, 2), ())
+
+
 def test_kernel_equals_the_reference_on_the_sample(sample_dir):
     texts = pq.read_table(sample_dir, columns=["text"]).column("text").to_pylist()
     lists = [" ".join(textlib.words(t)).lower().split(" ") if t.strip() else [] for t in texts]

@@ -54,6 +54,7 @@ from dedupe_at_scale.kernels.codepoints import (
 from dedupe_at_scale.kernels.hashing import FNV_PRIME
 from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.quality.ngrams import (
+    ascending,
     doc_ngram_chars,
     mix,
     new_tables,
@@ -129,8 +130,7 @@ class Measurer:
         ]
         self.stop_offsets = np.cumsum([0] + [len(h) for h in hashed]).astype(np.int64)
         self.stop_hashes = np.concatenate(hashed + [np.zeros(0, np.uint64)]).astype(np.uint64)
-        self.top_ns = np.asarray(top_ns, np.int64)
-        self.dup_ns = np.asarray(dup_ns, np.int64)
+        self.top_ns, self.dup_ns = ascending(top_ns), ascending(dup_ns)
         none = -1
         self.settings = np.array(
             [

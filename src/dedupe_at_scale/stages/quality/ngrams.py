@@ -138,6 +138,15 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
     return stamp
 
 
+def ascending(ns: Sequence[int]) -> np.ndarray:
+    """n-gram sizes as `doc_ngram_chars` takes them: int64, each larger than
+    the one before (each n looks only where the n before it repeated)."""
+    array = np.asarray(ns, np.int64)
+    if (np.diff(array) <= 0).any():
+        raise ValueError(f"n-gram sizes must ascend, each once: {list(ns)}")
+    return array
+
+
 @numba.njit(cache=True)
 def _kernel(hashes, cumulative, starts, counts, top_ns, dup_ns, top_out, dup_out):
     most = 1
@@ -157,7 +166,8 @@ def ngram_chars(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per document and n: `text.top_ngram_chars` for each n of `top_ns`
     (shape docs x len(top_ns)) and `text.duplicated_ngram_chars` for each n
-    of `dup_ns`, which must be ascending (docs x len(dup_ns))."""
+    of `dup_ns` (docs x len(dup_ns)); both ascending."""
+    top, dup = ascending(top_ns), ascending(dup_ns)
     counts = np.fromiter(map(len, word_lists), np.int64, len(word_lists))
     total = int(counts.sum())
     words = list(chain.from_iterable(word_lists))
@@ -169,7 +179,5 @@ def ngram_chars(
     top_out = np.zeros((len(counts), len(top_ns)), np.int64)
     dup_out = np.zeros((len(counts), len(dup_ns)), np.int64)
     if total:
-        top = np.asarray(top_ns, np.int64)
-        dup = np.asarray(dup_ns, np.int64)
         _kernel(hashes, cumulative, starts, counts, top, dup, top_out, dup_out)
     return top_out, dup_out
