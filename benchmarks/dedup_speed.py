@@ -1,9 +1,11 @@
 """Wall time of the dedup-only job (language ID and quality rules off) on a
 local Ray against the single-process datasketch MinHashLSH scripts
-(baselines.py: plain, and with candidate verification), on the same generated
-data, in one run.
+(baselines.py: plain, and with candidate verification), on the same data in
+one run: generated documents, or real ones (real_text.py: long, multilingual,
+code and tables) with --real-mb.
 
     .venv/bin/python benchmarks/dedup_speed.py --docs 200000
+    .venv/bin/python benchmarks/dedup_speed.py --real-mb 240   # about 25,000 documents
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from baselines import datasketch_dedup, datasketch_s_curve, job_s_curve  # noqa: E402
 from dedup_quality import run_job  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
+from real_text import write_real_corpus  # noqa: E402
 
 
 def main() -> None:
@@ -27,14 +30,22 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--shards", type=int, default=32)
+    parser.add_argument(
+        "--real-mb", type=float, default=0, help="MB of real text instead of generated (--docs)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         input_dir = Path(tmp) / "in"
-        generate_sample(input_dir, docs=args.docs, shards=args.shards, seed=4)
+        if args.real_mb:
+            args.docs = write_real_corpus(input_dir, args.real_mb, args.shards)
+            corpus = f"real text, {args.real_mb:g} MB"
+        else:
+            generate_sample(input_dir, docs=args.docs, shards=args.shards, seed=4)
+            corpus = "generated"
         job_wall, job, sampler = run_job(input_dir, Path(tmp) / "out")
         plain_wall, plain = datasketch_dedup(input_dir, verify=False)
         verified_wall, verified = datasketch_dedup(input_dir, verify=True)
-    print(f"{args.docs} documents, {os.cpu_count()} cores")
+    print(f"{args.docs} documents ({corpus}), {os.cpu_count()} cores")
     print(f"{'method':44} {'wall s':>8} {'docs/s':>9} {'removed':>8}")
     for name, wall, result in [
         (f"dedupe-at-scale job, local Ray ({os.cpu_count()} CPUs)", job_wall, job),
