@@ -203,3 +203,33 @@ def test_one_pass_signatures_equal_the_normalized_reference(unicode_form):
     want = signatures(normalize(large, unicode_form), np.zeros(50, bool), PARAMS)
     got = text_signatures(large, np.zeros(50, bool), PARAMS, unicode_form)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def reference_word_signature(text: str, params: MinHashParams) -> np.ndarray:
+    """A signature the slow, obvious way: each word 5-gram's hash (the kernel's
+    token hash and combine), then every permutation (a * h + b mod 2^64, top 32
+    bits) of every shingle in one numpy matrix, and its minimum per row."""
+    from dedupe_at_scale.kernels.minhash import TOKEN_SEED, _combine, _fnv
+
+    words = [np.frombuffer(w.encode(), np.uint8) for w in text.split()]
+    hashes = np.array([_fnv(w, 0, len(w), TOKEN_SEED) for w in words], np.uint64)
+    n = min(params.ngram_size, len(hashes))
+    shingles = np.array(
+        [_combine(hashes, i, i + n, np.uint64(3)) for i in range(len(hashes) - n + 1)], np.uint64
+    )
+    a, b = params.permutations()
+    with np.errstate(over="ignore"):
+        values = (a[:, None] * shingles[None, :] + b[:, None]) >> np.uint64(32)
+    return values.astype(np.uint32).min(axis=1)
+
+
+def test_signatures_are_the_minimum_over_every_shingle_and_permutation():
+    rng = random.Random(3)
+    vocab = ["a", "zz", "w0", "w1", "longer", "words", "x9", "q"] + [f"v{i}" for i in range(200)]
+    # One word to thousands: fewer words than the shingle size, and shingles
+    # whose products wrap around 2^64 in every permutation.
+    texts = [" ".join(rng.choice(vocab) for _ in range(k)) for k in (1, 2, 4, 5, 6, 50, 3000)]
+    texts += [" ".join(rng.choice(vocab) for _ in range(rng.randrange(1, 400))) for _ in range(40)]
+    got, _ = sign(texts)
+    for text, signature in zip(texts, got):
+        assert np.array_equal(signature, reference_word_signature(text, PARAMS)), text[:60]

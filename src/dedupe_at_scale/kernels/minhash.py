@@ -23,10 +23,9 @@ def _fnv(data, start, end, seed):
 
 @numba.njit(cache=True, inline="always")
 def _update(sig, a, b, shingle):
+    # min(), not a compare and branch: LLVM vectorizes this loop (1.7x).
     for i in range(sig.shape[0]):
-        v = np.uint32((a[i] * shingle + b[i]) >> np.uint64(32))
-        if v < sig[i]:
-            sig[i] = v
+        sig[i] = min(sig[i], np.uint32((a[i] * shingle + b[i]) >> np.uint64(32)))
 
 
 @numba.njit(cache=True, inline="always")
