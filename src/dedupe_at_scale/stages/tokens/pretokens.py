@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from dedupe_at_scale.kernels.codepoints import SEED, decode
-from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
+from dedupe_at_scale.kernels.hashing import FNV_OFFSET, FNV_PRIME, mix
 
 LETTER, NUMBER, SPACE, OTHER = 0, 1, 2, 3
 APOSTROPHE, BLANK, CR, LF = 0x27, 0x20, 0x0D, 0x0A
@@ -193,10 +193,11 @@ def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_star
                 end = next_piece(cps, classes, i, n)
             else:
                 end = next_piece_cl100k(cps, classes, i, n, max_digits)
-            h = SEED
+            # FNV-1a per byte, the finalizer once per piece (not per byte).
+            h = FNV_OFFSET ^ SEED
             for p in range(at[i], at[end]):
-                h = mix(h * MULTIPLIER + np.uint64(data[p]))
-            h |= np.uint64(1)  # 0 marks an empty slot
+                h = (h ^ np.uint64(data[p])) * FNV_PRIME
+            h = mix(h) | np.uint64(1)  # 0 marks an empty slot
             found = _lookup(keys, values, h)
             if found >= 0:
                 counts[j] += found
