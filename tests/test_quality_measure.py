@@ -107,9 +107,14 @@ def test_the_kernel_gives_the_reference_verdicts_on_the_sample_and_adversarial_t
 ):
     engine = QualityFilter(config_from_dict(CONFIGS[case]).quality)
     table = pq.read_table(sample_dir, columns=["text", "language_planted"])
-    texts = table.column("text").to_pylist() + list(ADVERSARIAL.values())
+    # The 5 MB line costs the plain-Python reference 32 s: its size is the
+    # same test under every config, so the default config alone takes it.
+    adversarial = {
+        k: v for k, v in ADVERSARIAL.items() if case == "default" or k != "one_long_line"
+    }
+    texts = table.column("text").to_pylist() + list(adversarial.values())
     languages = table.column("language_planted").to_pylist()
-    languages += ["zh" if k == "cjk" else "th" if k == "thai" else "en" for k in ADVERSARIAL]
+    languages += ["zh" if k == "cjk" else "th" if k == "thai" else "en" for k in adversarial]
     languages[-3:] = [None, "de", "xx"]  # no language, another, an unknown one
     rules = assert_same_verdicts(engine, texts, languages)
     assert any(str(name).startswith(("gopher_top_", "gopher_duplicate_")) for name in rules)
