@@ -175,36 +175,33 @@ def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_star
     for r in rows:
         longest = max(longest, offsets[r + 1] - offsets[r])
     cps = np.empty(longest, np.int32)
-    at = np.empty(longest + 1, np.int64)  # byte offset of each code point
     misses = 0
     for j in range(len(rows)):
         r = rows[j]
-        start, stop = offsets[r], offsets[r + 1]
-        n = decode(data, start, stop, cps)
-        pos = start
-        for k in range(n):
-            at[k] = pos
-            b = data[pos]
-            pos += 1 if b < 0x80 else (2 if b < 0xE0 else (3 if b < 0xF0 else 4))
-        at[n] = stop
+        n = decode(data, offsets[r], offsets[r + 1], cps)
+        pos = offsets[r]  # byte offset of cps[i]
         i = 0
         while i < n:
             if pattern == GPT2:
                 end = next_piece(cps, classes, i, n)
             else:
                 end = next_piece_cl100k(cps, classes, i, n, max_digits)
-            # FNV-1a per byte, the finalizer once per piece (not per byte).
+            # FNV-1a over the piece's code points, the finalizer once per
+            # piece; its bytes' span follows from the code points' UTF-8 lengths.
             h = FNV_OFFSET ^ SEED
-            for p in range(at[i], at[end]):
-                h = (h ^ np.uint64(data[p])) * FNV_PRIME
+            piece_start = pos
+            for p in range(i, end):
+                cp = cps[p]
+                h = (h ^ np.uint64(cp)) * FNV_PRIME
+                pos += 1 if cp < 0x80 else (2 if cp < 0x800 else (3 if cp < 0x10000 else 4))
             h = mix(h) | np.uint64(1)  # 0 marks an empty slot
             found = _lookup(keys, values, h)
             if found >= 0:
                 counts[j] += found
             else:
                 miss_row[misses] = j
-                miss_start[misses] = at[i]
-                miss_end[misses] = at[end]
+                miss_start[misses] = piece_start
+                miss_end[misses] = pos
                 miss_key[misses] = h
                 misses += 1
             i = end
