@@ -117,7 +117,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         layout.publish(ready, *_fence(plan))
         return JobResult(ready["manifest"], plan.output_uri, timings)
 
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    _configure_ray_data(ray.data.DataContext.get_current())
 
     if plan.shared:
         timings["prepare"] = plan.prepare_seconds
@@ -213,6 +213,18 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         sealed = layout.seal(shards, manifest, fence)
         layout.publish(sealed, fence, release)  # removes _staging/ once released
     return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
+
+
+def _configure_ray_data(context: ray.data.DataContext) -> None:
+    """The Ray Data settings of every pass this job runs."""
+    context.execution_options.preserve_order = True
+    # Ray Data's allocator reserves each operator of a pass at least one
+    # task's CPUs and splits the rest evenly between them. The write pass's
+    # last operator waits for whole shards (output.rows_per_shard), so its
+    # share sat idle: on 2 CPUs the staged files were read one at a time
+    # (docs/performance.md). The job's passes are chains of tasks, with no
+    # actor pool to starve, so Ray's global limits and backpressure suffice.
+    context.op_resource_reservation_enabled = False
 
 
 def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
