@@ -254,6 +254,37 @@ def test_stage_switches_and_bytes_per_shard(ray_cluster, sample_dir, tmp_path):
     assert Counter(data.column("id").to_pylist()).most_common(1)[0][1] == 1
 
 
+def test_the_write_pass_reads_two_staged_files_at_once_on_two_cpus(
+    ray_cluster, sample_dir, tmp_path
+):
+    """The passes after annotation read staged files in one operator and
+    write in another. Ray Data's per-operator reservation gave each of them
+    one of the 2 CPUs, so the reads ran one at a time while the write waited
+    for whole shards (job/pipeline.py:_configure_ray_data turns it off)."""
+    import time
+
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.job.pipeline import run_job
+
+    started = time.time()
+    run_job(str(sample_dir), str(tmp_path / "out"), config_from_dict({}))
+    ended = time.time()
+    # The read operators of the passes over staged files (the annotate pass
+    # reads the input in an operator fused with annotate_batch).
+    spans = sorted(
+        (event["ts"], event["ts"] + event["dur"])
+        for event in ray_cluster.timeline()
+        if event.get("ph") == "X"
+        and event["name"].endswith("_map_task")
+        and event.get("cat", "").startswith("task::ReadUnit")
+        and "annotate" not in event["cat"]
+        and started <= event["ts"] / 1e6 <= ended
+    )
+    assert len(spans) >= 16  # 8 staged files, read by the write pass and duplicates/' copy
+    most = max(sum(1 for begin, end in spans if begin <= start < end) for start, _ in spans)
+    assert most == 2, f"at most {most} of {len(spans)} staged reads ran at once"
+
+
 @pytest.mark.parametrize(
     "make_input, message",
     [
