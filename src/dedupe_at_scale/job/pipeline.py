@@ -223,7 +223,9 @@ def _configure_ray_data(context: ray.data.DataContext) -> None:
     # last operator waits for whole shards (output.rows_per_shard), so its
     # share sat idle: on 2 CPUs the staged files were read one at a time
     # (docs/performance.md). The job's passes are chains of tasks, with no
-    # actor pool to starve, so Ray's global limits and backpressure suffice.
+    # actor pool to starve. Without it Ray Data budgets no object-store memory
+    # per operator: rows read ahead of the writes wait in the object store,
+    # which spills to disk when full.
     context.op_resource_reservation_enabled = False
 
 
