@@ -260,7 +260,7 @@ def test_the_write_pass_reads_two_staged_files_at_once_on_two_cpus(
     """The passes after annotation read staged files in one operator and
     write in another. Ray Data's per-operator reservation gave each of them
     one of the 2 CPUs, so the reads ran one at a time while the write waited
-    for whole shards (job/pipeline.py:_configure_ray_data turns it off)."""
+    for whole shards (job/ray_settings.py turns it off)."""
     import time
 
     from dedupe_at_scale.config import config_from_dict

@@ -43,6 +43,7 @@ from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_uni
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.plan import JobPlan, plan_job
 from dedupe_at_scale.job.profile import ReportSpec, merge_profiles
+from dedupe_at_scale.job.ray_settings import configure_ray_data
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
 from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
 from dedupe_at_scale.job.report_html import write_report
@@ -117,7 +118,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         layout.publish(ready, *_fence(plan))
         return JobResult(ready["manifest"], plan.output_uri, timings)
 
-    _configure_ray_data(ray.data.DataContext.get_current())
+    configure_ray_data(ray.data.DataContext.get_current())
 
     if plan.shared:
         timings["prepare"] = plan.prepare_seconds
@@ -213,20 +214,6 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         sealed = layout.seal(shards, manifest, fence)
         layout.publish(sealed, fence, release)  # removes _staging/ once released
     return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
-
-
-def _configure_ray_data(context: ray.data.DataContext) -> None:
-    """The Ray Data settings of every pass this job runs."""
-    context.execution_options.preserve_order = True
-    # Ray Data's allocator reserves each operator of a pass at least one
-    # task's CPUs and splits the rest evenly between them. The write pass's
-    # last operator waits for whole shards (output.rows_per_shard), so its
-    # share sat idle: on 2 CPUs the staged files were read one at a time
-    # (docs/performance.md). The job's passes are chains of tasks, with no
-    # actor pool to starve. Without it Ray Data budgets no object-store memory
-    # per operator: rows read ahead of the writes wait in the object store,
-    # which spills to disk when full.
-    context.op_resource_reservation_enabled = False
 
 
 def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
