@@ -315,3 +315,31 @@ def test_duplicate_pairs_show_the_kept_member_beside_a_removed_one(web_output, b
     assert page.locator("#pairs tr").count() - 1 == len(pairs)
     assert page.locator("#pairs mark").count() >= len(pairs)  # every pair shares a passage
     page.close()
+
+
+def test_a_rejected_row_s_text_is_not_staged_and_its_length_still_plotted():
+    """Staging drops the text of rows rejected while annotated (output.rejected_text
+    off) and keeps their length: the report's block profile is what it was."""
+    import pyarrow as pa
+
+    from dedupe_at_scale import columns as col
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.job.annotate import without_rejected_text
+    from dedupe_at_scale.job.profile import LENGTH, ReportSpec, block_profile
+
+    cfg = config_from_dict({})
+    texts = ["short", "日本語のテキスト" * 40, "", "emoji 🙂" * 900, None, "a" * 20_000, "ok " * 70]
+    stages = [None, "quality", "langid", "quality", "quality", None, "langid"]
+    table = pa.table({
+        "id": [f"d{i}" for i in range(len(texts))], "text": pa.array(texts, pa.large_string()),
+        col.STAGE: pa.array(stages, pa.string()), col.RULE: [s and "rule" for s in stages],
+        col.VALUE: pa.nulls(len(texts), pa.float64()), col.REASON: [s and "why" for s in stages],
+    })  # fmt: skip
+    staged = without_rejected_text(table, "text")
+
+    assert staged.column("text").to_pylist() == [
+        t if s is None else None for t, s in zip(texts, stages)
+    ]
+    spec = ReportSpec.of(cfg)
+    assert block_profile(staged, cfg, spec) == block_profile(table, cfg, spec)
+    assert sum(block_profile(staged, cfg, spec)["histograms"][LENGTH]["rejected"]) == 4

@@ -43,6 +43,9 @@ CONTAMINATION_SPAN = "__dds_contamination_span"
 # Dedup: the kept member's id of the row's duplicate cluster (null outside any).
 CLUSTER = "__dds_cluster"
 SIMILARITY = "__dds_similarity"  # dedup: MinHash similarity to the kept member
+# The text length (code points) of a row rejected while annotated, whose
+# text is not staged (output.rejected_text off): the report's length plot.
+REJECTED_CHARS = "__dds_rejected_chars"
 # Per-row counters, __dds_count_<name>: summed over the output on the driver
 # and reported in their stage's manifest section (pii's counts, say).
 COUNT_PREFIX = "__dds_count_"

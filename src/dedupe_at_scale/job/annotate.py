@@ -134,6 +134,7 @@ class StagingDatasink(Datasink[None]):
         self.location, self.directory, self.fence = location, directory, fence
         self.counter = counter
         self.compression = parquet_compression(cfg)
+        self.text_column = None if cfg.output.rejected_text else cfg.input.document_column
 
     def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
         tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
@@ -141,6 +142,8 @@ class StagingDatasink(Datasink[None]):
         if not tables:
             return
         table = pa.concat_tables(tables)
+        if self.text_column is not None:
+            table = without_rejected_text(table, self.text_column)
         if self.fence is not None:
             self.fence.check()  # a run that was taken over stages nothing more
         units = pc.shift_right(table.column(col.UID), 32)
@@ -160,3 +163,19 @@ class StagingDatasink(Datasink[None]):
         else:
             fs = self.location.arrow_fs
             pq.write_table(table, path, filesystem=fs, compression=self.compression)
+
+
+def without_rejected_text(table: pa.Table, text_column: str) -> pa.Table:
+    """The rows with the text of those a stage rejected set to null, their
+    length kept in REJECTED_CHARS. Nothing after annotation reads a rejected
+    row's text unless output.rejected_text: on real text most rows are
+    rejected here, and staging their text was most of what the annotate
+    pass wrote and the write pass read."""
+    rejected = pc.is_valid(table.column(col.STAGE))
+    text = table.column(text_column)
+    chars = pc.if_else(rejected, pc.utf8_length(text).cast(pa.int64()), None)
+    index = table.schema.get_field_index(text_column)
+    table = table.set_column(
+        index, text_column, pc.if_else(rejected, pa.scalar(None, text.type), text)
+    )
+    return table.append_column(col.REJECTED_CHARS, chars)

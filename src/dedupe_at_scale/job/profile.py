@@ -81,7 +81,7 @@ def block_profile(table: pa.Table, cfg: JobConfig, spec: ReportSpec) -> dict[str
     histograms = {}
     for d in spec.distributions:
         if not d.column:
-            values = _numbers(pc.utf8_length(table.column(cfg.input.document_column)))
+            values = _numbers(_lengths(table, cfg.input.document_column))
         elif d.column in table.column_names:
             values = _numbers(table.column(d.column))
         else:
@@ -92,6 +92,15 @@ def block_profile(table: pa.Table, cfg: JobConfig, spec: ReportSpec) -> dict[str
         "reasons": _reasons(table, kept, spec.reason_stages),
         "pairs": {p.key: p.rows(table, cfg) for p in spec.pairs},
     }  # fmt: skip
+
+
+def _lengths(table: pa.Table, text_column: str) -> pa.ChunkedArray:
+    """Each row's text length; a row rejected while annotated has its length
+    staged instead of its text (job/annotate.without_rejected_text)."""
+    lengths = pc.utf8_length(table.column(text_column))
+    if col.REJECTED_CHARS in table.column_names:
+        return pc.coalesce(lengths.cast(pa.int64()), table.column(col.REJECTED_CHARS))
+    return lengths
 
 
 def _reasons(
