@@ -188,6 +188,21 @@ def main() -> None:
         f"whole job per core with {widest} workers: {job_rate:,.0f} docs/s = "
         f"{job_rate / predict_rate:.0%} of it (target >= 40%)"
     )
+    # Issue 27's: the whole job per core against the language-ID stage's own
+    # rate (its MB are the documents', though it reads only their first
+    # characters), with and without Ray's start.
+    langid_busy = busy.get("langid", 0.0)
+    if langid_busy:
+        langid_rate = (
+            text_mb * manifest["counts"]["stages"]["langid"]["in"] / args.docs / langid_busy
+        )
+        total = manifest["timings"]["wall_seconds"]["total"]
+        with_start, without = text_mb / wall / widest, text_mb / total / widest
+        print(
+            f"language-ID stage: {langid_rate:.1f} MB/s per core; whole job per core: "
+            f"{with_start:.1f} MB/s = {with_start / langid_rate:.0%} of it, {without:.1f} MB/s = "
+            f"{without / langid_rate:.0%} without Ray's start (target >= 25%)"
+        )
 
 
 if __name__ == "__main__":
