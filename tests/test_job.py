@@ -248,8 +248,9 @@ def test_stage_switches_and_bytes_per_shard(ray_cluster, sample_dir, tmp_path):
     assert counts["stages"]["langid"]["enabled"] is False
     data = pq.read_table(tmp_path / "out" / "data")
     assert data.column("language").null_count == data.num_rows
+    # About 96 KB of rows in shards of at most about 60 KB: two.
     shards = result.manifest["output"]["data"]
-    assert len(shards) >= 3
+    assert len(shards) >= 2
     assert max(s["bytes"] for s in shards) < 2 * 60_000
     assert Counter(data.column("id").to_pylist()).most_common(1)[0][1] == 1
 
@@ -283,6 +284,39 @@ def test_the_write_pass_reads_two_staged_files_at_once_on_two_cpus(
     assert len(spans) >= 16  # 8 staged files, read by the write pass and duplicates/' copy
     most = max(sum(1 for begin, end in spans if begin <= start < end) for start, _ in spans)
     assert most == 2, f"at most {most} of {len(spans)} staged reads ran at once"
+
+
+def test_data_shards_do_not_depend_on_how_many_blocks_ray_data_aims_for(
+    ray_cluster, sample_dir, tmp_path
+):
+    """Unless told otherwise, Ray Data splits a read into max(200, 2 x the
+    cluster's CPUs) blocks (fewer for little data), and data/'s shards are
+    written from whole blocks. The passes over staged files read one block
+    per file, so a cluster of 500 CPUs (1,000 blocks) writes the shards of a
+    small one (here 1 block: Ray Data's floor, 200, lowered to it)."""
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.job.pipeline import run_job
+
+    # Every row kept: staged files of 250 rows, shards of at most 200.
+    off = {"enabled": False}
+    cfg = config_from_dict({"langid": off, "quality": off, "dedup": off,
+                            "output": {"rows_per_shard": 200}})  # fmt: skip
+    context = ray_cluster.data.DataContext.get_current()
+    saved = context.read_op_min_num_blocks, context.target_min_block_size
+    shards = {}
+    for blocks in (1, 1000):
+        # A block may be 1 byte: the sample's size caps nothing, as a corpus's would not.
+        context.read_op_min_num_blocks, context.target_min_block_size = blocks, 1
+        out = tmp_path / str(blocks)
+        try:
+            run_job(str(sample_dir), str(out), cfg)
+        finally:
+            context.read_op_min_num_blocks, context.target_min_block_size = saved
+        shards[blocks] = [
+            (p.name, pq.read_metadata(p).num_rows) for p in sorted((out / "data").iterdir())
+        ]
+    assert len(shards[1]) > 1
+    assert shards[1000] == shards[1]
 
 
 @pytest.mark.parametrize(

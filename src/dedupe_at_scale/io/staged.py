@@ -78,7 +78,12 @@ class Staged:
         source = parquet_datasource(
             self.layout.location, self.files, columns, transform, self.counts
         )
-        return ray.data.read_datasource(source, num_cpus=self.task_cpus)
+        # One block per staged file. Ray Data would otherwise split each into
+        # several (to reach its own target count of blocks), and every slice
+        # then costs a copy of its offsets when it is serialized.
+        return ray.data.read_datasource(
+            source, num_cpus=self.task_cpus, override_num_blocks=len(self.files)
+        )
 
     @property
     def task_cpus(self) -> float:
