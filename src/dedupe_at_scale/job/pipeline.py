@@ -156,8 +156,9 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
             if outcome.output is not None:
                 out = outcome.output
                 counts = file_counts(layout.location, out.files)
-                ds = ray.data.read_datasource(
-                    parquet_datasource(layout.location, out.files, out.columns, counts=counts)
+                ds = ray.data.read_datasource(  # a block per file, as io/staged.py reads
+                    parquet_datasource(layout.location, out.files, out.columns, counts=counts),
+                    override_num_blocks=len(out.files),
                 )
                 write_parquet(
                     ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
