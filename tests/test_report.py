@@ -343,3 +343,8 @@ def test_a_rejected_row_s_text_is_not_staged_and_its_length_still_plotted():
     spec = ReportSpec.of(cfg)
     assert block_profile(staged, cfg, spec) == block_profile(table, cfg, spec)
     assert sum(block_profile(staged, cfg, spec)["histograms"][LENGTH]["rejected"]) == 4
+    kept = table.filter(pa.array([s is None for s in stages]))  # a block with none rejected
+    assert without_rejected_text(kept, "text").column("text").equals(kept.column("text"))
+    assert block_profile(without_rejected_text(kept, "text"), cfg, spec) == block_profile(
+        kept, cfg, spec
+    )

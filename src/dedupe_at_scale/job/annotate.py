@@ -172,6 +172,8 @@ def without_rejected_text(table: pa.Table, text_column: str) -> pa.Table:
     rejected here, and staging their text was most of what the annotate
     pass wrote and the write pass read."""
     rejected = pc.is_valid(table.column(col.STAGE))
+    if not pc.any(rejected).as_py():  # nothing to drop: no copy of the text
+        return table.append_column(col.REJECTED_CHARS, pa.nulls(table.num_rows, pa.int64()))
     text = table.column(text_column)
     chars = pc.if_else(rejected, pc.utf8_length(text).cast(pa.int64()), None)
     index = table.schema.get_field_index(text_column)
