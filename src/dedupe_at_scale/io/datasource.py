@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import ray
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
@@ -50,6 +51,17 @@ class UnitDatasource(Datasource):
             )
             tasks.append(ReadTask(_read_fn(self.read, unit), meta))
         return tasks
+
+
+def read_units(source: UnitDatasource, **ray_remote_args) -> ray.data.Dataset:
+    """The source as a Dataset of one block per unit. Ray Data would
+    otherwise split each read into slices to reach its own block count,
+    max(200, 2 x the cluster's CPUs): each slice costs a copy when it is
+    serialized, and data/'s shards, written from whole blocks, would depend
+    on the cluster's size."""
+    return ray.data.read_datasource(
+        source, override_num_blocks=len(source.units), **ray_remote_args
+    )
 
 
 def _unit_bytes(unit: ReadUnit) -> int:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import parquet_datasource
+from dedupe_at_scale.io.datasource import parquet_datasource, read_units
 from dedupe_at_scale.io.fanout import file_task_cpus
 
 if TYPE_CHECKING:
@@ -78,12 +78,7 @@ class Staged:
         source = parquet_datasource(
             self.layout.location, self.files, columns, transform, self.counts
         )
-        # One block per staged file. Ray Data would otherwise split each into
-        # several (to reach its own target count of blocks), and every slice
-        # then costs a copy of its offsets when it is serialized.
-        return ray.data.read_datasource(
-            source, num_cpus=self.task_cpus, override_num_blocks=len(self.files)
-        )
+        return read_units(source, num_cpus=self.task_cpus)
 
     @property
     def task_cpus(self) -> float:

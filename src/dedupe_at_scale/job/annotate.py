@@ -28,7 +28,7 @@ from ray.data._internal.execution.interfaces import TaskContext
 from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import input_datasource
+from dedupe_at_scale.io.datasource import input_datasource, read_units
 from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.job.write import parquet_compression
 from dedupe_at_scale.stages.annotate import annotate_batch
@@ -108,11 +108,7 @@ def annotate(
     if not todo:
         return
     layout.location.fs.makedirs(layout.staging, exist_ok=True)
-    annotated = ray.data.read_datasource(
-        input_datasource(source, todo, cfg.input, schema),
-        # One block per read unit: Ray would otherwise split small reads further.
-        override_num_blocks=len(todo),
-    )
+    annotated = read_units(input_datasource(source, todo, cfg.input, schema))
     annotated = annotated.map_batches(
         annotate_batch,
         fn_kwargs={"cfg": cfg, "resources": resources or SharedResources()},

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import parquet_datasource
+from dedupe_at_scale.io.datasource import parquet_datasource, read_units
 from dedupe_at_scale.io.lease import LeaseLostError
 from dedupe_at_scale.io.output import OutputLayout, file_counts
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
@@ -156,9 +156,8 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
             if outcome.output is not None:
                 out = outcome.output
                 counts = file_counts(layout.location, out.files)
-                ds = ray.data.read_datasource(  # a block per file, as io/staged.py reads
-                    parquet_datasource(layout.location, out.files, out.columns, counts=counts),
-                    override_num_blocks=len(out.files),
+                ds = read_units(
+                    parquet_datasource(layout.location, out.files, out.columns, counts=counts)
                 )
                 write_parquet(
                     ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
