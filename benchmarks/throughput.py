@@ -138,12 +138,13 @@ def main() -> None:
             )
     print(f"\n{'stage':10} {'docs in':>9} {'busy s':>8} {'docs/s/core':>12} {'MB/s/core':>10}")
     busy = manifest["timings"]["stage_busy_seconds"]
+    mb_per_core_s = {}  # by stage
     for stage, counts in manifest["counts"]["stages"].items():
         seconds = busy.get({"dedup": "minhash"}.get(stage, stage), 0.0)
         if seconds:
-            share = counts["in"] / args.docs
+            mb_per_core_s[stage] = text_mb * counts["in"] / args.docs / seconds
             print(f"{stage:10} {counts['in']:9,d} {seconds:8.1f} {counts['in'] / seconds:12,.0f} "
-                  f"{text_mb * share / seconds:10.2f}")  # fmt: skip
+                  f"{mb_per_core_s[stage]:10.2f}")  # fmt: skip
     rated = {({"dedup": "minhash"}.get(s, s)) for s in manifest["counts"]["stages"]}
     others = {k: v for k, v in busy.items() if k not in rated}
     if others:  # stages that reject nothing (tokens, lineage, ...): busy seconds only
@@ -191,11 +192,8 @@ def main() -> None:
     # Issue 27's: the whole job per core against the language-ID stage's own
     # rate (its MB are the documents', though it reads only their first
     # characters), with and without Ray's start.
-    langid_busy = busy.get("langid", 0.0)
-    if langid_busy:
-        langid_rate = (
-            text_mb * manifest["counts"]["stages"]["langid"]["in"] / args.docs / langid_busy
-        )
+    langid_rate = mb_per_core_s.get("langid")
+    if langid_rate:
         total = manifest["timings"]["wall_seconds"]["total"]
         with_start, without = text_mb / wall / widest, text_mb / total / widest
         print(
