@@ -124,12 +124,9 @@ class Measurer:
     ):
         self.flags, self.lower = unicode_tables()
         self.languages = sorted(lang for lang, words in stop_words.items() if words)
-        hashed = [
-            np.unique(np.array([hash_word(w) for w in stop_words[lang]], np.uint64))
-            for lang in self.languages
-        ]
-        self.stop_offsets = np.cumsum([0] + [len(h) for h in hashed]).astype(np.int64)
-        self.stop_hashes = np.concatenate(hashed + [np.zeros(0, np.uint64)]).astype(np.uint64)
+        self.stop_keys, self.stop_used, self.stop_offsets = _stop_word_sets(
+            [[hash_word(w) for w in stop_words[lang]] for lang in self.languages]
+        )
         self.top_ns, self.dup_ns = ascending(top_ns), ascending(dup_ns)
         none = -1
         self.settings = np.array(
@@ -154,10 +151,14 @@ class Measurer:
         self.phrases = np.full((len(phrases), max(map(len, phrases))), -1, np.int32)
         for i, phrase in enumerate(phrases):
             self.phrases[i, : len(phrase)] = [ord(c) for c in phrase]
+        # Each occurrence lies inside one stripped line (see _phrases_at).
+        assert all(len(p) >= 2 and p == p.strip() and "\n" not in p for p in phrases), phrases
         asked_in_lines = [False, bool(c4.remove_javascript_lines)]
         asked_in_lines += [bool(c4.remove_policy_lines)] * (len(phrases) - 2)
-        self.text_phrases = _first_characters(phrases, [True] + [False] * (len(phrases) - 1))
-        self.line_phrases = _first_characters(phrases, asked_in_lines)
+        self.line_phrases = sum(1 << i for i, asked in enumerate(asked_in_lines) if asked)
+        self.first_pairs = np.zeros(128 * 128, np.int64)
+        for i, phrase in enumerate(phrases):
+            self.first_pairs[ord(phrase[0]) * 128 + ord(phrase[1])] |= 1 << i
 
     def count(self, texts: pa.Array, languages: pa.Array, segmented: np.ndarray) -> Counts:
         data, offsets = string_buffers(texts)
@@ -173,31 +174,69 @@ class Measurer:
         top = np.zeros((n, len(self.top_ns)), np.int64)
         dup = np.zeros((n, len(self.dup_ns)), np.int64)
         _kernel(
-            data, offsets, segmented.astype(np.bool_), stop_index, self.stop_hashes,
-            self.stop_offsets, self.flags, self.lower, self.settings, self.phrases,
-            self.phrase_lengths, self.text_phrases, self.line_phrases, self.top_ns, self.dup_ns,
+            data, offsets, segmented.astype(np.bool_), stop_index, self.stop_keys,
+            self.stop_used, self.stop_offsets, self.flags, self.lower, self.settings, self.phrases,
+            self.phrase_lengths, self.first_pairs, self.line_phrases, self.top_ns, self.dup_ns,
             table, top, dup,
         )  # fmt: skip
         return Counts(table, top, dup, self.top_ns, self.dup_ns, segmented, stop_index >= 0)
 
 
-def _first_characters(phrases: list[str], asked: list[bool]) -> np.ndarray:
-    """Per ASCII character, a bit for each asked phrase that starts with it."""
-    starting = np.zeros(128, np.int64)
-    for p, (phrase, on) in enumerate(zip(phrases, asked)):
-        if on:
-            starting[ord(phrase[0])] |= 1 << p
-    return starting
+def _stop_word_sets(hashed: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each language's stop-word hashes as an open-addressing set (a slot per
+    key and its `used` flag; language i's slots are offsets[i]:offsets[i + 1],
+    a power of two, at most half full): one probe a word, where a binary
+    search over the sorted hashes mispredicted a branch at every step."""
+    keys, used, offsets = [], [], [0]
+    for hashes in hashed:
+        size = 1
+        while size < 2 * len(hashes):
+            size *= 2
+        table, flags = np.zeros(size, np.uint64), np.zeros(size, np.bool_)
+        for h in set(hashes):
+            slot = h & (size - 1)
+            while flags[slot]:
+                slot = (slot + 1) & (size - 1)
+            table[slot], flags[slot] = h, True
+        keys.append(table)
+        used.append(flags)
+        offsets.append(offsets[-1] + size)
+    return (
+        np.concatenate(keys + [np.zeros(0, np.uint64)]),
+        np.concatenate(used + [np.zeros(0, np.bool_)]),
+        np.array(offsets, np.int64),
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _in_set(keys, used, start, end, h):
+    mask = np.uint64(end - start - 1)
+    slot = start + np.int64(h & mask)
+    while used[slot]:
+        if keys[slot] == h:
+            return True
+        slot = start + np.int64((np.uint64(slot - start) + np.uint64(1)) & mask)
+    return False
 
 
 @numba.njit(cache=True, inline="always")
 def _range_hash(cps, a, b):
-    """A polynomial hash of cps[a:b]; only a first test, equal elements are
-    confirmed by comparing code points."""
-    h = np.uint64(b - a)
-    for i in range(a, b):
-        h = h * _POLY + np.uint64(cps[i])
-    return mix(h)
+    """A hash of cps[a:b]; only a first test, equal elements are confirmed by
+    comparing code points. Four polynomial hashes, each over every fourth
+    code point, so that four multiplies run at once instead of one chain
+    (a line or paragraph is hashed at about a cycle per code point)."""
+    h0 = h1 = h2 = h3 = np.uint64(b - a)
+    i = a
+    while i + 4 <= b:
+        h0 = h0 * _POLY + np.uint64(cps[i])
+        h1 = h1 * _POLY + np.uint64(cps[i + 1])
+        h2 = h2 * _POLY + np.uint64(cps[i + 2])
+        h3 = h3 * _POLY + np.uint64(cps[i + 3])
+        i += 4
+    while i < b:
+        h0 = h0 * _POLY + np.uint64(cps[i])
+        i += 1
+    return mix(((h0 * _POLY + h1) * _POLY + h2) * _POLY + h3)
 
 
 @numba.njit(cache=True)
@@ -258,34 +297,39 @@ def _sentences(cps, a, b, flags, in_sentence, count):
 
 
 @numba.njit(cache=True)
-def _holds_phrase(low, s, e, phrases, lengths, starting):
-    """Whether low[s:e] holds one of the phrases; starting[c]: a bit per
-    phrase that starts with ASCII character c (0 for the phrases not asked)."""
-    for i in range(s, e):
-        c = low[i]
-        if c >= 128 or starting[c] == 0:
+def _phrases_at(low, n, phrases, lengths, first_pairs, at, which):
+    """Every occurrence of a phrase in low[:n], in text order: its start in
+    `at`, its phrase number in `which`; returns how many. A position is
+    looked at only when its first two characters begin a phrase."""
+    found = 0
+    for i in range(n - 1):
+        c0, c1 = low[i], low[i + 1]
+        if c0 >= 128 or c1 >= 128:
             continue
-        bits = starting[c]
-        for p in range(len(lengths)):
-            if bits >> p & 1 and e - i >= lengths[p]:
-                k = 1
+        bits = first_pairs[c0 * 128 + c1]
+        p = 0
+        while bits:
+            if bits & 1 and n - i >= lengths[p]:
+                k = 2
                 while k < lengths[p] and low[i + k] == phrases[p, k]:
                     k += 1
                 if k == lengths[p]:
-                    return True
-    return False
+                    at[found], which[found] = i, p
+                    found += 1
+            bits >>= 1
+            p += 1
+    return found
 
 
 @numba.njit(cache=True)
-def _c4_keeps(cps, low, s, e, flags, segmented, settings, phrases, lengths, line_phrases):
-    """C4.kept_lines' test for one stripped line."""
+def _c4_keeps(cps, s, e, flags, segmented, settings, holds_phrase):
+    """C4.kept_lines' test for one stripped line (`holds_phrase`: one of
+    the phrases asked in lines)."""
     if settings[DROP_UNPUNCTUATED] and (
         not (flags[cps[e - 1]] & IS_TERMINAL) or ends_with_ellipsis(cps, s, e)
     ):
         return False
-    if (settings[DROP_JAVASCRIPT] or settings[DROP_POLICY]) and _holds_phrase(
-        low, s, e, phrases, lengths, line_phrases
-    ):
+    if holds_phrase:
         return False
     min_words, max_length = settings[MIN_WORDS_PER_LINE], settings[MAX_WORD_LENGTH]
     # No word can be longer than max_length in a line that is not: skip that
@@ -320,11 +364,17 @@ def _fit(array, n):
 
 @numba.njit(cache=True)
 def _kernel(
-    data, offsets, segmented, stop_index, stop_hashes, stop_offsets, flags, lower, settings,
-    phrases, lengths, text_phrases, line_phrases, top_ns, dup_ns, out, top_out, dup_out,
+    data, offsets, segmented, stop_index, stop_keys, stop_used, stop_offsets, flags, lower,
+    settings,
+    phrases, lengths, first_pairs, line_phrases, top_ns, dup_ns, out, top_out, dup_out,
 ):  # fmt: skip
     cps = np.empty(1024, np.int32)
     low = np.empty(1024, np.int32)
+    at = np.empty(1024, np.int64)
+    newline_at = np.empty(1024, np.int64)
+    raw_starts = np.empty(1024, np.int64)
+    raw_ends = np.empty(1024, np.int64)
+    which = np.empty(1024, np.int64)
     word_hash = np.empty(1024, np.uint64)
     word_cum = np.empty(1025, np.int64)
     starts = np.empty(1024, np.int64)
@@ -339,37 +389,37 @@ def _kernel(
         low = _fit(low, offsets[d + 1] - offsets[d])
         n = decode(data, offsets[d], offsets[d + 1], cps)
         row[CHARS] = n
-        newlines = 0
+        # Characters, in the lowering pass and without a branch: '#', '{',
+        # "\n" (and where each is), '…' and '...' as str.count counts it (a
+        # run of k dots holds k // 3: `dots` counts the run's dots modulo 3).
+        newline_at = _fit(newline_at, n + 1)
+        newlines = n_hashes = ellipses = braces = dots = 0
         for i in range(n):
             c = cps[i]
             low[i] = lower[c]
-            if c == 10:
-                newlines += 1
+            newline_at[newlines] = i
+            newlines += np.int64(c == 10)
+            n_hashes += np.int64(c == 35)
+            braces += np.int64(c == 123)
+            ellipses += np.int64(c == 0x2026)
+            dots = (dots + 1) * np.int64(c == 46)
+            third = np.int64(dots == 3)
+            ellipses += third
+            dots -= 3 * third
         seg = segmented[d]
-
-        # Characters: '#', '...' (as str.count counts them) and '…', '{', "\n".
-        n_hashes = ellipses = braces = 0
-        i = 0
-        while i < n:
-            c = cps[i]
-            if c == 46 and i + 2 < n and cps[i + 1] == 46 and cps[i + 2] == 46:
-                ellipses += 1
-                i += 3
-                continue
-            if c == 35:
-                n_hashes += 1
-            elif c == 0x2026:
-                ellipses += 1
-            elif c == 123:
-                braces += 1
-            i += 1
         row[HASHES], row[ELLIPSES], row[NEWLINES], row[CURLY_BRACES] = (
             n_hashes,
             ellipses,
             newlines,
             braces,
         )
-        row[LOREM_IPSUM] = 1 if _holds_phrase(low, 0, n, phrases, lengths, text_phrases) else 0
+        at = _fit(at, n)
+        which = _fit(which, n)
+        found = _phrases_at(low, n, phrases, lengths, first_pairs, at, which)
+        row[LOREM_IPSUM] = 0
+        for k in range(found):
+            if which[k] == 0:  # "lorem ipsum", anywhere in the text
+                row[LOREM_IPSUM] = 1
 
         # Words: \w+ joined by ' ’ -, not only underscores (text.words).
         word_hash = _fit(word_hash, n // 2 + 1)
@@ -377,22 +427,20 @@ def _kernel(
         word_cum[0] = 0
         words = word_chars = alpha_words = stops = 0
         li = stop_index[d]
-        stop_set = (
-            stop_hashes[stop_offsets[li] : stop_offsets[li + 1]] if li >= 0 else stop_hashes[:0]
-        )
+        stop_start = stop_offsets[li] if li >= 0 else 0
+        stop_end = stop_offsets[li + 1] if li >= 0 else 0
         i = 0
         while i < n:
             if not flags[cps[i]] & IS_WORD:
                 i += 1
                 continue
-            start, h, seen, real = i, SEED, 0, False
+            start, h, seen = i, SEED, 0
             while True:
                 while i < n:
                     f = flags[cps[i]]
                     if not f & IS_WORD:
                         break
                     seen |= f
-                    real |= cps[i] != 95
                     h = (h ^ np.uint64(low[i])) * FNV_PRIME
                     i += 1
                 if i + 1 < n and flags[cps[i]] & IS_JOINER and flags[cps[i + 1]] & IS_WORD:
@@ -400,7 +448,7 @@ def _kernel(
                     i += 1
                 else:
                     break
-            if real:
+            if seen & IS_ALNUM:  # not only underscores: [^\W_] is \w less "_"
                 lowered = i - start
                 if seen & IS_COMPLEX:  # İ, or a capital sigma: see lower_word
                     h, lowered = lower_word(cps, start, i, flags, lower)
@@ -412,15 +460,15 @@ def _kernel(
                 words += 1
                 if seen & IS_ALPHA:
                     alpha_words += 1
-                if len(stop_set):
-                    at = np.searchsorted(stop_set, h)
-                    if at < len(stop_set) and stop_set[at] == h:
-                        stops += 1
+                if stop_end > stop_start and _in_set(stop_keys, stop_used, stop_start, stop_end, h):
+                    stops += 1
         row[WORDS], row[WORD_CHARS], row[LOWERED_WORD_CHARS] = words, word_chars, word_cum[words]
         row[ALPHA_WORDS], row[STOP_WORDS] = alpha_words, stops
 
         # Lines split at "\n": stripped (text.lines) and as they are (Gopher).
         starts = _fit(starts, newlines + 1)
+        raw_starts = _fit(raw_starts, newlines + 1)
+        raw_ends = _fit(raw_ends, newlines + 1)
         ends = _fit(ends, newlines + 1)
         hashes = _fit(hashes, newlines + 1)
         need = table_size(max(words, newlines + 1))
@@ -428,14 +476,14 @@ def _kernel(
             tables = new_tables(need)
         n_lines = bullets = ellipsis_lines = terminal = short = 0
         in_sentence, sentences = False, 0
-        a = 0
-        while a <= n:
-            b = a
-            while b < n and cps[b] != 10:
-                b += 1
+        next_phrase = 0
+        for line in range(newlines + 1):
+            a = 0 if line == 0 else newline_at[line - 1] + 1
+            b = n if line == newlines else newline_at[line]
             s, e = strip(cps, a, b, flags)
             if s < e:
                 starts[n_lines], ends[n_lines] = s, e
+                raw_starts[n_lines], raw_ends[n_lines] = a, b
                 hashes[n_lines] = _range_hash(cps, s, e)
                 n_lines += 1
                 if flags[cps[s]] & IS_BULLET:
@@ -446,9 +494,15 @@ def _kernel(
                     terminal += 1
                 if e - s <= short_length:
                     short += 1
-                if _c4_keeps(cps, low, s, e, flags, seg, settings, phrases, lengths, line_phrases):
+                holds = False  # an asked phrase starting in [s, e) ends there too
+                while next_phrase < found and at[next_phrase] < s:
+                    next_phrase += 1
+                k = next_phrase
+                while k < found and at[k] < e and not holds:
+                    holds = (line_phrases >> which[k]) & 1 == 1
+                    k += 1
+                if _c4_keeps(cps, s, e, flags, seg, settings, holds):
                     in_sentence, sentences = _sentences(cps, s, e, flags, in_sentence, sentences)
-            a = b + 1
         if in_sentence:
             sentences += 1
         (
@@ -469,13 +523,9 @@ def _kernel(
         row[DUPLICATE_LINES], row[DUPLICATE_LINE_CHARS] = _duplicates(
             cps, starts, ends, hashes, n_lines, tables, stamp
         )
-        # The same lines unstripped: widen each back to its "\n"s.
+        # The same lines unstripped: back to their "\n"s.
         for k in range(n_lines):
-            s, e = starts[k], ends[k]
-            while s > 0 and cps[s - 1] != 10:
-                s -= 1
-            while e < n and cps[e] != 10:
-                e += 1
+            s, e = raw_starts[k], raw_ends[k]
             if s != starts[k] or e != ends[k]:
                 starts[k], ends[k] = s, e
                 hashes[k] = _range_hash(cps, s, e)
@@ -486,22 +536,20 @@ def _kernel(
         )
 
         # Paragraphs: split at runs of two or more "\n", stripped.
-        paragraphs, begin, i = 0, 0, 0
-        while i <= n:
-            if i < n and cps[i] != 10:
-                i += 1
-                continue
-            j = i
-            while j < n and cps[j] == 10:
+        paragraphs, begin, k = 0, 0, 0
+        while k <= newlines:
+            j = k  # newline_at[k:j + 1] is a run of "\n"s; k == newlines: the end
+            while j + 1 < newlines and newline_at[j + 1] == newline_at[j] + 1:
                 j += 1
-            if j - i >= 2 or i == n:
-                s, e = strip(cps, begin, i, flags)
+            if k == newlines or j > k:
+                end = n if k == newlines else newline_at[k]
+                s, e = strip(cps, begin, end, flags)
                 if s < e:
                     starts[paragraphs], ends[paragraphs] = s, e
                     hashes[paragraphs] = _range_hash(cps, s, e)
                     paragraphs += 1
-                begin = j
-            i = j if j > i else i + 1
+                begin = n if k == newlines else newline_at[j] + 1
+            k = j + 1
         stamp += 1
         row[PARAGRAPHS] = paragraphs
         row[DUPLICATE_PARAGRAPHS], row[DUPLICATE_PARAGRAPH_CHARS] = _duplicates(
