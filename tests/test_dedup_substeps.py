@@ -167,6 +167,10 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     assert 0 < len(want) < len(pairs)
     assert got == want
     assert run.stats["near_edges"] == len(want)
+    # Each signature crossed once per group it was compared in, not once a pair.
+    to_group = file_of(run.indexes[1], lo)
+    assert run.stats["signatures_sent"] == len(set(zip(hi.tolist(), to_group.tolist())))
+    assert run.stats["signatures_sent"] < len(pairs)
 
 
 def test_the_sub_steps_are_declared_in_order():

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale import columns as col
@@ -58,7 +59,6 @@ from dedupe_at_scale.steps.exchange import (
 from dedupe_at_scale.steps.tasks import (
     TASK_RETRIES,
     Returns,
-    as_returns,
     call,
     split,
     submit,
@@ -192,12 +192,15 @@ def verify(run: DedupRun) -> None:
     cfg, groups, n_groups, group_index = run.cfg, run.groups, len(run.groups), run.indexes[1]
     if cfg.near and cfg.verify:
         sig_hop = run.ex.hop(n_groups)
+        returns = _signature_returns(sig_hop.returns)
         hop = [
-            call(_attach_signatures, sig_hop.returns, groups[g], group_index, n_groups,
-                 run.candidates[g], sig_hop.outbox(g))
+            submit(_attach_signatures, returns, groups[g], group_index, n_groups,
+                   run.candidates[g], sig_hop.outbox(g))
             for g in range(n_groups)
         ]  # fmt: skip
-        signed = sig_hop.inboxes(hop)
+        signed = sig_hop.inboxes([h["pairs"] for h in hop])
+        # Signatures sent to other groups: what the hop's bytes grow with.
+        run.stats["signatures_sent"] = sum(ray.get([h["signatures"] for h in hop]))
         run.release()
         run.open_hops = [sig_hop]
         run.verified = [
@@ -238,6 +241,10 @@ SUB_STEPS: tuple[tuple[str, Callable[[DedupRun], None]], ...] = (
 
 def _scan_returns(exact: int, bands: int) -> Returns:
     return Returns((("uid_ranges", None), ("exact", exact), ("bands", bands)))
+
+
+def _signature_returns(pairs: int) -> Returns:
+    return Returns((("signatures", None), ("pairs", pairs)))
 
 
 def _bucket_returns(candidates: int) -> Returns:
@@ -324,20 +331,38 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
 def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox: Outbox):
+    """Sends each pair (hi, lo), hi being this group's, to lo's group, and
+    hi's signature once per destination group, on the first of its pairs
+    there (the others carry no bytes): a signature is 512 bytes, a pair 16,
+    and a document often meets several of another group's."""
     pairs = receive(pieces)
     hi, lo = unique_pairs(*ends(pairs))
     table = group.read_kept([col.MINHASH])
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
-    sig_hi = sigs[np.searchsorted(uids, hi)] if len(hi) else np.zeros((0, sigs.shape[1]), np.uint32)
-    signed = pa.table(
-        {
-            "hi": pa.array(hi, pa.int64()),
-            "lo": pa.array(lo, pa.int64()),
-            "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig_hi.reshape(-1)), sigs.shape[1]),
-        }
+    dest = file_of(group_index, lo)
+    carries = _first_of_each(hi, dest)
+    sig_hi = np.ascontiguousarray(sigs[np.searchsorted(uids, hi[carries])])
+    # Bytes, not a list: Arrow takes binary rows (split) several times faster.
+    offsets = np.zeros(len(hi) + 1, np.int64)
+    np.cumsum(np.where(carries, sig_hi.shape[1] * sig_hi.itemsize, 0), out=offsets[1:])
+    sig = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(hi), [None, pa.py_buffer(offsets), pa.py_buffer(sig_hi)]
     )
-    return as_returns(outbox.send(split(signed, file_of(group_index, lo), n_groups)))
+    signed = pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64()), "sig": sig})
+    sent = outbox.send(split(signed, dest, n_groups))
+    return _signature_returns(len(sent)).pack(signatures=int(carries.sum()), pairs=sent)
+
+
+def _first_of_each(hi: np.ndarray, dest: np.ndarray) -> np.ndarray:
+    """True on the first row of each (hi, dest)."""
+    order = np.lexsort((dest, hi))  # stable: the first in order is the first row
+    h, d = hi[order], dest[order]
+    first = np.ones(len(hi), np.bool_)
+    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
+    carries = np.zeros(len(hi), np.bool_)
+    carries[order] = first
+    return carries
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -351,7 +376,17 @@ def _verify(group: StagedGroup, threshold, pieces):
     table = group.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
     sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
-    sig_hi = pairs.column("sig").combine_chunks().values.to_numpy().reshape(sig_lo.shape)
+    # Each hi's signature came once, on one of its pairs (_attach_signatures).
+    sig = pairs.column("sig").combine_chunks()
+    carried = pc.binary_length(sig).to_numpy() > 0
+    carrier_hi = hi[carried]
+    by_hi = np.argsort(carrier_hi, kind="stable")
+    offsets = np.frombuffer(sig.buffers()[1], np.int64)[sig.offset : sig.offset + len(sig) + 1]
+    carried_sigs = np.frombuffer(
+        sig.buffers()[2], sig_lo.dtype, (offsets[-1] - offsets[0]) // sig_lo.itemsize,
+        offsets[0],
+    ).reshape(-1, sig_lo.shape[1])  # fmt: skip
+    sig_hi = carried_sigs[by_hi[np.searchsorted(carrier_hi[by_hi], hi)]]
     agree = (sig_hi == sig_lo).mean(axis=1) >= threshold
     return pairs_table(hi[agree], lo[agree])
 
