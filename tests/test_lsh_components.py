@@ -5,9 +5,15 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from dedupe_at_scale.steps.dedup.components import components_local, large_star, small_star
-from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
+from dedupe_at_scale.steps.dedup.lsh import (
+    _pairs_kernel,
+    band_candidates,
+    exact_edges,
+    unique_pairs,
+)
 
 
 def arr(*values, dtype=np.int64):
@@ -44,6 +50,63 @@ def test_large_buckets_get_star_and_neighbour_pairs():
 def test_unique_pairs_orients_and_drops_self_pairs():
     hi, lo = unique_pairs(arr(1, 2, 3, 3), arr(2, 1, 3, 1))
     assert list(zip(hi.tolist(), lo.tolist())) == [(2, 1), (3, 1)]
+
+
+def test_unique_pairs_equals_numpy_unique_on_rows():
+    """The reference: np.unique over the stacked rows, on repeats, both
+    orientations, self pairs, one value everywhere, and values near the
+    int64 limit."""
+    rng = np.random.default_rng(3)
+    big = np.iinfo(np.int64).max
+    cases = [
+        (rng.integers(0, 50, 3000), rng.integers(0, 50, 3000)),
+        (rng.integers(big - 40, big, 500, endpoint=True), rng.integers(0, 5, 500)),
+        (np.full(100, 7), np.full(100, 7)),
+        (np.full(100, 7), np.r_[np.full(50, 3), np.full(50, 9)]),
+        (np.zeros(0, np.int64), np.zeros(0, np.int64)),
+    ]
+    for a, b in cases:
+        hi, lo = np.maximum(a, b), np.minimum(a, b)
+        keep = hi != lo
+        want = np.unique(np.stack([hi[keep], lo[keep]], axis=1), axis=0).reshape(-1, 2)
+        got_hi, got_lo = unique_pairs(a, b)
+        assert got_hi.tolist() == want[:, 0].tolist()
+        assert got_lo.tolist() == want[:, 1].tolist()
+        assert got_hi.dtype == got_lo.dtype == np.int64
+
+
+def reference_band_candidates(keys, uids, exact, limit):
+    """band_candidates before its speed-ups, kept as the reference: every
+    row sorted on three columns, np.unique over the pairs."""
+    order = np.lexsort((uids, exact, keys))
+    keys, uids, exact = keys[order], uids[order], exact[order]
+    distinct = np.r_[True, (keys[1:] != keys[:-1]) | (exact[1:] != exact[:-1])]
+    keys, uids = keys[distinct], uids[distinct]
+    order = np.lexsort((uids, keys))
+    a, b = _pairs_kernel(keys[order], uids[order], limit)
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    keep = hi != lo
+    pairs = np.unique(np.stack([hi[keep], lo[keep]], axis=1), axis=0).reshape(-1, 2)
+    return pairs[:, 0].tolist(), pairs[:, 1].tolist()
+
+
+@pytest.mark.parametrize("limit", [1, 3, 32])
+def test_band_candidates_equal_the_reference(limit):
+    """Buckets of every size around the limit, texts repeated inside a
+    bucket, all keys alone, one key for all, rows in any order."""
+    rng = np.random.default_rng(limit)
+    n = 4000
+    cases = [
+        rng.integers(0, 600, n).astype(np.uint64),  # buckets of a few
+        rng.integers(0, 2**64, n, dtype=np.uint64),  # every key alone
+        np.full(n, 2**64 - 1, np.uint64),  # one bucket
+        np.r_[rng.integers(0, 40, n // 2), rng.integers(10**6, 2**62, n // 2)].astype(np.uint64),
+    ]
+    for keys in cases:
+        uids = rng.permutation(n * 3)[:n].astype(np.int64)
+        exact = rng.integers(0, 30, n).astype(np.uint64)  # identical texts fold
+        hi, lo = band_candidates(keys, uids, exact, limit)
+        assert (hi.tolist(), lo.tolist()) == reference_band_candidates(keys, uids, exact, limit)
 
 
 def run_stars(hi: np.ndarray, lo: np.ndarray) -> dict[int, int]:
