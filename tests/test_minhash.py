@@ -10,6 +10,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
+from dedupe_at_scale.kernels.minhash import agreement_kernel
 from dedupe_at_scale.stages.minhash import (
     EMPTY,
     MinHashParams,
@@ -233,3 +234,26 @@ def test_signatures_are_the_minimum_over_every_shingle_and_permutation():
     got, _ = sign(texts)
     for text, signature in zip(texts, got):
         assert np.array_equal(signature, reference_word_signature(text, PARAMS)), text[:60]
+
+
+@pytest.mark.parametrize(("width", "threshold"), [(128, 0.75), (128, 0.8), (100, 0.8), (7, 3 / 7)])
+def test_agreement_kernel_decides_as_numpy_does(width, threshold):
+    """Verify's kernel against `(a == b).mean() >= threshold`, with pairs at
+    every count of equal values, exactly at the bound included."""
+    rng = np.random.default_rng(width)
+    left = rng.integers(0, 2**32, (50, width), dtype=np.uint32)
+    right = rng.integers(0, 2**32, (60, width), dtype=np.uint32)
+    left_rows, right_rows = rng.integers(0, 50, 3000), rng.integers(0, 60, 3000)
+    for i, (a, b) in enumerate(zip(left_rows, right_rows)):
+        equal = rng.choice(width, i % (width + 1), replace=False)
+        right[b, equal] = left[a, equal]
+        want = (left[a] == right[b]).mean() >= threshold
+        got = np.empty(1, np.bool_)
+        agreement_kernel(left, left_rows[i : i + 1], right, right_rows[i : i + 1], threshold, got)
+        assert got[0] == want
+    out = np.empty(len(left_rows), np.bool_)
+    agreement_kernel(left, left_rows, right, right_rows, threshold, out)
+    assert (
+        out.tolist() == ((left[left_rows] == right[right_rows]).mean(axis=1) >= threshold).tolist()
+    )
+    assert 0 < out.sum() < len(out)

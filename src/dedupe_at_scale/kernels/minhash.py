@@ -161,3 +161,18 @@ def band_kernel(sigs, bands, rows, out):
 def hash_kernel(data, offsets, seed, out):
     for d in range(offsets.shape[0] - 1):
         out[d] = _fnv(data, offsets[d], offsets[d + 1], seed)
+
+
+@numba.njit(cache=True, nogil=True)
+def agreement_kernel(left, left_rows, right, right_rows, threshold, out):
+    """out[i]: whether signatures left[left_rows[i]] and right[right_rows[i]]
+    agree on >= threshold of their values, as numpy's
+    `(a == b).mean() >= threshold` decides it (an exact count over the
+    width, in float64), without copying either signature."""
+    width = left.shape[1]
+    for i in range(left_rows.shape[0]):
+        a, b = left[left_rows[i]], right[right_rows[i]]
+        equal = 0
+        for k in range(width):
+            equal += np.int64(a[k] == b[k])
+        out[i] = equal / width >= threshold

@@ -37,6 +37,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
+from dedupe_at_scale.kernels.minhash import agreement_kernel
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps.base import (
     GROUPS_PER_PARTITION,
@@ -375,7 +376,7 @@ def _verify(group: StagedGroup, threshold, pieces):
         return pairs_table(hi, lo)
     table = group.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
-    sig_lo = sigs[np.searchsorted(table.column(col.UID).to_numpy(), lo)]
+    lo_rows = np.searchsorted(table.column(col.UID).to_numpy(), lo)
     # Each hi's signature came once, on one of its pairs (_attach_signatures).
     sig = pairs.column("sig").combine_chunks()
     carried = pc.binary_length(sig).to_numpy() > 0
@@ -383,11 +384,11 @@ def _verify(group: StagedGroup, threshold, pieces):
     by_hi = np.argsort(carrier_hi, kind="stable")
     offsets = np.frombuffer(sig.buffers()[1], np.int64)[sig.offset : sig.offset + len(sig) + 1]
     carried_sigs = np.frombuffer(
-        sig.buffers()[2], sig_lo.dtype, (offsets[-1] - offsets[0]) // sig_lo.itemsize,
-        offsets[0],
-    ).reshape(-1, sig_lo.shape[1])  # fmt: skip
-    sig_hi = carried_sigs[by_hi[np.searchsorted(carrier_hi[by_hi], hi)]]
-    agree = (sig_hi == sig_lo).mean(axis=1) >= threshold
+        sig.buffers()[2], sigs.dtype, (offsets[-1] - offsets[0]) // sigs.itemsize, offsets[0]
+    ).reshape(-1, sigs.shape[1])
+    hi_rows = by_hi[np.searchsorted(carrier_hi[by_hi], hi)]
+    agree = np.empty(len(hi), np.bool_)
+    agreement_kernel(carried_sigs, hi_rows, sigs, lo_rows, float(threshold), agree)
     return pairs_table(hi[agree], lo[agree])
 
 
