@@ -77,6 +77,11 @@ def print_run(docs: int, wall: float, manifest: dict, sampler: MemorySampler) ->
     print(f"dedup: {d['exact_duplicates_removed']} exact + {d['near_duplicates_removed']} near removed, "
           f"{d['clusters']} clusters, {d['partitions']} partitions, exchange {d['exchange']}; "
           f"global steps {d['seconds']}")  # fmt: skip
+    # What verify's work and its hop's bytes grow with (per input document).
+    n = manifest["counts"]["input"]
+    print(f"dedup verify: {d['candidate_pairs']} candidate pairs ({d['candidate_pairs'] / n:.2f} "
+          f"a document), {d['signatures_sent']} signatures sent "
+          f"({d['signatures_sent'] / n:.2f} a document), {d['near_edges']} near edges kept")  # fmt: skip
     print(f"peak memory: {sampler.summary()}")
     print("(busy seconds are summed over workers; dedup's row is its signature step)", flush=True)
 
