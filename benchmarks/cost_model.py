@@ -25,9 +25,14 @@ GROUPS_PER_PARTITION = 4
 BANDS = 16
 AUTO_MAX_OBJECTS = 20_000
 # Scan hop bytes per kept document: the exact key (hi, lo, uid: 3 x 8 B) and
-# one (key, uid, exact) row of 3 x 8 B per band. The largest hop by far.
+# one (key, uid, exact) row of 3 x 8 B per band.
 SCAN_BYTES_PER_DOC = 24 + BANDS * 24
+# Verify hop: a pair is (hi, lo, an offset) of 8 B each, a signature 128 x 4 B.
+PAIR_BYTES, SIGNATURE_BYTES = 24, 128 * 4
 CORES_PER_NODE = 64
+# Per input document, at 5M generated documents (job_scale.py): they grow with
+# the corpus on the generator, whose sentences come from a fixed bank.
+PAIRS_PER_DOC, SIGNATURES_PER_DOC = 7.17, 6.08
 LIST_PAGE = 1000  # keys per S3 ListObjectsV2 page
 GiB = 2**30
 
@@ -43,6 +48,8 @@ class Constants:
     docs_per_input_file: int
     head_memory_gib: float
     node_memory_gib: float
+    pairs_per_doc: float  # benchmarks/job_scale.py: dedup's candidate pairs a document
+    signatures_per_doc: float  # benchmarks/job_scale.py: dedup.signatures_sent a document
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,10 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     driver_gib = c.driver_base_gib + 2 * refs * c.driver_bytes_per_ref / GiB
     objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
     scan_gib = s.docs * SCAN_BYTES_PER_DOC / GiB
-    per_node = scan_gib / s.nodes  # held by the node's mailboxes, or its object store
+    verify_bytes = c.pairs_per_doc * PAIR_BYTES + c.signatures_per_doc * SIGNATURE_BYTES
+    verify_gib = s.docs * verify_bytes / GiB
+    # The largest hop, held by the node's mailboxes (or its object store).
+    per_node = max(scan_gib, verify_gib) / s.nodes
     compute_min = s.docs / (c.docs_per_core_s * s.cores) / 60
     tasks = s.dedup_tasks(c.graph_rounds)
     submit_min = tasks * c.driver_s_per_task / 60
@@ -117,6 +127,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "driver GiB": f"{driver_gib:,.1f}",
         "(objects)": f"{objects_gib:,.0f}",
         "scan hop GiB": f"{scan_gib:,.0f}",
+        "verify hop GiB": f"{verify_gib:,.0f}",
         "per node GiB": f"{per_node:,.1f}",
         "compute min": f"{compute_min:,.1f}",
         "dedup submit min": f"{submit_min:,.1f}",
@@ -163,6 +174,8 @@ def main() -> None:
     parser.add_argument("--docs-per-input-file", type=int, default=100_000)
     parser.add_argument("--head-memory-gib", type=float, default=64)
     parser.add_argument("--node-memory-gib", type=float, default=256)
+    parser.add_argument("--pairs-per-doc", type=float, default=PAIRS_PER_DOC)
+    parser.add_argument("--signatures-per-doc", type=float, default=SIGNATURES_PER_DOC)
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -172,7 +185,7 @@ def main() -> None:
     c = Constants(
         args.driver_bytes_per_ref, args.driver_base_gib, per_task, args.docs_per_core_s,
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
-        args.node_memory_gib,
+        args.node_memory_gib, args.pairs_per_doc, args.signatures_per_doc,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -187,7 +200,7 @@ def main() -> None:
         f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
         f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
-        f"{c.head_memory_gib:.0f} GiB; a node's share of the scan hop over half its "
+        f"{c.head_memory_gib:.0f} GiB; a node's share of the largest hop over half its "
         f"{c.node_memory_gib:.0f} GiB (mailboxes do not spill); submitting dedup's tasks or "
         f"listing the input longer than the compute)"
     )
