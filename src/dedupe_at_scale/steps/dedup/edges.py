@@ -53,3 +53,14 @@ def partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
         h = x.astype(np.uint64) * MULTIPLIER
         h ^= h >> np.uint64(31)
     return (h % np.uint64(partitions)).astype(np.int64)
+
+
+def first_of_each(hi: np.ndarray, dest: np.ndarray) -> np.ndarray:
+    """True on the first row of each (hi, dest)."""
+    order = np.lexsort((dest, hi))  # stable: the first in order is the first row
+    h, d = hi[order], dest[order]
+    first = np.ones(len(hi), np.bool_)
+    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
+    carries = np.zeros(len(hi), np.bool_)
+    carries[order] = first
+    return carries

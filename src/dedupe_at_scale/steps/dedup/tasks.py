@@ -46,7 +46,14 @@ from dedupe_at_scale.steps.base import (
     group_files,
 )
 from dedupe_at_scale.steps.dedup.components import connected_components
-from dedupe_at_scale.steps.dedup.edges import FileIndex, ends, file_indexes, file_of, pairs_table
+from dedupe_at_scale.steps.dedup.edges import (
+    FileIndex,
+    ends,
+    file_indexes,
+    file_of,
+    first_of_each,
+    pairs_table,
+)
 from dedupe_at_scale.steps.dedup.keep import choose_keepers
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.exchange import (
@@ -342,7 +349,7 @@ def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox
     uids = table.column(col.UID).to_numpy()
     sigs = _signature_matrix(table)
     dest = file_of(group_index, lo)
-    carries = _first_of_each(hi, dest)
+    carries = first_of_each(hi, dest)
     sig_hi = np.ascontiguousarray(sigs[np.searchsorted(uids, hi[carries])])
     # Bytes, not a list: Arrow takes binary rows (split) several times faster.
     offsets = np.zeros(len(hi) + 1, np.int64)
@@ -353,17 +360,6 @@ def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox
     signed = pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64()), "sig": sig})
     sent = outbox.send(split(signed, dest, n_groups))
     return _signature_returns(len(sent)).pack(signatures=int(carries.sum()), pairs=sent)
-
-
-def _first_of_each(hi: np.ndarray, dest: np.ndarray) -> np.ndarray:
-    """True on the first row of each (hi, dest)."""
-    order = np.lexsort((dest, hi))  # stable: the first in order is the first row
-    h, d = hi[order], dest[order]
-    first = np.ones(len(hi), np.bool_)
-    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
-    carries = np.zeros(len(hi), np.bool_)
-    carries[order] = first
-    return carries
 
 
 @ray.remote(max_retries=TASK_RETRIES)
