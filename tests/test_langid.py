@@ -98,3 +98,45 @@ def test_model_path_from_config(tmp_path):
     copy.write_bytes(bundled_lid_model_path().read_bytes())
     rows = annotate([SENTENCES["es"]], model=str(copy))
     assert rows[0]["language"] == "es"
+
+
+def hostile_texts() -> list[str]:
+    """Every whitespace character Python knows, runs of them at the ends and
+    inside, multi-byte characters on the max_chars boundary, empty texts."""
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    pieces = [*spaces, "a", "é", "中", "😀", "word", "\u200b", "\x00", "\ufeff", "  \n\n "]
+    rng = np.random.default_rng(4)
+    texts = ["", " ", "\n\t", "".join(spaces), "x" * 50, "中" * 49 + " a", "😀" * 60]
+    texts += ["".join(rng.choice(pieces, rng.integers(1, 120))) for _ in range(400)]
+    return texts
+
+
+@pytest.mark.parametrize("max_chars", [1, 7, 48, 2_000])
+def test_the_line_kernel_makes_the_reference_lines(max_chars):
+    """predict_rows' lines are single_line(text[:max_chars]), row for row, on
+    a sliced array and for rows out of order."""
+    from dedupe_at_scale.kernels.codepoints import single_line_prefixes, unicode_tables
+    from dedupe_at_scale.stages.base import string_buffers
+    from dedupe_at_scale.text import single_line
+
+    texts = hostile_texts()
+    array = pa.array(["skipped"] + texts, pa.string()).slice(1)
+    rows = np.random.default_rng(max_chars).permutation(len(texts))[: len(texts) - 5]
+    data, offsets = string_buffers(array)
+    out = np.empty(len(data) + 1, np.uint8)
+    ends = np.empty(len(rows) + 1, np.int64)
+    single_line_prefixes(data, offsets, rows, max_chars, unicode_tables()[0], out, ends)
+    got = pa.LargeStringArray.from_buffers(
+        len(rows), pa.py_buffer(ends), pa.py_buffer(out[: ends[-1]])
+    ).to_pylist()
+    assert got == [single_line(texts[r][:max_chars]) for r in rows]
+
+
+def test_predict_rows_equals_predict():
+    identifier = LanguageIdentifier(max_chars=300)
+    texts = hostile_texts()[:100] + ["Der Hund läuft schnell über die Straße.\n\nJa."] * 3
+    rows = np.arange(len(texts))[::-1]
+    languages, scores = identifier.predict_rows(pa.array(texts), rows)
+    want_languages, want_scores = identifier.predict([texts[r] for r in rows])
+    assert languages == want_languages
+    assert scores.tolist() == want_scores.tolist()

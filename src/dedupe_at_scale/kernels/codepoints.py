@@ -141,24 +141,27 @@ def lower_word(cps, a, b, flags, lower):
     return mix(h), length
 
 
+@numba.njit(cache=True, inline="always")
+def code_point(data, i):
+    """(code point, its length in bytes) of the UTF-8 sequence at data[i]."""
+    b = np.int32(data[i])
+    if b < 0x80:
+        return b, 1
+    if b < 0xE0:
+        return ((b & 0x1F) << 6) | (np.int32(data[i + 1]) & 0x3F), 2
+    if b < 0xF0:
+        cp = ((b & 0x0F) << 12) | ((np.int32(data[i + 1]) & 0x3F) << 6)
+        return cp | (np.int32(data[i + 2]) & 0x3F), 3
+    cp = ((b & 0x07) << 18) | ((np.int32(data[i + 1]) & 0x3F) << 12)
+    return cp | ((np.int32(data[i + 2]) & 0x3F) << 6) | (np.int32(data[i + 3]) & 0x3F), 4
+
+
 @numba.njit(cache=True)
 def decode(data, start, end, out):
     n, i = 0, start
     while i < end:
-        b = np.int32(data[i])
-        if b < 0x80:
-            cp, i = b, i + 1
-        elif b < 0xE0:
-            cp = ((b & 0x1F) << 6) | (np.int32(data[i + 1]) & 0x3F)
-            i += 2
-        elif b < 0xF0:
-            cp = ((b & 0x0F) << 12) | ((np.int32(data[i + 1]) & 0x3F) << 6)
-            cp |= np.int32(data[i + 2]) & 0x3F
-            i += 3
-        else:
-            cp = ((b & 0x07) << 18) | ((np.int32(data[i + 1]) & 0x3F) << 12)
-            cp |= ((np.int32(data[i + 2]) & 0x3F) << 6) | (np.int32(data[i + 3]) & 0x3F)
-            i += 4
+        cp, size = code_point(data, i)
+        i += size
         out[n] = cp if cp < 0x110000 else 0xFFFD
         n += 1
     return n
@@ -177,3 +180,31 @@ def strip(cps, a, b, flags):
 def ends_with_ellipsis(cps, s, e):
     last = cps[e - 1]
     return last == 0x2026 or (e - s >= 3 and last == 46 and cps[e - 2] == 46 and cps[e - 3] == 46)
+
+
+@numba.njit(cache=True)
+def single_line_prefixes(data, offsets, rows, max_chars, flags, out, out_offsets):
+    """text.single_line(text[:max_chars]) of each of `rows`, as UTF-8 into
+    `out`, row r ending at out_offsets[r + 1]: runs of whitespace (IS_SPACE,
+    what str.split() splits at) become one space, none at either end. The
+    bytes of other characters are copied as they are."""
+    k = 0
+    out_offsets[0] = 0
+    for r in range(rows.shape[0]):
+        i, end = offsets[rows[r]], offsets[rows[r] + 1]
+        chars, pending = 0, False
+        while i < end and chars < max_chars:
+            cp, n = code_point(data, i)
+            if cp < 0x110000 and flags[cp] & IS_SPACE:
+                pending = k > out_offsets[r]  # a space only between two words
+            else:
+                if pending:
+                    out[k] = 32
+                    k += 1
+                    pending = False
+                for j in range(n):
+                    out[k + j] = data[i + j]
+                k += n
+            i += n
+            chars += 1
+        out_offsets[r + 1] = k

@@ -17,9 +17,17 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
+from dedupe_at_scale.kernels.codepoints import single_line_prefixes, unicode_tables
 from dedupe_at_scale.report_parts import shown_number
 from dedupe_at_scale.sections import Require, Section, SpecPath, View, check_view
-from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, scatter
+from dedupe_at_scale.stages.base import (
+    Batch,
+    Stage,
+    StageResult,
+    rejections,
+    scatter,
+    string_buffers,
+)
 from dedupe_at_scale.text import single_line
 
 if TYPE_CHECKING:
@@ -80,10 +88,26 @@ class LanguageIdentifier:
         self.model = load_fasttext_model(self.model_path)
 
     def predict(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        if not texts:
-            return [], np.zeros(0, dtype=np.float32)
         # fastText wants one line per text and, with numpy 2, a list input.
-        lines = [single_line(t[: self.max_chars]) for t in texts]
+        return self.predict_lines([single_line(t[: self.max_chars]) for t in texts])
+
+    def predict_rows(self, texts: pa.Array, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """`predict` of texts[rows], the lines made by a kernel over the Arrow
+        buffers: no Python string of a whole document, only of its line."""
+        data, offsets = string_buffers(texts)
+        rows = np.asarray(rows, np.int64)
+        room = np.minimum(offsets[rows + 1] - offsets[rows], 4 * self.max_chars)
+        out = np.empty(int(room.sum()), np.uint8)
+        ends = np.empty(len(rows) + 1, np.int64)
+        single_line_prefixes(data, offsets, rows, self.max_chars, unicode_tables()[0], out, ends)
+        lines = pa.LargeStringArray.from_buffers(
+            len(rows), pa.py_buffer(ends), pa.py_buffer(out[: ends[-1]])
+        )
+        return self.predict_lines(lines.to_pylist())
+
+    def predict_lines(self, lines: list[str]) -> tuple[list[str], np.ndarray]:
+        if not lines:
+            return [], np.zeros(0, dtype=np.float32)
         labels, scores = self.model.predict(lines, k=1)
         languages = [label[0].removeprefix(LABEL_PREFIX) if label else "" for label in labels]
         return languages, np.array([s[0] if len(s) else 0.0 for s in scores], dtype=np.float32)
@@ -108,6 +132,9 @@ class LanguageIdStage(Stage):
         self.prompt_language = post_training
         self.same_language = post_training and section.require_same_language
 
+    def warm_up(self) -> None:
+        self.identifier.predict_rows(pa.array(["Warm up the kernel."]), np.zeros(1, np.int64))
+
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
         return cfg.langid.enabled
@@ -130,14 +157,16 @@ class LanguageIdStage(Stage):
 
     def __call__(self, batch: Batch) -> StageResult:
         active = batch.active()
-        languages, scores = self.identifier.predict(batch.texts(active, self.view))
+        languages, scores = self.identifier.predict_rows(batch.text_array(self.view), active)
         n = batch.num_rows
         columns = {
             col.LANGUAGE: scatter(n, active, languages, pa.string()),
             col.LANGUAGE_SCORE: scatter(n, active, scores.tolist(), pa.float32()),
         }
         if self.prompt_language:
-            prompt_languages, prompt_scores = self.identifier.predict(batch.texts(active, "prompt"))
+            prompt_languages, prompt_scores = self.identifier.predict_rows(
+                batch.text_array("prompt"), active
+            )
             columns[col.PROMPT_LANGUAGE] = scatter(n, active, prompt_languages, pa.string())
             columns[col.PROMPT_LANGUAGE_SCORE] = scatter(
                 n, active, prompt_scores.tolist(), pa.float32()
