@@ -10,6 +10,7 @@ import pyarrow as pa
 import ray
 
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
+from dedupe_at_scale.steps.dedup.lsh import run_starts
 
 
 class FileIndex:
@@ -58,9 +59,6 @@ def partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
 def first_of_each(hi: np.ndarray, dest: np.ndarray) -> np.ndarray:
     """True on the first row of each (hi, dest)."""
     order = np.lexsort((dest, hi))  # stable: the first in order is the first row
-    h, d = hi[order], dest[order]
-    first = np.ones(len(hi), np.bool_)
-    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
     carries = np.zeros(len(hi), np.bool_)
-    carries[order] = first
+    carries[order] = run_starts(hi[order], dest[order])
     return carries

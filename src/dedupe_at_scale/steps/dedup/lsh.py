@@ -52,7 +52,7 @@ def band_candidates(
     order = np.lexsort((uids, exact, keys))
     keys, uids, exact = keys[order], uids[order], exact[order]
     # Fold identical texts within a bucket onto their first (smallest uid) copy.
-    distinct = np.r_[True, (keys[1:] != keys[:-1]) | (exact[1:] != exact[:-1])]
+    distinct = run_starts(keys, exact)
     keys, uids = keys[distinct], uids[distinct]
     order = np.lexsort((uids, keys))
     keys, uids = keys[order], uids[order]
@@ -71,9 +71,15 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # faster (it sorts the rows as opaque records).
     order = np.lexsort((lo, hi))
     hi, lo = hi[order], lo[order]
-    first = np.ones(len(hi), np.bool_)
-    first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+    first = run_starts(hi, lo)
     return hi[first], lo[first]
+
+
+def run_starts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """On rows sorted by (a, b): True on the first row of each equal (a, b)."""
+    first = np.ones(len(a), np.bool_)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return first
 
 
 def _empty_pairs() -> tuple[np.ndarray, np.ndarray]:
