@@ -32,9 +32,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import parquet_datasource, read_units
 from dedupe_at_scale.io.lease import LeaseLostError
-from dedupe_at_scale.io.output import OutputLayout, file_counts
 from dedupe_at_scale.io.quarantine import rejected_schema, write_quarantined_files
 from dedupe_at_scale.io.rows import prepare_table
 from dedupe_at_scale.io.staged import Staged
@@ -47,7 +45,12 @@ from dedupe_at_scale.job.ray_settings import configure_ray_data
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
 from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
 from dedupe_at_scale.job.report_html import write_report
-from dedupe_at_scale.job.write import PROFILE, step_fields, write_outputs, write_parquet
+from dedupe_at_scale.job.write import (
+    PROFILE,
+    step_fields,
+    write_outputs,
+    write_step_outputs,
+)
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps import cluster_checks
@@ -56,6 +59,7 @@ from dedupe_at_scale.steps.base import StagedView, StepOutcome, partition_count
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.io.inputs import ReadUnit
+    from dedupe_at_scale.io.output import OutputLayout
     from dedupe_at_scale.job.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -152,17 +156,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
             else ([], {})
         )
         write_quarantined_files(source, files, layout.location, layout.rejected, cfg)
-        for outcome in outcomes.values():
-            if outcome.output is not None:
-                out = outcome.output
-                counts = file_counts(layout.location, out.files)
-                ds = read_units(
-                    parquet_datasource(layout.location, out.files, out.columns, counts=counts)
-                )
-                write_parquet(
-                    ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
-                    rows_per_shard, prefix="part",
-                )  # fmt: skip
+        write_step_outputs(layout, cfg, outcomes, rows_per_shard)
         _write_empty_shards(plan, staged)
 
     with _timed(timings, "account", progress):

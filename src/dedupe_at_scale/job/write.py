@@ -24,7 +24,9 @@ from ray.data.context import ShuffleStrategy
 from ray.data.datasource import FilenameProvider
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.datasource import parquet_datasource, read_units
 from dedupe_at_scale.io.fanout import map_files
+from dedupe_at_scale.io.output import file_counts
 from dedupe_at_scale.io.quarantine import rejected_table
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
@@ -154,6 +156,23 @@ def sort_strategy(blocks: int, configured: ShuffleStrategy) -> ShuffleStrategy:
     if blocks <= PULL_SORT_MAX_BLOCKS:
         return ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     return configured
+
+
+def write_step_outputs(
+    layout: OutputLayout, cfg: JobConfig, outcomes: dict[str, StepOutcome], rows_per_shard: int
+) -> None:
+    """Each step's own output (duplicates/, ...) from its decision files."""
+    for outcome in outcomes.values():
+        if outcome.output is not None:
+            out = outcome.output
+            counts = file_counts(layout.location, out.files)
+            ds = read_units(
+                parquet_datasource(layout.location, out.files, out.columns, counts=counts)
+            )
+            write_parquet(
+                ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
+                rows_per_shard, prefix="part",
+            )  # fmt: skip
 
 
 def even_shards(ds: ray.data.Dataset, rows_per_shard: int) -> ray.data.Dataset:
