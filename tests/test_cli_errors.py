@@ -201,7 +201,7 @@ def test_a_run_shows_its_own_progress_and_nothing_of_ray_data_s(tmp_path):
     assert all(phase.fullmatch(line) or bar.fullmatch(line) for line in lines), result.stderr
     phases = [phase.fullmatch(line)[1] for line in lines if phase.fullmatch(line)]
     assert phases[:3] == ["plan", "annotate", "ids"]
-    assert phases[-3:] == ["write", "account", "publish"]
+    assert phases[-4:] == ["write", "account", "index", "publish"]
     bars = [line for line in lines if bar.fullmatch(line)]
     assert bars, result.stderr
     assert re.fullmatch(r"annotate \[#{24}\] (\d+)/\1 read units, 300 documents, [\d,]+ docs/s",

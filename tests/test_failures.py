@@ -185,6 +185,7 @@ def test_a_killed_run_on_s3_is_finished_by_the_same_command(
         "data",
         "rejected",
         "duplicates",
+        "index",
         "manifest.json",
         "report.html",
         "report.json",

@@ -63,6 +63,7 @@ def test_bucket_to_bucket_equals_the_local_run(
     assert sorted(i.base_name for i in listing) == [
         "data",
         "duplicates",
+        "index",
         "manifest.json",
         "rejected",
         "report.html",

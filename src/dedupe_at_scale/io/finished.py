@@ -9,7 +9,7 @@ one (a mixture's order) still reads every shard's column, never its text."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,9 @@ class FinishedOutput:
     location: Location
     manifest: dict[str, Any]
     shards: dict[str, list[str]]
+    # The shards of a directory that may hold values of a column (an index,
+    # job/id_index.py); None from it, or no locate: every shard.
+    locate: Callable[[str, str, Collection[str]], list[str] | None] | None = None
 
     @property
     def id_column(self) -> str:
@@ -85,7 +88,11 @@ class FinishedOutput:
         return list(self.shards)
 
     def find(self, name: str, column: str, value: str | Collection[str]) -> list[dict]:
-        return find_rows(self.location, self.shards.get(name, []), column, value)
+        values = [value] if isinstance(value, str) else value
+        paths = self.locate(name, column, values) if self.locate is not None else None
+        if paths is None:
+            paths = self.shards.get(name, [])
+        return find_rows(self.location, paths, column, value)
 
 
 def open_output(uri: str, storage: StorageConfig | None = None) -> FinishedOutput:

@@ -50,7 +50,7 @@ MANIFEST = "manifest.json"
 STAGING = "_staging"
 # What every run publishes; the global steps add their own directories
 # (GlobalStep.publishes), which the layout is given.
-PUBLISHED = ("data", "rejected", "report.html", "report.json")
+PUBLISHED = ("data", "rejected", "index", "report.html", "report.json")
 IO_THREADS = 16
 LeaseCheck = Callable[[], None]  # raises unless this run still holds the output's lease
 
@@ -68,6 +68,9 @@ class OutputConfig(Section):
     # Where each document came from, in data/ and rejected/: source_file (the
     # input file, relative to the input root) and source_row (stages/lineage.py).
     lineage: bool = True
+    # index/: which shards hold each document id, so that `trace` reads only
+    # those (job/id_index.py).
+    index: bool = True
     # A run holds a lease on its output (_staging/lease.json), renewed every
     # 30 s; another run is refused while it holds it. A lease not renewed for
     # this long (or whose process is gone, on the same host) is taken over.

@@ -10,7 +10,8 @@ job/write.py, the only modules that build Ray datasets).
                REGISTRY; each returns a decision the staged reader applies
   4. write     one pass: data/, rejected/, the per-block counts and the
                report's data (job/write.py); each step's own output
-  5. account   input = kept + rejected, checked from the counts and the shards
+  5. account   input = kept + rejected, checked from the counts and the shards;
+               then index/, the shards holding each id (job/id_index.py)
   6. commit    seal, publish, manifest.json last (io/output.py)
 A failed run never writes a manifest, and the manifest is the marker of a
 complete output; io/output.py has the commit protocol and what a re-run resumes.
@@ -38,6 +39,7 @@ from dedupe_at_scale.io.rows import prepare_table
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units, staged_name
+from dedupe_at_scale.job.id_index import INDEX, build_index
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.plan import JobPlan, plan_job
 from dedupe_at_scale.job.profile import ReportSpec, merge_profiles
@@ -172,6 +174,10 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         }
         check_accounting(files, stats, data_shards, rejected_shards)
         check_step_outputs(cfg, data_shards, step_shards)
+    listed = {"data": data_shards, "rejected": rejected_shards, **step_shards}
+    if cfg.output.index:
+        with _timed(timings, "index", progress):
+            index = build_index(layout, cfg, listed)
 
     timings["total"] = time.time() - started
     manifest = build_manifest(
@@ -200,9 +206,10 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
     manifest["resumed_after"] = "annotate" if plan.resume == "annotated" and not todo else None
     # Units whose staged rows an interrupted run of the same job left whole.
     manifest["annotate"] = {"units": len(plan.units), "units_reused": reused}
-    shards = [s["path"] for s in data_shards + rejected_shards]
-    shards += [s["path"] for listed in step_shards.values() for s in listed]
-    shards += report_files
+    shards = [s["path"] for shards in listed.values() for s in shards] + report_files
+    if cfg.output.index:
+        manifest["output"][INDEX] = index
+        shards += [s["path"] for s in index["files"]]
     with _timed(timings, "publish", progress):
         fence, release = _fence(plan)
         sealed = layout.seal(shards, manifest, fence)

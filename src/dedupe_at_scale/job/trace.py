@@ -3,17 +3,19 @@ run, from the output alone: where it came from (lineage), each stage's
 verdict, its duplicate cluster and kept member, its mixture copies, split
 and subsets.
 
-It reads the shard lists from the manifest (no listing) and, in each
-shard, only the row groups whose id statistics admit the id
-(io/finished.py)."""
+It reads the shard lists from the manifest (no listing), the id's entries
+in index/ (job/id_index.py), and in the shards those name only the row
+groups whose id statistics admit the id (io/finished.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from typing import TYPE_CHECKING
 
 from dedupe_at_scale.io.finished import open_output
 from dedupe_at_scale.io.storage import StorageError
+from dedupe_at_scale.job.id_index import shard_finder
 from dedupe_at_scale.report_parts import shown_number
 from dedupe_at_scale.stages import REGISTRY as STAGES
 from dedupe_at_scale.steps import REGISTRY as STEPS
@@ -33,6 +35,7 @@ class NotInOutput(StorageError):
 
 def trace(uri: str, doc_id: str, storage: StorageConfig | None = None) -> str:
     out = open_output(uri, storage)
+    out = dataclasses.replace(out, locate=shard_finder(out))
     data = out.find("data", out.id_column, doc_id)
     rejected = out.find("rejected", "id", doc_id)
     if not data and not rejected:
