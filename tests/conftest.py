@@ -70,7 +70,12 @@ def ray_cluster():
 
     if not ray.is_initialized():
         # "local": a new Ray even if a `ray start` cluster runs on this machine.
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+        from dedupe_at_scale.cli.ray_cluster import RAY_SYSTEM_CONFIG
+
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+            _system_config=RAY_SYSTEM_CONFIG,
+        )  # fmt: skip
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()

@@ -65,7 +65,8 @@ read -r GCS DASH CLIENT <<<"$(free_ports 3)"
   --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$DASH" \
   --ray-client-server-port="$CLIENT" --temp-dir="$TEMP" \
   --num-cpus="$CPUS" --memory="$(bytes "$MEMORY_GB")" \
-  --object-store-memory="$(bytes "$STORE_GB")" $(node_ports) --disable-usage-stats >"$STATE/head.log" 2>&1 \
+  --object-store-memory="$(bytes "$STORE_GB")" $(node_ports) --disable-usage-stats \
+  --system-config='{"max_direct_call_object_size": 8192}' >"$STATE/head.log" 2>&1 \
   || { cat "$STATE/head.log" >&2; exit 1; }
 echo "127.0.0.1:$GCS" >"$STATE/address"
 echo "http://127.0.0.1:$DASH" >"$STATE/dashboard"

@@ -143,6 +143,14 @@ def connect(address: str | None, num_cpus: int | None) -> None:
 
 
 LOCAL_START_TRIES = 3
+# A task's return under max_direct_call_object_size (100 KB by default) is
+# kept in its owner's process: every piece of the global steps' hops then
+# sat in the driver's heap until the hop was released (at 2M documents the
+# id check's hop alone added 188 MiB to the driver, growing with the
+# corpus). Past 8 KB a return goes to the object store of the node that
+# made it; acks and counts stay inline. `ray start --head` takes the same as
+# --system-config (cluster/).
+RAY_SYSTEM_CONFIG = {"max_direct_call_object_size": 8 * 1024}
 
 
 def _start_local_ray(num_cpus: int | None) -> None:
@@ -155,7 +163,7 @@ def _start_local_ray(num_cpus: int | None) -> None:
         try:
             ray.init(
                 address="local", num_cpus=num_cpus, include_dashboard=False,
-                logging_level="WARNING",
+                logging_level="WARNING", _system_config=RAY_SYSTEM_CONFIG,
             )  # fmt: skip
             return
         except Exception as exc:
