@@ -14,6 +14,7 @@ import pytest
 
 from conftest import write_table
 from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.job.id_index import shard_finder
 from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.steps.dedup.audit import audit, wilson
 
@@ -77,6 +78,8 @@ def test_audit_finds_the_removed_pairs_below_the_threshold(ray_cluster, tmp_path
     assert sum(counts["kept"]) == len(duplicates) - len(removed)
 
     report = audit(str(out), sample=1000)
+    # The CLI's way: the sampled ids looked up in index/ first.
+    assert audit(str(out), sample=1000, finder=shard_finder) == report
     exact = {i: jaccard(text_of[i], text_of[d["cluster_id"]]) for i, d in removed.items()}
     below = sorted((i for i in exact if exact[i] < 0.8), key=lambda i: exact[i])
     n, above = len(exact), len(exact) - len(below)

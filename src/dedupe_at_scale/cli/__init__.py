@@ -178,9 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "trace":
             return _trace(args)
         if args.command == "audit":
+            from dedupe_at_scale.job.id_index import shard_finder
             from dedupe_at_scale.steps.dedup.audit import audit
 
-            print(audit(args.output, args.sample, args.seed, load_config(args.config).storage))
+            storage = load_config(args.config).storage
+            print(audit(args.output, args.sample, args.seed, storage, finder=shard_finder))
             return 0
         if args.command == "submit":
             from dedupe_at_scale.cli.submit import submit_job

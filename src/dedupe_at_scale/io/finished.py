@@ -87,12 +87,15 @@ class FinishedOutput:
     def names(self) -> list[str]:
         return list(self.shards)
 
-    def find(self, name: str, column: str, value: str | Collection[str]) -> list[dict]:
+    def find(
+        self, name: str, column: str, value: str | Collection[str],
+        columns: list[str] | None = None,
+    ) -> list[dict]:  # fmt: skip
         values = [value] if isinstance(value, str) else value
         paths = self.locate(name, column, values) if self.locate is not None else None
         if paths is None:
             paths = self.shards.get(name, [])
-        return find_rows(self.location, paths, column, value)
+        return find_rows(self.location, paths, column, value, columns)
 
 
 def open_output(uri: str, storage: StorageConfig | None = None) -> FinishedOutput:

@@ -144,26 +144,34 @@ def _write_part(location: Location, root: str, part: int, directories: pa.Array,
 
 def shard_finder(out: FinishedOutput):
     """For FinishedOutput.locate: the shards of a directory that hold any of
-    some values of a column, from index/; None where the index does not
-    cover the column (the caller then reads every shard)."""
+    some values of a column, from index/ (each part read once for all the
+    values it holds); None where the index does not cover the column (the
+    caller then reads every shard)."""
     index = out.manifest["output"].get(INDEX)
     if not index or not index["parts"]:
         return None
     seen: dict[str, dict[str, list[str]]] = {}
 
-    def holding(key: str) -> dict[str, list[str]]:
-        if key not in seen:
-            part = int(part_of(pa.array([key], pa.string()), index["parts"])[0])
-            rows = find_rows(out.location, [out.location.join(part_path(part))], KEY, key)
-            found: dict[str, list[str]] = {}
+    def look_up(keys: list[str]) -> None:
+        new = sorted({k for k in keys if k not in seen})
+        by_part: dict[int, list[str]] = {}
+        for key, part in zip(new, part_of(pa.array(new, pa.string()), index["parts"]).tolist()):
+            by_part.setdefault(part, []).append(key)
+            seen[key] = {}
+
+        def read(item: tuple[int, list[str]]) -> list[dict]:
+            return find_rows(out.location, [out.location.join(part_path(item[0]))], KEY, item[1])
+
+        for rows in in_threads(read, list(by_part.items())):
             for row in rows:
-                found.setdefault(row[DIRECTORY], []).append(out.location.join(row[SHARD]))
-            seen[key] = found
-        return seen[key]
+                held = seen[row[KEY]].setdefault(row[DIRECTORY], [])
+                held.append(out.location.join(row[SHARD]))
 
     def locate(name: str, column: str, values: Collection[str]) -> list[str] | None:
         if column not in index["columns"] or name not in index["directories"]:
             return None
-        return sorted({p for v in values for p in holding(str(v)).get(name, [])})
+        keys = [str(v) for v in values]
+        look_up(keys)
+        return sorted({p for k in keys for p in seen[k].get(name, [])})
 
     return locate

@@ -7,23 +7,26 @@ at or above dedup.threshold given with a 95% Wilson interval."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.io.fanout import in_threads
-from dedupe_at_scale.io.finished import find_rows, open_output
+from dedupe_at_scale.io.finished import open_output
 from dedupe_at_scale.io.storage import StorageError, resolve
 from dedupe_at_scale.stages.minhash import normalize, sparse_spaces
 
 if TYPE_CHECKING:
+    from dedupe_at_scale.io.finished import FinishedOutput
     from dedupe_at_scale.io.storage import Location, StorageConfig
 
 Z95 = 1.959964
@@ -64,8 +67,15 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def audit(uri: str, sample: int = 200, seed: int = 0, storage: StorageConfig | None = None) -> str:
+def audit(
+    uri: str, sample: int = 200, seed: int = 0, storage: StorageConfig | None = None,
+    finder: Callable[[FinishedOutput], Any] | None = None,
+) -> str:  # fmt: skip
+    """`finder`: makes the output's shard lookup (job/id_index.shard_finder,
+    which the CLI passes); None reads every shard for the sampled ids."""
     out = open_output(uri, storage)
+    if finder is not None:
+        out = dataclasses.replace(out, locate=finder(out))
     location, manifest, shards = out.location, out.manifest, out.shards
     cfg = manifest["config"]
     if cfg["input"]["format"] != "text":
@@ -78,7 +88,7 @@ def audit(uri: str, sample: int = 200, seed: int = 0, storage: StorageConfig | N
     if not near:
         return f"{uri}: no near duplicates were removed; nothing to audit"
     chosen = sorted(random.Random(seed).sample(near, min(sample, len(near))), key=lambda r: r["id"])
-    pairs = _pairs(location, manifest, shards, chosen, storage)
+    pairs = _pairs(out, chosen, storage)
     above = sum(p.exact >= threshold for p in pairs)
     low, high = wilson(above, len(pairs))
     exact = np.array([p.exact for p in pairs])
@@ -111,20 +121,17 @@ def _read_all(location: Location, paths: list[str]) -> list[dict]:
     return [row for rows in in_threads(one, paths) for row in rows]
 
 
-def _pairs(
-    location: Location, manifest: dict, shards: dict, chosen: list[dict],
-    storage: StorageConfig | None,
-) -> list[Pair]:  # fmt: skip
+def _pairs(out: FinishedOutput, chosen: list[dict], storage: StorageConfig | None) -> list[Pair]:
+    manifest = out.manifest
     cfg = manifest["config"]
     id_column, text = cfg["input"]["id_column"], cfg["input"]["text_column"]
     removed_ids = {r["id"] for r in chosen}
     kept_ids = {r["reason"] for r in chosen}  # a near duplicate's reason is its kept member
-    kept = {str(r[id_column]): r for r in find_rows(
-        location, shards["data"], id_column, kept_ids, [id_column, text, "language"])}  # fmt: skip
-    removed_rows = {r["id"]: r for r in find_rows(location, shards["rejected"], "id", removed_ids)}
+    kept = {str(r[id_column]): r
+            for r in out.find("data", id_column, kept_ids, [id_column, text, "language"])}  # fmt: skip
+    removed_rows = {r["id"]: r for r in out.find("rejected", "id", removed_ids)}
     removed_text = _removed_texts(manifest, removed_rows, text, storage)
-    estimates = {r["id"]: r.get("similarity") for r in find_rows(
-        location, shards.get("duplicates", []), "id", removed_ids)}  # fmt: skip
+    estimates = {r["id"]: r.get("similarity") for r in out.find("duplicates", "id", removed_ids)}
     dedup, form = cfg["dedup"], cfg["dedup"]["unicode_normalization"]
     unsegmented = set(cfg["quality"]["unsegmented_languages"])
     pairs = []
