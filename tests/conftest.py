@@ -21,6 +21,17 @@ GOOD_EN = (
 )
 
 
+# A sample run that goes through every step and writes every directory a
+# document can be in: a mixture with copies, splits and subsets (the trace
+# and index tests).
+EVERY_DIRECTORY = {
+    "output": {"rows_per_shard": 300, "splits": {"train": 0.8, "validation": 0.2},
+               "subsets": [0.5, 1.0]},
+    "mixture": {"enabled": True, "weights": {"web": 0.5, "news": 0.3, "forum": 0.2},
+                "total": 1500, "max_repeats": 3},
+}  # fmt: skip
+
+
 # Fixtures that start Ray: a test using one, directly or through another
 # fixture, is marked `ray` here; tests that start Ray in a child process say so
 # themselves with @pytest.mark.ray.

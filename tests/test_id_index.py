@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import EVERY_DIRECTORY
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.io import finished
 from dedupe_at_scale.job import id_index
@@ -19,13 +20,6 @@ from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.job.trace import trace
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
-
-EVERY_DIRECTORY = {
-    "output": {"rows_per_shard": 300, "splits": {"train": 0.8, "validation": 0.2},
-               "subsets": [0.5, 1.0]},
-    "mixture": {"enabled": True, "weights": {"web": 0.5, "news": 0.3, "forum": 0.2},
-                "total": 1500, "max_repeats": 3},
-}  # fmt: skip
 
 
 def entries_by_reading_every_shard(out: Path, manifest: dict) -> set[tuple[str, str, str]]:

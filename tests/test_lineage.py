@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_table
+from conftest import EVERY_DIRECTORY, write_table
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.sample import generate_sample
@@ -79,20 +79,12 @@ def test_an_input_column_of_the_same_name_is_kept_renamed(tmp_path):
     assert pa.types.is_string(plan.input_schema.schema.field("input_source_file").type)
 
 
-VIEWS = {
-    "output": {"rows_per_shard": 300, "splits": {"train": 0.8, "validation": 0.2},
-               "subsets": [0.5, 1.0]},
-    "mixture": {"enabled": True, "weights": {"web": 0.5, "news": 0.3, "forum": 0.2},
-                "total": 1500, "max_repeats": 3},
-}  # fmt: skip
-
-
 @pytest.mark.ray
 def test_trace_follows_a_document_through_every_step(ray_cluster, sample_dir, s3_server, tmp_path):
     from dedupe_at_scale.job.trace import NotInOutput, trace
 
     out = tmp_path / "out"
-    run_job(str(sample_dir), str(out), config_from_dict(VIEWS))
+    run_job(str(sample_dir), str(out), config_from_dict(EVERY_DIRECTORY))
     data = pq.read_table(out / "data").to_pylist()
     duplicates = pq.read_table(out / "duplicates").to_pylist()
     rejected = pq.read_table(out / "rejected").to_pylist()

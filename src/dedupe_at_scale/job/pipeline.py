@@ -206,7 +206,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
     manifest["resumed_after"] = "annotate" if plan.resume == "annotated" and not todo else None
     # Units whose staged rows an interrupted run of the same job left whole.
     manifest["annotate"] = {"units": len(plan.units), "units_reused": reused}
-    shards = [s["path"] for shards in listed.values() for s in shards] + report_files
+    shards = [s["path"] for found in listed.values() for s in found] + report_files
     if cfg.output.index:
         manifest["output"][INDEX] = index
         shards += [s["path"] for s in index["files"]]
