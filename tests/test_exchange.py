@@ -5,6 +5,8 @@ is the same either way."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,8 +44,10 @@ def _receive(pieces):
     return receive(pieces)
 
 
-def _hop_result(mailboxes: int, n_src: int, n_dst: int) -> list[pa.Table]:
-    exchange = Exchange(mailboxes)
+def _hop_result(
+    mailboxes: int, n_src: int, n_dst: int, memory_limit: int | None = None
+) -> list[pa.Table]:
+    exchange = Exchange(mailboxes, memory_limit)
     try:
         hop = exchange.hop(n_dst)
         sent = [call(_send, hop.returns, s, n_dst, hop.outbox(s)) for s in range(n_src)]
@@ -55,13 +59,15 @@ def _hop_result(mailboxes: int, n_src: int, n_dst: int) -> list[pa.Table]:
 @pytest.mark.parametrize("n_src,n_dst", [(1, 1), (5, 1), (1, 6), (9, 7)])
 def test_mailboxes_deliver_what_objects_deliver(ray_cluster, n_src, n_dst):
     reference = _hop_result(0, n_src, n_dst)
-    for mailboxes in (1, 3, 8):
-        got = _hop_result(mailboxes, n_src, n_dst)
+    # The node's share of the store (every piece in memory), none (every
+    # piece in a file), and a few hundred bytes (some of each).
+    for mailboxes, limit in [(1, None), (3, None), (8, None), (1, 0), (3, 0), (3, 600)]:
+        got = _hop_result(mailboxes, n_src, n_dst, limit)
         assert len(got) == n_dst
         for d in range(n_dst):
             # Same rows in sender order, same columns even where nothing came.
             assert got[d].schema == reference[d].schema
-            assert got[d].to_pylist() == reference[d].to_pylist(), (mailboxes, d)
+            assert got[d].to_pylist() == reference[d].to_pylist(), (mailboxes, limit, d)
     assert sum(t.num_rows for t in reference) > 0 or n_src == 1
 
 
@@ -78,6 +84,26 @@ def test_a_released_hop_refuses_to_be_read(ray_cluster):
             ray.get(_receive.remote(inboxes[0]))
     finally:
         exchange.close()
+
+
+def test_pieces_past_the_memory_limit_go_to_files_until_released(ray_cluster):
+    exchange = Exchange(1, memory_limit=600)
+    box = exchange.mailboxes[0]
+    try:
+        hops = [exchange.hop(4) for _ in range(2)]
+        for hop in hops:
+            sent = [call(_send, hop.returns, s, 4, hop.outbox(s)) for s in range(6)]
+            hop.inboxes(sent)
+        stats = ray.get(box.stats.remote())
+        assert 0 < stats["held"] <= 600 and stats["files"] > 0
+        on_disk = set(os.listdir(stats["dir"]))
+        assert any(name.startswith("hop0-") for name in on_disk)
+        hops[0].release()
+        left = set(os.listdir(stats["dir"]))
+        assert left and not any(name.startswith("hop0-") for name in left)
+    finally:
+        exchange.close()
+    assert not os.path.exists(stats["dir"])  # close() removed the rest
 
 
 def test_a_lost_mailbox_runs_the_step_again(ray_cluster):

@@ -13,8 +13,10 @@ Two ways to move the pieces, with the same result:
             aggregators) each owns every A-th destination; a sender puts its
             pieces into them from inside its task and returns one small ack,
             a receiver takes its pieces from inside its task. The driver holds
-            one ref per sender and per receiver. A mailbox's pieces live in its
-            heap until the hop is released; a lost mailbox fails the hop with
+            one ref per sender and per receiver. A mailbox holds its pieces
+            until the hop is released, in memory up to a share of its node's
+            object store and in a file on its node past it (io/mailbox.py);
+            a lost mailbox fails the hop with
             ExchangeLost and the step runs again from its staged files (see
             run_with_mailboxes).
 
@@ -23,6 +25,7 @@ Two ways to move the pieces, with the same result:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections import defaultdict
@@ -34,7 +37,7 @@ import pyarrow as pa
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from dedupe_at_scale.io.mailbox import ExchangeLost, Mailbox
+from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, ExchangeLost, Mailbox
 from dedupe_at_scale.steps.tasks import Pieces
 
 log = logging.getLogger(__name__)
@@ -132,18 +135,25 @@ class Hop:
 class Exchange:
     """The hops of one step, sharing one pool of mailboxes (or none)."""
 
-    def __init__(self, mailboxes: int):
+    def __init__(self, mailboxes: int, memory_limit: int | None = None):
+        """`memory_limit`: bytes a mailbox holds in memory before it writes
+        pieces to its node's disk (None: io/mailbox.py's share of the store)."""
         self.hop_ids = itertools.count()
         self.mailboxes: tuple | None = None
         if mailboxes:
-            opts = {"scheduling_strategy": "SPREAD"}
-            self.mailboxes = tuple(Mailbox.options(**opts).remote() for _ in range(mailboxes))
+            box = Mailbox.options(scheduling_strategy="SPREAD")
+            self.mailboxes = tuple(box.remote(memory_limit) for _ in range(mailboxes))
 
     def hop(self, n_dst: int) -> Hop:
         return Hop(self, n_dst)
 
     def close(self) -> None:
-        for box in self.mailboxes or ():
+        boxes = self.mailboxes or ()
+        # Their files first; a mailbox already lost has none to remove here.
+        for done in [box.close.remote() for box in boxes]:
+            with contextlib.suppress(RayActorError):
+                ray.get(done)
+        for box in boxes:
             ray.kill(box)
 
 
@@ -154,7 +164,7 @@ def mailbox_count(mode: str, largest_hop: int, destinations: int) -> int:
     if mode == "objects" or (mode == "auto" and largest_hop <= AUTO_MAX_OBJECTS):
         return 0
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    return max(1, min(destinations, 2 * nodes))
+    return max(1, min(destinations, MAILBOXES_PER_NODE * nodes))
 
 
 def _lost(error: BaseException) -> bool:
