@@ -10,7 +10,9 @@ The sizing rules are the job's own (steps/base.py, steps/dedup/tasks.py,
 steps/exchange.py): read units of input.rows_per_task documents, one hash
 partition per 100,000 documents, at most four
 staged-file groups per partition, 16 bands of 8 rows, mailboxes (two per
-node) once a hop would pass more than 20,000 objects.
+node) once a hop would pass more than 20,000 objects, each holding a quarter
+of its share of the node's object store (Ray's default: 30% of its memory)
+in memory and the rest of a hop in files on the node's disk.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ CORES_PER_NODE = 64
 PAIRS_PER_DOC, SIGNATURES_PER_DOC = 7.17, 6.08
 LIST_PAGE = 1000  # keys per S3 ListObjectsV2 page
 GiB = 2**30
+# What a node's mailboxes hold in memory (io/mailbox.STORE_SHARE of an object
+# store of 30% of the node's memory); the rest of a hop goes to their files.
+MAILBOX_MEMORY_SHARE = 0.25 * 0.3
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Constants:
     docs_per_input_file: int
     head_memory_gib: float
     node_memory_gib: float
+    node_disk_gib: float  # local disk for the mailboxes' files
     pairs_per_doc: float  # benchmarks/job_scale.py: dedup's candidate pairs a document
     signatures_per_doc: float  # benchmarks/job_scale.py: dedup.signatures_sent a document
 
@@ -102,6 +108,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     verify_gib = s.docs * verify_bytes / GiB
     # The largest hop, held by the node's mailboxes (or its object store).
     per_node = max(scan_gib, verify_gib) / s.nodes
+    on_disk = max(0.0, per_node - MAILBOX_MEMORY_SHARE * c.node_memory_gib) if s.mailboxes else 0
     compute_min = s.docs / (c.docs_per_core_s * s.cores) / 60
     tasks = s.dedup_tasks(c.graph_rounds)
     submit_min = tasks * c.driver_s_per_task / 60
@@ -109,8 +116,8 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     limits = []
     if driver_gib > c.head_memory_gib:
         limits.append("driver memory")
-    if s.mailboxes and per_node > c.node_memory_gib / 2:
-        limits.append("mailbox heap")
+    if s.mailboxes and on_disk > c.node_disk_gib:
+        limits.append("mailbox disk")
     if submit_min > compute_min:
         limits.append("dedup tasks on the driver")
     if list_s / 60 > compute_min:
@@ -129,6 +136,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "scan hop GiB": f"{scan_gib:,.0f}",
         "verify hop GiB": f"{verify_gib:,.0f}",
         "per node GiB": f"{per_node:,.1f}",
+        "on disk GiB": f"{on_disk:,.1f}",
         "compute min": f"{compute_min:,.1f}",
         "dedup submit min": f"{submit_min:,.1f}",
         "list s": f"{list_s:,.1f}",
@@ -174,6 +182,7 @@ def main() -> None:
     parser.add_argument("--docs-per-input-file", type=int, default=100_000)
     parser.add_argument("--head-memory-gib", type=float, default=64)
     parser.add_argument("--node-memory-gib", type=float, default=256)
+    parser.add_argument("--node-disk-gib", type=float, default=1_000)
     parser.add_argument("--pairs-per-doc", type=float, default=PAIRS_PER_DOC)
     parser.add_argument("--signatures-per-doc", type=float, default=SIGNATURES_PER_DOC)
     args = parser.parse_args()
@@ -185,7 +194,7 @@ def main() -> None:
     c = Constants(
         args.driver_bytes_per_ref, args.driver_base_gib, per_task, args.docs_per_core_s,
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
-        args.node_memory_gib, args.pairs_per_doc, args.signatures_per_doc,
+        args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -200,8 +209,8 @@ def main() -> None:
         f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
         f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
-        f"{c.head_memory_gib:.0f} GiB; a node's share of the largest hop over half its "
-        f"{c.node_memory_gib:.0f} GiB (mailboxes do not spill); submitting dedup's tasks or "
+        f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
+        f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks or "
         f"listing the input longer than the compute)"
     )
 
