@@ -10,9 +10,9 @@ The sizing rules are the job's own (steps/base.py, steps/dedup/tasks.py,
 steps/exchange.py): read units of input.rows_per_task documents, one hash
 partition per 100,000 documents, at most four
 staged-file groups per partition, 16 bands of 8 rows, mailboxes (two per
-node) once a hop would pass more than 20,000 objects, each holding a quarter
-of its share of the node's object store (Ray's default: 30% of its memory)
-in memory and the rest of a hop in files on the node's disk.
+node) once a hop would pass more than 20,000 objects; together they hold a
+quarter of the node's object store (Ray's default: 30% of its memory) in
+memory and the rest of a hop in files on the node's disk.
 """
 
 from __future__ import annotations

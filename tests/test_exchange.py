@@ -61,7 +61,7 @@ def test_mailboxes_deliver_what_objects_deliver(ray_cluster, n_src, n_dst):
     reference = _hop_result(0, n_src, n_dst)
     # The node's share of the store (every piece in memory), none (every
     # piece in a file), and a few hundred bytes (some of each).
-    for mailboxes, limit in [(1, None), (3, None), (8, None), (1, 0), (3, 0), (3, 600)]:
+    for mailboxes, limit in [(1, None), (3, None), (8, None), (3, 0), (3, 600)]:
         got = _hop_result(mailboxes, n_src, n_dst, limit)
         assert len(got) == n_dst
         for d in range(n_dst):

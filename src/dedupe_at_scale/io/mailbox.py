@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 import ray
 
-# A mailbox's share of its node's object store while it holds pieces: what a
-# sender puts arrives there, and held pieces pin it (Arrow reads them without
-# a copy). Past it, pieces go to a file on the node's disk: at 5M documents
-# dedup's verify hop is 15.6 GB against a 7 GB store, which Ray then spilled
-# and restored object by object.
+# What a node's mailboxes together hold in memory, as a share of its object
+# store: a sender's pieces arrive through the store, and held pieces pin it
+# (Arrow reads them without a copy). Past it, pieces go to a file on the
+# node's disk: at 5M documents dedup's verify hop is 15.6 GB against a 7 GB
+# store, which Ray then spilled and restored object by object.
 STORE_SHARE = 0.25
 MAILBOXES_PER_NODE = 2
 
