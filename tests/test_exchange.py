@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
+from dedupe_at_scale.cli import find_known_error
 from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.io.mailbox import MailboxDiskError
 from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.steps.exchange import (
     AUTO_MAX_OBJECTS,
@@ -104,6 +106,23 @@ def test_pieces_past_the_memory_limit_go_to_files_until_released(ray_cluster):
     finally:
         exchange.close()
     assert not os.path.exists(stats["dir"])  # close() removed the rest
+
+
+def test_a_mailbox_that_cannot_write_its_files_says_where_in_one_line(ray_cluster, tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    exchange = Exchange(1, memory_limit=0, folder=str(not_a_folder))
+    try:
+        hop = exchange.hop(2)
+        with pytest.raises(Exception) as raised:
+            ray.get(call(_send, hop.returns, 3, 2, hop.outbox(0)))
+    finally:
+        exchange.close()
+    error = find_known_error(raised.value)
+    assert isinstance(error, MailboxDiskError)
+    message = str(error)
+    assert "\n" not in message and str(not_a_folder) in message
+    assert "could not write" in message and "TMPDIR" in message
 
 
 def test_a_lost_mailbox_runs_the_step_again(ray_cluster):

@@ -22,6 +22,7 @@ from dedupe_at_scale.cli.ray_cluster import (
 from dedupe_at_scale.cli.submit import SubmitError
 from dedupe_at_scale.config import ConfigError, job_uris, load_config
 from dedupe_at_scale.io.inputs import InputError
+from dedupe_at_scale.io.mailbox import MailboxDiskError
 from dedupe_at_scale.io.storage import StorageError
 from dedupe_at_scale.job.accounting import AccountingError
 from dedupe_at_scale.stages.base import ResourceError
@@ -35,7 +36,7 @@ class Interrupted(KeyboardInterrupt):
 # OutputExistsError is a StorageError.
 KNOWN_ERRORS = (
     ConfigError, InputError, StorageError, ModelError, ResourceError, AccountingError, SubmitError,
-    ClusterError,
+    ClusterError, MailboxDiskError,
 )  # fmt: skip
 
 

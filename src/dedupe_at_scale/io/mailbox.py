@@ -26,6 +26,10 @@ class ExchangeLost(RuntimeError):
     """A hop's pieces are gone: its mailbox died or was already released."""
 
 
+class MailboxDiskError(RuntimeError):
+    """A mailbox could not write the pieces past its memory to its node's disk."""
+
+
 @dataclass(frozen=True)
 class OnDisk:
     """A piece in a mailbox's file: the file's record batches [first, end)."""
@@ -44,14 +48,16 @@ class OnDisk:
 class Mailbox:
     """One mailbox: the pieces of the destinations it owns, per hop, until
     the hop is released; up to `memory_limit` bytes of them in memory (None:
-    STORE_SHARE of its node's object store), the rest in files."""
+    STORE_SHARE of its node's object store), the rest in files under
+    `folder` (None: the node's temporary directory)."""
 
-    def __init__(self, memory_limit: int | None = None) -> None:
+    def __init__(self, memory_limit: int | None = None, folder: str | None = None) -> None:
         self.pieces: dict[tuple[int, int], dict[int, pa.Table | OnDisk]] = defaultdict(dict)
         self.schemas: dict[int, pa.Schema] = {}
         self.released: set[int] = set()
         self.limit = _node_share() if memory_limit is None else memory_limit
         self.held = 0  # bytes of the pieces in memory
+        self.folder = folder
         self.dir: str | None = None
         self.files: dict[int, list[str]] = defaultdict(list)  # per hop
 
@@ -98,18 +104,28 @@ class Mailbox:
         self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]
     ) -> dict[int, OnDisk]:
         """One Arrow IPC file of the put's pieces, each a run of its batches."""
-        if self.dir is None:
-            self.dir = tempfile.mkdtemp(prefix="dds-mailbox-")
-        path = os.path.join(self.dir, f"hop{hop}-src{src}-{len(self.files[hop])}.arrow")
-        self.files[hop].append(path)
         where, count = {}, 0
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for dest, piece in pieces.items():
-                batches = piece.to_batches()
-                for batch in batches:
-                    writer.write_batch(batch)
-                where[dest] = OnDisk(path, count, count + len(batches))
-                count += len(batches)
+        try:
+            if self.dir is None:
+                self.dir = tempfile.mkdtemp(prefix="dds-mailbox-", dir=self.folder)
+            path = os.path.join(self.dir, f"hop{hop}-src{src}-{len(self.files[hop])}.arrow")
+            self.files[hop].append(path)
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                for dest, piece in pieces.items():
+                    batches = piece.to_batches()
+                    for batch in batches:
+                        writer.write_batch(batch)
+                    where[dest] = OnDisk(path, count, count + len(batches))
+                    count += len(batches)
+        except OSError as exc:
+            size = sum(piece.nbytes for piece in pieces.values())
+            raise MailboxDiskError(
+                f"a mailbox on node {ray.util.get_node_ip_address()} could not write "
+                f"{size:,} bytes of an exchange past its memory ({self.limit:,} bytes) to "
+                f"{self.dir or self.folder or tempfile.gettempdir()}: "
+                f"{exc.strerror or exc}; free space there, or give Ray's workers a TMPDIR on "
+                "a larger disk"
+            ) from None
         return where
 
     def _forget(self, piece: pa.Table | OnDisk | None) -> None:

@@ -135,14 +135,15 @@ class Hop:
 class Exchange:
     """The hops of one step, sharing one pool of mailboxes (or none)."""
 
-    def __init__(self, mailboxes: int, memory_limit: int | None = None):
+    def __init__(self, mailboxes: int, memory_limit: int | None = None, folder: str | None = None):
         """`memory_limit`: bytes a mailbox holds in memory before it writes
-        pieces to its node's disk (None: io/mailbox.py's share of the store)."""
+        pieces to files under `folder` on its node (None: io/mailbox.py's
+        share of the store; the node's temporary directory)."""
         self.hop_ids = itertools.count()
         self.mailboxes: tuple | None = None
         if mailboxes:
             box = Mailbox.options(scheduling_strategy="SPREAD")
-            self.mailboxes = tuple(box.remote(memory_limit) for _ in range(mailboxes))
+            self.mailboxes = tuple(box.remote(memory_limit, folder) for _ in range(mailboxes))
 
     def hop(self, n_dst: int) -> Hop:
         return Hop(self, n_dst)
