@@ -109,7 +109,6 @@ class Mailbox:
             if self.dir is None:
                 self.dir = tempfile.mkdtemp(prefix="dds-mailbox-", dir=self.folder)
             path = os.path.join(self.dir, f"hop{hop}-src{src}-{len(self.files[hop])}.arrow")
-            self.files[hop].append(path)
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
                 for dest, piece in pieces.items():
                     batches = piece.to_batches()
@@ -117,6 +116,7 @@ class Mailbox:
                         writer.write_batch(batch)
                     where[dest] = OnDisk(path, count, count + len(batches))
                     count += len(batches)
+            self.files[hop].append(path)
         except OSError as exc:
             size = sum(piece.nbytes for piece in pieces.values())
             raise MailboxDiskError(
