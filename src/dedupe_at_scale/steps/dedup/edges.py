@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from dedupe_at_scale import columns as col
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.steps.dedup.lsh import run_starts
 
@@ -32,6 +33,12 @@ def file_indexes(range_refs: list) -> tuple[FileIndex, FileIndex]:
     files = np.array([f for _, f, _ in nonempty], dtype=np.int64)[order]
     groups = np.array([g for _, _, g in nonempty], dtype=np.int64)[order]
     return FileIndex(starts[order], files), FileIndex(starts[order], groups)
+
+
+def uid_range(table: pa.Table) -> tuple[int, int]:
+    """The first and last uid of a staged file's rows ((0, -1): none)."""
+    uids = table.column(col.UID).to_numpy()
+    return (int(uids.min()), int(uids.max())) if len(uids) else (0, -1)
 
 
 def file_of(index: FileIndex, uids: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ from dedupe_at_scale.steps.dedup.edges import (
     file_of,
     first_of_each,
     pairs_table,
+    uid_range,
 )
 from dedupe_at_scale.steps.dedup.keep import choose_keepers
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
@@ -268,16 +269,11 @@ def _signature_matrix(table: pa.Table) -> np.ndarray:
     return sig.values.to_numpy().reshape(-1, width) if len(sig) else np.zeros((0, width), np.uint32)
 
 
-def _uid_range(table: pa.Table) -> tuple[int, int]:
-    uids = table.column(col.UID).to_numpy()
-    return (int(uids.min()), int(uids.max())) if len(uids) else (0, -1)
-
-
 @ray.remote(max_retries=TASK_RETRIES)
 def _scan(group: StagedGroup, cfg, bands, rows, partitions, exact_out: Outbox, band_out: Outbox):
     tables = group.read_each([col.EXACT_HI, col.EXACT_LO, col.MINHASH])
     # The ranges cover rejected rows too: they map every uid of each file.
-    uid_ranges = [_uid_range(t) for t in tables]
+    uid_ranges = [uid_range(t) for t in tables]
     table = col.kept_rows(pa.concat_tables(tables))
     uid = table.column(col.UID).to_numpy()
     hi = table.column(col.EXACT_HI).to_numpy()
