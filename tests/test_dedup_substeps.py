@@ -157,6 +157,7 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     owner = file_of(run.indexes[1], hi)  # the group holding each pair's first member
     run.candidates = [Pieces((ray.put(pairs_table(hi[owner == g], lo[owner == g])),))
                       for g in range(len(run.groups))]  # fmt: skip
+    run.stats["candidate_pairs"] = len(pairs)  # buckets counts them; verify sizes its hop by them
     verify(run)
     verified = pa.concat_tables(ray.get(run.verified))
     got = set(zip(verified.column("hi").to_pylist(), verified.column("lo").to_pylist()))

@@ -25,6 +25,7 @@ from dedupe_at_scale.steps.exchange import (
     mailbox_count,
     receive,
     run_with_mailboxes,
+    store_budget,
 )
 from dedupe_at_scale.steps.tasks import as_returns, call, split, takes_pieces
 
@@ -150,13 +151,40 @@ def test_auto_takes_mailboxes_only_for_large_hops(ray_cluster):
     assert mailbox_count("objects", 10**9, 10**5) == 0
 
 
+def test_a_hop_too_large_for_the_store_starts_the_mailboxes(ray_cluster):
+    """auto began with objects: a hop that may carry more than the store's
+    budget gets the on-demand mailboxes, so do the hops after it, the hops
+    before keep their objects, and each delivers what objects deliver."""
+    budget = int(store_budget())
+    assert budget > 0
+    exchange = Exchange(0, on_demand=2)
+    try:
+        small = exchange.hop(5, most_bytes=budget)
+        assert small.mailboxes is None and exchange.mailboxes is None
+        large = exchange.hop(5, most_bytes=budget + 1)
+        later = exchange.hop(5)
+        assert len(large.mailboxes) == 2 and later.mailboxes is large.mailboxes
+        expected = [t.to_pylist() for t in _hop_result(0, 4, 5)]
+        for hop in (small, large):
+            sent = [call(_send, hop.returns, s, 5, hop.outbox(s)) for s in range(4)]
+            got = ray.get([_receive.remote(inbox) for inbox in hop.inboxes(sent)])
+            assert [t.to_pylist() for t in got] == expected
+    finally:
+        exchange.close()
+    never = Exchange(0)  # on_demand 0: objects whatever the size
+    assert never.hop(5, most_bytes=10**18).mailboxes is None
+
+
 OUTPUTS = ("data", "rejected", "duplicates")
 
 
-def test_the_job_writes_the_same_output_with_mailboxes(ray_cluster, sample_dir, tmp_path):
+def test_the_job_writes_the_same_output_with_mailboxes(
+    ray_cluster, sample_dir, tmp_path, monkeypatch
+):
     """The built-in sample (exact and near duplicates in several languages,
-    repeated ids quarantined) with forced partitions:
-    every output table and the manifest's counts equal the objects run's."""
+    repeated ids quarantined) with forced partitions: every output table and
+    the manifest's counts equal the objects run's, with mailboxes for every
+    hop and with auto starting them for verify's hop (a budget of 0 bytes)."""
     single = tmp_path / "single.parquet"
     table = pq.read_table(sample_dir)
     # Repeat some ids so that the ids step has decisions to move too.
@@ -164,8 +192,13 @@ def test_the_job_writes_the_same_output_with_mailboxes(ray_cluster, sample_dir, 
     ids[1::97] = ids[0::97][: len(ids[1::97])]
     table = table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids))
     pq.write_table(table, single, row_group_size=250)
+    monkeypatch.setattr("dedupe_at_scale.steps.exchange.AUTO_STORE_SHARE", 0.0)
     results = {}
-    for exchange in ("objects", "mailboxes"):
+    for exchange, used in [
+        ("objects", "objects"),
+        ("mailboxes", "mailboxes"),
+        ("auto", "objects, mailboxes from verify"),
+    ]:
         cfg = config_from_dict(
             {
                 "input": {"rows_per_task": 250, "on_invalid_document": "quarantine"},
@@ -174,18 +207,19 @@ def test_the_job_writes_the_same_output_with_mailboxes(ray_cluster, sample_dir, 
         )
         out = tmp_path / exchange
         result = run_job(str(single), str(out), cfg)
-        assert result.manifest["dedup"]["exchange"] == exchange
+        assert result.manifest["dedup"]["exchange"] == used
         results[exchange] = (
             {name: pq.read_table(out / name) for name in OUTPUTS if (out / name).exists()},
             result.manifest["counts"],
         )
-    (tables, counts), (other, other_counts) = results["objects"], results["mailboxes"]
+    tables, counts = results.pop("objects")
     assert counts["stages"]["dedup"]["rejected"] > 150
     assert counts["stages"]["input"]["rejected"] > 0  # repeated ids
-    assert other_counts == counts
-    assert other.keys() == tables.keys()
-    for name in tables:
-        assert other[name].equals(tables[name]), name
+    for other, other_counts in results.values():
+        assert other_counts == counts
+        assert other.keys() == tables.keys()
+        for name in tables:
+            assert other[name].equals(tables[name]), name
 
 
 @ray.remote

@@ -20,7 +20,11 @@ Two ways to move the pieces, with the same result:
             ExchangeLost and the step runs again from its staged files (see
             run_with_mailboxes).
 
-`auto` picks mailboxes once a hop would pass more than AUTO_MAX_OBJECTS pieces.
+`auto` picks mailboxes for the whole step once a hop would pass more than
+AUTO_MAX_OBJECTS pieces; a step that began with objects starts its mailboxes
+for a hop whose bytes, known only once the step runs (dedup's verify hop,
+from the candidate pairs), could be more than AUTO_STORE_SHARE of the
+cluster's object store: objects that large would be spilled and restored.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ from dedupe_at_scale.steps.tasks import Pieces
 log = logging.getLogger(__name__)
 
 AUTO_MAX_OBJECTS = 20_000
+# A hop's bytes are known only as a bound (dedup's verify: 16 bytes and a
+# signature a candidate pair) that overstates them (signatures sent: 67-85%
+# of the pairs from 1M to 5M generated documents), so a bound past the whole
+# store is a hop of about Ray's spilling threshold (80%) or more. Below it
+# objects are faster: at 2M (5.5 GB bound, 7.1 GB store) verify took 18.2 s
+# with objects, 20.6 s with mailboxes (docs/scaling.md).
+AUTO_STORE_SHARE = 1.0
 MAILBOX_ATTEMPTS = 3
 T = TypeVar("T")
 
@@ -104,21 +115,23 @@ class Hop:
     each receiver its argument."""
 
     def __init__(self, exchange: Exchange, n_dst: int):
-        self.exchange, self.n_dst = exchange, n_dst
+        self.n_dst = n_dst
         self.id = next(exchange.hop_ids)
+        # The pool as it was when the hop began: a later hop may start it.
+        self.mailboxes = exchange.mailboxes
 
     @property
     def returns(self) -> int:
         """Values a sender returns for this hop."""
-        return self.n_dst if self.exchange.mailboxes is None else 1
+        return self.n_dst if self.mailboxes is None else 1
 
     def outbox(self, src: int) -> Outbox:
-        return Outbox(self.exchange.mailboxes, self.id, src)
+        return Outbox(self.mailboxes, self.id, src)
 
     def inboxes(self, sent: list[list]) -> list:
         """Per receiver: its Pieces (refs) or its Inbox. `sent` is each
         sender's returns for this hop; with mailboxes, waits for them."""
-        boxes = self.exchange.mailboxes
+        boxes = self.mailboxes
         if boxes is None:
             return [Pieces(tuple(s[d] for s in sent)) for d in range(self.n_dst)]
         ray.get([s[0] for s in sent])
@@ -129,23 +142,41 @@ class Hop:
         Waits until every mailbox has dropped them, so that a receiver asking
         later (rebuilt from lineage) is refused, not served by a mailbox the
         release has not reached yet."""
-        ray.get([box.release.remote(self.id) for box in self.exchange.mailboxes or ()])
+        ray.get([box.release.remote(self.id) for box in self.mailboxes or ()])
 
 
 class Exchange:
     """The hops of one step, sharing one pool of mailboxes (or none)."""
 
-    def __init__(self, mailboxes: int, memory_limit: int | None = None, folder: str | None = None):
+    def __init__(
+        self,
+        mailboxes: int,
+        memory_limit: int | None = None,
+        folder: str | None = None,
+        on_demand: int = 0,
+    ):
         """`memory_limit`: bytes a mailbox holds in memory before it writes
         pieces to files under `folder` on its node (None: io/mailbox.py's
-        share of the store; the node's temporary directory)."""
+        share of the store; the node's temporary directory). `on_demand`:
+        with no mailboxes, how many to start for a hop too large for the
+        object store (0: never)."""
         self.hop_ids = itertools.count()
         self.mailboxes: tuple | None = None
+        self.on_demand, self.memory_limit, self.folder = on_demand, memory_limit, folder
         if mailboxes:
-            box = Mailbox.options(scheduling_strategy="SPREAD")
-            self.mailboxes = tuple(box.remote(memory_limit, folder) for _ in range(mailboxes))
+            self._start(mailboxes)
 
-    def hop(self, n_dst: int) -> Hop:
+    def _start(self, mailboxes: int) -> None:
+        box = Mailbox.options(scheduling_strategy="SPREAD")
+        self.mailboxes = tuple(box.remote(self.memory_limit, self.folder) for _ in range(mailboxes))
+
+    def hop(self, n_dst: int, most_bytes: int = 0) -> Hop:
+        """A hop to `n_dst` receivers; `most_bytes`: what it can carry at most
+        (an upper bound), past AUTO_STORE_SHARE of the cluster's object store
+        the on-demand mailboxes start, for this hop and the step's later ones."""
+        if self.mailboxes is None and self.on_demand and most_bytes > store_budget():
+            log.info("a hop of up to %d bytes: starting %d mailboxes", most_bytes, self.on_demand)
+            self._start(self.on_demand)
         return Hop(self, n_dst)
 
     def close(self) -> None:
@@ -164,8 +195,19 @@ def mailbox_count(mode: str, largest_hop: int, destinations: int) -> int:
     each holds a small share of a hop, at most one per destination."""
     if mode == "objects" or (mode == "auto" and largest_hop <= AUTO_MAX_OBJECTS):
         return 0
+    return pool_size(destinations)
+
+
+def pool_size(destinations: int) -> int:
+    """Two mailboxes per live node, at most one per destination."""
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     return max(1, min(destinations, MAILBOXES_PER_NODE * nodes))
+
+
+def store_budget() -> float:
+    """Bytes a hop may carry as objects: AUTO_STORE_SHARE of the cluster's
+    object store (all nodes)."""
+    return AUTO_STORE_SHARE * ray.cluster_resources().get("object_store_memory", 0.0)
 
 
 def _lost(error: BaseException) -> bool:
@@ -179,12 +221,14 @@ def _lost(error: BaseException) -> bool:
         error = cause
 
 
-def run_with_mailboxes(name: str, mailboxes: int, body: Callable[[Exchange], T]) -> T:
+def run_with_mailboxes(
+    name: str, mailboxes: int, body: Callable[[Exchange], T], on_demand: int = 0
+) -> T:
     """Run a step's hops over a fresh Exchange; when a mailbox is lost (its
     node died), run the whole step again: its inputs are staged files, and
     its output does not depend on how often it ran."""
     for attempt in range(1, MAILBOX_ATTEMPTS + 1):
-        exchange = Exchange(mailboxes)
+        exchange = Exchange(mailboxes, on_demand=on_demand)
         try:
             return body(exchange)
         except (RayTaskError, RayActorError, ExchangeLost) as error:

@@ -52,7 +52,8 @@ class DedupConfig(Section):
     # How the all-to-all hops move their pieces (steps/exchange.py): objects
     # (one Ray object per sender and receiver), mailboxes (actors own the
     # receivers; the driver holds one ref per task), auto: mailboxes once a
-    # hop would pass more than 20,000 objects. The output is the same.
+    # hop would pass more than 20,000 objects, and from verify's hop on when
+    # it could carry more than the object store. The output is the same.
     exchange: Literal["auto", "objects", "mailboxes"] = "auto"
 
     def min_agreement(self) -> float:

@@ -62,6 +62,7 @@ from dedupe_at_scale.steps.exchange import (
     Hop,
     Outbox,
     mailbox_count,
+    pool_size,
     receive,
     run_with_mailboxes,
 )
@@ -132,11 +133,11 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     decisions applied); `keep` orders the members of a cluster."""
     partitions = view.partitions
     groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
-    largest_hop = len(groups) * max(partitions, len(groups))
-    boxes = mailbox_count(view.cfg.dedup.exchange, largest_hop, max(partitions, len(groups)))
-    return run_with_mailboxes(
-        "dedup", boxes, lambda ex: run_sub_steps(DedupRun(ex, view, groups, bands, rows, keep))
-    )
+    mode, destinations = view.cfg.dedup.exchange, max(partitions, len(groups))
+    boxes = mailbox_count(mode, len(groups) * destinations, destinations)
+    on_demand = pool_size(destinations) if mode == "auto" and not boxes else 0
+    body = lambda ex: run_sub_steps(DedupRun(ex, view, groups, bands, rows, keep))  # noqa: E731
+    return run_with_mailboxes("dedup", boxes, body, on_demand)
 
 
 def run_sub_steps(run: DedupRun, until: str | None = None) -> DedupOutcome:
@@ -144,7 +145,6 @@ def run_sub_steps(run: DedupRun, until: str | None = None) -> DedupOutcome:
     run.stats.update({
         "bands": run.bands, "rows": run.rows, "partitions": run.partitions,
         "file_groups": len(run.groups), "exchange": "mailboxes" if run.ex.mailboxes else "objects",
-        "mailboxes": len(run.ex.mailboxes or ()),
     })  # fmt: skip
     if run.cfg.near and run.cfg.verify:
         run.stats["verify_min_agreement"] = run.cfg.min_agreement()
@@ -153,8 +153,11 @@ def run_sub_steps(run: DedupRun, until: str | None = None) -> DedupOutcome:
         started = time.time()
         sub_step(run)
         timings[name] = time.time() - started
+        if run.stats["exchange"] == "objects" and run.ex.mailboxes:  # started on demand
+            run.stats["exchange"] = f"objects, mailboxes from {name}"
         if name == until:
             break
+    run.stats["mailboxes"] = len(run.ex.mailboxes or ())
     run.stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return DedupOutcome(decisions=run.decisions, stats=run.stats)
 
@@ -200,7 +203,8 @@ def verify(run: DedupRun) -> None:
     whose signatures agree on >= dedup.verify_threshold of their values."""
     cfg, groups, n_groups, group_index = run.cfg, run.groups, len(run.groups), run.indexes[1]
     if cfg.near and cfg.verify:
-        sig_hop = run.ex.hop(n_groups)
+        # At most: every candidate pair (16 bytes) carries a signature.
+        sig_hop = run.ex.hop(n_groups, run.stats["candidate_pairs"] * (16 + 4 * cfg.num_perm))
         returns = _signature_returns(sig_hop.returns)
         hop = [
             submit(_attach_signatures, returns, groups[g], group_index, n_groups,
