@@ -91,6 +91,36 @@ def run_cli(*args: str) -> tuple[float, MemorySampler]:
     return time.perf_counter() - started, sampler
 
 
+# One driver, one local Ray (started as the CLI starts it), the default job
+# run `runs` times on the same input: prints each run's manifest total.
+_AGAIN = """
+import json, shutil, sys
+from dedupe_at_scale.cli.ray_cluster import connect
+from dedupe_at_scale.config import JobConfig
+from dedupe_at_scale.job.pipeline import run_job
+source, output, workers, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+connect(None, workers)
+totals = []
+for _ in range(runs):
+    shutil.rmtree(output, ignore_errors=True)
+    result = run_job(source, output, JobConfig())
+    totals.append(result.manifest["timings"]["wall_seconds"]["total"])
+print(json.dumps(totals))
+"""
+
+
+def job_totals_in_one_driver(input_dir: Path, output: Path, workers: int, runs: int = 2) -> list:
+    """The default job `runs` times in one driver on one local Ray: the
+    manifest's total of each. From the second on, Ray's worker processes
+    exist and hold their models (the state every task after a worker's first
+    is in): what a job's fixed costs are is the first minus the second."""
+    args = [str(input_dir), str(output), str(workers), str(runs)]
+    done = subprocess.run(
+        [sys.executable, "-c", _AGAIN, *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_job(
     input_dir: Path, output: Path, workers: int, spec: dict | None = None
 ) -> tuple[float, dict]:
