@@ -5,7 +5,9 @@ is the same either way."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +17,7 @@ import ray
 
 from dedupe_at_scale.cli import find_known_error
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.io.mailbox import MailboxDiskError
+from dedupe_at_scale.io.mailbox import LOCK, MailboxDiskError
 from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.steps.exchange import (
     AUTO_MAX_OBJECTS,
@@ -107,6 +109,50 @@ def test_pieces_past_the_memory_limit_go_to_files_until_released(ray_cluster):
     finally:
         exchange.close()
     assert not os.path.exists(stats["dir"])  # close() removed the rest
+
+
+@ray.remote
+def _send_ten_rows(out: Outbox):
+    return as_returns(out.send([pa.table({"row": np.arange(10)})]))
+
+
+def _folder_written(exchange: Exchange) -> str:
+    """Sends ten rows through a mailbox holding nothing in memory: its folder."""
+    hop = exchange.hop(1)
+    ray.get(call(_send_ten_rows, hop.returns, hop.outbox(0)))
+    return ray.get(exchange.mailboxes[0].stats.remote())["dir"]
+
+
+def test_a_new_mailbox_removes_the_folders_of_dead_ones(ray_cluster, tmp_path):
+    """A mailbox killed without close() leaves its files behind; the next
+    mailbox to write files there removes them, never a live mailbox's."""
+    exchanges = [Exchange(1, memory_limit=0, folder=str(tmp_path)) for _ in range(3)]
+    try:
+        alive = _folder_written(exchanges[0])
+        dead = _folder_written(exchanges[1])
+        ray.kill(exchanges[1].mailboxes[0])  # its process ends, its lock with it
+        deadline = time.time() + 60
+        while not _lock_is_free(dead) and time.time() < deadline:
+            time.sleep(0.2)
+        assert os.path.exists(dead)
+        new = _folder_written(exchanges[2])
+        assert not os.path.exists(dead)
+        assert os.path.exists(alive) and os.path.exists(new) and new != alive
+    finally:
+        for exchange in exchanges:
+            exchange.close()
+    assert os.listdir(tmp_path) == []
+
+
+def _lock_is_free(folder: str) -> bool:
+    fd = os.open(os.path.join(folder, LOCK), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def test_a_mailbox_that_cannot_write_its_files_says_where_in_one_line(ray_cluster, tmp_path):

@@ -4,6 +4,9 @@ steps/ imports every step, 2 s more of CPU for each mailbox started."""
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +23,13 @@ import ray
 # store, which Ray then spilled and restored object by object.
 STORE_SHARE = 0.25
 MAILBOXES_PER_NODE = 2
+PREFIX = "dds-mailbox-"
+# Held locked (flock) by the mailbox that owns the folder, for its lifetime:
+# the kernel drops the lock when that process dies, however it dies.
+LOCK = ".owner"
+MAKING = ".dds-mailbox-making-"
+
+log = logging.getLogger(__name__)
 
 
 class ExchangeLost(RuntimeError):
@@ -59,6 +69,7 @@ class Mailbox:
         self.held = 0  # bytes of the pieces in memory
         self.folder = folder
         self.dir: str | None = None
+        self.lock: int | None = None  # the open, locked LOCK file in self.dir
         self.files: dict[int, list[str]] = defaultdict(list)  # per hop
 
     def put(self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]) -> int:
@@ -98,7 +109,8 @@ class Mailbox:
         """Remove the mailbox's files (before the exchange kills it)."""
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+            os.close(self.lock)
+            self.dir = self.lock = None
 
     def _to_disk(
         self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]
@@ -107,7 +119,7 @@ class Mailbox:
         where, count = {}, 0
         try:
             if self.dir is None:
-                self.dir = tempfile.mkdtemp(prefix="dds-mailbox-", dir=self.folder)
+                self.dir, self.lock = _own_folder(self.folder)
             path = os.path.join(self.dir, f"hop{hop}-src{src}-{len(self.files[hop])}.arrow")
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
                 for dest, piece in pieces.items():
@@ -131,6 +143,34 @@ class Mailbox:
     def _forget(self, piece: pa.Table | OnDisk | None) -> None:
         if isinstance(piece, pa.Table):
             self.held -= piece.nbytes
+
+
+def _own_folder(parent: str | None) -> tuple[str, int]:
+    """A new folder for this mailbox's files, locked as its own, after
+    removing the folders of mailboxes that died without close() (their lock
+    is free): a step run again after a lost mailbox needs that disk again."""
+    parent = parent or tempfile.gettempdir()
+    for stale in glob.glob(os.path.join(parent, PREFIX + "*", LOCK)):
+        try:
+            fd = os.open(stale, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # its mailbox is alive
+            continue
+        finally:
+            os.close(fd)  # drops the lock taken, if any
+        log.warning("removing %s, left by a mailbox that died", os.path.dirname(stale))
+        shutil.rmtree(os.path.dirname(stale), ignore_errors=True)
+    # Made under a name the sweep does not match, and renamed once locked:
+    # no other mailbox can see it unlocked.
+    making = tempfile.mkdtemp(prefix=MAKING, dir=parent)
+    fd = os.open(os.path.join(making, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    folder = os.path.join(parent, PREFIX + os.path.basename(making)[len(MAKING) :])
+    os.rename(making, folder)
+    return folder, fd
 
 
 def _table(piece: pa.Table | OnDisk) -> pa.Table:
