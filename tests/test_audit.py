@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import random
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import write_table
 from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.job.id_index import shard_finder
 from dedupe_at_scale.job.pipeline import run_job
-from dedupe_at_scale.steps.dedup.audit import audit, wilson
+from dedupe_at_scale.steps.dedup.audit import NEAR, audit, sample_near, wilson
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
@@ -97,3 +99,28 @@ def test_the_interval_is_wilson_s():
     low, high = wilson(95, 100)
     assert (round(low, 4), round(high, 4)) == (0.8882, 0.9785)
     assert wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_the_sample_is_random_sample_over_every_removed_row(tmp_path):
+    """sample_near, which reads rejected/ shard by shard, draws what
+    random.sample draws from all its near-duplicate rows in one list (the
+    reference): empty shards, shards without one, samples of every size."""
+    rng = random.Random(3)
+    schema = pa.schema([("id", pa.string()), ("rule", pa.string()), ("reason", pa.string())])
+    paths, rows = [], []
+    for shard, n in enumerate([0, 7, 1, 0, 30, 2, 15, 4]):
+        rules = [NEAR, "exact_duplicate", "c4_min_sentences"] if shard != 7 else ["url_filter"]
+        part = [{"id": f"{shard}-{i}", "rule": rng.choice(rules), "reason": f"kept-{shard}-{i}"}
+                for i in range(n)]  # fmt: skip
+        path = tmp_path / f"part-{shard:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(part, schema=schema), path)
+        paths.append(str(path))
+        rows += part
+    near = [r for r in rows if r["rule"] == NEAR]
+    assert 10 < len(near) < len(rows)
+    location = resolve(str(tmp_path))
+    for sample, seed in [(1, 0), (5, 1), (5, 2), (len(near), 3), (len(near) + 10, 4), (0, 5)]:
+        chosen, total = sample_near(location, paths, sample, seed)
+        assert total == len(near)
+        assert chosen == random.Random(seed).sample(near, min(sample, len(near)))
+    assert sample_near(location, [], 5, 0) == ([], 0)

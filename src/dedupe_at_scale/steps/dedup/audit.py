@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.io.fanout import in_threads
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from dedupe_at_scale.io.storage import Location, StorageConfig
 
 Z95 = 1.959964
+NEAR = "near_duplicate"  # rejected/'s rule for a removed near duplicate
 
 
 @dataclass(frozen=True)
@@ -80,21 +82,17 @@ def audit(
     cfg = manifest["config"]
     if cfg["input"]["format"] != "text":
         raise StorageError(f"{uri}: audit covers pre-training text rows (input.format: text)")
-    near = [
-        r for r in _read_all(location, shards.get("rejected", []))
-        if r["rule"] == "near_duplicate"
-    ]  # fmt: skip
+    chosen, removed = sample_near(location, shards.get("rejected", []), sample, seed)
     threshold = cfg["dedup"]["threshold"]
-    if not near:
+    if not removed:
         return f"{uri}: no near duplicates were removed; nothing to audit"
-    chosen = sorted(random.Random(seed).sample(near, min(sample, len(near))), key=lambda r: r["id"])
-    pairs = _pairs(out, chosen, storage)
+    pairs = _pairs(out, sorted(chosen, key=lambda r: r["id"]), storage)
     above = sum(p.exact >= threshold for p in pairs)
     low, high = wilson(above, len(pairs))
     exact = np.array([p.exact for p in pairs])
     est = [(p.estimated, p.exact) for p in pairs if p.estimated is not None]
     lines = [
-        f"Audit of {uri}: {len(pairs)} of {len(near)} removed near duplicates, each against "
+        f"Audit of {uri}: {len(pairs)} of {removed} removed near duplicates, each against "
         f"its kept member (seed {seed})",
         f"  exact Jaccard >= {threshold:g} (dedup.threshold): {above} of {len(pairs)} = "
         f"{above / len(pairs):.1%} (95% interval {low:.1%} to {high:.1%})",
@@ -111,14 +109,35 @@ def audit(
     return "\n".join(lines)
 
 
-def _read_all(location: Location, paths: list[str]) -> list[dict]:
-    def one(path: str) -> list[dict]:
-        with location.fs.open(path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            wanted = [c for c in ("id", "rule", "reason") if c in parquet.schema_arrow.names]
-            return parquet.read(columns=wanted).to_pylist()
+def sample_near(
+    location: Location, paths: list[str], sample: int, seed: int
+) -> tuple[list[dict], int]:
+    """`random.Random(seed).sample` of rejected/'s near-duplicate rows (id,
+    rule, reason) in shard order, and how many there are: the rule column
+    is counted shard by shard, and only shards holding a drawn row are read
+    again, so memory holds one shard's columns, never every removed row."""
 
-    return [row for rows in in_threads(one, paths) for row in rows]
+    def near(path: str, columns: list[str]) -> pa.Table:
+        with location.fs.open(path, "rb") as handle:
+            table = pq.ParquetFile(handle).read(columns=columns)
+        return table.filter(pc.equal(table.column("rule"), NEAR))
+
+    counts = in_threads(lambda path: near(path, ["rule"]).num_rows, paths)
+    starts = np.cumsum([0, *counts])
+    # The positions random.sample would pick from the rows in one list.
+    drawn = random.Random(seed).sample(range(int(starts[-1])), min(sample, int(starts[-1])))
+    by_shard: dict[int, list[int]] = defaultdict(list)
+    for position in drawn:
+        shard = int(np.searchsorted(starts, position, side="right")) - 1
+        by_shard[shard].append(position - int(starts[shard]))
+
+    def take(item: tuple[int, list[int]]) -> dict[int, dict]:
+        shard, rows = item
+        table = near(paths[shard], ["id", "rule", "reason"]).take(rows)
+        return {int(starts[shard]) + row: r for row, r in zip(rows, table.to_pylist())}
+
+    found = {k: v for part in in_threads(take, list(by_shard.items())) for k, v in part.items()}
+    return [found[position] for position in drawn], int(starts[-1])
 
 
 def _pairs(out: FinishedOutput, chosen: list[dict], storage: StorageConfig | None) -> list[Pair]:
