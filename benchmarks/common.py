@@ -115,9 +115,9 @@ def job_totals_in_one_driver(input_dir: Path, output: Path, workers: int, runs: 
     exist and hold their models (the state every task after a worker's first
     is in): what a job's fixed costs are is the first minus the second."""
     args = [str(input_dir), str(output), str(workers), str(runs)]
-    done = subprocess.run(
-        [sys.executable, "-c", _AGAIN, *args], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", _AGAIN, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the job twice in one driver failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
