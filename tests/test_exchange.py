@@ -25,6 +25,7 @@ from dedupe_at_scale.steps.exchange import (
     ExchangeLost,
     Outbox,
     mailbox_count,
+    mailbox_counts,
     receive,
     run_with_mailboxes,
     store_budget,
@@ -195,6 +196,11 @@ def test_auto_takes_mailboxes_only_for_large_hops(ray_cluster):
     assert mailbox_count("auto", AUTO_MAX_OBJECTS + 1, 100) == 2  # one node here
     assert mailbox_count("mailboxes", 4, 1) == 1
     assert mailbox_count("objects", 10**9, 10**5) == 0
+    # auto that began with objects keeps a pool for a hop too large for the store.
+    assert mailbox_counts("auto", AUTO_MAX_OBJECTS, 100) == (0, 2)
+    assert mailbox_counts("auto", AUTO_MAX_OBJECTS + 1, 100) == (2, 0)
+    assert mailbox_counts("objects", 10**9, 10**5) == (0, 0)
+    assert mailbox_counts("mailboxes", 4, 1) == (1, 0)
 
 
 def test_a_hop_too_large_for_the_store_starts_the_mailboxes(ray_cluster):

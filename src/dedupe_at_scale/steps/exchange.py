@@ -198,6 +198,14 @@ def mailbox_count(mode: str, largest_hop: int, destinations: int) -> int:
     return pool_size(destinations)
 
 
+def mailbox_counts(mode: str, largest_hop: int, destinations: int) -> tuple[int, int]:
+    """(mailboxes a step starts with, mailboxes it may start on demand):
+    `auto` that began with objects keeps a pool ready for a hop too large
+    for the object store (Exchange.hop)."""
+    boxes = mailbox_count(mode, largest_hop, destinations)
+    return boxes, pool_size(destinations) if mode == "auto" and not boxes else 0
+
+
 def pool_size(destinations: int) -> int:
     """Two mailboxes per live node, at most one per destination."""
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))

@@ -61,8 +61,7 @@ from dedupe_at_scale.steps.exchange import (
     Exchange,
     Hop,
     Outbox,
-    mailbox_count,
-    pool_size,
+    mailbox_counts,
     receive,
     run_with_mailboxes,
 )
@@ -133,9 +132,10 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     decisions applied); `keep` orders the members of a cluster."""
     partitions = view.partitions
     groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
-    mode, destinations = view.cfg.dedup.exchange, max(partitions, len(groups))
-    boxes = mailbox_count(mode, len(groups) * destinations, destinations)
-    on_demand = pool_size(destinations) if mode == "auto" and not boxes else 0
+    destinations = max(partitions, len(groups))
+    boxes, on_demand = mailbox_counts(
+        view.cfg.dedup.exchange, len(groups) * destinations, destinations
+    )
     body = lambda ex: run_sub_steps(DedupRun(ex, view, groups, bands, rows, keep))  # noqa: E731
     return run_with_mailboxes("dedup", boxes, body, on_demand)
 
