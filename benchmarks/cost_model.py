@@ -21,11 +21,14 @@ import argparse
 import math
 from dataclasses import dataclass
 
-ROWS_PER_TASK = 20_000  # input.rows_per_task: one staged file each
-DOCS_PER_PARTITION = 100_000
-GROUPS_PER_PARTITION = 4
+# The job's own sizing rules, from the package (not copies that could drift).
+from dedupe_at_scale.io.inputs import InputConfig
+from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
+from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, GROUPS_PER_PARTITION
+from dedupe_at_scale.steps.exchange import AUTO_MAX_OBJECTS
+
+ROWS_PER_TASK = InputConfig().rows_per_task  # one staged file each
 BANDS = 16
-AUTO_MAX_OBJECTS = 20_000
 # Scan hop bytes per kept document: the exact key (hi, lo, uid: 3 x 8 B) and
 # one (key, uid, exact) row of 3 x 8 B per band.
 SCAN_BYTES_PER_DOC = 24 + BANDS * 24
@@ -39,7 +42,7 @@ LIST_PAGE = 1000  # keys per S3 ListObjectsV2 page
 GiB = 2**30
 # What a node's mailboxes hold in memory (io/mailbox.STORE_SHARE of an object
 # store of 30% of the node's memory); the rest of a hop goes to their files.
-MAILBOX_MEMORY_SHARE = 0.25 * 0.3
+MAILBOX_MEMORY_SHARE = STORE_SHARE * 0.3
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,11 @@ class Sizing:
     @property
     def mailboxes(self) -> int:
         receivers = max(self.partitions, self.groups)
-        return 0 if self.pieces_per_hop <= AUTO_MAX_OBJECTS else min(receivers, 2 * self.nodes)
+        return (
+            0
+            if self.pieces_per_hop <= AUTO_MAX_OBJECTS
+            else min(receivers, MAILBOXES_PER_NODE * self.nodes)
+        )
 
     def dedup_tasks(self, rounds: int) -> int:
         # scan, attach, verify, members, write decisions and the first round's
