@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
@@ -166,6 +167,25 @@ def test_sparse_spaces_spots_unsegmented_scripts():
         ["我们的邻居是一位历史老师。她出版了一本指南。", "a normal english sentence here", ""]
     )
     assert sparse_spaces(texts).tolist() == [True, False, True]
+
+
+def sparse_spaces_reference(texts: pa.Array, max_ratio: float = 0.05) -> np.ndarray:
+    """sparse_spaces as Arrow's compute functions say it (two passes)."""
+    spaces = pc.count_substring(texts, " ").to_numpy(zero_copy_only=False)
+    length = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    return spaces < max_ratio * np.maximum(length, 1)
+
+
+@pytest.mark.parametrize("max_ratio", [0.05, 0.0, 0.2, 1.0])
+def test_sparse_spaces_equal_arrows_count(max_ratio):
+    """The one-pass kernel decides as count_substring / utf8_length do: on
+    every code point, whitespace that is not U+0020, nulls, a slice."""
+    texts = pa.array(hostile_texts() + [None, "a b", "  ", "日本 語"], pa.string())
+    for array in (texts, texts.slice(7, 300), pa.array([], pa.string())):
+        got = sparse_spaces(array, max_ratio)
+        assert got.dtype == np.bool_
+        assert got.tolist() == sparse_spaces_reference(array, max_ratio).tolist()
+    assert 0 < sparse_spaces(texts).sum() < len(texts)
 
 
 EVERY_CODE_POINT = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)

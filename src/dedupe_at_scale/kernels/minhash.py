@@ -158,6 +158,21 @@ def band_kernel(sigs, bands, rows, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def sparse_space_kernel(data, offsets, max_ratio, out):
+    """out[d]: text d has fewer spaces (U+0020) than max_ratio times its
+    code points (at least one): Arrow's count_substring and utf8_length
+    in one pass over valid UTF-8."""
+    for d in range(offsets.shape[0] - 1):
+        spaces = 0
+        length = 0
+        for k in range(offsets[d], offsets[d + 1]):
+            byte = data[k]
+            spaces += byte == 32
+            length += (byte & 0xC0) != 0x80
+        out[d] = spaces < max_ratio * max(length, 1)
+
+
+@numba.njit(cache=True, nogil=True)
 def hash_kernel(data, offsets, seed, out):
     for d in range(offsets.shape[0] - 1):
         out[d] = _fnv(data, offsets[d], offsets[d + 1], seed)

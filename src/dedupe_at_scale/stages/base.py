@@ -79,6 +79,12 @@ class Batch:
             self._texts.pop(self.text_column, None)
 
 
+def take_rows(array: pa.Array, rows: np.ndarray) -> pa.Array:
+    """The array's rows at `rows` (ascending positions, as Batch.active gives
+    them); the array itself, not a copy, when they are all of its rows."""
+    return array if len(rows) == len(array) else array.take(pa.array(rows))
+
+
 def string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 bytes and int64 offsets of a string array, for numba kernels
     (nulls become empty strings)."""

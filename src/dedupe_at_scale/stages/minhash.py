@@ -29,8 +29,9 @@ from dedupe_at_scale.kernels.minhash import (
     hash_kernel,
     raw_signature_kernel,
     signature_kernel,
+    sparse_space_kernel,
 )
-from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, string_buffers, take_rows
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -150,10 +151,15 @@ def word_tables() -> tuple[np.ndarray, np.ndarray] | None:
 
 def sparse_spaces(texts: pa.Array, max_ratio: float = 0.05) -> np.ndarray:
     """True for texts with fewer than one space per 1 / max_ratio characters:
-    scripts written without spaces (Chinese, Japanese, Thai, ...)."""
-    spaces = pc.count_substring(texts, " ").to_numpy(zero_copy_only=False)
-    length = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
-    return spaces < max_ratio * np.maximum(length, 1)
+    scripts written without spaces (Chinese, Japanese, Thai, ...); False for
+    nulls. One kernel pass: Arrow's count_substring and utf8_length took a
+    quarter of the signatures' time on real text."""
+    data, offsets = string_buffers(texts)
+    out = np.empty(len(texts), dtype=np.bool_)
+    sparse_space_kernel(data, offsets, max_ratio, out)
+    if texts.null_count:
+        out &= pc.is_valid(texts).to_numpy(zero_copy_only=False)
+    return out
 
 
 def signatures(
@@ -258,9 +264,9 @@ class MinHashStage(Stage):
         sigs = np.zeros((n, width), dtype=np.uint32)
         active = batch.active()
         if len(active):
-            texts = batch.text_array(self.view).take(pa.array(active))
+            texts = take_rows(batch.text_array(self.view), active)
             if self.languages_known:
-                labels, scores = (a.take(pa.array(active)) for a in batch.languages(self.view))
+                labels, scores = (take_rows(a, active) for a in batch.languages(self.view))
                 languages = labels.to_pylist()
                 char_mode = np.array([lang in self.unsegmented for lang in languages], dtype=bool)
                 # A label below langid.min_score (possible for a prompt, whose

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.formats import stage_views
 from dedupe_at_scale.report_parts import Distribution, shown_number
-from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections
+from dedupe_at_scale.stages.base import Batch, Stage, StageResult, rejections, take_rows
 from dedupe_at_scale.stages.quality.base import Doc, Rule, RuleGroup
 from dedupe_at_scale.stages.quality.c4 import C4, JAVASCRIPT, LOREM_IPSUM, POLICY_PHRASES
 from dedupe_at_scale.stages.quality.fineweb import FineWeb
@@ -241,7 +241,8 @@ class QualityRulesStage(Stage):
         active = batch.active()
         n = batch.num_rows
         result = self.filter.evaluate_batch(
-            batch.text_array(self.view).take(active), batch.languages(self.view)[0].take(active)
+            take_rows(batch.text_array(self.view), active),
+            take_rows(batch.languages(self.view)[0], active),
         )
         columns = {}
         # Rejected rows keep the signals measured up to their failing rule

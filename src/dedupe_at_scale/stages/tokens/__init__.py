@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.report_parts import Distribution
 from dedupe_at_scale.sections import ConfigError
-from dedupe_at_scale.stages.base import Batch, Files, Stage, StageResult
+from dedupe_at_scale.stages.base import Batch, Files, Stage, StageResult, take_rows
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens.classes import regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, pretokenizer
@@ -157,7 +157,7 @@ class TokensStage(Stage):
         rows = np.flatnonzero(counted)
         tokens = np.zeros(batch.num_rows, np.int64)
         if len(rows):
-            tokens[rows] = self.counter.count(text.take(pa.array(rows)))
+            tokens[rows] = self.counter.count(take_rows(text, rows))
         size = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
         size = size.astype(np.int64)
         return StageResult(
