@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +25,7 @@ from dedupe_at_scale.stages.tokens.pretokens import (
     CL100K,
     GPT2,
     LETTER,
+    gpt2_pieces,
     next_piece,
     next_piece_cl100k,
 )
@@ -137,6 +139,54 @@ def native_pieces(text: str, pattern: int, digits: int) -> list[tuple[int, int]]
     return spans
 
 
+def one_pass_pieces(text: str) -> list[tuple[int, int]]:
+    """gpt2_pieces' spans, in code points."""
+    cps = np.array([ord(c) for c in text], np.int32)
+    keys, ends = np.empty(len(cps), np.uint64), np.empty(len(cps), np.int64)
+    count = gpt2_pieces(cps, len(cps), regex_classes(), 0, keys, ends)
+    at_byte, offset = {0: 0}, 0  # byte offset -> code point offset
+    for i, c in enumerate(text):
+        offset += len(c.encode())
+        at_byte[offset] = i + 1
+    bounds = [0] + [at_byte[int(e)] for e in ends[:count]]
+    return list(zip(bounds, bounds[1:]))
+
+
+@numba.njit
+def _mismatches(alphabet, length, classes):
+    """Strings of `length` over `alphabet` (every one) on which gpt2_pieces
+    and next_piece cut differently (as byte offsets)."""
+    m = len(alphabet)
+    cps = np.empty(length, np.int32)
+    keys, ends = np.empty(length, np.uint64), np.empty(length, np.int64)
+    want = np.empty(length, np.int64)
+    bad = 0
+    for code in range(m**length):
+        x = code
+        for p in range(length):
+            cps[p] = alphabet[x % m]
+            x //= m
+        count = gpt2_pieces(cps, length, classes, 0, keys, ends)
+        i = pieces = offset = 0
+        while i < length:
+            end = next_piece(cps, classes, i, length)
+            for p in range(i, end):
+                offset += 1 + (cps[p] >= 0x80) + (cps[p] >= 0x800) + (cps[p] >= 0x10000)
+            want[pieces] = offset
+            i, pieces = end, pieces + 1
+        bad += count != pieces or not np.array_equal(ends[:count], want[:pieces])
+    return bad
+
+
+def test_one_pass_pieces_equal_next_piece_on_every_short_string():
+    """Every string of up to 5 code points over apostrophes, the contractions'
+    letters, other letters, a digit, blanks, other whitespace, a symbol and
+    non-ASCII letters: gpt2_pieces cuts as the leftmost-match scan does."""
+    alphabet = np.array([ord(c) for c in "'strevlmdaS1 \t\n-é中"], np.int32)
+    for length in range(1, 6):
+        assert _mismatches(alphabet, length, regex_classes()) == 0, length
+
+
 @pytest.mark.parametrize(
     "pattern, digits",
     [(GPT2, 0), (CL100K, 3), (CL100K, 1)],
@@ -157,6 +207,8 @@ def test_pieces_are_the_library_regex_pieces(pattern, digits):
     for text in texts:
         want = [span for _, span in split.pre_tokenize_str(text)]
         got = native_pieces(text, pattern, digits)
+        if pattern == GPT2 and got == want:
+            got = one_pass_pieces(text)
         if got != want:
             at = next(k for k, (g, w) in enumerate(zip(got + [None], want + [None])) if g != w)
             start = (got[at] or want[at])[0]
@@ -415,3 +467,13 @@ def test_a_changed_tokenizer_file_is_not_resumed(tmp_path):
     args = ("in", "out", cfg, [])
     assert fingerprint(*args, one) == fingerprint(*args, dict(one))
     assert fingerprint(*args, one) != fingerprint(*args, two)
+
+
+def test_the_piece_cache_stops_at_half_full_and_counts_its_slots():
+    from dedupe_at_scale.stages.tokens.pretokens import insert
+
+    keys, values, filled = np.zeros(16, np.uint64), np.zeros(16, np.int64), np.zeros(1, np.int64)
+    insert(keys, values, filled, np.array([3, 19, 3], np.uint64), np.array([1, 2, 9]))
+    assert filled[0] == 2 and sorted(values[keys != 0]) == [1, 2]  # 19 probes past 3
+    insert(keys, values, filled, np.arange(100, 120, dtype=np.uint64), np.arange(20))
+    assert filled[0] == (keys != 0).sum() == 8

@@ -133,6 +133,7 @@ class TokenCounter:
         self.added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
         self.keys = np.zeros(CACHE_SLOTS, np.uint64)
         self.values = np.zeros(CACHE_SLOTS, np.int64)
+        self.filled = np.zeros(1, np.int64)
         # New pieces are counted by the BPE kernel, where it can run this model.
         self.bpe = bpe_tables(spec["model"], BYTE_LEVEL) if self.fast else None
 
@@ -222,5 +223,5 @@ class TokenCounter:
             i = first[k]
             piece = data[start[i] : end[i]].tobytes().decode("latin-1").translate(BYTE_LEVEL)
             counts[k] = len(tokenize(piece))
-        insert(self.keys, self.values, unique, counts)
+        insert(self.keys, self.values, self.filled, unique, counts)
         return np.bincount(row, weights=counts[inverse], minlength=n_rows).astype(np.int64)

@@ -113,7 +113,7 @@ def next_piece_cl100k(cps, classes, i, n, max_digits):
 @numba.njit(cache=True)
 def next_piece(cps, classes, i, n):
     """End of the pre-token that starts at i under GPT-2's pattern (the
-    regex's leftmost choice)."""
+    regex's leftmost choice): the reference gpt2_pieces is held to."""
     k = _contraction(cps, i, n)
     if k:
         return i + k
@@ -133,6 +133,49 @@ def next_piece(cps, classes, i, n):
 
 
 @numba.njit(cache=True)
+def gpt2_pieces(cps, n, classes, first_byte, keys, ends):
+    """The pieces of cps[:n] as next_piece cuts them (the tests hold the two
+    equal), found by whether each code point starts one. That depends only on
+    its neighbours (a contraction starts only at an apostrophe that starts a
+    piece), so the pass has no branch per piece to mispredict: 2.5x next_piece
+    on real text. Fills keys (each piece's cache key, as count_pieces makes
+    it) and ends (the byte offset after each, counting from first_byte);
+    returns how many."""
+    seed = FNV_OFFSET ^ SEED
+    k, h, pos = -1, seed, first_byte
+    prev_class, prev_blank = SPACE, False
+    c1 = c2 = c3 = 0  # lengths of the contractions that start at i-1, i-2, i-3
+    for i in range(n):
+        cp = cps[i]
+        kind = classes[cp]
+        if kind == SPACE:
+            # A whitespace run starts a piece, and its last code point another
+            # when something else follows (\s+(?!\S)).
+            start = (prev_class != SPACE) | ((i + 1 < n) and classes[cps[i + 1]] != SPACE)
+        else:
+            # A run of one class starts a piece unless a blank before takes it.
+            start = (not prev_blank) & (prev_class != kind)
+            if c1 | c2 | c3:  # within three of a contraction's apostrophe (rare)
+                inside = (c1 >= 2) | (c2 == 3)
+                after = (c2 == 2) | (c3 == 3)
+                start = (not inside) & (start | after)
+        start |= i == 0
+        c3, c2, c1 = c2, c1, 0
+        if cp == APOSTROPHE and start:
+            c1 = _contraction(cps, i, n)
+        k += start
+        h = seed if start else h
+        h = (h ^ np.uint64(cp)) * FNV_PRIME
+        keys[k] = h
+        pos += 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
+        ends[k] = pos
+        prev_class, prev_blank = kind, cp == BLANK
+    for q in range(k + 1):
+        keys[q] = mix(keys[q]) | np.uint64(1)  # 0 marks an empty slot
+    return k + 1
+
+
+@numba.njit(cache=True)
 def _lookup(keys, values, key):
     mask = len(keys) - 1
     slot = np.int64(key & np.uint64(mask))
@@ -144,12 +187,11 @@ def _lookup(keys, values, key):
 
 
 @numba.njit(cache=True)
-def insert(keys, values, new_keys, new_values):
-    """Add counts to the cache; stops at half full (the cache is bounded)."""
+def insert(keys, values, filled, new_keys, new_values):
+    """Add counts to the cache; stops at half full (the cache is bounded).
+    filled[0]: the slots in use, kept here so as not to count them per call."""
     mask = len(keys) - 1
-    used = 0
-    for k in keys:
-        used += k != EMPTY
+    used = filled[0]
     for j in range(len(new_keys)):
         if 2 * (used + 1) > len(keys):
             return
@@ -161,6 +203,7 @@ def insert(keys, values, new_keys, new_values):
             keys[slot] = key
             values[slot] = new_values[j]
             used += 1
+            filled[0] = used
 
 
 @numba.njit(cache=True)
@@ -175,17 +218,26 @@ def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_star
     for r in rows:
         longest = max(longest, offsets[r + 1] - offsets[r])
     cps = np.empty(longest, np.int32)
+    piece_keys, piece_ends = np.empty(longest, np.uint64), np.empty(longest, np.int64)
     misses = 0
     for j in range(len(rows)):
         r = rows[j]
         n = decode(data, offsets[r], offsets[r + 1], cps)
         pos = offsets[r]  # byte offset of cps[i]
+        if pattern == GPT2:
+            for q in range(gpt2_pieces(cps, n, classes, pos, piece_keys, piece_ends)):
+                found = _lookup(keys, values, piece_keys[q])
+                if found >= 0:
+                    counts[j] += found
+                else:
+                    miss_row[misses], miss_key[misses] = j, piece_keys[q]
+                    miss_start[misses], miss_end[misses] = pos, piece_ends[q]
+                    misses += 1
+                pos = piece_ends[q]
+            continue
         i = 0
         while i < n:
-            if pattern == GPT2:
-                end = next_piece(cps, classes, i, n)
-            else:
-                end = next_piece_cl100k(cps, classes, i, n, max_digits)
+            end = next_piece_cl100k(cps, classes, i, n, max_digits)
             # FNV-1a over the piece's code points, the finalizer once per
             # piece; its bytes' span follows from the code points' UTF-8 lengths.
             h = FNV_OFFSET ^ SEED
