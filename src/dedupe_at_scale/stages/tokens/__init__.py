@@ -152,8 +152,11 @@ class TokensStage(Stage):
             return StageResult(columns={N_TOKENS: pa.array(self.counter.count(text))})
         # The kept rows, and one rejected row in REJECTED_SAMPLE (by its
         # text's hash, so whatever the blocks and workers) for the estimate.
-        counted = string_hashes(text, seed=SAMPLE_SEED) % REJECTED_SAMPLE == 0
-        counted[batch.active()] = True
+        active = batch.active()
+        counted = np.ones(batch.num_rows, bool)
+        if len(active) < batch.num_rows:  # hashing costs as much as a tenth of counting
+            counted = string_hashes(text, seed=SAMPLE_SEED) % REJECTED_SAMPLE == 0
+            counted[active] = True
         rows = np.flatnonzero(counted)
         tokens = np.zeros(batch.num_rows, np.int64)
         if len(rows):
