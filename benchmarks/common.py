@@ -74,13 +74,15 @@ class MemorySampler(threading.Thread):
         )
 
 
-def run_cli(*args: str) -> tuple[float, MemorySampler]:
-    """`dedupe-at-scale ARGS` in a new process: (wall seconds, memory peaks)."""
+def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, MemorySampler]:
+    """`dedupe-at-scale ARGS` in a new process (in `env`, else this one's):
+    (wall seconds, memory peaks)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dedupe_at_scale.cli", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     sampler = MemorySampler(proc.pid)
     sampler.start()
@@ -122,11 +124,15 @@ def job_totals_in_one_driver(input_dir: Path, output: Path, workers: int, runs: 
 
 
 def run_job(
-    input_dir: Path, output: Path, workers: int, spec: dict | None = None
+    input_dir: Path,
+    output: Path,
+    workers: int,
+    spec: dict | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[float, dict]:
     """`dedupe-at-scale run` on a local Ray of `workers` CPUs, with `spec` as
-    its job config (written beside the output) when given: (wall seconds,
-    the manifest)."""
+    its job config (written beside the output) when given, in `env` when
+    given: (wall seconds, the manifest)."""
     config: list[str] = []
     if spec is not None:
         path = output.parent / f"{output.name}.yaml"
@@ -134,6 +140,6 @@ def run_job(
         config = ["--config", str(path)]
     wall, _ = run_cli(
         "run", "--input", str(input_dir), "--output", str(output), *config,
-        "--num-cpus", str(workers), "--overwrite", "--quiet",
+        "--num-cpus", str(workers), "--overwrite", "--quiet", env=env,
     )  # fmt: skip
     return wall, json.loads((output / "manifest.json").read_text())
