@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dedupe_at_scale.cli import build_parser
+from dedupe_at_scale.cli.ray_cluster import RAY_SYSTEM_CONFIG
 from dedupe_at_scale.config import JobConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +85,63 @@ def test_raycluster_serves_the_jobs_api():
         for container in containers(group["template"]):
             assert container["image"] == IMAGE
             check_resources(container)
+
+
+# `ray start` flags KubeRay accepts with an explicit false (convertParamMap).
+KUBERAY_FALSE_KEPT = ("log-color", "include-dashboard", "include-log-monitor")
+
+
+def kuberay_head_command(params: dict[str, str]) -> str:
+    """The head's command line as the KubeRay operator writes it from
+    rayStartParams (pod.go, convertParamMap): keys sorted, " --key=value "
+    each, "true" as a bare flag, "false" left out but for a few options."""
+    flags = ""
+    for key in sorted(params):
+        value = params[key]
+        if value.lower() in ("true", "false") and key not in KUBERAY_FALSE_KEPT:
+            flags += f" --{key} " if value.lower() == "true" else ""
+        else:
+            flags += f" --{key}={value} "
+    return f"ray start --head {flags}"
+
+
+def ray_start_options(command: str) -> dict:
+    """What Ray's own `ray start` parser makes of a command line after bash
+    has split it (as the pod's /bin/bash -lc does): its options, parsed,
+    nothing started."""
+    from ray.scripts.scripts import start
+
+    words = subprocess.run(
+        ["bash", "-c", "printf '%s\\0' " + command], capture_output=True, check=True
+    ).stdout.split(b"\0")[:-1]
+    argv = [w.decode() for w in words]
+    assert argv[:2] == ["ray", "start"], argv
+    return start.make_context("start", argv[2:]).params
+
+
+@pytest.mark.parametrize(
+    "path, head",
+    [
+        ("cluster/kuberay/rayjob.yaml", ("spec", "rayClusterSpec", "headGroupSpec")),
+        ("cluster/kuberay/raycluster.yaml", ("spec", "headGroupSpec")),
+    ],
+)
+def test_kuberay_heads_start_with_the_jobs_system_config(path, head):
+    """The head's rayStartParams reach `ray start` as the system config the
+    job's own local Ray gets: KubeRay pastes each value into a bash command
+    line, so a JSON value needs quotes inside its string."""
+    spec = load(path)
+    for key in head:
+        spec = spec[key]
+    options = ray_start_options(kuberay_head_command(spec["rayStartParams"]))
+    assert options["system_config"] == RAY_SYSTEM_CONFIG
+    assert options["head"] and options["num_cpus"] == 0
+
+
+def test_the_aws_head_starts_with_the_jobs_system_config():
+    commands = load("cluster/aws/cluster.yaml")["head_start_ray_commands"]
+    start = next(c for c in commands if c.startswith("ray start"))
+    assert ray_start_options(start)["system_config"] == RAY_SYSTEM_CONFIG
 
 
 def test_aws_launcher_config():
