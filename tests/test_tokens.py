@@ -477,3 +477,17 @@ def test_the_piece_cache_stops_at_half_full_and_counts_its_slots():
     assert filled[0] == 2 and sorted(values[keys != 0]) == [1, 2]  # 19 probes past 3
     insert(keys, values, filled, np.arange(100, 120, dtype=np.uint64), np.arange(20))
     assert filled[0] == (keys != 0).sum() == 8
+
+
+def test_distinct_finds_each_keys_first_occurrence():
+    from dedupe_at_scale.stages.tokens.pretokens import distinct
+
+    rng = np.random.default_rng(5)
+    for n, pool in ((0, 1), (1, 1), (1000, 7), (5000, 4000), (300, 10**18)):
+        keys = rng.integers(1, pool + 1, n, dtype=np.uint64) | np.uint64(1)
+        first, inverse = distinct(keys)
+        unique, want_first = np.unique(keys, return_index=True)
+        assert np.array_equal(np.sort(first), np.sort(want_first))  # first occurrences
+        assert np.array_equal(np.sort(keys[first]), unique)
+        assert np.array_equal(keys[first][inverse], keys)
+        assert np.all(np.diff(first) > 0)  # in the order the keys come

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.tokens.bpe import bpe_tables, count_tokens
-from dedupe_at_scale.stages.tokens.pretokens import CL100K, GPT2, count_pieces, insert
+from dedupe_at_scale.stages.tokens.pretokens import CL100K, GPT2, count_pieces, distinct, insert
 
 CACHE_SLOTS = 1 << 21  # 24 MB per worker; holds up to a million pieces
 CHUNK_BYTES = 1 << 22  # bytes per kernel call (bounds the miss arrays)
@@ -212,7 +212,8 @@ class TokenCounter:
     def _resolve(self, data, row, start, end, key, n_rows) -> np.ndarray:
         """Counts of the pieces the cache lacked, from the BPE kernel (bpe.py)
         or the library's model; cached."""
-        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = distinct(key)
+        unique = key[first]
         if self.bpe is not None:
             counts = count_tokens(self.bpe, data, start[first], end[first])
             by_library = np.flatnonzero(counts < 0)  # the pieces too long for the kernel

@@ -207,6 +207,32 @@ def insert(keys, values, filled, new_keys, new_values):
 
 
 @numba.njit(cache=True)
+def distinct(keys):
+    """(first, inverse) of nonzero keys: where each distinct key first
+    occurs, in order, and which of those each key is. A hash set, one pass:
+    np.unique's sort was a tenth of counting real text."""
+    size = 1
+    while size < 2 * len(keys):
+        size *= 2
+    mask = size - 1
+    slots = np.zeros(size, np.uint64)
+    which = np.empty(size, np.int64)
+    first = np.empty(len(keys), np.int64)
+    inverse = np.empty(len(keys), np.int64)
+    found = 0
+    for i in range(len(keys)):
+        key = keys[i]
+        slot = np.int64(key & np.uint64(mask))  # keys are hashes already
+        while slots[slot] != EMPTY and slots[slot] != key:
+            slot = (slot + 1) & mask
+        if slots[slot] == EMPTY:
+            slots[slot], which[slot], first[found] = key, found, i
+            found += 1
+        inverse[i] = which[slot]
+    return first[:found], inverse
+
+
+@numba.njit(cache=True)
 def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_start, miss_end,
                  miss_key, pattern, max_digits):  # fmt: skip
     """Token counts of `rows` from the cache, and the pieces it does not hold
