@@ -17,6 +17,7 @@ from tokenizers import Tokenizer, normalizers
 
 from dedupe_at_scale.cli import main
 from dedupe_at_scale.config import ConfigError, StorageConfig, config_from_dict
+from dedupe_at_scale.kernels.codepoints import utf8_size
 from dedupe_at_scale.sample import bank, clean_document
 from dedupe_at_scale.stages.tokens.classes import probe, regex_classes
 from dedupe_at_scale.stages.tokens.counter import TokenCounter, ascii_invariant, reference_counts
@@ -171,7 +172,7 @@ def _mismatches(alphabet, length, classes):
         while i < length:
             end = next_piece(cps, classes, i, length)
             for p in range(i, end):
-                offset += 1 + (cps[p] >= 0x80) + (cps[p] >= 0x800) + (cps[p] >= 0x10000)
+                offset += utf8_size(cps[p])
             want[pieces] = offset
             i, pieces = end, pieces + 1
         bad += count != pieces or not np.array_equal(ends[:count], want[:pieces])

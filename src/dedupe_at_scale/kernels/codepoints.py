@@ -142,6 +142,12 @@ def lower_word(cps, a, b, flags, lower):
 
 
 @numba.njit(cache=True, inline="always")
+def utf8_size(cp):
+    """Bytes of code point cp in UTF-8 (no branch)."""
+    return 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
+
+
+@numba.njit(cache=True, inline="always")
 def code_point(data, i):
     """(code point, its length in bytes) of the UTF-8 sequence at data[i]."""
     b = np.int32(data[i])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dedupe_at_scale.kernels.codepoints import SEED, decode
+from dedupe_at_scale.kernels.codepoints import SEED, decode, utf8_size
 from dedupe_at_scale.kernels.hashing import FNV_OFFSET, FNV_PRIME, mix
 
 LETTER, NUMBER, SPACE, OTHER = 0, 1, 2, 3
@@ -167,12 +167,27 @@ def gpt2_pieces(cps, n, classes, first_byte, keys, ends):
         h = seed if start else h
         h = (h ^ np.uint64(cp)) * FNV_PRIME
         keys[k] = h
-        pos += 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000)
+        pos += utf8_size(cp)
         ends[k] = pos
         prev_class, prev_blank = kind, cp == BLANK
     for q in range(k + 1):
         keys[q] = mix(keys[q]) | np.uint64(1)  # 0 marks an empty slot
     return k + 1
+
+
+@numba.njit(cache=True)
+def cl100k_pieces(cps, n, classes, max_digits, first_byte, keys, ends):
+    """gpt2_pieces' output for Llama 3's pattern, cut by next_piece_cl100k."""
+    k, i, pos = 0, 0, first_byte
+    while i < n:
+        end = next_piece_cl100k(cps, classes, i, n, max_digits)
+        h = FNV_OFFSET ^ SEED
+        for p in range(i, end):
+            h = (h ^ np.uint64(cps[p])) * FNV_PRIME
+            pos += utf8_size(cps[p])
+        keys[k], ends[k] = mix(h) | np.uint64(1), pos  # 0 marks an empty slot
+        k, i = k + 1, end
+    return k
 
 
 @numba.njit(cache=True)
@@ -249,38 +264,18 @@ def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_star
     for j in range(len(rows)):
         r = rows[j]
         n = decode(data, offsets[r], offsets[r + 1], cps)
-        pos = offsets[r]  # byte offset of cps[i]
+        pos = offsets[r]  # where the next piece starts, in bytes
         if pattern == GPT2:
-            for q in range(gpt2_pieces(cps, n, classes, pos, piece_keys, piece_ends)):
-                found = _lookup(keys, values, piece_keys[q])
-                if found >= 0:
-                    counts[j] += found
-                else:
-                    miss_row[misses], miss_key[misses] = j, piece_keys[q]
-                    miss_start[misses], miss_end[misses] = pos, piece_ends[q]
-                    misses += 1
-                pos = piece_ends[q]
-            continue
-        i = 0
-        while i < n:
-            end = next_piece_cl100k(cps, classes, i, n, max_digits)
-            # FNV-1a over the piece's code points, the finalizer once per
-            # piece; its bytes' span follows from the code points' UTF-8 lengths.
-            h = FNV_OFFSET ^ SEED
-            piece_start = pos
-            for p in range(i, end):
-                cp = cps[p]
-                h = (h ^ np.uint64(cp)) * FNV_PRIME
-                pos += 1 if cp < 0x80 else (2 if cp < 0x800 else (3 if cp < 0x10000 else 4))
-            h = mix(h) | np.uint64(1)  # 0 marks an empty slot
-            found = _lookup(keys, values, h)
+            pieces = gpt2_pieces(cps, n, classes, pos, piece_keys, piece_ends)
+        else:
+            pieces = cl100k_pieces(cps, n, classes, max_digits, pos, piece_keys, piece_ends)
+        for q in range(pieces):
+            found = _lookup(keys, values, piece_keys[q])
             if found >= 0:
                 counts[j] += found
             else:
-                miss_row[misses] = j
-                miss_start[misses] = piece_start
-                miss_end[misses] = pos
-                miss_key[misses] = h
+                miss_row[misses], miss_key[misses] = j, piece_keys[q]
+                miss_start[misses], miss_end[misses] = pos, piece_ends[q]
                 misses += 1
-            i = end
+            pos = piece_ends[q]
     return counts, misses
