@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,25 +78,21 @@ def main() -> None:
             }
             print(f"{docs:,} documents (real text, {args.real_mb:g} MB, {args.shards} shards), "
                   f"{args.workers} workers; busy seconds per stage, median of {args.repeats}")  # fmt: skip
-            busy: dict = {}
-            digests: dict = {}
+            busy: dict = {}  # (job, stage) -> tree -> seconds per run
+            digests: dict = {}  # (job, tree) -> data/ digests
+            output = root / "output"
             for repeat in range(args.repeats + 1):
                 for job, spec in JOBS.items():
                     for tree, env in envs.items():
-                        output = root / f"out-{job}-{len(digests)}"
                         _, manifest = run_job(root / "input", output, args.workers, spec, env)
                         if repeat:  # the first run of each tree compiles its kernels
-                            stages = manifest["timings"]["stage_busy_seconds"]
-                            for stage, seconds in stages.items():
-                                busy.setdefault((job, stage), {}).setdefault(tree, []).append(
-                                    seconds
-                                )
-                            total = manifest["timings"]["wall_seconds"]["total"]
-                            busy.setdefault((job, "job total"), {}).setdefault(tree, []).append(
-                                total
-                            )
+                            timings = manifest["timings"]
+                            seconds = {**timings["stage_busy_seconds"],
+                                       "job total": timings["wall_seconds"]["total"]}  # fmt: skip
+                            for stage, value in seconds.items():
+                                busy.setdefault((job, stage), {}).setdefault(tree, []).append(value)
                         digests.setdefault((job, tree), set()).add(data_digest(output))
-                        subprocess.run(["rm", "-rf", str(output)], check=True)
+                        shutil.rmtree(output)
         finally:
             subprocess.run(
                 ["git", "-C", str(REPO), "worktree", "remove", "--force", str(before)],
