@@ -5,7 +5,6 @@ is the same either way."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 
@@ -17,7 +16,7 @@ import ray
 
 from dedupe_at_scale.cli import find_known_error
 from dedupe_at_scale.config import config_from_dict
-from dedupe_at_scale.io.mailbox import LOCK, MailboxDiskError
+from dedupe_at_scale.io.mailbox import LOCK, MailboxDiskError, lock_is_free
 from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.steps.exchange import (
     AUTO_MAX_OBJECTS,
@@ -133,7 +132,7 @@ def test_a_new_mailbox_removes_the_folders_of_dead_ones(ray_cluster, tmp_path):
         dead = _folder_written(exchanges[1])
         ray.kill(exchanges[1].mailboxes[0])  # its process ends, its lock with it
         deadline = time.time() + 60
-        while not _lock_is_free(dead) and time.time() < deadline:
+        while not lock_is_free(os.path.join(dead, LOCK)) and time.time() < deadline:
             time.sleep(0.2)
         assert os.path.exists(dead)
         new = _folder_written(exchanges[2])
@@ -143,17 +142,6 @@ def test_a_new_mailbox_removes_the_folders_of_dead_ones(ray_cluster, tmp_path):
         for exchange in exchanges:
             exchange.close()
     assert os.listdir(tmp_path) == []
-
-
-def _lock_is_free(folder: str) -> bool:
-    fd = os.open(os.path.join(folder, LOCK), os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def test_a_mailbox_that_cannot_write_its_files_says_where_in_one_line(ray_cluster, tmp_path):

@@ -145,22 +145,30 @@ class Mailbox:
             self.held -= piece.nbytes
 
 
+def lock_is_free(path: str) -> bool:
+    """Whether no live process holds the mailbox lock file at `path` (False
+    when it cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:  # its mailbox is alive
+        return False
+    finally:
+        os.close(fd)  # drops the lock taken, if any
+
+
 def _own_folder(parent: str | None) -> tuple[str, int]:
     """A new folder for this mailbox's files, locked as its own, after
     removing the folders of mailboxes that died without close() (their lock
     is free): a step run again after a lost mailbox needs that disk again."""
     parent = parent or tempfile.gettempdir()
     for stale in glob.glob(os.path.join(parent, PREFIX + "*", LOCK)):
-        try:
-            fd = os.open(stale, os.O_RDWR)
-        except OSError:
+        if not lock_is_free(stale):
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # its mailbox is alive
-            continue
-        finally:
-            os.close(fd)  # drops the lock taken, if any
         log.warning("removing %s, left by a mailbox that died", os.path.dirname(stale))
         shutil.rmtree(os.path.dirname(stale), ignore_errors=True)
     # Made under a name the sweep does not match, and renamed once locked:
