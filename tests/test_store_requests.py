@@ -1,15 +1,23 @@
 """What per-file storage work costs on an object store: the requests one
 shard's publishing makes on a real S3 server (moto, on loopback), counted as
-botocore sends them."""
+botocore sends them; and whether a staged file's decision files are fetched
+while the file itself is (one wait on the store for the chain of steps, not
+one per step)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.output import _move_into_place
+from dedupe_at_scale.io.staged import Decision, DecisionFiles, read_staged
 from dedupe_at_scale.io.storage import Location, StorageConfig, read_parquet, resolve
 
 
@@ -65,3 +73,61 @@ def test_publishing_a_shard_on_an_object_store_is_one_copy(bucket):
     _move_into_place(location, "rejected/part-9.parquet", staged_root)
     assert "PUT" not in [method for method, _ in sent]
     assert not location.fs.exists(location.join("rejected", "part-9.parquet"))
+
+
+class SlowOpens(LocalFileSystem):
+    """A local filesystem whose every open waits, as a store's first byte
+    does; it records when each open started and ended."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spans: list[tuple[float, float]] = []
+        self.lock = threading.Lock()
+
+    def _open(self, path, *args, **kwargs):
+        started = time.perf_counter()
+        time.sleep(0.2)
+        with self.lock:
+            self.spans.append((started, time.perf_counter()))
+        return super()._open(path, *args, **kwargs)
+
+
+def _reject(rule: str):
+    """A file-backed decision: rejects the kept rows whose uid its file lists."""
+
+    def apply(index, table, decided):
+        listed = set(decided.column(col.UID).to_pylist())
+        rows = [uid in listed and stage is None for uid, stage in
+                zip(table.column(col.UID).to_pylist(), table.column(col.STAGE).to_pylist())]  # fmt: skip
+        rules = pa.array([rule] * table.num_rows)
+        return col.mark_rejected(table, np.array(rows), "dedup", rules, rules)
+
+    return apply
+
+
+def test_a_staged_file_and_its_decision_files_are_fetched_at_once(tmp_path):
+    fs = SlowOpens(skip_instance_cache=True)
+    location = Location(str(tmp_path), fs, str(tmp_path))
+    staged = pa.table({col.UID: pa.array(range(6), pa.int64()),
+                       col.STAGE: pa.nulls(6, pa.string()), col.RULE: pa.nulls(6, pa.string()),
+                       col.VALUE: pa.nulls(6, pa.float64()),
+                       col.REASON: pa.nulls(6, pa.string())})  # fmt: skip
+    pq.write_table(staged, tmp_path / "staged.parquet")
+    decisions = []
+    for step, uids in (("first", [1, 2]), ("second", [2, 4])):
+        pq.write_table(
+            pa.table({col.UID: pa.array(uids, pa.int64())}), tmp_path / f"{step}.parquet"
+        )
+        files = DecisionFiles(location, (str(tmp_path / f"{step}.parquet"),))
+        decisions.append(Decision(_reject(step), files=files))
+    # A decision without files between them, applied in its place.
+    decisions.insert(
+        1, Decision(lambda index, table: table.append_column("seen", pa.array([index] * 6)))
+    )
+    table = read_staged(location, str(tmp_path / "staged.parquet"), None, decisions, 0)
+    # Step order: uid 2 keeps the first step's rejection.
+    assert table.column(col.RULE).to_pylist() == [None, "first", "first", None, "second", None]
+    assert table.column("seen").to_pylist() == [0] * 6
+    assert len(fs.spans) == 3
+    # Every open began before the first one ended: they were in flight together.
+    assert max(start for start, _ in fs.spans) < min(end for _, end in fs.spans)

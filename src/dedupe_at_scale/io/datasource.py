@@ -87,22 +87,29 @@ def input_datasource(
     return UnitDatasource(location, units, read)
 
 
-def parquet_datasource(
-    location: Location,
-    paths: list[str],
-    columns: list[str] | None = None,
-    transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
-    counts: dict[str, tuple[int, int]] | None = None,
-) -> UnitDatasource:
-    """Files the job wrote itself (staging), one task per file, in the given
-    order; `transform(unit, table)` runs on each (unit.index = file position).
-    The driver opens none of them: `counts` (path -> rows, bytes), where the
-    caller knows them from the plan and the listing, become the blocks'
-    metadata; without them Ray Data learns the counts from the blocks."""
+def file_units(
+    location: Location, paths: list[str], counts: dict[str, tuple[int, int]] | None = None
+) -> list[ReadUnit]:
+    """One unit per file the job wrote, in the given order (unit.index = the
+    file's position), with its rows and bytes where `counts` knows them."""
     units = []
     for index, path in enumerate(paths):
         rows, size = (counts or {}).get(path, (0, 0))
         f = InputFile(path, location.display(path), path, rows, size, (), True)
         units.append(ReadUnit((FileSlice(f, (), 0, rows),), index))
-    read = functools.partial(read_columns, location, columns=columns, transform=transform)
+    return units
+
+
+def parquet_datasource(
+    location: Location,
+    paths: list[str],
+    columns: list[str] | None = None,
+    counts: dict[str, tuple[int, int]] | None = None,
+) -> UnitDatasource:
+    """Files the job wrote itself, one task per file, in the given order.
+    The driver opens none of them: `counts` (path -> rows, bytes), where the
+    caller knows them from the plan and the listing, become the blocks'
+    metadata; without them Ray Data learns the counts from the blocks."""
+    read = functools.partial(read_columns, location, columns=columns)
+    units = file_units(location, paths, counts)
     return UnitDatasource(location, units, read, counted=counts is not None)

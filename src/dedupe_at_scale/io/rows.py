@@ -14,10 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.storage import (
-    Location,
-    read_parquet,
-)
+from dedupe_at_scale.io.storage import Location, read_parquet
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.inputs import InputConfig
@@ -27,15 +24,9 @@ from dedupe_at_scale.io.inputs import FileSlice, InputError, InputFile, ReadUnit
 READ_THREADS = 16  # files of one unit fetched at once
 
 
-def read_columns(
-    location: Location,
-    unit: ReadUnit,
-    columns: list[str] | None,
-    transform: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
-) -> pa.Table:
-    (whole,) = unit.slices  # a file the job wrote: one unit each (parquet_datasource)
-    table = read_parquet(location, whole.file.path, columns)
-    return transform(unit, table) if transform else table
+def read_columns(location: Location, unit: ReadUnit, columns: list[str] | None) -> pa.Table:
+    (whole,) = unit.slices  # a file the job wrote: one unit each (datasource.file_units)
+    return read_parquet(location, whole.file.path, columns)
 
 
 def read_unit(

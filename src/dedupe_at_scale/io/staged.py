@@ -13,26 +13,46 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import parquet_datasource, read_units
-from dedupe_at_scale.io.fanout import file_task_cpus
+from dedupe_at_scale.io.datasource import UnitDatasource, file_units, read_units
+from dedupe_at_scale.io.fanout import file_task_cpus, in_threads
+from dedupe_at_scale.io.storage import read_parquet
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.inputs import ReadUnit
     from dedupe_at_scale.io.output import OutputLayout
+    from dedupe_at_scale.io.storage import Location
 
 # Columns every decision may read or set.
 DECISION_COLUMNS = (col.UID, col.STAGE, col.RULE, col.VALUE, col.REASON)
 
 
 @dataclass(frozen=True)
-class Decision:
-    """A global step's decision (steps/base.py): `apply(file_index, rows)`
-    marks the rows of one staged file that the step rejects
-    (columns.mark_rejected) or adds columns to them; it reads
-    DECISION_COLUMNS plus `columns`. It must be picklable: it runs in tasks."""
+class DecisionFiles:
+    """Where a step wrote its decisions: one small file per staged file
+    (None: the step decided nothing there)."""
 
-    apply: Callable[[int, pa.Table], pa.Table]
+    location: Location
+    paths: tuple[str | None, ...]
+
+    def read(self, index: int) -> pa.Table | None:
+        path = self.paths[index]
+        return None if path is None else read_parquet(self.location, path)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A global step's decision (steps/base.py) over the rows of one staged
+    file: it marks the rows the step rejects (columns.mark_rejected) or adds
+    columns to them; it reads DECISION_COLUMNS plus `columns`. Without
+    `files`, `apply(file_index, rows)`; with them, `apply(file_index, rows,
+    decided)`, `decided` being that file's table (or None). Readers fetch
+    every decision's file together with the staged file itself
+    (`read_staged`), so that a chain of steps costs one wait on the store,
+    not one per step. It must be picklable: it runs in tasks."""
+
+    apply: Callable[..., pa.Table]
     columns: tuple[str, ...] = ()
+    files: DecisionFiles | None = None
 
 
 def columns_to_read(
@@ -43,10 +63,23 @@ def columns_to_read(
     return [c for c in dict.fromkeys([*columns, *needed]) if c in available]
 
 
-def apply_decisions(decisions: Sequence[Decision], index: int, table: pa.Table) -> pa.Table:
-    """Rows of staged file `index` with every decision applied, in step order."""
+def read_staged(
+    location: Location, path: str, columns: list[str] | None, decisions: Sequence[Decision],
+    index: int,
+) -> pa.Table:  # fmt: skip
+    """Staged file `index`'s `columns` with every decision applied in step
+    order; its decisions' files are fetched at the same time as it."""
+    fetches: list[Callable[[], pa.Table | None]] = [
+        functools.partial(read_parquet, location, path, columns)
+    ]
+    fetches += [functools.partial(d.files.read, index) for d in decisions if d.files]
+    table, *decided = in_threads(lambda fetch: fetch(), fetches)
+    found = iter(decided)
     for decision in decisions:
-        table = decision.apply(index, table)
+        if decision.files is None:
+            table = decision.apply(index, table)
+        else:
+            table = decision.apply(index, table, next(found))
     return table
 
 
@@ -74,10 +107,12 @@ class Staged:
         the decisions applied, then `then(unit, rows)` in the same task."""
         if columns is not None and self.decisions:
             columns = columns_to_read(columns, self.decisions, self.schema_names())
-        transform = functools.partial(_apply, decisions=list(self.decisions), then=then)
-        source = parquet_datasource(
-            self.layout.location, self.files, columns, transform, self.counts
+        location = self.layout.location
+        read = functools.partial(
+            _read_unit, location, columns=columns, decisions=list(self.decisions), then=then
         )
+        units = file_units(location, self.files, self.counts)
+        source = UnitDatasource(location, units, read, counted=self.counts is not None)
         return read_units(source, num_cpus=self.task_cpus)
 
     @property
@@ -104,11 +139,13 @@ class Staged:
         return [n for n in self.schema_names() if n not in heavy]
 
 
-def _apply(
+def _read_unit(
+    location: Location,
     unit: ReadUnit,
-    table: pa.Table,
+    columns: list[str] | None,
     decisions: list[Decision],
     then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
 ) -> pa.Table:
-    table = apply_decisions(decisions, unit.index, table)
+    (whole,) = unit.slices  # one staged file (file_units)
+    table = read_staged(location, whole.file.path, columns, decisions, unit.index)
     return then(unit, table) if then is not None else table

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
-from dedupe_at_scale.io.staged import Decision, apply_decisions, columns_to_read
+from dedupe_at_scale.io.staged import Decision, DecisionFiles, columns_to_read, read_staged
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -73,16 +72,14 @@ class StagedFile:
     location: Location
     path: str
     index: int
+    columns: tuple[str, ...]  # the staged files' columns
     decisions: tuple[Decision, ...] = ()
 
     def read(self, columns: list[str]) -> pa.Table:
         """`columns` plus uid and stage of every row, the decisions applied."""
         wanted = list(dict.fromkeys([col.UID, col.STAGE, *columns]))
-        with self.location.fs.open(self.path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            names = columns_to_read(wanted, self.decisions, parquet.schema_arrow.names)
-            table = parquet.read(columns=names)
-        table = apply_decisions(self.decisions, self.index, table)
+        names = columns_to_read(wanted, self.decisions, self.columns)
+        table = read_staged(self.location, self.path, names, self.decisions, self.index)
         return table.select(wanted)
 
     def read_kept(self, columns: list[str]) -> pa.Table:
@@ -196,7 +193,10 @@ class StagedView:
 
     @property
     def files(self) -> list[StagedFile]:
-        return [StagedFile(self.location, p, i, self.decisions) for i, p in enumerate(self.paths)]
+        return [
+            StagedFile(self.location, p, i, self.columns, self.decisions)
+            for i, p in enumerate(self.paths)
+        ]
 
     def with_decision(self, decision: Decision) -> StagedView:
         return dataclasses.replace(self, decisions=(*self.decisions, decision))
@@ -303,3 +303,11 @@ def decision_paths(view: StagedView, prefix: str) -> list[str]:
         posixpath.join(view.decisions_dir, f"{prefix}-{f:05d}.parquet")
         for f in range(len(view.paths))
     ]
+
+
+def decision_files(paths: list[str], view: StagedView, only: Collection[int] | None = None
+                   ) -> DecisionFiles:  # fmt: skip
+    """`paths` (decision_paths) as a Decision's files; with `only`, the
+    staged files outside it have none."""
+    kept = [p if only is None or i in only else None for i, p in enumerate(paths)]
+    return DecisionFiles(view.location, tuple(kept))

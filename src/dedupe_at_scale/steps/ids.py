@@ -10,7 +10,6 @@ a decision file is written only for a staged file some of whose ids repeat.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +21,6 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.inputs import InputError
-from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.steps.base import (
     GROUPS_PER_PARTITION,
@@ -31,6 +29,7 @@ from dedupe_at_scale.steps.base import (
     StagedGroup,
     StagedView,
     StepOutcome,
+    decision_files,
     decision_paths,
     group_files,
 )
@@ -81,9 +80,9 @@ class IdCheck(GlobalStep):
                 "an earlier id; set input.on_invalid_document: quarantine to keep the first "
                 "and reject the others)"
             )
-        paths = decision_paths(view, "ids")
-        with_repeats = frozenset(f for f, _, _ in per_file)
-        decision = Decision(functools.partial(_apply_file, view.location, paths, with_repeats))
+        with_repeats = {f for f, _, _ in per_file}  # no decision file elsewhere
+        files = decision_files(decision_paths(view, "ids"), view, with_repeats)
+        decision = Decision(_apply_file, files=files)
         return StepOutcome({"repeated_ids": repeated}, decision if repeated else None)
 
 
@@ -124,11 +123,8 @@ def _find_repeats(
     )  # fmt: skip
 
 
-def _apply_file(location: Location, paths: list[str], with_repeats: frozenset[int], index: int,
-                table: pa.Table) -> pa.Table:  # fmt: skip
-    if index not in with_repeats:  # no decision file: none of its ids repeats
-        return table
-    return apply_id_decisions(table, read_parquet(location, paths[index]))
+def _apply_file(index: int, table: pa.Table, decided: pa.Table | None) -> pa.Table:
+    return table if decided is None else apply_id_decisions(table, decided)
 
 
 def apply_id_decisions(table: pa.Table, decisions: pa.Table) -> pa.Table:

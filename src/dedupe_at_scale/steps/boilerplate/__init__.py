@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.storage import read_parquet
 from dedupe_at_scale.report_parts import ReportSection
 from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.stages.base import Batch, scatter
@@ -35,6 +34,7 @@ from dedupe_at_scale.steps.base import (
     StagedFile,
     StagedView,
     StepOutcome,
+    decision_files,
     decision_paths,
 )
 from dedupe_at_scale.steps.boilerplate.units import joined, split_units
@@ -42,7 +42,6 @@ from dedupe_at_scale.steps.tasks import TASK_RETRIES, by_partition, hash_exchang
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
-    from dedupe_at_scale.io.storage import Location
 
 UNITS = "__dds_boilerplate_units"  # units cut from the row
 BYTES = "__dds_boilerplate_bytes"  # bytes of text cut from the row
@@ -116,7 +115,7 @@ class Boilerplate(GlobalStep):
                  for f, path in zip(view.files, paths)])  # fmt: skip
         return StepOutcome(
             {},
-            Decision(functools.partial(_apply, location=view.location, paths=paths, cfg=cfg)),
+            Decision(functools.partial(_apply, cfg=cfg), files=decision_files(paths, view)),
             block_summary=_block_summary,
             finish=report,
         )
@@ -245,12 +244,9 @@ def _signed(rows: pa.Table, cfg: JobConfig) -> dict[str, pa.Array]:
     return {name: signed[name] for name in (col.EXACT_HI, col.EXACT_LO, col.MINHASH)}
 
 
-def _apply(
-    index: int, table: pa.Table, location: Location, paths: list[str], cfg: JobConfig
-) -> pa.Table:
+def _apply(index: int, table: pa.Table, decided: pa.Table, cfg: JobConfig) -> pa.Table:
     """The decision file's changes on the rows a reader asked for: new text
     and signatures where read, the short rows rejected, the counts added."""
-    decided = read_parquet(location, paths[index])
     n = table.num_rows
     if decided.num_rows == 0 or n == 0:
         return _with_counts(table, np.zeros(n, np.int32), np.zeros(n, np.int64))

@@ -9,10 +9,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.storage import Location, read_parquet
 from dedupe_at_scale.report_parts import Distribution, ReportBars, ReportSection
 from dedupe_at_scale.stages.minhash import candidate_probability, params_for
-from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedView, StepOutcome, StepOutput
+from dedupe_at_scale.steps.base import (
+    Decision,
+    GlobalStep,
+    StagedView,
+    StepOutcome,
+    StepOutput,
+    decision_files,
+)
 from dedupe_at_scale.steps.dedup.keep import DECISION_SCHEMA, apply_decisions
 from dedupe_at_scale.steps.dedup.report_pairs import DUPLICATE_PAIRS
 from dedupe_at_scale.steps.dedup.tasks import run_dedup
@@ -105,13 +111,8 @@ class Dedup(GlobalStep):
         return StepOutcome(
             report,
             Decision(
-                functools.partial(
-                    _apply_file,
-                    view.location,
-                    outcome.decisions,
-                    remove=cfg.dedup.remove,
-                    checks=view.cluster_checks,
-                )
+                functools.partial(_apply_file, remove=cfg.dedup.remove, checks=view.cluster_checks),
+                files=decision_files(outcome.decisions, view),
             ),
             finish=summary,
             output=StepOutput(DUPLICATES, outcome.decisions, PUBLISHED_COLUMNS),
@@ -150,8 +151,7 @@ def summary(report: dict[str, Any], rows: list[dict], rules: dict[str, int]) -> 
 
 
 def _apply_file(
-    location: Location, paths: list[str], index: int, table: pa.Table, remove: bool = True,
+    index: int, table: pa.Table, decided: pa.Table, remove: bool = True,
     checks: tuple[type[ClusterCheck], ...] = (),
 ) -> pa.Table:  # fmt: skip
-    decided = read_parquet(location, paths[index])
     return apply_decisions(table, decided, remove, checks)
