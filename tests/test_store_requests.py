@@ -1,6 +1,6 @@
 """What per-file storage work costs on an object store: the requests one
-shard's publishing makes on a real S3 server (moto, on loopback), counted as
-botocore sends them; and whether a staged file's decision files are fetched
+shard's publishing and one file's read make on a real S3 server (moto, on
+loopback), counted as botocore sends them; and whether a staged file's decision files are fetched
 while the file itself is (one wait on the store for the chain of steps, not
 one per step)."""
 
@@ -16,7 +16,9 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.inputs import FileSlice, InputFile
 from dedupe_at_scale.io.output import _move_into_place
+from dedupe_at_scale.io.rows import _read_row_groups
 from dedupe_at_scale.io.staged import Decision, DecisionFiles, read_staged
 from dedupe_at_scale.io.storage import Location, StorageConfig, read_parquet, resolve
 
@@ -73,6 +75,26 @@ def test_publishing_a_shard_on_an_object_store_is_one_copy(bucket):
     _move_into_place(location, "rejected/part-9.parquet", staged_root)
     assert "PUT" not in [method for method, _ in sent]
     assert not location.fs.exists(location.join("rejected", "part-9.parquet"))
+
+
+def test_a_file_of_known_size_is_read_without_a_head(bucket):
+    """fsspec's S3 file asks for the size and ETag (a HEAD) before its first
+    read; the plan and the listings already know the size."""
+    location, sent = bucket
+    path = location.join("one.parquet")
+    size = _put_parquet(location, path, rows=500)
+    location.refresh()
+    sent.clear()
+    assert read_parquet(location, path).num_rows == 500
+    assert [method for method, _ in sent] == ["HEAD", "GET"]
+    sent.clear()
+    assert read_parquet(location, path, size=size).num_rows == 500
+    assert [method for method, _ in sent] == ["GET"]
+    # An input slice: its file's size comes from the plan.
+    f = InputFile(path, path, "one.parquet", 500, size, (500,), False)
+    sent.clear()
+    assert _read_row_groups(location, FileSlice(f, (0,), 0, 500)).num_rows == 500
+    assert [method for method, _ in sent] == ["GET"]
 
 
 class SlowOpens(LocalFileSystem):

@@ -22,6 +22,7 @@ from dedupe_at_scale.io.storage import (
     InputListing,
     Location,
     list_input_files,
+    open_read,
 )
 from dedupe_at_scale.sections import Require, Section, SpecPath
 
@@ -216,7 +217,7 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
                 f"{display}: file is empty (0 bytes), not a Parquet file", "empty_file"
             )
         try:
-            with location.fs.open(path, "rb") as handle:
+            with open_read(location, path, size) as handle:
                 meta = pq.ParquetFile(handle).metadata
                 schema = meta.schema.to_arrow_schema()
         except (pa.ArrowException, OSError, ValueError) as exc:

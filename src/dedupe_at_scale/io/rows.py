@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.storage import Location, read_parquet
+from dedupe_at_scale.io.storage import Location, open_read, read_parquet
 
 if TYPE_CHECKING:
     from dedupe_at_scale.io.inputs import InputConfig
@@ -26,7 +26,7 @@ READ_THREADS = 16  # files of one unit fetched at once
 
 def read_columns(location: Location, unit: ReadUnit, columns: list[str] | None) -> pa.Table:
     (whole,) = unit.slices  # a file the job wrote: one unit each (datasource.file_units)
-    return read_parquet(location, whole.file.path, columns)
+    return read_parquet(location, whole.file.path, columns, whole.file.size_bytes)
 
 
 def read_unit(
@@ -71,7 +71,7 @@ def _read_slice(
 def _read_row_groups(
     location: Location, piece: FileSlice, columns: list[str] | None = None
 ) -> pa.Table:
-    with location.fs.open(piece.file.path, "rb") as handle:
+    with open_read(location, piece.file.path, piece.file.size_bytes) as handle:
         # Checksums, where the writer stored them, catch corrupt pages that
         # would otherwise decode into wrong text.
         parquet = pq.ParquetFile(handle, page_checksum_verification=True)

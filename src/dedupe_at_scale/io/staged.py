@@ -65,12 +65,13 @@ def columns_to_read(
 
 def read_staged(
     location: Location, path: str, columns: list[str] | None, decisions: Sequence[Decision],
-    index: int,
+    index: int, size: int = 0,
 ) -> pa.Table:  # fmt: skip
     """Staged file `index`'s `columns` with every decision applied in step
-    order; its decisions' files are fetched at the same time as it."""
+    order; its decisions' files are fetched at the same time as it. `size`:
+    its bytes, where known (storage.open_read)."""
     fetches: list[Callable[[], pa.Table | None]] = [
-        functools.partial(read_parquet, location, path, columns)
+        functools.partial(read_parquet, location, path, columns, size)
     ]
     fetches += [functools.partial(d.files.read, index) for d in decisions if d.files]
     table, *decided = in_threads(lambda fetch: fetch(), fetches)
@@ -116,6 +117,11 @@ class Staged:
         return read_units(source, num_cpus=self.task_cpus)
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        """Bytes of each staged file, in order, from the listing (0: not known)."""
+        return tuple((self.counts or {}).get(p, (0, 0))[1] for p in self.files)
+
+    @property
     def task_cpus(self) -> float:
         """CPUs per read task (io/fanout.file_task_cpus): a fraction for
         many small staged files on an object store, whose tasks wait on it."""
@@ -147,5 +153,6 @@ def _read_unit(
     then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
 ) -> pa.Table:
     (whole,) = unit.slices  # one staged file (file_units)
-    table = read_staged(location, whole.file.path, columns, decisions, unit.index)
+    f = whole.file
+    table = read_staged(location, f.path, columns, decisions, unit.index, f.size_bytes)
     return then(unit, table) if then is not None else table

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractBufferedFile
 from pydantic import Field
 
 from dedupe_at_scale.sections import Require, Section
@@ -327,12 +328,30 @@ def read_json(location: Location, path: str) -> Any:
     return json.loads(read_text(location, path))
 
 
-def read_parquet(location: Location, path: str, columns: list[str] | None = None) -> pa.Table:
+def open_read(location: Location, path: str, size: int = 0) -> Any:
+    """`path` opened for reading. Given its `size` (from the plan or a
+    listing), an object store is spared the HEAD request that fsspec's file
+    otherwise makes before its first read, for the size and the ETag: one
+    of the two requests a small file costs (tests/test_store_requests.py).
+    Without the ETag nothing checks that the object did not change while it
+    was read; the files the job reads this way are its own and its inputs,
+    which it does not expect to change under it."""
+    if size <= 0 or location.is_local:
+        return location.fs.open(path, "rb")
+    handle = location.fs.open(path, "rb", size=size)
+    if isinstance(handle, AbstractBufferedFile):
+        handle.details = {"name": path, "size": size, "type": "file"}
+    return handle
+
+
+def read_parquet(
+    location: Location, path: str, columns: list[str] | None = None, size: int = 0
+) -> pa.Table:
     """One Parquet file the job wrote, opened as a file: pq.read_table(path,
     filesystem=...) first inspects the path as a dataset, which costs an
     object store more requests per file (benchmarks/scale.py, 300 files: the
     decision files took 290 requests in the write phase that way, 178 so)."""
-    with location.fs.open(path, "rb") as handle:
+    with open_read(location, path, size) as handle:
         return pq.ParquetFile(handle).read(columns=columns)
 
 

@@ -237,6 +237,7 @@ def _run_global_steps(
         cfg=cfg,
         location=plan.layout.location,
         paths=tuple(staged.files),
+        sizes=staged.sizes,
         columns=tuple(staged.schema_names()),
         decisions_dir=plan.layout.decisions,
         partitions=cfg.dedup.partitions or partition_count(sum(f.num_rows for f in plan.files)),
@@ -389,8 +390,7 @@ def _rows_per_shard(cfg: JobConfig, staged: Staged) -> int:
     if cfg.output.bytes_per_shard is None:
         return cfg.output.rows_per_shard
     # Staged documents are zstd Parquet too: their bytes per row predict ours.
-    counts = (staged.counts or {}).values()
-    rows, size = sum(r for r, _ in counts), sum(b for _, b in counts)
+    rows, size = map(sum, zip(*staged.counts.values())) if staged.counts else (0, 0)
     return (
         max(1, int(cfg.output.bytes_per_shard * rows / size)) if size else cfg.output.rows_per_shard
     )

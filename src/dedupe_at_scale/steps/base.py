@@ -74,12 +74,13 @@ class StagedFile:
     index: int
     columns: tuple[str, ...]  # the staged files' columns
     decisions: tuple[Decision, ...] = ()
+    size: int = 0  # bytes, from the listing (0: unknown)
 
     def read(self, columns: list[str]) -> pa.Table:
         """`columns` plus uid and stage of every row, the decisions applied."""
         wanted = list(dict.fromkeys([col.UID, col.STAGE, *columns]))
         names = columns_to_read(wanted, self.decisions, self.columns)
-        table = read_staged(self.location, self.path, names, self.decisions, self.index)
+        table = read_staged(self.location, self.path, names, self.decisions, self.index, self.size)
         return table.select(wanted)
 
     def read_kept(self, columns: list[str]) -> pa.Table:
@@ -191,11 +192,15 @@ class StagedView:
     # What dedup's keep task checks in each cluster (GlobalStep.cluster_check).
     cluster_checks: tuple[type[ClusterCheck], ...] = ()
 
+    # Bytes of each staged file, from the listing (empty: not known).
+    sizes: tuple[int, ...] = ()
+
     @property
     def files(self) -> list[StagedFile]:
+        sizes = self.sizes or (0,) * len(self.paths)
         return [
-            StagedFile(self.location, p, i, self.columns, self.decisions)
-            for i, p in enumerate(self.paths)
+            StagedFile(self.location, p, i, self.columns, self.decisions, size)
+            for i, (p, size) in enumerate(zip(self.paths, sizes))
         ]
 
     def with_decision(self, decision: Decision) -> StagedView:
