@@ -15,6 +15,7 @@ the driver's requests per phase stay flat as the files grow (listing aside).
 
     .venv/bin/python benchmarks/scale.py --files 100,1000
     .venv/bin/python benchmarks/scale.py                   # 100, 1,000, 10,000
+    .venv/bin/python benchmarks/scale.py --files 1000 --config jobs/boilerplate.yaml
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ def upload_files(client, files: int, docs_per_file: int, prefix: str, work: Path
 
 
 def run_job(
-    proxy: LatencyProxy, client, prefix: str, work: Path
+    proxy: LatencyProxy, client, prefix: str, work: Path, extra: dict | None = None
 ) -> tuple[float, dict, list[Request], int]:
+    """The job on the prefix's files through the proxy; `extra`: more of the
+    job's config (e.g. steps turned on)."""
     config = work / f"{prefix}.yaml"
-    config.write_text(yaml.safe_dump({"storage": {"endpoint_url": proxy.endpoint}}))
+    settings = {**(extra or {}), "storage": {"endpoint_url": proxy.endpoint}}
+    config.write_text(yaml.safe_dump(settings))
     proxy.reset()
     started = time.time()
     job = subprocess.Popen(
@@ -165,7 +169,11 @@ def main() -> None:
     parser.add_argument("--files", default="100,1000,10000")
     parser.add_argument("--docs-per-file", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument(
+        "--config", type=Path, help="a job config (YAML) to run instead of the default job"
+    )
     args = parser.parse_args()
+    extra = yaml.safe_load(args.config.read_text()) if args.config else None
     sizes = [int(n) for n in args.files.split(",")]
     server, port = start_moto()
     proxy = LatencyProxy(port).start()
@@ -182,7 +190,9 @@ def main() -> None:
                 walls = {}
                 for latency_ms in (0.0, args.latency_ms):
                     proxy.latency = latency_ms / 1000
-                    wall, manifest, requests, driver = run_job(proxy, client, f"f{files}", work)
+                    wall, manifest, requests, driver = run_job(
+                        proxy, client, f"f{files}", work, extra
+                    )
                     walls[latency_ms] = wall
                     report(files, latency_ms, wall, manifest, requests, driver)
                 added = (walls[args.latency_ms] - walls[0.0]) / files * 1000
