@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.inputs import FileSlice, InputFile
@@ -95,6 +96,22 @@ def test_a_file_of_known_size_is_read_without_a_head(bucket):
     sent.clear()
     assert _read_row_groups(location, FileSlice(f, (0,), 0, 500)).num_rows == 500
     assert [method for method, _ in sent] == ["GET"]
+
+
+class NoSizeMemory(MemoryFileSystem):
+    """A filesystem whose files take no size when opened."""
+
+    def _open(self, path, mode="rb", *args, **kwargs):
+        if "size" in kwargs:
+            raise TypeError("_open() got an unexpected keyword argument 'size'")
+        return super()._open(path, mode, *args, **kwargs)
+
+
+def test_a_filesystem_without_sizes_is_read_as_before(tmp_path):
+    fs = NoSizeMemory(skip_instance_cache=True)
+    location = Location("memory://nosize", fs, "/nosize")
+    size = _put_parquet(location, "/nosize/one.parquet", rows=7)
+    assert read_parquet(location, "/nosize/one.parquet", size=size).num_rows == 7
 
 
 class SlowOpens(LocalFileSystem):

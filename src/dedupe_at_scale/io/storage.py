@@ -338,7 +338,10 @@ def open_read(location: Location, path: str, size: int = 0) -> Any:
     which it does not expect to change under it."""
     if size <= 0 or location.is_local:
         return location.fs.open(path, "rb")
-    handle = location.fs.open(path, "rb", size=size)
+    try:
+        handle = location.fs.open(path, "rb", size=size)
+    except TypeError:  # a filesystem whose files take no size
+        return location.fs.open(path, "rb")
     if isinstance(handle, AbstractBufferedFile):
         handle.details = {"name": path, "size": size, "type": "file"}
     return handle
