@@ -17,8 +17,9 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io import fanout
 from dedupe_at_scale.io.inputs import FileSlice, InputFile
-from dedupe_at_scale.io.output import _move_into_place
+from dedupe_at_scale.io.output import _move_into_place, file_counts
 from dedupe_at_scale.io.rows import _read_row_groups
 from dedupe_at_scale.io.staged import Decision, DecisionFiles, read_staged
 from dedupe_at_scale.io.storage import Location, StorageConfig, read_parquet, resolve
@@ -96,6 +97,22 @@ def test_a_file_of_known_size_is_read_without_a_head(bucket):
     sent.clear()
     assert _read_row_groups(location, FileSlice(f, (0,), 0, 500)).num_rows == 500
     assert [method for method, _ in sent] == ["GET"]
+
+
+def test_footers_of_written_files_are_read_with_the_listings_sizes(bucket, monkeypatch):
+    """Rows and bytes of the files a step wrote (file_counts) and of the
+    finished shards (describe_shards): one listing for the sizes, then one
+    GET per footer, no HEAD."""
+    monkeypatch.setattr(fanout.ray, "is_initialized", lambda: False)  # here, not in tasks
+    location, sent = bucket
+    folder = location.join("decisions")
+    paths = [f"{folder}/part-{k}.parquet" for k in range(3)]
+    sizes = [_put_parquet(location, path, rows=10 * (k + 1)) for k, path in enumerate(paths)]
+    sent.clear()
+    counts = file_counts(location, paths)
+    assert counts == {p: (10 * (k + 1), sizes[k]) for k, p in enumerate(paths)}
+    on_files = sorted(method for method, name in sent if name.startswith("part-"))
+    assert on_files == ["GET"] * 3
 
 
 class NoSizeMemory(MemoryFileSystem):

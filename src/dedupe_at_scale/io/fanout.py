@@ -37,11 +37,12 @@ MANY_FILES = 32
 
 
 def map_files(
-    location: Location, paths: list[str], fn: Callable[[Location, str], T],
+    location: Location, paths: Sequence[U], fn: Callable[[Location, U], T],
     chunk: int = CHUNK, in_tasks: bool = True,
 ) -> list[T]:  # fmt: skip
-    """`fn(location, path)` for every path, in order; in tasks when Ray is up
-    and `in_tasks`. An error `fn` raises in a task is raised here as itself."""
+    """`fn(location, path)` for every path (or what stands for one, e.g. a
+    path and its size), in order; in tasks when Ray is up and `in_tasks`. An
+    error `fn` raises in a task is raised here as itself."""
     if not paths:
         return []
     if not (in_tasks and ray.is_initialized()):
@@ -75,11 +76,13 @@ def in_threads(fn: Callable[[U], T], items: Sequence[U]) -> list[T]:
         return list(pool.map(fn, items))
 
 
-def _run(location: Location, paths: list[str], fn: Callable[[Location, str], Any]) -> list[Any]:
+def _run(location: Location, paths: Sequence[Any], fn: Callable[[Location, Any], Any]) -> list[Any]:
     return in_threads(lambda path: fn(location, path), paths)
 
 
 @ray.remote(num_cpus=TASK_CPUS, max_retries=4)
-def _task(location: Location, paths: list[str], fn: Callable[[Location, str], Any]) -> list[Any]:
+def _task(
+    location: Location, paths: Sequence[Any], fn: Callable[[Location, Any], Any]
+) -> list[Any]:
     location.refresh()  # listings cached in the pickled filesystem are stale here
     return _run(location, paths, fn)

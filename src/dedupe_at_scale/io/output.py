@@ -37,6 +37,7 @@ from dedupe_at_scale.io.lease_store import LOCK
 from dedupe_at_scale.io.storage import (
     Location,
     StorageError,
+    open_read,
     read_json,
     remove_directory,
     write_json,
@@ -218,24 +219,16 @@ class OutputLayout:
         return sorted(self.parquet_sizes(path))
 
     def parquet_sizes(self, path: str) -> dict[str, int]:
-        """The Parquet files under `path` with their sizes, from one listing."""
-        fs = self.location.fs
-        self.location.refresh()
-        if not fs.exists(path):
-            return {}
-        found = fs.find(path, detail=True)
-        return {p: int(info.get("size") or 0) for p, info in sorted(found.items())
-                if p.endswith(".parquet")}  # fmt: skip
+        return parquet_sizes(self.location, path)
 
     def describe_shards(self, name: str) -> list[dict[str, Any]]:
         """Path (as it will be after publishing), rows and bytes of each
         finished shard of data/, rejected/ or duplicates/."""
         sizes = self.parquet_sizes(posixpath.join(self.publish_root, name))
-        files = list(sizes)
-        rows = map_files(self.location, files, count_rows)  # footers, in tasks
+        rows = map_files(self.location, list(sizes.items()), _count_rows)  # footers, in tasks
         return [
             {"path": posixpath.relpath(f, self.publish_root), "rows": n, "bytes": sizes[f]}
-            for f, n in zip(files, rows)
+            for f, n in zip(sizes, rows)
         ]
 
     def seal(
@@ -318,16 +311,30 @@ def _move_into_place(location: Location, rel: str, publish_root: str) -> None:
         location.fs.mv(staged, target)
 
 
+def parquet_sizes(location: Location, path: str) -> dict[str, int]:
+    """The Parquet files under `path` with their sizes, from one listing."""
+    fs = location.fs
+    location.refresh()
+    if not fs.exists(path):
+        return {}
+    found = fs.find(path, detail=True)
+    return {p: int(info.get("size") or 0) for p, info in sorted(found.items())
+            if p.endswith(".parquet")}  # fmt: skip
+
+
 def file_counts(location: Location, paths: list[str]) -> dict[str, tuple[int, int]]:
-    """Rows and bytes of each file, from its footer, read in Ray tasks."""
-    return dict(zip(paths, map_files(location, paths, _rows_and_bytes)))
+    """Rows and bytes of each file: bytes from one listing of each folder
+    they are in, rows from their footers, read in Ray tasks."""
+    sizes: dict[str, int] = {}
+    for folder in sorted({posixpath.dirname(p) for p in paths}):
+        sizes.update(parquet_sizes(location, folder))
+    shards = [(p, sizes.get(p, 0)) for p in paths]
+    return {p: (n, size) for (p, size), n in zip(shards, map_files(location, shards, _count_rows))}
 
 
-def _rows_and_bytes(location: Location, path: str) -> tuple[int, int]:
-    with location.fs.open(path, "rb") as handle:
-        return pq.ParquetFile(handle).metadata.num_rows, location.fs.size(path)
-
-
-def count_rows(location: Location, path: str) -> int:
-    with location.fs.open(path, "rb") as handle:
+def _count_rows(location: Location, shard: tuple[str, int]) -> int:
+    """Rows of a Parquet file (path, bytes), from its footer; bytes spare
+    the store a HEAD (storage.open_read)."""
+    path, size = shard
+    with open_read(location, path, size) as handle:
         return pq.ParquetFile(handle).metadata.num_rows
