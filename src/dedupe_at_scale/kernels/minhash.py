@@ -49,6 +49,7 @@ def signature_kernel(data, offsets, char_mode, n_words, n_chars, a, b, sigs, exa
     tok_start = np.empty(longest, dtype=np.int64)
     tok_end = np.empty(longest, dtype=np.int64)
     tok_hash = np.empty(longest, dtype=np.uint64)
+    shingle_hash = np.empty(longest, dtype=np.uint64)
     for d in range(offsets.shape[0] - 1):
         start, end = offsets[d], offsets[d + 1]
         # Tokens: whitespace-separated words, or code points (spaces skipped)
@@ -74,23 +75,40 @@ def signature_kernel(data, offsets, char_mode, n_words, n_chars, a, b, sigs, exa
                     word_start = k + 1
         for t in range(count):
             tok_hash[t] = _fnv(data, tok_start[t], tok_end[t], TOKEN_SEED)
-        _sign(tok_hash, count, n_chars if char_mode[d] else n_words, a, b, sigs[d], exact[d])
+        n = n_chars if char_mode[d] else n_words
+        _sign(tok_hash, shingle_hash, count, n, a, b, sigs[d], exact[d])
 
 
 @numba.njit(cache=True, inline="always")
-def _sign(tok_hash, count, n, a, b, sig, exact):
-    """A document's signature and exact hashes from its token hashes."""
+def _exact_pair(hashes, count):
+    """_combine(hashes, 0, count, 1) and (..., 2) in one loop: two
+    independent chains that the CPU runs side by side."""
+    h1, h2 = np.uint64(1), np.uint64(2)
+    for j in range(count):
+        h1 = mix(h1 * MULTIPLIER + hashes[j])
+        h2 = mix(h2 * MULTIPLIER + hashes[j])
+    return h1, h2
+
+
+@numba.njit(cache=True, inline="always")
+def _sign(tok_hash, shingle_hash, count, n, a, b, sig, exact):
+    """A document's signature and exact hashes from its token hashes
+    (shingle_hash: scratch, one per token)."""
     # The exact hash covers the token sequence, so whitespace runs do not matter.
-    exact[0] = _combine(tok_hash, 0, count, np.uint64(1))
-    exact[1] = _combine(tok_hash, 0, count, np.uint64(2))
+    exact[0], exact[1] = _exact_pair(tok_hash, count)
     sig[:] = np.uint32(0xFFFFFFFF)
     if count == 0:
         return
     if count < n:
         _update(sig, a, b, _combine(tok_hash, 0, count, np.uint64(3)))
         return
-    for i in range(count - n + 1):
-        _update(sig, a, b, _combine(tok_hash, i, i + n, np.uint64(3)))
+    # Every shingle's hash first: each is a chain of n dependent mixes, and
+    # in a loop of their own the chains of neighbouring shingles overlap.
+    shingles = count - n + 1
+    for i in range(shingles):
+        shingle_hash[i] = _combine(tok_hash, i, i + n, np.uint64(3))
+    for i in range(shingles):
+        _update(sig, a, b, shingle_hash[i])
 
 
 @numba.njit(cache=True, inline="always")
@@ -110,6 +128,48 @@ def _fnv_code_point(h, cp):
     return (h ^ np.uint64(0x80 | (cp & 0x3F))) * FNV_PRIME
 
 
+@numba.njit(cache=True, inline="always")
+def _word_tokens(cps, n_cps, is_word, lower, start_hash, tok_hash):
+    """The hashes of the runs of word code points (FNV-1a over their lower
+    case's UTF-8, then mix) into tok_hash; returns how many. No branch on
+    where a word ends, which mispredicts about once a word: every step stores
+    the hash so far where the next word's goes and moves on only at a word's
+    end (0.97 -> 0.71 s on one core for the 268 MB of real text)."""
+    count = 0
+    h = start_hash
+    in_word = False
+    for k in range(n_cps):
+        cp = cps[k]
+        word = is_word[cp]
+        tok_hash[count] = h
+        count += in_word & (not word)
+        low = lower[cp]
+        if low < 0x80:  # _fnv_code_point's first case, inline
+            following = (h ^ np.uint64(low)) * FNV_PRIME
+        else:
+            following = _fnv_code_point(h, low)
+        h = following if word else start_hash
+        in_word = word
+    if in_word:
+        tok_hash[count] = h
+        count += 1
+    for t in range(count):
+        tok_hash[t] = mix(tok_hash[t])
+    return count
+
+
+@numba.njit(cache=True, inline="always")
+def _char_tokens(cps, n_cps, is_word, lower, start_hash, tok_hash):
+    """The hash of each word code point's lower case, one token each."""
+    count = 0
+    for k in range(n_cps):
+        cp = cps[k]
+        if is_word[cp]:
+            tok_hash[count] = mix(_fnv_code_point(start_hash, lower[cp]))
+            count += 1
+    return count
+
+
 @numba.njit(cache=True, nogil=True)
 def raw_signature_kernel(data, offsets, char_mode, is_word, lower, n_words, n_chars, a, b, sigs,
                          exact):  # fmt: skip
@@ -122,29 +182,16 @@ def raw_signature_kernel(data, offsets, char_mode, is_word, lower, n_words, n_ch
         longest = max(longest, offsets[d + 1] - offsets[d] + 1)
     cps = np.empty(longest, dtype=np.int32)
     tok_hash = np.empty(longest, dtype=np.uint64)
+    shingle_hash = np.empty(longest, dtype=np.uint64)
     start_hash = FNV_OFFSET ^ TOKEN_SEED
     for d in range(offsets.shape[0] - 1):
         n_cps = decode(data, offsets[d], offsets[d + 1], cps)
-        count = 0
-        h = start_hash
-        in_word = False
-        for k in range(n_cps):
-            cp = cps[k]
-            if is_word[cp]:
-                if char_mode[d]:
-                    tok_hash[count] = mix(_fnv_code_point(start_hash, lower[cp]))
-                    count += 1
-                else:
-                    h = _fnv_code_point(h, lower[cp])
-                    in_word = True
-            elif in_word:
-                tok_hash[count] = mix(h)
-                count += 1
-                h, in_word = start_hash, False
-        if in_word:
-            tok_hash[count] = mix(h)
-            count += 1
-        _sign(tok_hash, count, n_chars if char_mode[d] else n_words, a, b, sigs[d], exact[d])
+        if char_mode[d]:
+            count = _char_tokens(cps, n_cps, is_word, lower, start_hash, tok_hash)
+        else:
+            count = _word_tokens(cps, n_cps, is_word, lower, start_hash, tok_hash)
+        n = n_chars if char_mode[d] else n_words
+        _sign(tok_hash, shingle_hash, count, n, a, b, sigs[d], exact[d])
 
 
 @numba.njit(cache=True, nogil=True)
