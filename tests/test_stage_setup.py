@@ -42,3 +42,20 @@ def test_set_up_is_counted_once_and_apart_from_the_busy_seconds():
     assert set(seconds(second, col.SETUP_PREFIX).values()) == {0.0}
     busy = seconds(first, col.SECONDS_PREFIX)
     assert NUMBA not in busy and {"langid", "quality", "tokens", "minhash"} <= set(busy)
+
+
+def test_a_batch_combines_its_text_once_and_again_after_the_text_changes():
+    """Every stage reads the batch's text as one array; a column of several
+    chunks is combined once per batch, and a stage that rewrites the text
+    (PII redaction, C4 cleaning) makes the next stage see the new text."""
+    from dedupe_at_scale.stages.base import Batch
+
+    chunked = pa.chunked_array([["a b", "c"], ["d"]], pa.string())
+    batch = Batch(pa.table({"text": chunked}), "text")
+    first = batch.text_array()
+    assert first.to_pylist() == ["a b", "c", "d"] and batch.text_array() is first
+    batch.update(batch.table.append_column("x", pa.array([1, 2, 3])), text_changed=False)
+    assert batch.text_array() is first
+    rewritten = batch.table.set_column(0, "text", pa.array(["A", "B", "C"]))
+    batch.update(rewritten, text_changed=True)
+    assert batch.text_array().to_pylist() == ["A", "B", "C"]

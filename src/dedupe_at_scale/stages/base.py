@@ -37,6 +37,9 @@ class Batch:
         self.text_column = text_column
         self.post_training = post_training
         self._texts: dict[str, list[str]] = {}
+        # Each text column as one array, made once per batch: every stage
+        # reads it, and combining a column of several chunks copies it.
+        self._arrays: dict[str, pa.Array] = {}
 
     def view_column(self, view: str | None) -> str:
         if view is None or view == "conversation" or not self.post_training:
@@ -54,7 +57,10 @@ class Batch:
         )
 
     def text_array(self, view: str | None = None) -> pa.Array:
-        return self.table.column(self.view_column(view)).combine_chunks()
+        name = self.view_column(view)
+        if name not in self._arrays:
+            self._arrays[name] = self.table.column(name).combine_chunks()
+        return self._arrays[name]
 
     def texts(self, rows: Sequence[int], view: str | None = None) -> list[str]:
         # Python strings only for stages that need them, made once per batch.
@@ -77,6 +83,7 @@ class Batch:
         self.table = table
         if text_changed:
             self._texts.pop(self.text_column, None)
+            self._arrays.pop(self.text_column, None)
 
 
 def take_rows(array: pa.Array, rows: np.ndarray) -> pa.Array:
