@@ -229,12 +229,17 @@ def sparse_space_kernel(data, offsets, max_ratio, out):
     code points (at least one): Arrow's count_substring and utf8_length
     in one pass over valid UTF-8."""
     for d in range(offsets.shape[0] - 1):
+        # A loop over the document's slice, counting continuation bytes:
+        # 0.21 -> 0.15 s on the 268 MB of real text (one core), against
+        # indexing the whole buffer and counting the other bytes.
+        text = data[offsets[d] : offsets[d + 1]]
         spaces = 0
-        length = 0
-        for k in range(offsets[d], offsets[d + 1]):
-            byte = data[k]
+        continuation = 0
+        for k in range(text.shape[0]):
+            byte = text[k]
             spaces += byte == 32
-            length += (byte & 0xC0) != 0x80
+            continuation += (byte & 0xC0) == 0x80
+        length = text.shape[0] - continuation
         out[d] = spaces < max_ratio * max(length, 1)
 
 
