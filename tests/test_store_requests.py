@@ -115,6 +115,27 @@ def test_footers_of_written_files_are_read_with_the_listings_sizes(bucket, monke
     assert on_files == ["GET"] * 3
 
 
+def test_decision_files_are_read_with_the_listings_sizes(bucket):
+    """A step's decision files (steps.base.decision_files) take their sizes
+    from one listing of the decisions' folder, so that reading one, as every
+    read of its staged file does, is one GET and no HEAD."""
+    from types import SimpleNamespace
+
+    from dedupe_at_scale.steps.base import decision_files
+
+    location, sent = bucket
+    folder = location.join("_staging", "decisions")
+    paths = [f"{folder}/dedup-{k:05d}.parquet" for k in range(3)]
+    sizes = [_put_parquet(location, path, rows=5 + k) for k, path in enumerate(paths)]
+    view = SimpleNamespace(location=location, decisions_dir=folder)
+    files = decision_files(paths, view, only={0, 2})  # file 1: the step decided nothing
+    assert files.sizes == (sizes[0], 0, sizes[2])
+    sent.clear()
+    assert [files.read(k) is None for k in range(3)] == [False, True, False]
+    assert files.read(2).num_rows == 7
+    assert sorted(method for method, _ in sent) == ["GET"] * 3
+
+
 class NoSizeMemory(MemoryFileSystem):
     """A filesystem whose files take no size when opened."""
 

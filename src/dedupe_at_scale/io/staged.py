@@ -33,10 +33,15 @@ class DecisionFiles:
 
     location: Location
     paths: tuple[str | None, ...]
+    # Bytes of each, from a listing, so that a read is one GET with no HEAD
+    # (storage.open_read); 0 or none: not known, the store is asked.
+    sizes: tuple[int, ...] = ()
 
     def read(self, index: int) -> pa.Table | None:
         path = self.paths[index]
-        return None if path is None else read_parquet(self.location, path)
+        if path is None:
+            return None
+        return read_parquet(self.location, path, size=self.sizes[index] if self.sizes else 0)
 
 
 @dataclass(frozen=True)

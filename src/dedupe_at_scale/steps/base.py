@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
+from dedupe_at_scale.io.output import parquet_sizes
 from dedupe_at_scale.io.staged import Decision, DecisionFiles, columns_to_read, read_staged
 
 if TYPE_CHECKING:
@@ -312,7 +313,10 @@ def decision_paths(view: StagedView, prefix: str) -> list[str]:
 
 def decision_files(paths: list[str], view: StagedView, only: Collection[int] | None = None
                    ) -> DecisionFiles:  # fmt: skip
-    """`paths` (decision_paths) as a Decision's files; with `only`, the
-    staged files outside it have none."""
+    """`paths` (decision_paths) as a Decision's files, with their sizes from
+    one listing of the decisions' folder; with `only`, the staged files
+    outside it have none."""
     kept = [p if only is None or i in only else None for i, p in enumerate(paths)]
-    return DecisionFiles(view.location, tuple(kept))
+    listed = parquet_sizes(view.location, view.decisions_dir) if any(kept) else {}
+    sizes = tuple(listed.get(p, 0) if p is not None else 0 for p in kept)
+    return DecisionFiles(view.location, tuple(kept), sizes)
