@@ -162,13 +162,20 @@ def code_point(data, i):
     return cp | ((np.int32(data[i + 2]) & 0x3F) << 6) | (np.int32(data[i + 3]) & 0x3F), 4
 
 
+@numba.njit(cache=True, inline="always")
+def table_code_point(data, i):
+    """code_point, with one past the code-point range (only invalid UTF-8
+    makes it) as U+FFFD, so that it can index the per-code-point tables."""
+    cp, size = code_point(data, i)
+    return (cp if cp < 0x110000 else 0xFFFD), size
+
+
 @numba.njit(cache=True)
 def decode(data, start, end, out):
     n, i = 0, start
     while i < end:
-        cp, size = code_point(data, i)
+        out[n], size = table_code_point(data, i)
         i += size
-        out[n] = cp if cp < 0x110000 else 0xFFFD
         n += 1
     return n
 

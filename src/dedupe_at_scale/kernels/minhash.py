@@ -7,7 +7,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dedupe_at_scale.kernels.codepoints import code_point, decode
+from dedupe_at_scale.kernels.codepoints import decode, table_code_point
 from dedupe_at_scale.kernels.hashing import FNV_OFFSET, FNV_PRIME, MULTIPLIER, mix
 
 TOKEN_SEED = np.uint64(4)
@@ -154,9 +154,8 @@ def _word_tokens(data, start, end, is_word, lower, start_hash, tok_hash):
     in_word = False
     k = start
     while k < end:
-        cp, size = code_point(data, k)
+        cp, size = table_code_point(data, k)
         k += size
-        cp = cp if cp < 0x110000 else 0xFFFD
         word = is_word[cp]
         tok_hash[count] = h
         count += in_word & (not word)
