@@ -2,7 +2,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
-from dedupe_at_scale.cli import build_parser
+from dedupe_at_scale.cli import build_parser, main
 from dedupe_at_scale.sample import SAMPLE_SCHEMA, generate_sample
 from dedupe_at_scale.sample.streaming import generate_streaming
 
@@ -90,3 +90,29 @@ def test_streaming_corpus_documents_share_almost_no_shingles(tmp_path):
     bank = overlaps(_rows(generate_sample(tmp_path / "b", docs=1000, shards=2, seed=1)))
     assert max(ours) < 0.02
     assert sum(bank) / len(bank) > 1000 * sum(ours) / len(ours)  # 0.23 against 2.4e-5
+
+
+def test_generate_streaming_from_the_command_line(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "generate",
+                "--streaming",
+                "--docs",
+                "40",
+                "--shards",
+                "2",
+                "--output",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
+    rows = _rows(sorted((tmp_path / "s").glob("*.parquet")))
+    assert [r["id"] for r in rows] == [f"doc-{i:09d}" for i in [*range(0, 40, 2), *range(1, 40, 2)]]
+    assert "wrote 40 documents in 2 shards" in capsys.readouterr().out
+    assert (
+        main(["generate", "--streaming", "--format", "chat", "--output", str(tmp_path / "c")]) == 2
+    )
+    assert "--streaming writes pre-training text only" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

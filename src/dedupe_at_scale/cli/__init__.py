@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -145,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write an eval set to DIR/quiz.parquet and plant its items (1%% of the "
         "documents) and PII (2%%) into the text sample, recorded in gt_eval_item and gt_pii",
     )  # fmt: skip
+    gen.add_argument(
+        "--streaming", action="store_true",
+        help="text of any size for scaling runs, written shard by shard on every core in "
+        "bounded memory; unrelated documents share almost no shingles (docs/sample.md)",
+    )  # fmt: skip
     return parser
 
 
@@ -235,7 +241,14 @@ def _ray_log_hint(exc: BaseException, known: BaseException) -> str:
 def _generate(args: argparse.Namespace) -> int:
     from dedupe_at_scale.sample import generate_sample
 
-    if args.format == "text":
+    if args.streaming:
+        if args.format != "text" or args.evals:
+            raise ConfigError("--streaming writes pre-training text only, without --evals")
+        from dedupe_at_scale.sample.streaming import generate_streaming
+
+        processes = os.cpu_count() or 1
+        paths = generate_streaming(args.output, args.docs, args.shards, args.seed, processes)
+    elif args.format == "text":
         paths = generate_sample(args.output, docs=args.docs, shards=args.shards, seed=args.seed)
         if args.evals:
             from dedupe_at_scale.sample.compliance import plant
