@@ -59,6 +59,9 @@ class Constants:
     node_disk_gib: float  # local disk for the mailboxes' files
     pairs_per_doc: float  # benchmarks/job_scale.py: dedup's candidate pairs a document
     signatures_per_doc: float  # benchmarks/job_scale.py: dedup.signatures_sent a document
+    # benchmarks/job_scale.py --generator streaming, 5M and 20M: dedup's wall
+    # time less a fixed time per document, per piece of its largest hop, x 2 cores
+    core_s_per_piece: float = 0.00098
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     compute_min = s.docs / (c.docs_per_core_s * s.cores) / 60
     tasks = s.dedup_tasks(c.graph_rounds)
     submit_min = tasks * c.driver_s_per_task / 60
+    # Handling the pieces of every hop (senders, mailboxes, receivers) on all cores.
+    exchange_min = s.pieces_per_hop * c.core_s_per_piece / s.cores / 60
     list_s = math.ceil(s.docs / c.docs_per_input_file / LIST_PAGE) * c.request_s
     limits = []
     if driver_gib > c.head_memory_gib:
@@ -129,6 +134,8 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         limits.append("dedup tasks on the driver")
     if list_s / 60 > compute_min:
         limits.append("listing")
+    if exchange_min > compute_min:
+        limits.append("dedup's pieces")
     return {
         "docs": {10**8: "100M", 10**9: "1B", 10**10: "10B"}.get(s.docs, f"{s.docs:.0e}"),
         "nodes": str(s.nodes),
@@ -146,6 +153,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "on disk GiB": f"{on_disk:,.1f}",
         "compute min": f"{compute_min:,.1f}",
         "dedup submit min": f"{submit_min:,.1f}",
+        "pieces min": f"{exchange_min:,.1f}",
         "list s": f"{list_s:,.1f}",
         "first limit": ", ".join(limits) or "-",
     }
@@ -192,6 +200,7 @@ def main() -> None:
     parser.add_argument("--node-disk-gib", type=float, default=1_000)
     parser.add_argument("--pairs-per-doc", type=float, default=PAIRS_PER_DOC)
     parser.add_argument("--signatures-per-doc", type=float, default=SIGNATURES_PER_DOC)
+    parser.add_argument("--core-s-per-piece", type=float, default=0.00098)
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -202,6 +211,7 @@ def main() -> None:
         args.driver_bytes_per_ref, args.driver_base_gib, per_task, args.docs_per_core_s,
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
+        args.core_s_per_piece,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -217,8 +227,9 @@ def main() -> None:
         f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
-        f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks or "
-        f"listing the input longer than the compute)"
+        f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "
+        f"listing the input or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
+        f"core-ms each) longer than the compute)"
     )
 
 
