@@ -7,24 +7,17 @@ from dedupe_at_scale.sample import SAMPLE_SCHEMA, generate_sample
 from dedupe_at_scale.sample.streaming import generate_streaming
 
 
-def test_default_sample_size_meets_the_demo_contract():
-    args = build_parser().parse_args(["generate", "--output", "x"])
-    assert args.docs >= 5000 and args.shards >= 8
+def _rows(paths):
+    return [
+        {**row, "shard": shard}
+        for shard, path in enumerate(paths)
+        for row in pq.read_table(path).to_pylist()
+    ]
 
 
-def test_sample_languages_kinds_and_cross_shard_duplicates(tmp_path):
-    paths = generate_sample(tmp_path, docs=1200, shards=8, seed=3)
-    assert len(paths) == 8
-    rows = []
-    for shard, path in enumerate(paths):
-        for row in pq.read_table(path).to_pylist():
-            rows.append({**row, "shard": shard})
-    assert len(rows) == 1200
-    assert len({r["id"] for r in rows}) == 1200
-    assert len({r["language_planted"] for r in rows if r["sample_kind"] == "clean"}) >= 6
-    kinds = Counter(r["sample_kind"] for r in rows)
-    for kind in ["exact_dup", "near_dup", "short", "spam", "boilerplate", "gibberish", "lorem"]:
-        assert kinds[kind] > 0, kind
+def _assert_duplicates_copy_a_clean_original_in_another_shard(rows):
+    """Every planted duplicate copies a clean document of another shard,
+    word for word exactly when it is an exact one."""
     by_id = {r["id"]: r for r in rows}
     for r in rows:
         if r["sample_kind"] in ("exact_dup", "near_dup"):
@@ -34,18 +27,28 @@ def test_sample_languages_kinds_and_cross_shard_duplicates(tmp_path):
             assert (r["text"] == original["text"]) == (r["sample_kind"] == "exact_dup")
 
 
+def test_default_sample_size_meets_the_demo_contract():
+    args = build_parser().parse_args(["generate", "--output", "x"])
+    assert args.docs >= 5000 and args.shards >= 8
+
+
+def test_sample_languages_kinds_and_cross_shard_duplicates(tmp_path):
+    paths = generate_sample(tmp_path, docs=1200, shards=8, seed=3)
+    assert len(paths) == 8
+    rows = _rows(paths)
+    assert len(rows) == 1200
+    assert len({r["id"] for r in rows}) == 1200
+    assert len({r["language_planted"] for r in rows if r["sample_kind"] == "clean"}) >= 6
+    kinds = Counter(r["sample_kind"] for r in rows)
+    for kind in ["exact_dup", "near_dup", "short", "spam", "boilerplate", "gibberish", "lorem"]:
+        assert kinds[kind] > 0, kind
+    _assert_duplicates_copy_a_clean_original_in_another_shard(rows)
+
+
 def test_sample_is_deterministic(tmp_path):
     a = generate_sample(tmp_path / "a", docs=300, shards=2, seed=1)
     b = generate_sample(tmp_path / "b", docs=300, shards=2, seed=1)
     assert all(pq.read_table(x).equals(pq.read_table(y)) for x, y in zip(a, b))
-
-
-def _rows(paths):
-    return [
-        {**row, "shard": shard}
-        for shard, path in enumerate(paths)
-        for row in pq.read_table(path).to_pylist()
-    ]
 
 
 def test_streaming_corpus_is_the_same_whatever_the_processes(tmp_path):
@@ -62,13 +65,7 @@ def test_streaming_corpus_plants_cross_shard_duplicates(tmp_path):
     assert len({r["id"] for r in rows}) == 4000
     kinds = Counter(r["sample_kind"] for r in rows)
     assert 150 < kinds["exact_dup"] < 250 and 150 < kinds["near_dup"] < 250  # 5% each
-    by_id = {r["id"]: r for r in rows}
-    for r in rows:
-        if r["sample_kind"] in ("exact_dup", "near_dup"):
-            original = by_id[r["dup_of"]]
-            assert original["sample_kind"] == "clean"
-            assert original["shard"] != r["shard"]
-            assert (r["text"] == original["text"]) == (r["sample_kind"] == "exact_dup")
+    _assert_duplicates_copy_a_clean_original_in_another_shard(rows)
 
 
 def test_streaming_corpus_documents_share_almost_no_shingles(tmp_path):
@@ -93,21 +90,8 @@ def test_streaming_corpus_documents_share_almost_no_shingles(tmp_path):
 
 
 def test_generate_streaming_from_the_command_line(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "generate",
-                "--streaming",
-                "--docs",
-                "40",
-                "--shards",
-                "2",
-                "--output",
-                str(tmp_path / "s"),
-            ]
-        )
-        == 0
-    )
+    argv = ["generate", "--streaming", "--docs", "40", "--shards", "2"]
+    assert main([*argv, "--output", str(tmp_path / "s")]) == 0
     rows = _rows(sorted((tmp_path / "s").glob("*.parquet")))
     assert [r["id"] for r in rows] == [f"doc-{i:09d}" for i in [*range(0, 40, 2), *range(1, 40, 2)]]
     assert "wrote 40 documents in 2 shards" in capsys.readouterr().out
