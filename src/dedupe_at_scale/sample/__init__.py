@@ -30,6 +30,8 @@ KIND_SHARES = {
     "gibberish": 0.02,
     "lorem": 0.01,
 }
+# Planted kinds whose text is English whatever language was drawn.
+ENGLISH_KINDS = ("boilerplate", "lorem", "spam", "gibberish")
 
 
 def clean_document(rng: random.Random, language: str, sentences: int | None = None) -> str:
@@ -122,7 +124,7 @@ def generate_sample(
             row["text"] = clean_document(rng, language)
             originals.append(i)
         else:
-            language = "en" if kind in ("boilerplate", "lorem", "spam", "gibberish") else language
+            language = "en" if kind in ENGLISH_KINDS else language
             row["text"] = bad_document(rng, kind, language)
         row["language_planted"] = language
         row["url"] = f"https://{row['source']}.example/{language}/{i}"

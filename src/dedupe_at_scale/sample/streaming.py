@@ -10,8 +10,9 @@ per document grow with the corpus (4.0 at 1M, 7.2 at 5M). Here:
   on its own with a bounded buffer and a duplicate regenerates its original
   instead of keeping it;
 - a made-up word (one of 518,400) is put before every third word (every
-  third character in Chinese), so unrelated documents share almost no shingles and
-  the near-duplicate structure per document is the same at every size:
+  third character in Chinese), so unrelated documents share almost no
+  shingles and the near-duplicate structure per document is the same at
+  every size:
   5% exact and 5% near copies of the leading 10% of documents, always in
   another shard, as in the sample.
 """
@@ -22,6 +23,7 @@ import random
 from array import array
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache
+from itertools import accumulate
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedupe_at_scale.sample import (
+    ENGLISH_KINDS,
     KIND_SHARES,
     LANGUAGES,
     SAMPLE_SCHEMA,
@@ -45,7 +48,7 @@ _VOWELS = "aeiou"
 _SYLLABLES = [c + v for c in _CONSONANTS for v in _VOWELS]  # 80
 _CJK = [chr(0x4E00 + i) for i in range(3000)]
 _KINDS = list(KIND_SHARES)
-_CUMULATIVE = [sum(list(KIND_SHARES.values())[: i + 1]) for i in range(len(_KINDS))]
+_CUMULATIVE = list(accumulate(KIND_SHARES.values()))
 
 
 def generate_streaming(
@@ -87,7 +90,7 @@ def document(seed: int, index: int, docs: int, shards: int) -> dict:
             _unique(rng, clean_document(rng, language, rng.randint(6, 8)), language),
         )
     else:
-        language = "en" if kind in ("boilerplate", "lorem", "spam", "gibberish") else language
+        language = "en" if kind in ENGLISH_KINDS else language
         text = bad_document(rng, kind, language)
         text = text if kind == "gibberish" else _unique(rng, text, language)
     return {
