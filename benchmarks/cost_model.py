@@ -60,8 +60,10 @@ class Constants:
     pairs_per_doc: float  # benchmarks/job_scale.py: dedup's candidate pairs a document
     signatures_per_doc: float  # benchmarks/job_scale.py: dedup.signatures_sent a document
     # benchmarks/job_scale.py --generator streaming, 5M and 20M: dedup's wall
-    # time less a fixed time per document, per piece of its largest hop, x 2 cores
-    core_s_per_piece: float = 0.00098
+    # time less a fixed time per document, per piece of its largest hop, x 2
+    # cores (0.98 ms), times what packing the mailboxes' pieces left of a
+    # hop's cost per piece (benchmarks/exchange.py: 0.032 / 0.255 core-ms)
+    core_s_per_piece: float = 0.00098 * 0.032 / 0.255
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,7 @@ def main() -> None:
     parser.add_argument("--node-disk-gib", type=float, default=1_000)
     parser.add_argument("--pairs-per-doc", type=float, default=PAIRS_PER_DOC)
     parser.add_argument("--signatures-per-doc", type=float, default=SIGNATURES_PER_DOC)
-    parser.add_argument("--core-s-per-piece", type=float, default=0.00098)
+    parser.add_argument("--core-s-per-piece", type=float, default=Constants.core_s_per_piece)
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:

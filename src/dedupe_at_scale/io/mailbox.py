@@ -13,6 +13,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import ray
 
@@ -72,25 +73,41 @@ class Mailbox:
         self.lock: int | None = None  # the open, locked LOCK file in self.dir
         self.files: dict[int, list[str]] = defaultdict(list)  # per hop
 
-    def put(self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]) -> int:
+    def put(self, hop: int, src: int, dests: range, packed: pa.Table, counts: np.ndarray) -> int:
+        """A sender's pieces for the destinations `dests`, one after another
+        in `packed`, `counts[i]` rows for dests[i] (Outbox.send)."""
         if hop in self.released:
             raise ExchangeLost(f"hop {hop} was released before sender {src} finished")
-        self.schemas.setdefault(hop, schema)
+        self.schemas.setdefault(hop, packed.schema)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        pieces = {
+            dest: packed.slice(start, count)
+            for dest, start, count in zip(dests, starts.tolist(), counts.tolist())
+            if count
+        }
         size = sum(piece.nbytes for piece in pieces.values())
-        kept = self._to_disk(hop, src, schema, pieces) if self.held + size > self.limit else pieces
+        kept = (
+            self._to_disk(hop, src, packed.schema, pieces)
+            if self.held + size > self.limit
+            else pieces
+        )
         for dest, piece in kept.items():
             self._forget(self.pieces[hop, dest].get(src))  # a retried sender's own piece
             self.pieces[hop, dest][src] = piece
             if isinstance(piece, pa.Table):
                 self.held += piece.nbytes
-        return len(pieces)
+        return int(counts.sum())
 
     def take(self, hop: int, dest: int) -> list[pa.Table]:
+        """The destination's pieces in sender order, as one table: one to
+        serialize, not one a sender."""
         if hop in self.released:
             raise ExchangeLost(f"hop {hop} was released before receiver {dest} read it")
         by_src = self.pieces.get((hop, dest), {})
         tables = [_table(by_src[s]) for s in sorted(by_src)]
-        return tables or [self.schemas[hop].empty_table()]
+        if not tables:
+            return [self.schemas[hop].empty_table()]
+        return [pa.concat_tables(tables).combine_chunks()]
 
     def release(self, hop: int) -> None:
         self.released.add(hop)
