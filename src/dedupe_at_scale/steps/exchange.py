@@ -85,16 +85,17 @@ class Outbox:
 
 
 def _owned(destinations: int, boxes: int) -> list[range]:
-    """The destinations each mailbox owns: every `boxes`-th from its index."""
+    """The destinations each mailbox owns: every `boxes`-th from its index
+    (senders put there, Hop.inboxes sends receivers there)."""
     return [range(b, destinations, boxes) for b in range(boxes)]
 
 
 def _packed(pieces: list[pa.Table], dests: range) -> tuple[pa.Table, np.ndarray]:
-    """The pieces for `dests` as one contiguous table, and their row counts.
-    A mailbox with no destination still learns the schema."""
-    mine = [pieces[d] for d in dests] or [pieces[0].slice(0, 0)]
-    counts = np.array([piece.num_rows for piece in mine[: len(dests)]], np.int64)
-    return pa.concat_tables(mine).combine_chunks(), counts
+    """The pieces for `dests` as one contiguous table, and their row counts."""
+    mine = [pieces[d] for d in dests]
+    counts = np.array([piece.num_rows for piece in mine], np.int64)
+    # A mailbox with no destination still learns the schema.
+    return pa.concat_tables(mine or [pieces[0].slice(0, 0)]).combine_chunks(), counts
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,11 @@ class Hop:
         if boxes is None:
             return [Pieces(tuple(s[d] for s in sent)) for d in range(self.n_dst)]
         ray.get([s[0] for s in sent])
-        return [Inbox(boxes[d % len(boxes)], self.id, d) for d in range(self.n_dst)]
+        inboxes: list = [None] * self.n_dst
+        for box, dests in zip(boxes, _owned(self.n_dst, len(boxes))):
+            for dest in dests:
+                inboxes[dest] = Inbox(box, self.id, dest)
+        return inboxes
 
     def release(self) -> None:
         """Drop the hop's pieces; only once its receivers have finished.
