@@ -52,13 +52,16 @@ class Distribution(NamedTuple):
 class ReportPairs(NamedTuple):
     """Texts shown side by side (e.g. dedup's duplicate pairs): `rows(block,
     cfg)` takes a few rows of each staged block, `merge(rows)` picks the
-    pairs of the run from them, saved in report.json under `key`."""
+    pairs of the run from them, saved in report.json under `key`. `fold(rows)`
+    keeps of many blocks' rows those `merge` could pick, so that blocks are
+    merged in tasks: merge(fold(a) + fold(b)) == merge(a + b)."""
 
     key: str
     anchor: str
     title: str
     rows: Callable[[Any, Any], list[dict[str, Any]]]
     merge: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    fold: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 SAMPLE_CHARS = 600  # of a text the report shows

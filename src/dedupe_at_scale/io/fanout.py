@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 U = TypeVar("U")
 CHUNK = 128  # files per task
+FAN_IN = 32  # parts a fold task folds
 THREADS = 16  # requests in flight per task
 TASK_CPUS = 0.25  # waiting on storage, mostly
 # A task over one small file on an object store waits on its requests (tens
@@ -48,14 +49,36 @@ def map_files(
     if not (in_tasks and ray.is_initialized()):
         return _run(location, paths, fn)
     runs = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
-    refs = [_task.remote(location, run, fn) for run in runs]
+    parts = _get([_task.remote(location, run, fn) for run in runs])
+    return [result for part in parts for result in part]
+
+
+def fold_files(
+    location: Location, paths: Sequence[U], fn: Callable[[Location, U], T],
+    fold: Callable[[list[T]], T], chunk: int = CHUNK, fan_in: int = FAN_IN,
+) -> T:  # fmt: skip
+    """fold([fn(location, path) for path in paths]) where `fold` takes its
+    own results as parts (fold([fold(a), fold(b)]) == fold(a + b)): tasks
+    fold runs of files, then tasks fold those, fan_in at a time, and the
+    driver folds the last fan_in or fewer. What the driver holds is a few
+    folded parts, however many files there are. Runs stay in path order."""
+    if not (paths and ray.is_initialized()):
+        return fold(_run(location, paths, fn))
+    runs = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
+    refs = [_fold_task.remote(location, run, fn, fold) for run in runs]
+    while len(refs) > fan_in:
+        refs = [_refold.remote(fold, *refs[i : i + fan_in]) for i in range(0, len(refs), fan_in)]
+    return fold(_get(refs))
+
+
+def _get(refs: list[ray.ObjectRef]) -> list[Any]:
+    """The tasks' results; an error a task raised is raised here as itself."""
     try:
-        parts = ray.get(refs)
+        return ray.get(refs)
     except RayTaskError as error:
         if isinstance(error.cause, Exception):
             raise error.cause from error
         raise
-    return [result for part in parts for result in part]
 
 
 def file_task_cpus(location: Location, sizes: Collection[int]) -> float:
@@ -86,3 +109,18 @@ def _task(
 ) -> list[Any]:
     location.refresh()  # listings cached in the pickled filesystem are stale here
     return _run(location, paths, fn)
+
+
+# Folding parses and merges every file it reads (JSON, mostly): a core's work.
+@ray.remote(max_retries=4)
+def _fold_task(
+    location: Location, paths: Sequence[Any], fn: Callable[[Location, Any], Any],
+    fold: Callable[[list[Any]], Any],
+) -> Any:  # fmt: skip
+    location.refresh()
+    return fold(_run(location, paths, fn))
+
+
+@ray.remote(max_retries=4)
+def _refold(fold: Callable[[list[Any]], Any], *parts: Any) -> Any:
+    return fold(list(parts))

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.storage import redact
-from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS
+from dedupe_at_scale.job.accounting import EXTRA_COPY_TOKENS, STAT_KEYS
+from dedupe_at_scale.job.block_parts import fold_rows
 from dedupe_at_scale.stages import REGISTRY as STAGE_REGISTRY
 from dedupe_at_scale.stages import rejecting_stages
 from dedupe_at_scale.stages.tokens.estimate import TokenEstimate
@@ -85,7 +86,9 @@ def stage_counts(
 def token_counts(stats: list[dict[str, Any]], counted: str = "all") -> dict[str, Any]:
     """Tokens in, kept, rejected (by stage and rule) and written (with the
     mixture's extra copies), and per language. With `counted` "kept", the
-    tokens of rows a per-document stage rejected are estimated (TokenEstimate)."""
+    tokens of rows a per-document stage rejected are estimated (TokenEstimate),
+    once per (stage, rule, language): the same however the rows were folded."""
+    stats = fold_rows(stats, STAT_KEYS)
     by_rule: dict[str, Counter] = defaultdict(Counter)
     languages: dict[str, Counter] = defaultdict(Counter)
     kept = extra = 0

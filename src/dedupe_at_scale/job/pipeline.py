@@ -39,6 +39,7 @@ from dedupe_at_scale.io.rows import prepare_table
 from dedupe_at_scale.io.staged import Staged
 from dedupe_at_scale.job.accounting import AccountingError, check_accounting, quarantine_stats
 from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_units, staged_name
+from dedupe_at_scale.job.block_parts import PROFILE
 from dedupe_at_scale.job.id_index import INDEX, build_index
 from dedupe_at_scale.job.manifest import build_manifest
 from dedupe_at_scale.job.plan import JobPlan, plan_job
@@ -47,12 +48,7 @@ from dedupe_at_scale.job.ray_settings import configure_ray_data
 from dedupe_at_scale.job.report_html import DATA as REPORT_DATA
 from dedupe_at_scale.job.report_html import HTML as REPORT_HTML
 from dedupe_at_scale.job.report_html import write_report
-from dedupe_at_scale.job.write import (
-    PROFILE,
-    step_fields,
-    write_outputs,
-    write_step_outputs,
-)
+from dedupe_at_scale.job.write import step_fields, write_outputs, write_step_outputs
 from dedupe_at_scale.stages import annotated_fields
 from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 from dedupe_at_scale.steps import cluster_checks

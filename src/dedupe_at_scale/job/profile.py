@@ -165,21 +165,7 @@ def _excerpt(text: str, span: list[int] | None) -> dict[str, Any]:
 
 
 def merge_profiles(blocks: list[dict[str, Any]], spec: ReportSpec) -> dict[str, Any]:
-    histograms: dict[str, dict[str, np.ndarray]] = {}
-    samples: dict[tuple[str, str], list[dict]] = {}
-    reasons: dict[str, Counter] = {}
-    pair_rows: dict[str, list[dict[str, Any]]] = {p.key: [] for p in spec.pairs}
-    for block in blocks:
-        for stage, counts in block.get("reasons", {}).items():
-            reasons.setdefault(stage, Counter()).update(counts)
-        for name, parts in block["histograms"].items():
-            into = histograms.setdefault(name, {})
-            for part, counts in parts.items():
-                into[part] = into.get(part, 0) + np.asarray(counts, np.int64)
-        for s in block["samples"]:
-            samples.setdefault((s["stage"], s["rule"]), []).append(s)
-        for key, rows in block.get("pairs", {}).items():
-            pair_rows[key] += rows
+    histograms, samples, reasons, pair_rows = _gather(blocks, spec)
     shown = [d for d in spec.distributions if d.name in histograms]
     return {
         "format": FORMAT,
@@ -201,8 +187,52 @@ def merge_profiles(blocks: list[dict[str, Any]], spec: ReportSpec) -> dict[str, 
         "samples": [
             {k: v for k, v in s.items() if k != "key"}
             for key in sorted(samples)
-            for s in sorted(samples[key], key=lambda s: s["key"])[:SAMPLES_PER_RULE]
+            for s in _lowest(samples[key])
         ],
         "pairs": [{"key": p.key, "anchor": p.anchor, "title": p.title} for p in spec.pairs],
         **{p.key: p.merge(pair_rows[p.key]) for p in spec.pairs},
     }
+
+
+def fold_profiles(blocks: list[dict[str, Any]], spec: ReportSpec) -> dict[str, Any]:
+    """Many blocks' profiles as one profile of the same shape, holding all
+    that merge_profiles reads of them: histograms and reasons summed, each
+    rule's SAMPLES_PER_RULE lowest samples, the pair rows ReportPairs.fold
+    keeps. merge_profiles([fold_profiles(a), fold_profiles(b)]) is
+    merge_profiles(a + b), so blocks are merged in tasks (job/block_parts.py)."""
+    histograms, samples, reasons, pair_rows = _gather(blocks, spec)
+    return {
+        "histograms": {
+            name: {part: counts.tolist() for part, counts in parts.items()}
+            for name, parts in histograms.items()
+        },
+        "samples": [s for rule in samples.values() for s in _lowest(rule)],
+        "reasons": {stage: dict(counts) for stage, counts in reasons.items()},
+        "pairs": {p.key: p.fold(pair_rows[p.key]) for p in spec.pairs},
+    }
+
+
+def _gather(blocks: list[dict[str, Any]], spec: ReportSpec) -> tuple[dict, dict, dict, dict]:
+    """Histograms and reasons summed over the blocks; samples per (stage,
+    rule) and pair rows, in block order."""
+    histograms: dict[str, dict[str, np.ndarray]] = {}
+    samples: dict[tuple[str, str], list[dict]] = {}
+    reasons: dict[str, Counter] = {}
+    pair_rows: dict[str, list[dict[str, Any]]] = {p.key: [] for p in spec.pairs}
+    for block in blocks:
+        for stage, counts in block.get("reasons", {}).items():
+            reasons.setdefault(stage, Counter()).update(counts)
+        for name, parts in block["histograms"].items():
+            into = histograms.setdefault(name, {})
+            for part, counts in parts.items():
+                into[part] = into.get(part, 0) + np.asarray(counts, np.int64)
+        for s in block["samples"]:
+            samples.setdefault((s["stage"], s["rule"]), []).append(s)
+        for key, rows in block.get("pairs", {}).items():
+            pair_rows[key] += rows
+    return histograms, samples, reasons, pair_rows
+
+
+def _lowest(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SAMPLES_PER_RULE samples whose key is lowest (stable on ties)."""
+    return sorted(samples, key=lambda s: s["key"])[:SAMPLES_PER_RULE]

@@ -6,7 +6,8 @@ Each read task applies the global decisions to one staged file, writes that
 file's rejected rows to rejected/part-<file>-<k>.parquet and its counts (and
 the steps' block summaries) to _staging/stats/, and passes the kept rows on to
 Ray's Parquet writer for data/. Names depend only on the staged file, so a
-retried task rewrites the same files.
+retried task rewrites the same files. The counts are folded in tasks
+(job/block_parts.py): the driver gets one part, not one per staged file.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from ray.data.datasource import FilenameProvider
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.datasource import parquet_datasource, read_units
-from dedupe_at_scale.io.fanout import map_files
+from dedupe_at_scale.io.fanout import fold_files
 from dedupe_at_scale.io.output import file_counts
 from dedupe_at_scale.io.quarantine import rejected_table
 from dedupe_at_scale.io.storage import Location, read_json, write_json
 from dedupe_at_scale.job.accounting import block_stats
+from dedupe_at_scale.job.block_parts import PROFILE, STATS, SUMMARY, PartFold
 from dedupe_at_scale.job.profile import ReportSpec, block_profile
 from dedupe_at_scale.stages import field_stages
 from dedupe_at_scale.steps import REGISTRY as STEPS
@@ -40,9 +42,6 @@ if TYPE_CHECKING:
     from dedupe_at_scale.io.output import OutputLayout
     from dedupe_at_scale.io.staged import Staged
     from dedupe_at_scale.steps.base import GlobalStep, StepOutcome
-
-SUMMARY = "summary"
-PROFILE = "__profile"  # the block's histograms for the report, among the summaries
 
 
 class PartFilenames(FilenameProvider):
@@ -98,11 +97,12 @@ def write_outputs(
     stats_dir = posixpath.join(layout.staging_root, "stats")
     layout.location.fs.makedirs(stats_dir, exist_ok=True)
     layout.location.fs.makedirs(layout.rejected, exist_ok=True)
+    summarized = {n: o for n, o in outcomes.items() if o.block_summary}
+    report = ReportSpec.of(cfg) if cfg.output.report else None
     split = functools.partial(
         _split_block, location=layout.location, cfg=cfg, rejected_dir=layout.rejected,
         stats_dir=stats_dir, rows_per_shard=rows_per_shard,
-        summaries={n: o.block_summary for n, o in outcomes.items() if o.block_summary},
-        report=ReportSpec.of(cfg) if cfg.output.report else None,
+        summaries={n: o.block_summary for n, o in summarized.items()}, report=report,
     )  # fmt: skip
     order_by = next((o.order_by for o in outcomes.values() if o.order_by), None)
     arrange = [o.arrange_kept for o in outcomes.values() if o.arrange_kept]
@@ -139,7 +139,8 @@ def write_outputs(
         rows = kept.map_batches(keep, batch_format="pyarrow", batch_size=None)
         path = posixpath.join(layout.publish_root, name)
         write_parquet(even_shards(rows, rows_per_shard), path, layout, cfg, None, prefix="part")
-    return _read_stats(layout.location, stats_dir, len(staged.files))
+    fold = PartFold({n: o.block_summary_keys for n, o in summarized.items()}, report)
+    return _read_stats(layout.location, stats_dir, len(staged.files), fold)
 
 
 # Ray's default shuffle (SHUFFLE_V2 in 2.60) runs its map tasks in workers of
@@ -201,7 +202,7 @@ def _split_block(
     summary = {name: make(table) for name, make in summaries.items()}
     if report is not None:
         summary[PROFILE] = [block_profile(table, cfg, report)]
-    write_json(location, _stats_path(stats_dir, unit.index), {"stats": stats, SUMMARY: summary})
+    write_json(location, _stats_path(stats_dir, unit.index), {STATS: stats, SUMMARY: summary})
     return table
 
 
@@ -215,16 +216,12 @@ def _kept_documents(table: pa.Table, arrange: list, columns: list[str] | None) -
 
 
 def _read_stats(
-    location: Location, stats_dir: str, n_files: int
+    location: Location, stats_dir: str, n_files: int, fold: PartFold
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The staged files' parts, folded in tasks: stats rows and summaries."""
     paths = [_stats_path(stats_dir, f) for f in range(n_files)]
-    parts = map_files(location, paths, read_json)  # in tasks
-    stats = [row for part in parts for row in part["stats"]]
-    summaries: dict[str, list[dict[str, Any]]] = {}
-    for part in parts:
-        for name, rows in part[SUMMARY].items():
-            summaries.setdefault(name, []).extend(rows)
-    return stats, summaries
+    part = fold_files(location, paths, read_json, fold)
+    return part[STATS], part[SUMMARY]
 
 
 def _stats_path(stats_dir: str, index: int) -> str:

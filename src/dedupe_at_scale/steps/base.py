@@ -51,6 +51,9 @@ class StepOutcome:
     # Per staged block while the output is written: a few summary rows
     # (e.g. units per group), merged on the driver by finish().
     block_summary: Callable[[pa.Table], list[dict[str, Any]]] | None = None
+    # The fields that name a summary row (e.g. its group): rows with the
+    # same ones are one row, their other fields summed, once blocks merge.
+    block_summary_keys: tuple[str, ...] = ()
     # (report, summary rows, rejections per rule of this step's stage) -> the
     # final manifest section.
     finish: Callable[[dict[str, Any], list[dict[str, Any]], dict[str, int]], dict[str, Any]] = (

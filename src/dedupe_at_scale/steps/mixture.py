@@ -343,6 +343,7 @@ class Mixture(GlobalStep):
                 columns=columns,
             ),
             block_summary=functools.partial(achieved_rows, cfg=cfg),
+            block_summary_keys=("group",),
             finish=finish,
             arrange_kept=expand_copies,
             order_by=[ORDER, id_column],

@@ -155,6 +155,7 @@ class Splits(GlobalStep):
             {},
             Decision(functools.partial(assign, cfg=cfg), columns=(cfg.input.id_column,)),
             block_summary=functools.partial(split_rows, cfg=cfg),
+            block_summary_keys=("split",),
             finish=lambda report, rows, rules: summary(cfg, rows),
             order_by=[ORDER, cfg.input.id_column],
             selections={

@@ -257,6 +257,7 @@ class Subsets(GlobalStep):
             {},
             Decision(functools.partial(_order, cfg=cfg), columns=(cfg.input.id_column,)),
             block_summary=functools.partial(subset_rows, cfg=cfg, thresholds=thresholds),
+            block_summary_keys=("subset", "group"),
             finish=lambda report, rows, rules: summary(cfg, thresholds, rows),
             order_by=[ORDER, cfg.input.id_column],
             selections={

@@ -66,10 +66,17 @@ def duplicate_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
+def chosen_clusters(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the PAIRS lowest cluster keys among `rows`: all that
+    duplicate_pairs can pick from them, in their order."""
+    chosen = set(sorted({row["key"] for row in rows})[:PAIRS])
+    return [row for row in rows if row["key"] in chosen]
+
+
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("key", "cluster", "stage")}
 
 
 DUPLICATE_PAIRS = ReportPairs(
-    "duplicate_pairs", "pairs", "Duplicate pairs", cluster_rows, duplicate_pairs
+    "duplicate_pairs", "pairs", "Duplicate pairs", cluster_rows, duplicate_pairs, chosen_clusters
 )
