@@ -8,6 +8,7 @@ time keeps the ratio near 1) and the driver's peak (flat is the goal).
     .venv/bin/python benchmarks/job_scale.py --docs 1000000
     .venv/bin/python benchmarks/job_scale.py --docs 1000000,2000000,5000000
     .venv/bin/python benchmarks/job_scale.py --generator streaming --docs 1000000,5000000,20000000
+    .venv/bin/python benchmarks/job_scale.py --generator streaming --rows-per-task 1000  # 1,000 staged files
 
 The default generator is the built-in sample's, whose documents share a small
 bank of sentence parts, so dedup's candidate pairs per document grow with the
@@ -54,16 +55,20 @@ def phase_windows(manifest: dict) -> dict[str, tuple[float, float]]:
 
 
 def run_size(
-    docs: int, shards: int, root: Path, generator: str
+    docs: int, shards: int, root: Path, generator: str, rows_per_task: int | None = None
 ) -> tuple[float, dict, MemorySampler]:
     input_dir, output = root / "in", root / "out"
+    config = root / "job.yaml"  # read units of rows_per_task rows: that many staged files
+    settings = {"input": {"rows_per_task": rows_per_task}} if rows_per_task else {}
+    config.write_text(json.dumps(settings))
     started = time.perf_counter()
     if generator == "streaming":
         generate_streaming(input_dir, docs, shards, seed=5, processes=os.cpu_count() or 1)
     else:
         generate_sample(input_dir, docs=docs, shards=shards, seed=5)
     print(f"generated {docs} documents in {time.perf_counter() - started:.0f} s")
-    wall, sampler = run_cli("run", "--input", str(input_dir), "--output", str(output), "--quiet")
+    paths = ["--input", str(input_dir), "--output", str(output), "--config", str(config)]
+    wall, sampler = run_cli("run", *paths, "--quiet")
     manifest = json.loads((output / "manifest.json").read_text())
     shutil.rmtree(input_dir)
     shutil.rmtree(output)
@@ -106,12 +111,15 @@ def main() -> None:
     parser.add_argument("--docs", default="1000000", help="comma-separated sizes")
     parser.add_argument("--shards", type=int, default=64)
     parser.add_argument("--generator", choices=["sample", "streaming"], default="sample")
+    parser.add_argument("--rows-per-task", type=int, help="input.rows_per_task (20,000 by default)")
     args = parser.parse_args()
     sizes = [int(d) for d in args.docs.split(",")]
     rows = []
     for docs in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            wall, manifest, sampler = run_size(docs, args.shards, Path(tmp), args.generator)
+            wall, manifest, sampler = run_size(
+                docs, args.shards, Path(tmp), args.generator, args.rows_per_task
+            )
         print_run(docs, wall, manifest, sampler)
         rows.append((docs, wall, manifest["timings"]["wall_seconds"]["total"], sampler))
     if len(rows) > 1:
