@@ -218,8 +218,12 @@ def inspect_file(location: Location, path: str, root: str, cfg: InputConfig) -> 
             )
         try:
             with open_read(location, path, size) as handle:
-                meta = pq.ParquetFile(handle).metadata
-                schema = meta.schema.to_arrow_schema()
+                footer = pq.ParquetFile(handle)
+                # Not meta.schema: FileMetaData and the ParquetSchema it makes
+                # hold each other, so every footer (whole documents in the
+                # text column's statistics) lived until the cyclic collector
+                # ran: 75 MiB of the driver after 200 footers of 5M documents.
+                meta, schema = footer.metadata, footer.schema_arrow
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise FileProblem(
                 f"{display}: not a readable Parquet file (truncated or not Parquet): {exc}",
