@@ -121,6 +121,9 @@ def test_fold_rows_sums_all_but_the_keys_and_keeps_first_seen_order():
     no_keys = [{"units": 3, "bytes": 10}, {"units": 0, "bytes": 5}]
     assert fold_rows(no_keys, ()) == [{"units": 3, "bytes": 15}]
     assert fold_rows([], ("group",)) == []
+    # A name that is not a key would be summed into "webnews": refused.
+    with pytest.raises(TypeError, match="'group' = 'web' is not a number"):
+        fold_rows([{"group": "web", "units": 1.0}, {"group": "news", "units": 2.0}], ())
 
 
 def test_a_fold_of_folds_is_the_fold_of_all():

@@ -32,9 +32,14 @@ PROFILE = "__profile"  # the block's histograms for the report, among the summar
 
 def fold_rows(rows: Iterable[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     """Rows with the same values of `keys` as one row, each other field
-    summed; in the order in which each key first appears."""
+    summed; in the order in which each key first appears. A field that is
+    not a number must be a key: summed, two names would run together."""
     folded: dict[tuple, dict[str, Any]] = {}
     for row in rows:
+        for name, value in row.items():
+            if name not in keys and not isinstance(value, (int, float)):
+                raise TypeError(f"{name!r} = {value!r} is not a number to sum: name it a key "
+                                "(StepOutcome.block_summary_keys)")  # fmt: skip
         key = tuple(row[k] for k in keys)
         into = folded.get(key)
         if into is None:

@@ -49,10 +49,11 @@ class StepOutcome:
     report: dict[str, Any]
     decision: Decision | None = None
     # Per staged block while the output is written: a few summary rows
-    # (e.g. units per group), merged on the driver by finish().
+    # (e.g. units per group), folded in tasks (job/block_parts.py), then
+    # handed to finish().
     block_summary: Callable[[pa.Table], list[dict[str, Any]]] | None = None
-    # The fields that name a summary row (e.g. its group): rows with the
-    # same ones are one row, their other fields summed, once blocks merge.
+    # The fields that name a summary row (e.g. its group); every other field
+    # is a number, summed over the rows with the same keys.
     block_summary_keys: tuple[str, ...] = ()
     # (report, summary rows, rejections per rule of this step's stage) -> the
     # final manifest section.
