@@ -320,8 +320,8 @@ def read_text(location: Location, path: str) -> str:
         return handle.read().decode("utf-8")
 
 
-def write_json(location: Location, path: str, payload: Any) -> None:
-    write_text(location, path, json.dumps(payload, indent=2, sort_keys=False, default=str))
+def write_json(location: Location, path: str, payload: Any, indent: int | None = 2) -> None:
+    write_text(location, path, json.dumps(payload, indent=indent, sort_keys=False, default=str))
 
 
 def read_json(location: Location, path: str) -> Any:

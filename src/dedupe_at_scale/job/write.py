@@ -202,7 +202,9 @@ def _split_block(
     summary = {name: make(table) for name, make in summaries.items()}
     if report is not None:
         summary[PROFILE] = [block_profile(table, cfg, report)]
-    write_json(location, _stats_path(stats_dir, unit.index), {STATS: stats, SUMMARY: summary})
+    # Compact: only the fold reads it (121 KB against 316 indented, real text).
+    part = {STATS: stats, SUMMARY: summary}
+    write_json(location, _stats_path(stats_dir, unit.index), part, indent=None)
     return table
 
 
