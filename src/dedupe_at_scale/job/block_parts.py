@@ -36,18 +36,15 @@ def fold_rows(rows: Iterable[dict[str, Any]], keys: Sequence[str]) -> list[dict[
     not a number must be a key: summed, two names would run together."""
     folded: dict[tuple, dict[str, Any]] = {}
     for row in rows:
+        into = folded.setdefault(tuple(row[k] for k in keys), {})
         for name, value in row.items():
-            if name not in keys and not isinstance(value, (int, float)):
+            if name in keys:
+                into[name] = value
+            elif isinstance(value, (int, float)):
+                into[name] = into.get(name, 0) + value
+            else:
                 raise TypeError(f"{name!r} = {value!r} is not a number to sum: name it a key "
                                 "(StepOutcome.block_summary_keys)")  # fmt: skip
-        key = tuple(row[k] for k in keys)
-        into = folded.get(key)
-        if into is None:
-            folded[key] = dict(row)
-            continue
-        for name, value in row.items():
-            if name not in keys:
-                into[name] = into.get(name, 0) + value
     return list(folded.values())
 
 
