@@ -154,7 +154,7 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     ranges = [[(f.index << 32, (f.index << 32) + FILE_SIZES[f.index] - 1) for f in g.files]
               for g in run.groups]  # fmt: skip
     run.indexes = file_indexes([ray.put(r) for r in ranges])
-    owner = file_of(run.indexes[1], hi)  # the group holding each pair's first member
+    owner = file_of(ray.get(run.indexes[1]), hi)  # the group holding each pair's first member
     run.candidates = [Pieces((ray.put(pairs_table(hi[owner == g], lo[owner == g])),))
                       for g in range(len(run.groups))]  # fmt: skip
     run.stats["candidate_pairs"] = len(pairs)  # buckets counts them; verify sizes its hop by them
@@ -169,7 +169,7 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     assert got == want
     assert run.stats["near_edges"] == len(want)
     # Each signature crossed once per group it was compared in, not once a pair.
-    to_group = file_of(run.indexes[1], lo)
+    to_group = file_of(ray.get(run.indexes[1]), lo)
     assert run.stats["signatures_sent"] == len(set(zip(hi.tolist(), to_group.tolist())))
     assert run.stats["signatures_sent"] < len(pairs)
 

@@ -37,6 +37,10 @@ class UnitDatasource(Datasource):
         self.read = read
         self.counted = counted  # False: the units' rows and bytes are not known
 
+    def read_for(self, unit: ReadUnit) -> Callable[[ReadUnit], pa.Table]:
+        """What `unit`'s read task runs (and so carries to its worker)."""
+        return self.read
+
     def estimate_inmemory_data_size(self) -> int | None:
         return sum(_unit_bytes(u) for u in self.units) if self.counted else None
 
@@ -49,7 +53,7 @@ class UnitDatasource(Datasource):
                 exec_stats=None,
                 input_files=[s.file.display for s in unit.slices],
             )
-            tasks.append(ReadTask(_read_fn(self.read, unit), meta))
+            tasks.append(ReadTask(_read_fn(self.read_for(unit), unit), meta))
         return tasks
 
 

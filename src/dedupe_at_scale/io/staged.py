@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -29,19 +29,29 @@ DECISION_COLUMNS = (col.UID, col.STAGE, col.RULE, col.VALUE, col.REASON)
 @dataclass(frozen=True)
 class DecisionFiles:
     """Where a step wrote its decisions: one small file per staged file
-    (None: the step decided nothing there)."""
+    (None: the step decided nothing there), for staged files `first` on."""
 
     location: Location
     paths: tuple[str | None, ...]
     # Bytes of each, from a listing, so that a read is one GET with no HEAD
     # (storage.open_read); 0 or none: not known, the store is asked.
     sizes: tuple[int, ...] = ()
+    first: int = 0
 
     def read(self, index: int) -> pa.Table | None:
-        path = self.paths[index]
+        at = index - self.first
+        path = self.paths[at]
         if path is None:
             return None
-        return read_parquet(self.location, path, size=self.sizes[index] if self.sizes else 0)
+        return read_parquet(self.location, path, size=self.sizes[at] if self.sizes else 0)
+
+    def only(self, index: int) -> DecisionFiles:
+        """Staged file `index`'s entry alone: what a task reading that file
+        carries (with every file's, a pass's task arguments grow with the
+        square of the staged files: benchmarks/task_args.py)."""
+        at = index - self.first
+        sizes = self.sizes[at : at + 1]
+        return DecisionFiles(self.location, self.paths[at : at + 1], sizes, first=index)
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,15 @@ class Decision:
     apply: Callable[..., pa.Table]
     columns: tuple[str, ...] = ()
     files: DecisionFiles | None = None
+
+    def for_file(self, index: int) -> Decision:
+        """This decision as a task reading staged file `index` needs it."""
+        return self if self.files is None else replace(self, files=self.files.only(index))
+
+
+def for_file(decisions: Sequence[Decision], index: int) -> tuple[Decision, ...]:
+    """Each of `decisions` narrowed to staged file `index` (Decision.for_file)."""
+    return tuple(d.for_file(index) for d in decisions)
 
 
 def columns_to_read(
@@ -114,11 +133,9 @@ class Staged:
         if columns is not None and self.decisions:
             columns = columns_to_read(columns, self.decisions, self.schema_names())
         location = self.layout.location
-        read = functools.partial(
-            _read_unit, location, columns=columns, decisions=list(self.decisions), then=then
-        )
+        read = functools.partial(_read_unit, location, columns=columns, decisions=(), then=then)
         units = file_units(location, self.files, self.counts)
-        source = UnitDatasource(location, units, read, counted=self.counts is not None)
+        source = _StagedSource(location, units, read, self.counts is not None, self.decisions)
         return read_units(source, num_cpus=self.task_cpus)
 
     @property
@@ -150,11 +167,25 @@ class Staged:
         return [n for n in self.schema_names() if n not in heavy]
 
 
+class _StagedSource(UnitDatasource):
+    """Staged files whose read tasks carry only their own file's decisions."""
+
+    def __init__(
+        self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table],
+        counted: bool, decisions: Sequence[Decision],
+    ):  # fmt: skip
+        super().__init__(location, units, read, counted=counted)
+        self.decisions = tuple(decisions)
+
+    def read_for(self, unit: ReadUnit) -> Callable[[ReadUnit], pa.Table]:
+        return functools.partial(self.read, decisions=for_file(self.decisions, unit.index))
+
+
 def _read_unit(
     location: Location,
     unit: ReadUnit,
     columns: list[str] | None,
-    decisions: list[Decision],
+    decisions: Sequence[Decision],
     then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
 ) -> pa.Table:
     (whole,) = unit.slices  # one staged file (file_units)

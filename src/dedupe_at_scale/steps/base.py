@@ -24,7 +24,13 @@ import pyarrow as pa
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.output import parquet_sizes
-from dedupe_at_scale.io.staged import Decision, DecisionFiles, columns_to_read, read_staged
+from dedupe_at_scale.io.staged import (
+    Decision,
+    DecisionFiles,
+    columns_to_read,
+    for_file,
+    read_staged,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -204,7 +210,7 @@ class StagedView:
     def files(self) -> list[StagedFile]:
         sizes = self.sizes or (0,) * len(self.paths)
         return [
-            StagedFile(self.location, p, i, self.columns, self.decisions, size)
+            StagedFile(self.location, p, i, self.columns, for_file(self.decisions, i), size)
             for i, (p, size) in enumerate(zip(self.paths, sizes))
         ]
 

@@ -23,16 +23,18 @@ class FileIndex:
         self.files = files
 
 
-def file_indexes(range_refs: list) -> tuple[FileIndex, FileIndex]:
-    """Which staged file, and which group, holds a uid; from each group's
-    per-file uid ranges."""
+def file_indexes(range_refs: list) -> tuple[ray.ObjectRef, ray.ObjectRef]:
+    """Which staged file, and which group, holds a uid (FileIndex); from each
+    group's per-file uid ranges. Put in the object store once: passed by
+    value, each of the tasks that take one would carry its own copy (16 bytes
+    a staged file), and a hop's arguments would grow with files x groups."""
     ranges = [(lo, hi, g) for g, part in enumerate(ray.get(range_refs)) for lo, hi in part]
     nonempty = [(lo, f, g) for f, (lo, hi, g) in enumerate(ranges) if hi >= lo]
     starts = np.array([lo for lo, _, _ in nonempty], dtype=np.int64)
     order = np.argsort(starts, kind="stable")
     files = np.array([f for _, f, _ in nonempty], dtype=np.int64)[order]
     groups = np.array([g for _, _, g in nonempty], dtype=np.int64)[order]
-    return FileIndex(starts[order], files), FileIndex(starts[order], groups)
+    return ray.put(FileIndex(starts[order], files)), ray.put(FileIndex(starts[order], groups))
 
 
 def uid_range(table: pa.Table) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.steps.base import ClusterCheck, StagedGroup, StagedView, decision_paths
-from dedupe_at_scale.steps.dedup.edges import FileIndex, file_of, partition_of
+from dedupe_at_scale.steps.dedup.edges import file_of, partition_of
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split, takes_pieces
 
@@ -40,7 +40,7 @@ DECISION_SCHEMA = pa.schema(
 
 def choose_keepers(
     ex: Exchange, view: StagedView, groups: list[StagedGroup],
-    indexes: tuple[FileIndex, FileIndex], keep: list[tuple[str, str]], labels: list,
+    indexes: tuple[ray.ObjectRef, ray.ObjectRef], keep: list[tuple[str, str]], labels: list,
     stats: dict[str, Any],
 ) -> list[str]:  # fmt: skip
     """From each component's labels to the decision files of the staged

@@ -47,7 +47,6 @@ from dedupe_at_scale.steps.base import (
 )
 from dedupe_at_scale.steps.dedup.components import connected_components
 from dedupe_at_scale.steps.dedup.edges import (
-    FileIndex,
     ends,
     file_indexes,
     file_of,
@@ -97,8 +96,9 @@ class DedupRun:
     rows: int
     keep: list[tuple[str, str]]
     stats: dict[str, Any] = field(default_factory=dict)
-    # scan: which file and group hold each uid; exact and band keys per partition
-    indexes: tuple[FileIndex, FileIndex] | None = None
+    # scan: which file and group hold each uid (FileIndex refs, edges.file_indexes);
+    # exact and band keys per partition
+    indexes: tuple[ray.ObjectRef, ray.ObjectRef] | None = None
     exact_in: list = field(default_factory=list)
     band_in: list = field(default_factory=list)
     # buckets: exact edges per partition; candidate pairs per group

@@ -1,0 +1,99 @@
+"""What a task reading one staged file carries to its worker does not grow
+with the number of staged files: each read task (Ray Data's, put in the
+object store one by one) and each StagedFile a step's task takes holds its
+own file's decision files only, and dedup's file indexes travel by
+reference. Carrying every file's would make a pass's task arguments grow
+with the square of the staged files (benchmarks/task_args.py)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+from ray import cloudpickle
+
+from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.datasource import file_units
+from dedupe_at_scale.io.staged import (
+    Decision,
+    DecisionFiles,
+    _read_unit,
+    _StagedSource,
+    read_staged,
+)
+from dedupe_at_scale.io.storage import resolve
+from dedupe_at_scale.steps.base import StagedView
+from dedupe_at_scale.steps.dedup.edges import FileIndex, file_indexes
+
+
+def _drop_marked(index: int, table: pa.Table, decided: pa.Table | None) -> pa.Table:
+    if decided is None:
+        return table
+    gone = pa.compute.is_in(table.column(col.UID), decided.column(col.UID))
+    return table.filter(pa.compute.invert(gone))
+
+
+def _staged(tmp_path, n: int) -> tuple[list[str], Decision]:
+    """`n` staged-file paths and a decision with a file for each."""
+    location = resolve(str(tmp_path))
+    paths = [str(tmp_path / f"annotated-{i:010d}.parquet") for i in range(n)]
+    files = DecisionFiles(
+        location, tuple(str(tmp_path / f"dedup-{i:05d}.parquet") for i in range(n)),
+        tuple(range(10_000, 10_000 + n)),
+    )  # fmt: skip
+    return paths, Decision(_drop_marked, files=files)
+
+
+def _read_task_bytes(tmp_path, n: int, index: int) -> int:
+    paths, decision = _staged(tmp_path, n)
+    location = resolve(str(tmp_path))
+    units = file_units(location, paths, {p: (100, 1_000) for p in paths})
+    read = functools.partial(_read_unit, location, columns=None, decisions=(), then=None)
+    tasks = _StagedSource(location, units, read, True, [decision]).get_read_tasks(1)
+    return len(cloudpickle.dumps(tasks[index]))
+
+
+def _staged_file_bytes(tmp_path, n: int, index: int) -> int:
+    paths, decision = _staged(tmp_path, n)
+    view = StagedView(
+        cfg=None, location=resolve(str(tmp_path)), paths=tuple(paths), columns=(col.UID,),
+        decisions_dir=str(tmp_path), partitions=1, has_ids=False, decisions=(decision,),
+    )  # fmt: skip
+    return len(cloudpickle.dumps(view.files[index]))
+
+
+def test_a_read_task_carries_its_own_files_decisions_only(tmp_path):
+    # With every file's decision paths it was 55.6 KiB at 1,000 staged files.
+    small, large = _read_task_bytes(tmp_path, 10, 7), _read_task_bytes(tmp_path, 2_000, 7)
+    assert large - small < 64, (small, large)
+    assert _staged_file_bytes(tmp_path, 2_000, 7) - _staged_file_bytes(tmp_path, 10, 7) < 64
+
+
+def test_a_narrowed_decision_reads_as_the_whole_one(tmp_path):
+    location = resolve(str(tmp_path))
+    paths, decisions = [], []
+    for i in range(3):
+        path = str(tmp_path / f"s{i}.parquet")
+        pq.write_table(pa.table({col.UID: pa.array(range(i * 10, i * 10 + 10), pa.int64())}), path)
+        pq.write_table(pa.table({col.UID: pa.array([i * 10 + 3], pa.int64())}),
+                       str(tmp_path / f"d{i}.parquet"))  # fmt: skip
+        paths.append(path)
+    files = DecisionFiles(location, tuple(str(tmp_path / f"d{i}.parquet") for i in range(3)))
+    decisions = [Decision(_drop_marked, files=files)]
+    for i, path in enumerate(paths):
+        whole = read_staged(location, path, None, decisions, i)
+        own = read_staged(location, path, None, [d.for_file(i) for d in decisions], i)
+        assert own.equals(whole)
+        assert whole.num_rows == 9 and i * 10 + 3 not in whole.column(col.UID).to_pylist()
+
+
+def test_dedups_file_indexes_travel_by_reference(ray_cluster):
+    ranges = [[(0, 9), (10, 19)], [(20, 29)]]
+    staged, groups = file_indexes([ray.put(r) for r in ranges])
+    assert isinstance(staged, ray.ObjectRef) and isinstance(groups, ray.ObjectRef)
+    index = ray.get(groups)
+    assert isinstance(index, FileIndex)
+    assert np.array_equal(index.files, [0, 0, 1])
