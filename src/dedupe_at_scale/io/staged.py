@@ -180,6 +180,10 @@ class _StagedSource(UnitDatasource):
     def read_for(self, unit: ReadUnit) -> Callable[[ReadUnit], pa.Table]:
         return functools.partial(self.read, decisions=for_file(self.decisions, unit.index))
 
+    def get_name(self) -> str:
+        # Ray Data names the read operator after this: "ReadUnit", as before.
+        return "Unit"
+
 
 def _read_unit(
     location: Location,
