@@ -87,7 +87,8 @@ def input_datasource(
 ) -> UnitDatasource:
     """Input shards, tagged with file and row, cast to the unified schema and
     checked row by row."""
-    read = functools.partial(read_unit, location, cfg=cfg, schema=schema)
+    shared = schema.for_tasks() if schema is not None else None
+    read = functools.partial(read_unit, location, cfg=cfg, schema=shared)
     return UnitDatasource(location, units, read)
 
 

@@ -29,7 +29,7 @@ break every reader of data/, and silently replacing it would lose data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -95,6 +95,12 @@ class InputSchema:
             columns.append(column)
             names.append(target.name)
         return pa.table(columns, names=names)
+
+    def for_tasks(self) -> InputSchema:
+        """What a read task needs: without `promoted`, which is for the
+        manifest and lists every file whose types changed (each task would
+        carry it, and a pass's task arguments grow with files x files)."""
+        return replace(self, promoted={})
 
     def describe(self) -> dict:
         """For the manifest."""

@@ -30,7 +30,7 @@ from dedupe_at_scale.io.staged import (
     columns_to_read,
     for_file,
     read_staged,
-)  # fmt: skip
+)
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
