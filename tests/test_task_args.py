@@ -2,8 +2,9 @@
 with the number of staged files: each read task (Ray Data's, put in the
 object store one by one) and each StagedFile a step's task takes holds its
 own file's decision files only, dedup's file indexes travel by
-reference, and an annotate read task takes the input schema without the
-manifest's list of files whose types changed. Carrying every file's would make a pass's task arguments grow
+reference, as do the mixture's capped domains, and an annotate read task
+takes the input schema without the manifest's list of files whose types
+changed. Carrying every file's would make a pass's task arguments grow
 with the square of the staged files (benchmarks/task_args.py)."""
 
 from __future__ import annotations
@@ -118,3 +119,30 @@ def test_dedups_file_indexes_travel_by_reference(ray_cluster):
     index = ray.get(groups)
     assert isinstance(index, FileIndex)
     assert np.array_equal(index.files, [0, 0, 1])
+
+
+def _mixture_rows() -> pa.Table:
+    ids = [f"doc-{i}" for i in range(200)]
+    return pa.table({
+        "id": ids, "source": ["web"] * 200, "domain": [f"site{i % 7}.example" for i in range(200)],
+        col.STAGE: pa.nulls(200, pa.string()), col.RULE: pa.nulls(200, pa.string()),
+        col.VALUE: pa.nulls(200, pa.float64()), col.REASON: pa.nulls(200, pa.string()),
+    })  # fmt: skip
+
+
+def test_the_mixtures_capped_domains_travel_by_reference(ray_cluster):
+    from dedupe_at_scale.steps.mixture import apply_plan, plan_decision
+
+    cfg = config_from_dict({"mixture": {"enabled": True, "max_per_domain": 10}}).mixture
+    columns = ("id", "source", "domain")
+
+    def decision(domains: int) -> Decision:
+        cuts = {f"site{i}.example": (0.5, 100.0) for i in range(domains)}
+        return plan_decision(cfg, {}, "id", cuts, columns)
+
+    # With the cuts in the decision: 429 KB at 20,000 capped domains.
+    assert len(cloudpickle.dumps(decision(20_000))) - len(cloudpickle.dumps(decision(3))) < 64
+    rows, cuts = _mixture_rows(), {f"site{i}.example": (0.5, 100.0) for i in range(3)}
+    applied = decision(3).apply(0, rows)
+    assert applied.equals(apply_plan(rows, cfg, {}, "id", cuts))
+    assert 0 < pa.compute.sum(pa.compute.is_valid(applied[col.STAGE])).as_py() < 200

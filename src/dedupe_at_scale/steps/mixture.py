@@ -336,12 +336,7 @@ class Mixture(GlobalStep):
 
         return StepOutcome(
             {},
-            Decision(
-                functools.partial(
-                    _apply_file, cfg=cfg.mixture, plans=plans, id_column=id_column, cuts=cuts
-                ),  # fmt: skip
-                columns=columns,
-            ),
+            plan_decision(cfg.mixture, plans, id_column, cuts, columns),
             block_summary=functools.partial(achieved_rows, cfg=cfg),
             block_summary_keys=("group",),
             finish=finish,
@@ -360,8 +355,17 @@ def _require_column(view: StagedView, name: str, key: str) -> None:
         raise ConfigError(f"{key} '{name}' is not a column of the data (columns: {shown})")
 
 
-def _apply_file(index: int, table: pa.Table, **plan_args: Any) -> pa.Table:
-    return apply_plan(table, **plan_args)
+def plan_decision(cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str, cuts: Any,
+                  columns: tuple[str, ...]) -> Decision:  # fmt: skip
+    """The mixture's decision; the capped domains' cuts go by reference (one
+    object), not copied into each read task that carries the decision."""
+    shared = ray.put(cuts) if cuts else None
+    apply = functools.partial(_apply_file, cfg=cfg, plans=plans, id_column=id_column, cuts=shared)
+    return Decision(apply, columns=columns)
+
+
+def _apply_file(index: int, table: pa.Table, cuts: Any = None, **plan_args: Any) -> pa.Table:
+    return apply_plan(table, cuts=ray.get(cuts) if cuts is not None else None, **plan_args)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
