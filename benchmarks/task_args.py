@@ -27,7 +27,7 @@ import numpy as np
 from ray import cloudpickle
 
 from dedupe_at_scale.io.datasource import UnitDatasource, file_units
-from dedupe_at_scale.io.staged import Decision, DecisionFiles, _read_unit, _StagedSource
+from dedupe_at_scale.io.staged import Decision, DecisionFiles, StagedSource, _read_unit
 from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.steps.dedup.edges import FileIndex
 
@@ -49,8 +49,7 @@ def read_tasks(root: str, n: int, narrowed: bool) -> list:
     decisions = [Decision(_apply, files=decided)]
     units = file_units(location, paths, {p: (20_000, 60_000_000) for p in paths})
     if narrowed:
-        read = functools.partial(_read_unit, location, columns=None, decisions=(), then=None)
-        return _StagedSource(location, units, read, True, decisions).get_read_tasks(1)
+        return StagedSource(location, units, None, decisions, None).get_read_tasks(1)
     # The reference: one read function, with every file's decisions, for all units.
     read = functools.partial(_read_unit, location, columns=None, decisions=decisions, then=None)
     return UnitDatasource(location, units, read).get_read_tasks(1)

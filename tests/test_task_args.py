@@ -9,8 +9,6 @@ with the square of the staged files (benchmarks/task_args.py)."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,8 +22,7 @@ from dedupe_at_scale.io.schema import InputSchema
 from dedupe_at_scale.io.staged import (
     Decision,
     DecisionFiles,
-    _read_unit,
-    _StagedSource,
+    StagedSource,
     read_staged,
 )
 from dedupe_at_scale.io.storage import resolve
@@ -55,8 +52,7 @@ def _read_task_bytes(tmp_path, n: int, index: int) -> int:
     paths, decision = _staged(tmp_path, n)
     location = resolve(str(tmp_path))
     units = file_units(location, paths, {p: (100, 1_000) for p in paths})
-    read = functools.partial(_read_unit, location, columns=None, decisions=(), then=None)
-    tasks = _StagedSource(location, units, read, True, [decision]).get_read_tasks(1)
+    tasks = StagedSource(location, units, None, [decision], None).get_read_tasks(1)
     return len(cloudpickle.dumps(tasks[index]))
 
 

@@ -133,9 +133,9 @@ class Staged:
         if columns is not None and self.decisions:
             columns = columns_to_read(columns, self.decisions, self.schema_names())
         location = self.layout.location
-        read = functools.partial(_read_unit, location, columns=columns, decisions=(), then=then)
         units = file_units(location, self.files, self.counts)
-        source = _StagedSource(location, units, read, self.counts is not None, self.decisions)
+        source = StagedSource(location, units, columns, self.decisions, then,
+                              counted=self.counts is not None)  # fmt: skip
         return read_units(source, num_cpus=self.task_cpus)
 
     @property
@@ -167,13 +167,16 @@ class Staged:
         return [n for n in self.schema_names() if n not in heavy]
 
 
-class _StagedSource(UnitDatasource):
-    """Staged files whose read tasks carry only their own file's decisions."""
+class StagedSource(UnitDatasource):
+    """Staged files (one unit each) read with the decisions applied
+    (`_read_unit`); each read task carries only its own file's decisions."""
 
     def __init__(
-        self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table],
-        counted: bool, decisions: Sequence[Decision],
+        self, location: Location, units: list[ReadUnit], columns: list[str] | None,
+        decisions: Sequence[Decision], then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
+        counted: bool = True,
     ):  # fmt: skip
+        read = functools.partial(_read_unit, location, columns=columns, decisions=(), then=then)
         super().__init__(location, units, read, counted=counted)
         self.decisions = tuple(decisions)
 
