@@ -55,7 +55,7 @@ def read_tasks(root: str, n: int, narrowed: bool) -> list:
     return UnitDatasource(location, units, read).get_read_tasks(1)
 
 
-def measure(objects: list, count: int) -> tuple[int, float]:
+def measure(objects: list) -> tuple[int, float]:
     """Bytes of one pickled object and seconds to pickle one (over a sample)."""
     sample = objects[:SAMPLED]
     started = time.perf_counter()
@@ -78,7 +78,7 @@ def main() -> None:
         index = FileIndex(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64))
         index_tasks = INDEX_TASKS_PER_PARTITION * max(1, n // 5)
         for way, narrowed in (("all files", False), ("own file", True)):
-            size, seconds = measure(read_tasks(root, n, narrowed), n)
+            size, seconds = measure(read_tasks(root, n, narrowed))
             # By reference, a task carries the index's ObjectRef: tens of bytes.
             index_bytes = len(cloudpickle.dumps(index)) if not narrowed else 0
             print(f"{n:>12,} {way:>9} {size / 1024:>14.1f} {size * n / 2**20:>10.1f} "
