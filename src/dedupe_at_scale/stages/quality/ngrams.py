@@ -46,14 +46,13 @@ def table_size(m):
 @numba.njit(cache=True)
 def new_tables(size):
     """keys, first (candidate index), times seen, stamp (slot in use when ==
-    stamp: no clearing between documents), then per word position: covered
-    flags, and per candidate: position, n-gram key, repeated flag."""
+    stamp: no clearing between documents), then per candidate: position,
+    n-gram key, repeated flag."""
     return (
         np.zeros(size, np.uint64),
         np.zeros(size, np.int64),
         np.zeros(size, np.int64),
         np.zeros(size, np.int64),
-        np.zeros(size, np.bool_),
         np.zeros(size, np.int64),
         np.zeros(size, np.uint64),
         np.zeros(size, np.bool_),
@@ -73,7 +72,7 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
     n-gram counts from two occurrences on). Each candidate's key grows by
     one multiply-add per added word (the same polynomial as a rolling hash).
     """
-    keys, first, seen, stamps, covered, at, gram, repeats = tables
+    keys, first, seen, stamps, at, gram, repeats = tables
     doc = hashes[start : start + m]
     count = m
     for c in range(m):
@@ -117,14 +116,16 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
             t += 1
         if is_dup:
             if any_repeat:
-                covered[:m] = False
+                # The repeated n-grams' words, as runs of overlapping n-grams
+                # (their positions ascend), each run's characters once.
+                chars = run_start = run_end = 0
                 for c in range(count):
                     if repeats[c]:
-                        covered[at[c] : at[c] + n] = True
-                chars = 0
-                for k in range(m):
-                    if covered[k]:
-                        chars += cumulative[start + k + 1] - cumulative[start + k]
+                        if at[c] > run_end:
+                            chars += cumulative[start + run_end] - cumulative[start + run_start]
+                            run_start = at[c]
+                        run_end = at[c] + n
+                chars += cumulative[start + run_end] - cumulative[start + run_start]
                 dup_row[d] = chars
             d += 1
         # Only the positions whose n-gram repeated go on.
