@@ -258,7 +258,8 @@ def count_pieces(data, offsets, rows, classes, keys, values, miss_row, miss_star
     longest = 0
     for r in rows:
         longest = max(longest, offsets[r + 1] - offsets[r])
-    cps = np.empty(longest, np.int32)
+    # Unsigned: the pieces' classes[cps[i]] then need no negative-index test.
+    cps = np.empty(longest, np.uint32)
     piece_keys, piece_ends = np.empty(longest, np.uint64), np.empty(longest, np.int64)
     misses = 0
     for j in range(len(rows)):
