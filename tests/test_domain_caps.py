@@ -15,7 +15,7 @@ import pytest
 from dedupe_at_scale.config import ConfigError, config_from_dict
 from dedupe_at_scale.job.pipeline import run_job
 from dedupe_at_scale.sample import generate_sample
-from dedupe_at_scale.steps.domain_caps import cut_points
+from dedupe_at_scale.steps.domain_caps import capped_rows, cut_points, cut_table
 from dedupe_at_scale.steps.mixture import draws
 
 
@@ -46,6 +46,12 @@ def test_the_cut_is_the_plain_loop_s():
         )  # fmt: skip
         left_out = {(d, u) for d, u, _ in rows if d in cuts and u >= cuts[d][0]}
         assert left_out == plain_cut(rows, cap)
+        # What the write pass's tasks mark, from the joined table of cuts.
+        marked = capped_rows(
+            pa.array([r[0] for r in rows], pa.string()), np.array([r[1] for r in rows]),
+            cut_table(cuts),
+        )  # fmt: skip
+        assert {(d, u) for (d, u, _), m in zip(rows, marked) if m} == left_out
         for d, (_, total) in cuts.items():
             assert total == pytest.approx(sum(a for dd, _, a in rows if dd == d))
 

@@ -127,18 +127,19 @@ def _mixture_rows() -> pa.Table:
 
 
 def test_the_mixtures_capped_domains_travel_by_reference(ray_cluster):
+    from dedupe_at_scale.steps.domain_caps import DomainCuts, cut_table
     from dedupe_at_scale.steps.mixture import apply_plan, plan_decision
 
     cfg = config_from_dict({"mixture": {"enabled": True, "max_per_domain": 10}}).mixture
     columns = ("id", "source", "domain")
 
     def decision(domains: int) -> Decision:
-        cuts = {f"site{i}.example": (0.5, 100.0) for i in range(domains)}
-        return plan_decision(cfg, {}, "id", cuts, columns)
+        table = cut_table({f"site{i}.example": (0.5, 100.0) for i in range(domains)})
+        return plan_decision(cfg, {}, "id", DomainCuts(ray.put(table), domains, ()), columns)
 
     # With the cuts in the decision: 429 KB at 20,000 capped domains.
     assert len(cloudpickle.dumps(decision(20_000))) - len(cloudpickle.dumps(decision(3))) < 64
     rows, cuts = _mixture_rows(), {f"site{i}.example": (0.5, 100.0) for i in range(3)}
     applied = decision(3).apply(0, rows)
-    assert applied.equals(apply_plan(rows, cfg, {}, "id", cuts))
+    assert applied.equals(apply_plan(rows, cfg, {}, "id", cut_table(cuts)))
     assert 0 < pa.compute.sum(pa.compute.is_valid(applied[col.STAGE])).as_py() < 200

@@ -231,10 +231,10 @@ class CapAmounts:
 
 def apply_plan(
     table: pa.Table, cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str,
-    cuts: dict[str, tuple[float, float]] | None = None,
+    cuts: pa.Table | None = None,
 ) -> pa.Table:  # fmt: skip
     """Mark documents left out of the mixture and add the copy count and order
-    key of the ones it keeps; `cuts`: the domain caps' (domain_caps.py)."""
+    key of the ones it keeps; `cuts`: the domain caps' (domain_caps.CUTS)."""
     kept = pc.is_null(table.column(col.STAGE)).to_numpy(zero_copy_only=False)
     copies, u, groups = plan_copies(table, cfg, plans, id_column)
     capped = np.zeros(table.num_rows, dtype=bool)
@@ -357,9 +357,9 @@ def _require_column(view: StagedView, name: str, key: str) -> None:
 
 def plan_decision(cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str, cuts: Any,
                   columns: tuple[str, ...]) -> Decision:  # fmt: skip
-    """The mixture's decision; the capped domains' cuts go by reference (one
-    object), not copied into each read task that carries the decision."""
-    shared = ray.put(cuts) if cuts else None
+    """The mixture's decision; the capped domains' cuts (domain_caps.DomainCuts)
+    go by reference, not copied into each read task that carries it."""
+    shared = cuts.table if cuts else None
     apply = functools.partial(_apply_file, cfg=cfg, plans=plans, id_column=id_column, cuts=shared)
     return Decision(apply, columns=columns)
 

@@ -121,23 +121,3 @@ class Returns:
 def submit(fn, returns: Returns, *args) -> dict[str, Any]:
     """Submit a remote function and name its returns."""
     return returns.unpack(call(fn, returns.count, *args))
-
-
-def by_partition(table: pa.Table, keys: np.ndarray, parts: int) -> Any:
-    """A map task's rows by partition (uint64 key % parts), as its
-    `parts` returns (hash_exchange)."""
-    pieces = split(table, (keys % np.uint64(parts)).astype(np.int64), parts)
-    return pieces[0] if parts == 1 else tuple(pieces)
-
-
-def hash_exchange(
-    files: list, parts: int, mapper: Any, reducer: Any, map_args: tuple = (),
-    reduce_args: tuple = (),
-) -> list:  # fmt: skip
-    """Each file through `mapper` (a task ending in by_partition), each
-    partition's pieces through `reducer`: one object per file and partition,
-    as dedup's hops; the reducers' refs, by partition."""
-    refs = [mapper.options(num_returns=parts).remote(f, *map_args) for f in files]
-    if parts == 1:
-        refs = [[r] for r in refs]
-    return [reducer.remote(*reduce_args, *[r[p] for r in refs]) for p in range(parts)]

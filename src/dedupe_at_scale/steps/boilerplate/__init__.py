@@ -38,7 +38,8 @@ from dedupe_at_scale.steps.base import (
     decision_paths,
 )
 from dedupe_at_scale.steps.boilerplate.units import joined, split_units
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, by_partition, hash_exchange
+from dedupe_at_scale.steps.partition_rows import reduce_by_partition
+from dedupe_at_scale.steps.tasks import TASK_RETRIES
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -97,9 +98,8 @@ class Boilerplate(GlobalStep):
 
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
-        parts = view.partitions
-        found = hash_exchange(view.files, parts, _pairs, _count, (cfg, parts),
-                              (cfg.boilerplate.min_documents,))  # fmt: skip
+        found = reduce_by_partition(view, "boilerplate", _pairs, (cfg,), _count,
+                                    (cfg.boilerplate.min_documents,))  # fmt: skip
         tops = ray.get([_top.remote(f) for f in found])
         distinct = sum(n for n, _ in tops)
         top = sorted((t for _, rows in tops for t in rows), key=lambda t: (-t[1], t[0]))[:TOP]
@@ -121,9 +121,8 @@ class Boilerplate(GlobalStep):
         )
 
 
-@ray.remote(max_retries=TASK_RETRIES)
-def _pairs(staged: StagedFile, cfg: JobConfig, parts: int) -> Any:
-    """(unit hash, uid) once per document and distinct unit, by partition."""
+def _pairs(staged: StagedFile, cfg: JobConfig) -> tuple[pa.Table, np.ndarray]:
+    """(unit hash, uid) once per document and distinct unit, keyed by the hash."""
     kept = staged.read_kept([cfg.input.document_column])
     units = split_units(
         kept.column(cfg.input.document_column).combine_chunks(), cfg.boilerplate.unit
@@ -133,15 +132,12 @@ def _pairs(staged: StagedFile, cfg: JobConfig, parts: int) -> Any:
         np.stack([units.hash, uids.astype(np.uint64)], axis=1)[units.hash != 0], axis=0
     )
     table = pa.table({"hash": pairs[:, 0], "uid": pairs[:, 1].astype(np.int64)})
-    return by_partition(table, pairs[:, 0], parts)
+    return table, pairs[:, 0]
 
 
-@ray.remote(max_retries=TASK_RETRIES)
-def _count(min_documents: int, *tables: pa.Table) -> pa.Table:
+def _count(table: pa.Table, min_documents: int) -> pa.Table:
     """The partition's boilerplate units: hash, documents, first uid (sorted by hash)."""
-    grouped = (
-        pa.concat_tables(tables).group_by("hash").aggregate([("uid", "count"), ("uid", "min")])
-    )
+    grouped = table.group_by("hash").aggregate([("uid", "count"), ("uid", "min")])
     grouped = grouped.filter(pc.greater_equal(grouped["uid_count"], min_documents))
     return pa.table({
         "hash": grouped["hash"], "documents": grouped["uid_count"], "first": grouped["uid_min"],
