@@ -57,13 +57,18 @@ class PartFilenames(FilenameProvider):
 def write_parquet(
     ds: ray.data.Dataset, path: str, layout: OutputLayout, cfg: JobConfig,
     rows_per_file: int | None, prefix: str, cpus: float | None = None,
+    rows_per_group: int | None = None,
 ) -> None:  # fmt: skip
+    """`ds` as part-<task> files of `rows_per_file` rows (None: a file per
+    block); `rows_per_group`: the rows a row group gathers (None: one per
+    block, or per `rows_per_file`)."""
     ds.write_parquet(
         path,
         filesystem=layout.location.arrow_fs,
         filename_provider=PartFilenames(prefix),
         min_rows_per_file=rows_per_file,
         max_rows_per_file=rows_per_file,
+        row_group_size=rows_per_group,
         compression=parquet_compression(cfg),
         # Our names are deterministic (no write UUID); the directory is ours
         # and was cleared by OutputLayout.prepare.
@@ -131,14 +136,17 @@ def write_outputs(
     ]
     if selections and not order_by:
         kept = kept.materialize()  # data/'s rows once, for data/ and every selection
-    # Even shards are written as they are (a row bound would merge two).
+    # Even shards are written as they are (a row bound would merge two). A
+    # shard's rows make one row group, not one per block of the sort, whose
+    # boundaries are sampled at random: the same bytes at every run.
     rows_per_file = None if order_by else rows_per_shard
     write_parquet(kept, layout.data, layout, cfg, rows_per_file, prefix="part",
-                  cpus=None if order_by else cpus)  # fmt: skip
+                  cpus=None if order_by else cpus, rows_per_group=rows_per_shard)  # fmt: skip
     for name, keep in selections:
         rows = kept.map_batches(keep, batch_format="pyarrow", batch_size=None)
         path = posixpath.join(layout.publish_root, name)
-        write_parquet(even_shards(rows, rows_per_shard), path, layout, cfg, None, prefix="part")
+        write_parquet(even_shards(rows, rows_per_shard), path, layout, cfg, None, prefix="part",
+                      rows_per_group=rows_per_shard)  # fmt: skip
     fold = PartFold({n: o.block_summary_keys for n, o in summarized.items()}, report)
     return _read_stats(layout.location, stats_dir, len(staged.files), fold)
 
