@@ -111,7 +111,8 @@ class Boilerplate(GlobalStep):
         paths = decision_paths(view, "boilerplate")
         wanted = [c for c in (cfg.input.document_column, col.LANGUAGE, col.LANGUAGE_SCORE)
                   if c in view.columns]  # fmt: skip
-        ray.get([_decide.remote(f, cfg, wanted, tuple(found), path)
+        joined = _joined.remote(*found)  # one ref for every task, not one per partition
+        ray.get([_decide.remote(f, cfg, wanted, joined, path)
                  for f, path in zip(view.files, paths)])  # fmt: skip
         return StepOutcome(
             {},
@@ -179,26 +180,22 @@ def _top(found: pa.Table) -> tuple[int, list[tuple[int, int]]]:
     return found.num_rows, rows
 
 
-_FOUND: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _boilerplate_set(found: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """All partitions' units (sorted hashes, first uids), once per process."""
-    key = tuple(ref.hex() for ref in found)
-    if key not in _FOUND:
-        _FOUND.clear()
-        table = pa.concat_tables(ray.get(list(found))).sort_by("hash")
-        _FOUND[key] = (table["hash"].to_numpy(), table["first"].to_numpy())
-    return _FOUND[key]
+@ray.remote(max_retries=TASK_RETRIES)
+def _joined(*found: pa.Table) -> pa.Table:
+    """All partitions' units (hash, documents, first uid) as one table, by
+    hash: one object each _decide task takes (from its node's store)."""
+    return pa.concat_tables(found).sort_by("hash").combine_chunks()
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _decide(staged: StagedFile, cfg: JobConfig, columns: list[str], found: tuple, path: str) -> int:
+def _decide(
+    staged: StagedFile, cfg: JobConfig, columns: list[str], found: pa.Table, path: str
+) -> int:
     """One staged file's changes, as one small decision file: the changed
     rows' uid, new text, units and bytes cut, whether they are left too short,
     and (with dedup on) their new hashes and signatures. Returns their count."""
     m, text = cfg.boilerplate, cfg.input.document_column
-    hashes, first = _boilerplate_set(found)
+    hashes, first = found["hash"].to_numpy(), found["first"].to_numpy()
     kept = staged.read_kept(columns)
     texts = kept.column(text).combine_chunks()
     units = split_units(texts, m.unit)
