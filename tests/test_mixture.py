@@ -188,3 +188,30 @@ def test_a_sorted_output_is_the_same_bytes_at_every_run(ray_cluster, sample_dir,
                      if p.parts[len(out.parts)] in ("data", "splits")})  # fmt: skip
     assert len(runs[0]) > 2
     assert runs[0] == runs[1]
+
+
+@pytest.mark.ray
+def test_histograms_folded_in_tasks_are_the_plain_sum(ray_cluster):
+    import ray
+
+    from dedupe_at_scale.io.fanout import fold_refs
+    from dedupe_at_scale.steps.tasks import sum_by_key
+
+    rng = np.random.default_rng(5)
+    parts = [
+        histogram(
+            rng.choice(["web", "news", "forum"], 60).astype(object),
+            rng.random(60),
+            rng.integers(0, 5000, 60).astype(np.float64),
+        )  # fmt: skip
+        for _ in range(75)
+    ]
+    plain: dict[str, np.ndarray] = {}
+    for part in parts:
+        for group, hist in part.items():
+            plain[group] = plain.get(group, 0) + hist
+    # 75 parts, 4 at a time: three rounds of tasks before the driver's fold.
+    folded = fold_refs([ray.put(p) for p in parts], sum_by_key, fan_in=4)
+    assert folded.keys() == plain.keys()
+    assert all(np.array_equal(folded[g], plain[g]) for g in plain)
+    assert fold_refs([], sum_by_key) == {}

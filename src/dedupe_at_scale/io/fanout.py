@@ -65,7 +65,12 @@ def fold_files(
     if not (paths and ray.is_initialized()):
         return fold(_run(location, paths, fn))
     runs = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
-    refs = [_fold_task.remote(location, run, fn, fold) for run in runs]
+    return fold_refs([_fold_task.remote(location, run, fn, fold) for run in runs], fold, fan_in)
+
+
+def fold_refs(refs: list[ray.ObjectRef], fold: Callable[[list[T]], T], fan_in: int = FAN_IN) -> T:
+    """fold(ray.get(refs)), `fold` as for fold_files: tasks fold runs of
+    fan_in results, in order, until the driver gets fan_in or fewer."""
     while len(refs) > fan_in:
         refs = [_refold.remote(fold, *refs[i : i + fan_in]) for i in range(0, len(refs), fan_in)]
     return fold(_get(refs))

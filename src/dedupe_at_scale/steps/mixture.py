@@ -22,6 +22,7 @@ import ray
 from pydantic import Field
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.fanout import fold_refs
 from dedupe_at_scale.sections import ConfigError, Require, Section
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens import N_TOKENS
@@ -29,7 +30,7 @@ from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedV
 from dedupe_at_scale.steps.domain_caps import RULE as CAP_RULE
 from dedupe_at_scale.steps.domain_caps import capped_rows, caps_report, domain_cuts
 from dedupe_at_scale.steps.mixture_summary import mixture_section, mixture_summary, summary_lines
-from dedupe_at_scale.steps.tasks import TASK_RETRIES
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, sum_by_key
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -315,11 +316,9 @@ class Mixture(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
         _require_column(view, cfg.mixture.group_column, "mixture.group_column")
-        merged: dict[str, np.ndarray] = {}
-        if cfg.mixture.weights:
-            for part in ray.get([_histogram.remote(f, cfg) for f in view.files]):
-                for group, hist in part.items():
-                    merged[group] = merged.get(group, 0) + hist
+        # Folded in tasks: the driver holds a few histograms, not one a file.
+        parts = [_histogram.remote(f, cfg) for f in view.files] if cfg.mixture.weights else []
+        merged = fold_refs(parts, sum_by_key)
         plans = plan(cfg.mixture, merged)
         id_column = cfg.input.id_column
         cuts, columns = None, (id_column, cfg.mixture.group_column)

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import ray
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.fanout import fold_refs
 from dedupe_at_scale.io.output import subset_name
 from dedupe_at_scale.report_parts import ReportBars, ReportSection
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
@@ -43,7 +44,7 @@ from dedupe_at_scale.steps.mixture import (
     with_order,
 )
 from dedupe_at_scale.steps.splits import SPLIT
-from dedupe_at_scale.steps.tasks import TASK_RETRIES
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, sum_by_key
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -248,10 +249,8 @@ class Subsets(GlobalStep):
 
     def run(self, view: StagedView) -> StepOutcome:
         cfg = view.cfg
-        merged: dict[str, np.ndarray] = {}
-        for part in ray.get([_histogram.remote(f, cfg) for f in view.files]):
-            for group, hist in part.items():
-                merged[group] = merged.get(group, 0) + hist
+        # Folded in tasks: the driver holds a few histograms, not one a file.
+        merged = fold_refs([_histogram.remote(f, cfg) for f in view.files], sum_by_key)
         thresholds = plan(cfg, merged)
         return StepOutcome(
             {},
