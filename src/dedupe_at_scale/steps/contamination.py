@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.fanout import fold_refs
 from dedupe_at_scale.report_parts import ReportSection
 from dedupe_at_scale.stages.decontaminate import RESOURCE as INDEX
 from dedupe_at_scale.steps.base import (
@@ -25,7 +26,7 @@ from dedupe_at_scale.steps.base import (
     StepOutput,
     decision_paths,
 )
-from dedupe_at_scale.steps.tasks import TASK_RETRIES
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, sum_by_key
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
@@ -91,14 +92,15 @@ class Contamination(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome:
         paths = decision_paths(view, CONTAMINATION)
         id_column = view.cfg.input.id_column
-        found = ray.get([_gather.remote(f, id_column, path) for f, path in zip(view.files, paths)])
+        # Documents hit per (set, item), per file, summed in tasks: the
+        # driver holds a few of the files' counts, not all of them.
+        found = [_gather.remote(f, id_column, path) for f, path in zip(view.files, paths)]
         summary = view.prepared.get(INDEX, {})
         hits: Counter = Counter()
         items: dict[str, Counter] = {}
-        for counts in found:  # per file: documents hit per (set, item)
-            for (source, item), n in counts.items():
-                hits[source] += n
-                items.setdefault(source, Counter())[item] += n
+        for (source, item), n in fold_refs(found, sum_by_key).items():
+            hits[source] += n
+            items.setdefault(source, Counter())[item] += n
         sources = {
             name: {
                 **stats,

@@ -123,11 +123,11 @@ def submit(fn, returns: Returns, *args) -> dict[str, Any]:
     return returns.unpack(call(fn, returns.count, *args))
 
 
-def sum_by_key(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def sum_by_key(parts: list[dict[Any, Any]]) -> dict[Any, Any]:
     """Per key, the sum of the parts' values (numbers or numpy arrays); a
     fold for io/fanout.fold_refs. Sums of whole numbers (units, counts) are
     exact in float64 in any order."""
-    total: dict[str, Any] = {}
+    total: dict[Any, Any] = {}
     for part in parts:
         for key, value in part.items():
             total[key] = total.get(key, 0) + value
