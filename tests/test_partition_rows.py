@@ -55,9 +55,9 @@ def test_each_partition_gets_the_plain_loops_rows_in_file_order(ray_cluster, mod
         assert mine.equals(plain)
 
 
-def test_files_are_sent_in_groups_not_one_by_one():
-    # 40 files and 2 partitions: 8 senders, 16 pieces, where one sender a
-    # file made 80 objects.
+def test_forty_files_make_eight_groups_for_two_partitions():
+    # The senders reduce_by_partition starts: 8 for 40 files and 2
+    # partitions (16 pieces), where one sender a file made 80 objects.
     groups = group_files(list(range(40)), GROUPS_PER_PARTITION * 2)
     assert len(groups) == 8
     assert [f for g in groups for f in g.files] == list(range(40))

@@ -28,7 +28,7 @@ from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.stages.tokens import N_TOKENS
 from dedupe_at_scale.steps.base import Decision, GlobalStep, StagedFile, StagedView, StepOutcome
 from dedupe_at_scale.steps.domain_caps import RULE as CAP_RULE
-from dedupe_at_scale.steps.domain_caps import capped_rows, caps_report, domain_cuts
+from dedupe_at_scale.steps.domain_caps import DomainCuts, capped_rows, caps_report, domain_cuts
 from dedupe_at_scale.steps.mixture_summary import mixture_section, mixture_summary, summary_lines
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, sum_by_key
 
@@ -354,8 +354,8 @@ def _require_column(view: StagedView, name: str, key: str) -> None:
         raise ConfigError(f"{key} '{name}' is not a column of the data (columns: {shown})")
 
 
-def plan_decision(cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str, cuts: Any,
-                  columns: tuple[str, ...]) -> Decision:  # fmt: skip
+def plan_decision(cfg: MixtureConfig, plans: dict[str, GroupPlan], id_column: str,
+                  cuts: DomainCuts | None, columns: tuple[str, ...]) -> Decision:  # fmt: skip
     """The mixture's decision; the capped domains' cuts (domain_caps.DomainCuts)
     go by reference, not copied into each read task that carries it."""
     shared = cuts.table if cuts else None
