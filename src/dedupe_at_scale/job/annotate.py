@@ -43,6 +43,20 @@ if TYPE_CHECKING:
 
 PREFIX = "annotated-"
 
+# A Ray Data pass holds about 60 KB of the driver's memory per read task
+# until the pass ends: its read tasks, all put before it starts, and their
+# outputs' refs, in Ray's core worker (docs/scaling.md). The units therefore
+# go through in passes of at most this many (or 16 per CPU of the cluster,
+# to keep a large one busy): the driver's peak follows the cluster, not the
+# input's files.
+MIN_UNITS_PER_PASS = 1_000
+UNITS_PER_PASS_PER_CPU = 16
+
+
+def units_per_pass(cluster_cpus: float) -> int:
+    """Read units in one Ray Data pass of the annotate phase."""
+    return max(MIN_UNITS_PER_PASS, int(UNITS_PER_PASS_PER_CPU * cluster_cpus))
+
 
 def staged_name(unit_index: int) -> str:
     return f"{PREFIX}{unit_index:010d}.parquet"
@@ -102,20 +116,26 @@ def annotate(
     fence: Fence | None = None, counter: Any = None,
 ) -> None:  # fmt: skip
     """Annotate and stage the units `todo` (one fused Ray task per read
-    unit, each with rows). With a `fence`, each task checks that the run
-    still holds the output's lease before it stages a file; a `counter`
-    (job/progress.py's UnitCounter) is told of each unit staged."""
+    unit, each with rows), in passes of `units_per_pass` units. With a
+    `fence`, each task checks that the run still holds the output's lease
+    before it stages a file; a `counter` (job/progress.py's UnitCounter) is
+    told of each unit staged."""
     if not todo:
         return
     layout.location.fs.makedirs(layout.staging, exist_ok=True)
-    annotated = read_units(input_datasource(source, todo, cfg.input, schema))
-    annotated = annotated.map_batches(
-        annotate_batch,
-        fn_kwargs={"cfg": cfg, "resources": resources or SharedResources()},
-        batch_format="pyarrow",
-        batch_size=None,
-    )
-    annotated.write_datasink(StagingDatasink(layout.location, layout.staging, cfg, fence, counter))
+    sink = StagingDatasink(layout.location, layout.staging, cfg, fence, counter)
+    resources = resources or SharedResources()
+    size = units_per_pass(ray.cluster_resources().get("CPU", 1.0))
+    for start in range(0, len(todo), size):
+        units = todo[start : start + size]
+        annotated = read_units(input_datasource(source, units, cfg.input, schema))
+        annotated = annotated.map_batches(
+            annotate_batch,
+            fn_kwargs={"cfg": cfg, "resources": resources},
+            batch_format="pyarrow",
+            batch_size=None,
+        )
+        annotated.write_datasink(sink)
 
 
 class StagingDatasink(Datasink[None]):
