@@ -24,6 +24,7 @@ from dataclasses import dataclass
 # The job's own sizing rules, from the package (not copies that could drift).
 from dedupe_at_scale.io.inputs import InputConfig
 from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
+from dedupe_at_scale.job.annotate import units_per_pass
 from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, GROUPS_PER_PARTITION
 from dedupe_at_scale.steps.exchange import AUTO_MAX_OBJECTS
 
@@ -64,6 +65,9 @@ class Constants:
     # cores (0.98 ms), times what packing the mailboxes' pieces left of a
     # hop's cost per piece (benchmarks/exchange.py: 0.032 / 0.255 core-ms)
     core_s_per_piece: float = 0.00098 * 0.032 / 0.255
+    # docs/scaling.md, "The driver's memory per read task of a Ray Data
+    # pass": anonymous memory a pass holds per read task until it ends.
+    driver_bytes_per_read_task: float = 60_000
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,12 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     # Two hops' refs are alive at once (a hop is released after the next
     # one's barrier); with mailboxes, one ref per sender and receiver.
     refs = s.pieces_per_hop if not s.mailboxes else s.groups + s.partitions
-    driver_gib = c.driver_base_gib + 2 * refs * c.driver_bytes_per_ref / GiB
+    # A Ray Data pass holds memory per read task: annotate's passes are of
+    # units_per_pass units; the write pass takes every staged file at once.
+    annotate_gib = min(s.staged_files, units_per_pass(s.cores)) * c.driver_bytes_per_read_task / GiB
+    write_gib = s.staged_files * c.driver_bytes_per_read_task / GiB
+    dedup_gib = 2 * refs * c.driver_bytes_per_ref / GiB
+    driver_gib = c.driver_base_gib + max(dedup_gib, annotate_gib, write_gib)
     objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
     scan_gib = s.docs * SCAN_BYTES_PER_DOC / GiB
     verify_bytes = c.pairs_per_doc * PAIR_BYTES + c.signatures_per_doc * SIGNATURE_BYTES
@@ -147,6 +156,8 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "dedup tasks": str(tasks),
         "hop pieces": f"{s.pieces_per_hop:.1e}",
         "mailboxes": str(s.mailboxes),
+        "annotate pass GiB": f"{annotate_gib:,.1f}",
+        "write pass GiB": f"{write_gib:,.1f}",
         "driver GiB": f"{driver_gib:,.1f}",
         "(objects)": f"{objects_gib:,.0f}",
         "scan hop GiB": f"{scan_gib:,.0f}",
@@ -203,6 +214,8 @@ def main() -> None:
     parser.add_argument("--pairs-per-doc", type=float, default=PAIRS_PER_DOC)
     parser.add_argument("--signatures-per-doc", type=float, default=SIGNATURES_PER_DOC)
     parser.add_argument("--core-s-per-piece", type=float, default=Constants.core_s_per_piece)
+    parser.add_argument("--driver-bytes-per-read-task", type=float,
+                        default=Constants.driver_bytes_per_read_task)  # fmt: skip
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -213,7 +226,7 @@ def main() -> None:
         args.driver_bytes_per_ref, args.driver_base_gib, per_task, args.docs_per_core_s,
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
-        args.core_s_per_piece,
+        args.core_s_per_piece, args.driver_bytes_per_read_task,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -226,7 +239,8 @@ def main() -> None:
         print("  ".join(r[k].rjust(w) for k, w in widths.items()))
     print(
         f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
-        f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core. "
+        f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core; "
+        f"{c.driver_bytes_per_read_task:,.0f} driver bytes per read task of a Ray Data pass. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "
