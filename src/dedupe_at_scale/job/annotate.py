@@ -46,9 +46,9 @@ PREFIX = "annotated-"
 # A Ray Data pass holds about 60 KB of the driver's memory per read task
 # until the pass ends: its read tasks, all put before it starts, and their
 # outputs' refs, in Ray's core worker (docs/scaling.md). The units therefore
-# go through in passes of at most this many (or 16 per CPU of the cluster,
-# to keep a large one busy): the driver's peak follows the cluster, not the
-# input's files.
+# go through in passes of 16 per CPU of the cluster (enough to keep every
+# core busy), and at least 1,000: the driver's peak follows the cluster, not
+# the input's files.
 MIN_UNITS_PER_PASS = 1_000
 UNITS_PER_PASS_PER_CPU = 16
 
