@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dedupe_at_scale.io.inputs import InputConfig
 from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
 from dedupe_at_scale.job.annotate import units_per_pass
+from dedupe_at_scale.job.ray_settings import TASKS_IN_FLIGHT_PER_SLOT, TASKS_QUEUED, tasks_in_flight
 from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, GROUPS_PER_PARTITION
 from dedupe_at_scale.steps.exchange import AUTO_MAX_OBJECTS
 
@@ -41,6 +42,10 @@ CORES_PER_NODE = 64
 PAIRS_PER_DOC, SIGNATURES_PER_DOC = 7.17, 6.08
 LIST_PAGE = 1000  # keys per S3 ListObjectsV2 page
 GiB = 2**30
+# benchmarks/driver_memory.py (docs/scaling.md): per read task, and per task
+# in flight (unbounded less bounded), KiB per file of the write pass.
+READ_TASK_BYTES = 23_000
+IN_FLIGHT_BYTES = 33_000
 # What a node's mailboxes hold in memory (io/mailbox.STORE_SHARE of an object
 # store of 30% of the node's memory); the rest of a hop goes to their files.
 MAILBOX_MEMORY_SHARE = STORE_SHARE * 0.3
@@ -65,9 +70,11 @@ class Constants:
     # cores (0.98 ms), times what packing the mailboxes' pieces left of a
     # hop's cost per piece (benchmarks/exchange.py: 0.032 / 0.255 core-ms)
     core_s_per_piece: float = 0.00098 * 0.032 / 0.255
-    # docs/scaling.md, "The driver's memory per read task of a Ray Data
-    # pass": anonymous memory a pass holds per read task until it ends.
-    driver_bytes_per_read_task: float = 60_000
+    # benchmarks/driver_memory.py: the anonymous memory a Ray Data pass holds
+    # per read task until it ends (tasks in flight bounded), and what each
+    # task in flight adds (unbounded less bounded, per file).
+    driver_bytes_per_read_task: float = READ_TASK_BYTES
+    driver_bytes_per_task_in_flight: float = IN_FLIGHT_BYTES
 
 
 @dataclass(frozen=True)
@@ -113,14 +120,23 @@ class Sizing:
         return 6 * self.groups + (3 + 5 * rounds) * self.partitions
 
 
+def pass_gib(read_tasks: int, cores: int, c: Constants) -> float:
+    """The driver's memory in a Ray Data pass of `read_tasks` one-CPU read
+    tasks: some for each until the pass ends, more for each in flight
+    (job/ray_settings.tasks_in_flight of them at most)."""
+    in_flight = min(read_tasks, tasks_in_flight(cores, 1.0))
+    held = read_tasks * c.driver_bytes_per_read_task
+    return (held + in_flight * c.driver_bytes_per_task_in_flight) / GiB
+
+
 def row(s: Sizing, c: Constants) -> dict[str, str]:
     # Two hops' refs are alive at once (a hop is released after the next
     # one's barrier); with mailboxes, one ref per sender and receiver.
     refs = s.pieces_per_hop if not s.mailboxes else s.groups + s.partitions
-    # A Ray Data pass holds memory per read task: annotate's passes are of
-    # units_per_pass units; the write pass takes every staged file at once.
-    annotate_gib = min(s.staged_files, units_per_pass(s.cores)) * c.driver_bytes_per_read_task / GiB
-    write_gib = s.staged_files * c.driver_bytes_per_read_task / GiB
+    # Annotate's passes are of units_per_pass units; the write pass takes
+    # every staged file at once.
+    annotate_gib = pass_gib(min(s.staged_files, units_per_pass(s.cores)), s.cores, c)
+    write_gib = pass_gib(s.staged_files, s.cores, c)
     dedup_gib = 2 * refs * c.driver_bytes_per_ref / GiB
     driver_gib = c.driver_base_gib + max(dedup_gib, annotate_gib, write_gib)
     objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
@@ -216,6 +232,8 @@ def main() -> None:
     parser.add_argument("--core-s-per-piece", type=float, default=Constants.core_s_per_piece)
     parser.add_argument("--driver-bytes-per-read-task", type=float,
                         default=Constants.driver_bytes_per_read_task)  # fmt: skip
+    parser.add_argument("--driver-bytes-per-task-in-flight", type=float,
+                        default=Constants.driver_bytes_per_task_in_flight)  # fmt: skip
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -227,6 +245,7 @@ def main() -> None:
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
         args.core_s_per_piece, args.driver_bytes_per_read_task,
+        args.driver_bytes_per_task_in_flight,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -240,7 +259,9 @@ def main() -> None:
     print(
         f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
         f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core; "
-        f"{c.driver_bytes_per_read_task:,.0f} driver bytes per read task of a Ray Data pass. "
+        f"{c.driver_bytes_per_read_task:,.0f} driver bytes per read task of a Ray Data pass "
+        f"and {c.driver_bytes_per_task_in_flight:,.0f} more per task in flight, at most "
+        f"{TASKS_IN_FLIGHT_PER_SLOT} a core and {TASKS_QUEUED} more. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "

@@ -43,12 +43,13 @@ if TYPE_CHECKING:
 
 PREFIX = "annotated-"
 
-# A Ray Data pass holds about 60 KB of the driver's memory per read task
-# until the pass ends: its read tasks, all put before it starts, and their
-# outputs' refs, in Ray's core worker (docs/scaling.md). The units therefore
-# go through in passes of 16 per CPU of the cluster (enough to keep every
-# core busy), and at least 1,000: the driver's peak follows the cluster, not
-# the input's files.
+# A Ray Data pass holds some of the driver's memory per read task until the
+# pass ends (its read tasks, all put before it starts, and their outputs'
+# refs, in Ray's core worker), besides what its tasks in flight hold
+# (job/ray_settings.py; docs/scaling.md). The units therefore go through in
+# passes of 16 per CPU of the cluster (enough to keep every core busy), and
+# at least 1,000: the driver's peak follows the cluster, not the input's
+# files.
 MIN_UNITS_PER_PASS = 1_000
 UNITS_PER_PASS_PER_CPU = 16
 
