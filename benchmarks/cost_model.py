@@ -24,6 +24,7 @@ from dataclasses import dataclass
 # The job's own sizing rules, from the package (not copies that could drift).
 from dedupe_at_scale.io.inputs import InputConfig
 from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
+from dedupe_at_scale.io.output import OutputConfig
 from dedupe_at_scale.job.annotate import units_per_pass
 from dedupe_at_scale.job.ray_settings import TASKS_IN_FLIGHT_PER_SLOT, TASKS_QUEUED, tasks_in_flight
 from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, GROUPS_PER_PARTITION
@@ -42,10 +43,15 @@ CORES_PER_NODE = 64
 PAIRS_PER_DOC, SIGNATURES_PER_DOC = 7.17, 6.08
 LIST_PAGE = 1000  # keys per S3 ListObjectsV2 page
 GiB = 2**30
-# benchmarks/driver_memory.py (docs/scaling.md): per read task, and per task
-# in flight (unbounded less bounded), KiB per file of the write pass.
-READ_TASK_BYTES = 23_000
+# benchmarks/driver_memory.py (docs/scaling.md), per file of the write pass:
+# what a read task holds until the pass ends (with shards of 1,000 rows);
+# what a task in flight adds (unbounded less bounded); and what a block
+# waiting for the rest of its shard holds (one shard of every row, less
+# shards of 1,000 rows).
+READ_TASK_BYTES = 4_500
 IN_FLIGHT_BYTES = 33_000
+WAITING_BLOCK_BYTES = 19_000
+ROWS_PER_SHARD = OutputConfig().rows_per_shard
 # What a node's mailboxes hold in memory (io/mailbox.STORE_SHARE of an object
 # store of 30% of the node's memory); the rest of a hop goes to their files.
 MAILBOX_MEMORY_SHARE = STORE_SHARE * 0.3
@@ -71,10 +77,11 @@ class Constants:
     # hop's cost per piece (benchmarks/exchange.py: 0.032 / 0.255 core-ms)
     core_s_per_piece: float = 0.00098 * 0.032 / 0.255
     # benchmarks/driver_memory.py: the anonymous memory a Ray Data pass holds
-    # per read task until it ends (tasks in flight bounded), and what each
-    # task in flight adds (unbounded less bounded, per file).
+    # per read task until it ends, per task in flight, and per block that
+    # waits for the rest of its shard.
     driver_bytes_per_read_task: float = READ_TASK_BYTES
     driver_bytes_per_task_in_flight: float = IN_FLIGHT_BYTES
+    driver_bytes_per_waiting_block: float = WAITING_BLOCK_BYTES
 
 
 @dataclass(frozen=True)
@@ -120,23 +127,29 @@ class Sizing:
         return 6 * self.groups + (3 + 5 * rounds) * self.partitions
 
 
-def pass_gib(read_tasks: int, cores: int, c: Constants) -> float:
+def pass_gib(read_tasks: int, cores: int, c: Constants, waiting_blocks: int = 0) -> float:
     """The driver's memory in a Ray Data pass of `read_tasks` one-CPU read
     tasks: some for each until the pass ends, more for each in flight
-    (job/ray_settings.tasks_in_flight of them at most)."""
+    (job/ray_settings.tasks_in_flight of them at most), and for each of the
+    `waiting_blocks` that wait for their shard."""
     in_flight = min(read_tasks, tasks_in_flight(cores, 1.0))
     held = read_tasks * c.driver_bytes_per_read_task
-    return (held + in_flight * c.driver_bytes_per_task_in_flight) / GiB
+    held += in_flight * c.driver_bytes_per_task_in_flight
+    return (held + waiting_blocks * c.driver_bytes_per_waiting_block) / GiB
 
 
 def row(s: Sizing, c: Constants) -> dict[str, str]:
     # Two hops' refs are alive at once (a hop is released after the next
     # one's barrier); with mailboxes, one ref per sender and receiver.
     refs = s.pieces_per_hop if not s.mailboxes else s.groups + s.partitions
-    # Annotate's passes are of units_per_pass units; the write pass takes
-    # every staged file at once.
+    # Annotate's passes are of units_per_pass units, each unit's rows staged
+    # by its own task. The write pass takes every staged file at once; a
+    # shard is written once all its blocks are read, in order: the blocks
+    # of the tasks in flight and of one shard wait at most (stragglers
+    # aside, which the model leaves out).
     annotate_gib = pass_gib(min(s.staged_files, units_per_pass(s.cores)), s.cores, c)
-    write_gib = pass_gib(s.staged_files, s.cores, c)
+    waiting = min(s.staged_files, tasks_in_flight(s.cores, 1.0) + ROWS_PER_SHARD // ROWS_PER_TASK)
+    write_gib = pass_gib(s.staged_files, s.cores, c, waiting)
     dedup_gib = 2 * refs * c.driver_bytes_per_ref / GiB
     driver_gib = c.driver_base_gib + max(dedup_gib, annotate_gib, write_gib)
     objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
@@ -234,6 +247,8 @@ def main() -> None:
                         default=Constants.driver_bytes_per_read_task)  # fmt: skip
     parser.add_argument("--driver-bytes-per-task-in-flight", type=float,
                         default=Constants.driver_bytes_per_task_in_flight)  # fmt: skip
+    parser.add_argument("--driver-bytes-per-waiting-block", type=float,
+                        default=Constants.driver_bytes_per_waiting_block)  # fmt: skip
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -245,7 +260,7 @@ def main() -> None:
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
         args.core_s_per_piece, args.driver_bytes_per_read_task,
-        args.driver_bytes_per_task_in_flight,
+        args.driver_bytes_per_task_in_flight, args.driver_bytes_per_waiting_block,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -259,9 +274,10 @@ def main() -> None:
     print(
         f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
         f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core; "
-        f"{c.driver_bytes_per_read_task:,.0f} driver bytes per read task of a Ray Data pass "
-        f"and {c.driver_bytes_per_task_in_flight:,.0f} more per task in flight, at most "
-        f"{TASKS_IN_FLIGHT_PER_SLOT} a core and {TASKS_QUEUED} more. "
+        f"a Ray Data pass's driver bytes: {c.driver_bytes_per_read_task:,.0f} per read task, "
+        f"{c.driver_bytes_per_task_in_flight:,.0f} per task in flight (at most "
+        f"{TASKS_IN_FLIGHT_PER_SLOT} a core and {TASKS_QUEUED} more), "
+        f"{c.driver_bytes_per_waiting_block:,.0f} per block waiting for its shard. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "

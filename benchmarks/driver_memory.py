@@ -12,6 +12,7 @@ start, from the fewest files to the most.
 
     .venv/bin/python benchmarks/driver_memory.py                  # 250, 1,000, 4,000 files
     .venv/bin/python benchmarks/driver_memory.py --files 250,1000
+    .venv/bin/python benchmarks/driver_memory.py --rows-per-shard 1000 --ways bounded
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import threading
 import time
 from pathlib import Path
 
+from dedupe_at_scale.io.output import OutputConfig
+
 DOCS = 40_000
+ROWS_PER_SHARD = OutputConfig().rows_per_shard
 PHASES = ("annotate", "write_outputs")
 CONFIG = {
     "langid": {"enabled": False},
@@ -50,7 +54,7 @@ def settled_mib() -> int:
     return anon_mib()
 
 
-def child(input_dir: str, output: str, bounded: bool) -> None:
+def child(input_dir: str, output: str, bounded: bool, rows_per_shard: int) -> None:
     """Run the job here; print one JSON line of each phase's seconds and
     memory (start, peak, after)."""
     from dedupe_at_scale.cli.ray_cluster import connect
@@ -89,7 +93,8 @@ def child(input_dir: str, output: str, bounded: bool) -> None:
 
     for name in PHASES:
         setattr(pipeline, name, measured(name, getattr(pipeline, name)))
-    pipeline.run_job(input_dir, output, config_from_dict(CONFIG))
+    cfg = config_from_dict({**CONFIG, "output": {"rows_per_shard": rows_per_shard}})
+    pipeline.run_job(input_dir, output, cfg)
     print(json.dumps(seen))
 
 
@@ -104,12 +109,12 @@ def make_input(work: Path, files: int) -> Path:
     return path
 
 
-def run(input_dir: Path, work: Path, bounded: bool) -> dict:
+def run(input_dir: Path, work: Path, bounded: bool, rows_per_shard: int) -> dict:
     output = work / "out"
     shutil.rmtree(output, ignore_errors=True)
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(input_dir), str(output),
-         "bounded" if bounded else "unbounded"],
+         "bounded" if bounded else "unbounded", str(rows_per_shard)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -120,14 +125,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--files", default="250,1000,4000")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--rows-per-shard", type=int, default=ROWS_PER_SHARD,
+                        help="output.rows_per_shard: data/'s shards, each written once "
+                        "all its rows are read")  # fmt: skip
+    parser.add_argument("--ways", default="bounded,unbounded")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.child[2] == "bounded")
+        child(args.child[0], args.child[1], args.child[2] == "bounded", int(args.child[3]))
         return
     sizes = [int(x) for x in args.files.split(",")]
+    ways = [w == "bounded" for w in args.ways.split(",")]
     print(f"{DOCS:,} generated documents in N files, one read unit and one staged file each; "
-          "2 CPUs; the driver's anonymous memory, MiB")  # fmt: skip
+          f"output.rows_per_shard {args.rows_per_shard:,}; 2 CPUs; "
+          "the driver's anonymous memory, MiB")  # fmt: skip
     print(f"{'files':>6} {'tasks in flight':>16} {'annotate s':>11} {'start->peak':>12} "
           f"{'write s':>8} {'start->peak':>12}")  # fmt: skip
     rises: dict[tuple[bool, str], list[tuple[int, int]]] = {}
@@ -135,8 +146,8 @@ def main() -> None:
         work = Path(tmp)
         for files in sizes:
             input_dir = make_input(work, files)
-            for bounded in (True, False):
-                seen = run(input_dir, work, bounded)
+            for bounded in ways:
+                seen = run(input_dir, work, bounded, args.rows_per_shard)
                 cells = []
                 for name in PHASES:
                     p = seen[name]
@@ -146,7 +157,7 @@ def main() -> None:
                 way = "bounded" if bounded else "unbounded"
                 print(f"{files:>6,} {way:>16} {' '.join(cells)}", flush=True)
     if len(sizes) > 1:
-        for bounded in (True, False):
+        for bounded in ways:
             slopes = []
             for name in PHASES:
                 (f0, r0), (f1, r1) = rises[(bounded, name)][0], rises[(bounded, name)][-1]
