@@ -1,6 +1,6 @@
 """The job's Ray Data settings bound each operator's tasks in flight: with
 its resource allocator off, Ray Data submitted every task of a pass at once,
-and the driver held memory for each until the pass ended (docs/scaling.md)."""
+and the driver held memory for each until it finished (docs/scaling.md)."""
 
 from __future__ import annotations
 

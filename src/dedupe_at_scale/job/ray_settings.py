@@ -42,8 +42,8 @@ def configure_ray_data(context: ray.data.DataContext) -> None:
     # which spills to disk when full.
     context.op_resource_reservation_enabled = False
     # Without the allocator nothing else limits what Ray Data submits: it
-    # submitted every task of a pass at once, and the driver held about 55 KB
-    # per submitted task until the pass ended (docs/scaling.md).
+    # submitted every task of a pass at once, and the driver held about 33 KB
+    # per submitted task until the task finished (docs/scaling.md).
     policies = context.get_config(
         ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, ENABLED_BACKPRESSURE_POLICIES
     )
