@@ -74,8 +74,9 @@ class Constants:
     # benchmarks/job_scale.py --generator streaming, 5M and 20M: dedup's wall
     # time less a fixed time per document, per piece of its largest hop, x 2
     # cores (0.98 ms), times what packing the mailboxes' pieces left of a
-    # hop's cost per piece (benchmarks/exchange.py: 0.032 / 0.255 core-ms)
-    core_s_per_piece: float = 0.00098 * 0.032 / 0.255
+    # hop's cost per piece (benchmarks/exchange.py: 0.032 / 0.255 core-ms),
+    # and then keeping each put whole in the mailboxes (0.011 / 0.022)
+    core_s_per_piece: float = 0.00098 * 0.032 / 0.255 * 0.011 / 0.022
     # benchmarks/driver_memory.py: the anonymous memory a Ray Data pass holds
     # per read task until it ends, per task in flight, and per block that
     # waits for the rest of its shard.

@@ -9,8 +9,9 @@ concatenates them: sender order).
 
 Prints the hop's wall seconds (senders started to receivers done), the
 core-seconds its tasks spent (summed inside them, Ray's start-up aside),
-and the wall microseconds per piece: the constant benchmarks/cost_model.py
-takes as --core-s-per-piece, times the cores.
+the core-seconds of the mailbox actors' processes over the hop, and the
+wall microseconds per piece: the constant benchmarks/cost_model.py takes as
+--core-s-per-piece, times the cores.
 
     .venv/bin/python benchmarks/exchange.py --groups 100,200,400,800
 """
@@ -23,6 +24,7 @@ import os
 import time
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import ray
 
@@ -68,11 +70,20 @@ def _expected(groups: int, rows: int) -> list[str]:
     return [_digest(pa.concat_tables(tables)) for tables in per_dest]
 
 
-def one_hop(groups: int, rows: int, mailboxes: int) -> tuple[float, float, list[str]]:
-    """(wall s, task core-s, receivers' digests) of one hop."""
+def _cpu_s(pids: list[int]) -> float:
+    """User and system seconds the processes have used so far."""
+    times = [psutil.Process(pid).cpu_times() for pid in pids]
+    return sum(t.user + t.system for t in times)
+
+
+def one_hop(groups: int, rows: int, mailboxes: int) -> tuple[float, float, float, list[str]]:
+    """(wall s, task core-s, mailbox core-s, receivers' digests) of one hop."""
     exchange = Exchange(mailboxes)
     try:
+        boxes = exchange.mailboxes or ()
+        pids = ray.get([box.__ray_call__.remote(lambda self: os.getpid()) for box in boxes])
         hop = exchange.hop(groups)
+        before = _cpu_s(pids)
         started = time.perf_counter()
         sent = [
             call(_send, 1 + hop.returns, s, rows // groups, groups, hop.outbox(s))
@@ -81,10 +92,11 @@ def one_hop(groups: int, rows: int, mailboxes: int) -> tuple[float, float, list[
         cpu = sum(ray.get([s[0] for s in sent]))
         received = ray.get([_receive.remote(i) for i in hop.inboxes([s[1:] for s in sent])])
         wall = time.perf_counter() - started
+        boxes_cpu = _cpu_s(pids) - before
         hop.release()
     finally:
         exchange.close()
-    return wall, cpu + sum(r[0] for r in received), [r[1] for r in received]
+    return wall, cpu + sum(r[0] for r in received), boxes_cpu, [r[1] for r in received]
 
 
 def main() -> None:
@@ -99,26 +111,31 @@ def main() -> None:
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     print(f"one hop, {args.rows:,} rows of 16 bytes, {args.workers} workers")
     print(f"{'exchange':>9} {'G':>5} {'pieces':>9} {'wall s':>7} {'task core-s':>11} "
-          f"{'wall us/piece':>13} {'same':>4}")  # fmt: skip
-    fit: list[tuple[int, float]] = []
+          f"{'mailbox core-s':>14} {'wall us/piece':>13} {'same':>4}")  # fmt: skip
+    fit: list[tuple[int, float, float]] = []
     for groups in [int(g) for g in args.groups.split(",")]:
         reference = None
         runs = [("objects", 0)] if groups <= args.objects_up_to else []
         for name, boxes in [*runs, ("mailboxes", 2 * len(ray.nodes()))]:
-            wall, cpu, digests = one_hop(groups, args.rows, boxes)
+            wall, cpu, boxes_cpu, digests = one_hop(groups, args.rows, boxes)
             if reference is None:  # the objects run's, or the rows sent
                 reference = digests if runs else _expected(groups, args.rows // groups)
             same = "yes" if digests == reference else "NO"
             print(f"{name:>9} {groups:>5} {groups * groups:>9,} {wall:>7.1f} {cpu:>11.1f} "
-                  f"{1e6 * wall / groups**2:>13.1f} {same:>4}")  # fmt: skip
+                  f"{boxes_cpu if boxes else 0:>14.1f} {1e6 * wall / groups**2:>13.1f} "
+                  f"{same:>4}")  # fmt: skip
             if name == "mailboxes":
-                fit.append((groups * groups, wall))
+                fit.append((groups * groups, wall, boxes_cpu))
     if len(fit) > 1:
-        # Wall = fixed + per_piece x pieces, least squares over the mailbox runs.
-        per_piece, fixed = np.polyfit(*zip(*fit), 1)
+        # Least squares over the mailbox runs: wall = fixed + per_piece x
+        # pieces, and the mailboxes' own CPU, where a piece's cost lands.
+        pieces, walls, boxes_cpu = zip(*fit)
+        per_piece, fixed = np.polyfit(pieces, walls, 1)
+        in_boxes = np.polyfit(pieces, boxes_cpu, 1)[0]
         print(
             f"mailboxes: {fixed:.1f} s + {1e6 * per_piece:.1f} us a piece (wall, "
-            f"{args.workers} workers: {1e3 * per_piece * args.workers:.3f} core-ms a piece)"
+            f"{args.workers} workers: {1e3 * per_piece * args.workers:.3f} core-ms a piece); "
+            f"in the mailboxes {1e6 * in_boxes:.1f} core-us a piece"
         )
 
 

@@ -23,6 +23,7 @@ from dedupe_at_scale.steps.exchange import (
     Exchange,
     ExchangeLost,
     Outbox,
+    _packed,
     mailbox_count,
     mailbox_counts,
     receive,
@@ -74,6 +75,68 @@ def test_mailboxes_deliver_what_objects_deliver(ray_cluster, n_src, n_dst):
             assert got[d].schema == reference[d].schema
             assert got[d].to_pylist() == reference[d].to_pylist(), (mailboxes, limit, d)
     assert sum(t.num_rows for t in reference) > 0 or n_src == 1
+
+
+def _adversarial_splits():
+    """(table, destinations, n): empty, one destination for every row, more
+    mailboxes than destinations, a table of several chunks, unsorted."""
+    rng = np.random.default_rng(7)
+    rows = pa.table({"row": np.arange(500), "key": rng.integers(0, 1 << 60, 500, np.uint64)})
+    chunked = pa.concat_tables([rows.slice(0, 3), rows.slice(3, 0), rows.slice(3, 497)])
+    yield rows.slice(0, 0), np.zeros(0, np.int64), 5
+    yield rows, np.full(500, 3), 7
+    yield rows, np.zeros(500, np.int64), 1
+    yield chunked, rng.integers(0, 11, 500), 11
+    yield rows, rng.integers(0, 3, 500) * 4, 13  # most destinations get nothing
+    yield rows.slice(0, 2), np.array([1, 0]), 2
+
+
+@pytest.mark.parametrize("boxes", [1, 2, 3, 8, 20])
+def test_split_packs_each_mailbox_as_its_pieces_concatenated(boxes):
+    """Split.packed makes no table a piece; it must equal concatenating the
+    pieces a mailbox owns (exchange._packed, the reference)."""
+    for table, dest, n in _adversarial_splits():
+        pieces = split(table, dest, n)
+        packs = pieces.packed(boxes)
+        assert len(packs) == boxes
+        for b, (packed, counts) in enumerate(packs):
+            want, want_counts = _packed(list(pieces), range(b, n, boxes))
+            assert packed.schema == want.schema
+            assert packed.to_pylist() == want.to_pylist(), (n, boxes, b)
+            assert counts.tolist() == want_counts.tolist(), (n, boxes, b)
+        # The pieces themselves: each destination's rows, in row order.
+        for d in range(n):
+            assert pieces[d].column("row").to_pylist() == [
+                r for r, to in zip(table.column("row").to_pylist(), dest) if to == d
+            ]
+
+
+def test_split_refuses_a_destination_outside_the_hop():
+    table = pa.table({"row": [0, 1]})
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        split(table, np.array([0, 2]), 2)
+    with pytest.raises(ValueError, match="destinations for 2 rows"):
+        split(table, np.array([0]), 2)
+
+
+def test_a_retried_senders_put_replaces_its_first(ray_cluster):
+    """A sender run again (lineage) puts the same pieces again: receivers
+    get them once, and the mailbox holds their bytes once."""
+    exchange = Exchange(1)
+    box = exchange.mailboxes[0]
+    try:
+        hop = exchange.hop(2)
+        sent = [call(_send, hop.returns, s, 2, hop.outbox(s)) for s in range(3)]
+        inboxes = hop.inboxes(sent)
+        held = ray.get(box.stats.remote())["held"]
+        first = ray.get(_receive.remote(inboxes[0]))
+        assert 1 in first.column("src").to_pylist()  # the sender run again sent rows here
+        again = call(_send, hop.returns, 1, 2, hop.outbox(1))
+        ray.get(again)
+        assert ray.get(box.stats.remote())["held"] == held
+        assert ray.get(_receive.remote(inboxes[0])).to_pylist() == first.to_pylist()
+    finally:
+        exchange.close()
 
 
 def test_a_released_hop_refuses_to_be_read(ray_cluster):

@@ -43,16 +43,35 @@ class MailboxDiskError(RuntimeError):
 
 @dataclass(frozen=True)
 class OnDisk:
-    """A piece in a mailbox's file: the file's record batches [first, end)."""
+    """A put's rows in a mailbox's file (Arrow IPC, one file a put)."""
 
     path: str
-    first: int
-    end: int
 
     def read(self) -> pa.Table:
+        """The rows, memory-mapped: slices of them are read without a copy."""
         with pa.ipc.open_file(pa.memory_map(self.path)) as reader:
-            batches = [reader.get_batch(i) for i in range(self.first, self.end)]
-            return pa.Table.from_batches(batches, reader.schema)
+            return reader.read_all()
+
+
+@dataclass(frozen=True)
+class Put:
+    """What one sender put for a hop: its destinations' pieces one after
+    another (`rows`, in memory or in a file), the i-th destination's at rows
+    starts[i] to starts[i + 1]. Kept whole: cutting it into a table a piece
+    here cost more than all else a piece costs (docs/scaling.md)."""
+
+    rows: pa.Table | OnDisk
+    starts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Senders:
+    """A hop's puts in sender order, and where each destination's rows
+    start in each (a row a sender), made at the hop's first take."""
+
+    rows: list[pa.Table]  # memory-mapped where a put is in a file
+    first: np.ndarray  # destinations x senders: where its rows start
+    count: np.ndarray  # destinations x senders: how many
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -63,11 +82,13 @@ class Mailbox:
     `folder` (None: the node's temporary directory)."""
 
     def __init__(self, memory_limit: int | None = None, folder: str | None = None) -> None:
-        self.pieces: dict[tuple[int, int], dict[int, pa.Table | OnDisk]] = defaultdict(dict)
+        self.puts: dict[int, dict[int, Put]] = defaultdict(dict)  # hop -> sender -> put
+        self.dests: dict[int, range] = {}  # the destinations it owns, per hop
+        self.senders: dict[int, Senders] = {}  # per hop, made at its first take
         self.schemas: dict[int, pa.Schema] = {}
         self.released: set[int] = set()
         self.limit = _node_share() if memory_limit is None else memory_limit
-        self.held = 0  # bytes of the pieces in memory
+        self.held = 0  # bytes of the puts in memory
         self.folder = folder
         self.dir: str | None = None
         self.lock: int | None = None  # the open, locked LOCK file in self.dir
@@ -78,24 +99,17 @@ class Mailbox:
         in `packed`, `counts[i]` rows for dests[i] (Outbox.send)."""
         if hop in self.released:
             raise ExchangeLost(f"hop {hop} was released before sender {src} finished")
+        if self.dests.setdefault(hop, dests) != dests:
+            raise ValueError(f"hop {hop}: sender {src} put {dests}, others {self.dests[hop]}")
         self.schemas.setdefault(hop, packed.schema)
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        pieces = {
-            dest: packed.slice(start, count)
-            for dest, start, count in zip(dests, starts.tolist(), counts.tolist())
-            if count
-        }
-        size = sum(piece.nbytes for piece in pieces.values())
-        kept = (
-            self._to_disk(hop, src, packed.schema, pieces)
-            if self.held + size > self.limit
-            else pieces
-        )
-        for dest, piece in kept.items():
-            self._forget(self.pieces[hop, dest].get(src))  # a retried sender's own piece
-            self.pieces[hop, dest][src] = piece
-            if isinstance(piece, pa.Table):
-                self.held += piece.nbytes
+        self._forget(self.puts[hop].pop(src, None))  # a retried sender's own put
+        self.senders.pop(hop, None)
+        if packed.num_rows:
+            size = packed.nbytes
+            rows = self._to_disk(hop, src, packed) if self.held + size > self.limit else packed
+            if isinstance(rows, pa.Table):
+                self.held += size
+            self.puts[hop][src] = Put(rows, np.concatenate([[0], np.cumsum(counts)]))
         return int(counts.sum())
 
     def take(self, hop: int, dest: int) -> list[pa.Table]:
@@ -103,17 +117,23 @@ class Mailbox:
         serialize, not one a sender."""
         if hop in self.released:
             raise ExchangeLost(f"hop {hop} was released before receiver {dest} read it")
-        by_src = self.pieces.get((hop, dest), {})
-        tables = [_table(by_src[s]) for s in sorted(by_src)]
+        senders = self._senders(hop)
+        tables = []
+        if senders.rows and dest in self.dests[hop]:
+            at = self.dests[hop].index(dest)
+            some = np.flatnonzero(senders.count[at])
+            starts, counts = senders.first[at, some].tolist(), senders.count[at, some].tolist()
+            for i, start, n in zip(some.tolist(), starts, counts):
+                tables.append(senders.rows[i].slice(start, n))
         if not tables:
             return [self.schemas[hop].empty_table()]
         return [pa.concat_tables(tables).combine_chunks()]
 
     def release(self, hop: int) -> None:
         self.released.add(hop)
-        for key in [k for k in self.pieces if k[0] == hop]:
-            for piece in self.pieces.pop(key).values():
-                self._forget(piece)
+        for put in self.puts.pop(hop, {}).values():
+            self._forget(put)
+        self.senders.pop(hop, None)
         for path in self.files.pop(hop, []):
             os.unlink(path)
 
@@ -124,42 +144,47 @@ class Mailbox:
 
     def close(self) -> None:
         """Remove the mailbox's files (before the exchange kills it)."""
+        self.senders.clear()  # their files' memory maps
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             os.close(self.lock)
             self.dir = self.lock = None
 
-    def _to_disk(
-        self, hop: int, src: int, schema: pa.Schema, pieces: dict[int, pa.Table]
-    ) -> dict[int, OnDisk]:
-        """One Arrow IPC file of the put's pieces, each a run of its batches."""
-        where, count = {}, 0
+    def _to_disk(self, hop: int, src: int, packed: pa.Table) -> OnDisk:
+        """The put's rows as one Arrow IPC file."""
         try:
             if self.dir is None:
                 self.dir, self.lock = _own_folder(self.folder)
             path = os.path.join(self.dir, f"hop{hop}-src{src}-{len(self.files[hop])}.arrow")
-            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-                for dest, piece in pieces.items():
-                    batches = piece.to_batches()
-                    for batch in batches:
-                        writer.write_batch(batch)
-                    where[dest] = OnDisk(path, count, count + len(batches))
-                    count += len(batches)
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, packed.schema) as writer:
+                writer.write_table(packed)
             self.files[hop].append(path)
         except OSError as exc:
-            size = sum(piece.nbytes for piece in pieces.values())
             raise MailboxDiskError(
                 f"a mailbox on node {ray.util.get_node_ip_address()} could not write "
-                f"{size:,} bytes of an exchange past its memory ({self.limit:,} bytes) to "
-                f"{self.dir or self.folder or tempfile.gettempdir()}: "
+                f"{packed.nbytes:,} bytes of an exchange past its memory ({self.limit:,} bytes) "
+                f"to {self.dir or self.folder or tempfile.gettempdir()}: "
                 f"{exc.strerror or exc}; free space there, or give Ray's workers a TMPDIR on "
                 "a larger disk"
             ) from None
-        return where
+        return OnDisk(path)
 
-    def _forget(self, piece: pa.Table | OnDisk | None) -> None:
-        if isinstance(piece, pa.Table):
-            self.held -= piece.nbytes
+    def _senders(self, hop: int) -> Senders:
+        if hop not in self.senders:
+            puts = [put for _, put in sorted(self.puts.get(hop, {}).items())]
+            starts = (
+                np.stack([put.starts for put in puts]).T if puts else np.zeros((1, 0), np.int64)
+            )
+            self.senders[hop] = Senders(
+                [p.rows if isinstance(p.rows, pa.Table) else p.rows.read() for p in puts],
+                np.ascontiguousarray(starts[:-1]),
+                np.ascontiguousarray(np.diff(starts, axis=0)),
+            )
+        return self.senders[hop]
+
+    def _forget(self, put: Put | None) -> None:
+        if put is not None and isinstance(put.rows, pa.Table):
+            self.held -= put.rows.nbytes
 
 
 def lock_is_free(path: str) -> bool:
@@ -196,10 +221,6 @@ def _own_folder(parent: str | None) -> tuple[str, int]:
     folder = os.path.join(parent, PREFIX + os.path.basename(making)[len(MAKING) :])
     os.rename(making, folder)
     return folder, fd
-
-
-def _table(piece: pa.Table | OnDisk) -> pa.Table:
-    return piece.read() if isinstance(piece, OnDisk) else piece
 
 
 def _node_share() -> int:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, ExchangeLost, Mailbox
-from dedupe_at_scale.steps.tasks import Pieces
+from dedupe_at_scale.steps.tasks import Pieces, Split
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +68,25 @@ class Outbox:
     hop: int
     src: int
 
-    def send(self, pieces: list[pa.Table]) -> list:
-        """The sender's returns for the hop: its pieces, or one ack (rows sent)."""
+    def send(self, pieces: Sequence[pa.Table]) -> list:
+        """The sender's returns for the hop: its pieces (`tasks.split`'s, or
+        a list), or one ack (rows sent)."""
         if self.mailboxes is None:
-            return pieces
+            return list(pieces)
         boxes = len(self.mailboxes)
+        owned = _owned(len(pieces), boxes)
         # One table a mailbox, its destinations' pieces one after another,
         # and their row counts: sent as tables of their own, a hop's small
         # pieces cost 0.26 core-ms each whatever their bytes, packed 0.03
-        # (benchmarks/exchange.py).
+        # (benchmarks/exchange.py). A Split packs without a table a piece.
+        packs = (
+            pieces.packed(boxes)
+            if isinstance(pieces, Split)
+            else [_packed(pieces, dests) for dests in owned]
+        )
         acks = [
-            box.put.remote(self.hop, self.src, dests, *_packed(pieces, dests))
-            for box, dests in zip(self.mailboxes, _owned(len(pieces), boxes))
+            box.put.remote(self.hop, self.src, dests, packed, counts)
+            for box, dests, (packed, counts) in zip(self.mailboxes, owned, packs)
         ]
         return [sum(ray.get(acks))]
 
@@ -90,8 +97,9 @@ def _owned(destinations: int, boxes: int) -> list[range]:
     return [range(b, destinations, boxes) for b in range(boxes)]
 
 
-def _packed(pieces: list[pa.Table], dests: range) -> tuple[pa.Table, np.ndarray]:
-    """The pieces for `dests` as one contiguous table, and their row counts."""
+def _packed(pieces: Sequence[pa.Table], dests: range) -> tuple[pa.Table, np.ndarray]:
+    """The pieces for `dests` as one contiguous table, and their row counts
+    (the reference for Split.packed)."""
     mine = [pieces[d] for d in dests]
     counts = np.array([piece.num_rows for piece in mine], np.int64)
     # A mailbox with no destination still learns the schema.

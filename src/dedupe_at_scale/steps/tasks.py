@@ -5,6 +5,7 @@ moves the pieces)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,14 +81,62 @@ def as_returns(pieces: list) -> Any:
     return pieces[0] if len(pieces) == 1 else tuple(pieces)
 
 
-def split(table: pa.Table, dest: np.ndarray, n: int) -> list[pa.Table]:
-    """Rows of `table` split by destination index, each piece in row order."""
-    if n == 1:
-        return [table]
-    order = np.argsort(dest, kind="stable")
-    bounds = np.searchsorted(dest[order], np.arange(n + 1))
-    sorted_table = table.take(pa.array(order))
-    return [sorted_table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(n)]
+def split(table: pa.Table, dest: np.ndarray, n: int) -> Split:
+    """Rows of `table` split by destination index (0 to n - 1), each piece
+    in row order."""
+    return Split(table, dest, n)
+
+
+class Split(Sequence):
+    """A sender's rows by destination: piece i holds the rows for
+    destination i, in row order. The objects exchange sends each piece as a
+    table of its own; the mailboxes take `packed`, which makes one table a
+    mailbox and none a piece. At G x G pieces a hop, a table a piece cost
+    more than the rows in it (benchmarks/exchange.py)."""
+
+    def __init__(self, table: pa.Table, dest: np.ndarray, n: int):
+        dest = np.asarray(dest, np.int64)
+        if len(dest) != table.num_rows:
+            raise ValueError(f"{len(dest)} destinations for {table.num_rows} rows")
+        if len(dest) and (dest.min() < 0 or dest.max() >= n):
+            raise ValueError(f"destinations must be in [0, {n}): {dest.min()} to {dest.max()}")
+        self.table, self.dest, self.n = table, dest, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._pieces[i]
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        return iter(self._pieces)
+
+    @functools.cached_property
+    def _pieces(self) -> list[pa.Table]:
+        if self.n == 1:
+            return [self.table]
+        order = np.argsort(self.dest, kind="stable")
+        bounds = np.searchsorted(self.dest[order], np.arange(self.n + 1))
+        sorted_table = self.table.take(pa.array(order))
+        return [sorted_table.slice(bounds[i], bounds[i + 1] - bounds[i]) for i in range(self.n)]
+
+    def packed(self, boxes: int) -> list[tuple[pa.Table, np.ndarray]]:
+        """Per mailbox b of `boxes` (owning destinations b, b + boxes, ...):
+        the rows of its destinations, one destination after another, as one
+        table, and each destination's row count. The same as concatenating
+        the pieces of its destinations (exchange._packed, the reference)."""
+        owner = self.dest % boxes
+        counts = np.bincount(self.dest, minlength=self.n)
+        # By mailbox, then destination, then row: a stable sort on one key.
+        owned = -(-self.n // boxes)  # destinations a mailbox owns, at most
+        order = np.argsort(owner * owned + self.dest // boxes, kind="stable")
+        ends = np.cumsum(np.bincount(owner, minlength=boxes))
+        # A table a mailbox, not slices of one: a slice may be sent with the
+        # buffers of the whole.
+        return [
+            (self.table.take(pa.array(order[end - count : end])).combine_chunks(), counts[b::boxes])
+            for b, (count, end) in enumerate(zip(np.diff(ends, prepend=0), ends))
+        ]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.steps.dedup.edges import ends, pairs_table, partition_of
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, as_returns, call, split, takes_pieces
+from dedupe_at_scale.steps.tasks import TASK_RETRIES, Split, as_returns, call, split, takes_pieces
 
 
 def _grouped_min(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +110,7 @@ def connected_components(ex: Exchange, edge_refs: list, partitions: int) -> tupl
     raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
 
-def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> list[pa.Table]:
+def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
     return split(pairs_table(hi, lo), partition_of(hi, partitions), partitions)
 
 
