@@ -27,7 +27,7 @@ from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
 from dedupe_at_scale.io.output import OutputConfig
 from dedupe_at_scale.job.annotate import units_per_pass
 from dedupe_at_scale.job.ray_settings import TASKS_IN_FLIGHT_PER_SLOT, TASKS_QUEUED, tasks_in_flight
-from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, GROUPS_PER_PARTITION
+from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, group_count
 from dedupe_at_scale.steps.exchange import AUTO_MAX_OBJECTS
 
 ROWS_PER_TASK = InputConfig().rows_per_task  # one staged file each
@@ -105,7 +105,7 @@ class Sizing:
 
     @property
     def groups(self) -> int:
-        return min(self.staged_files, GROUPS_PER_PARTITION * self.partitions)
+        return min(self.staged_files, group_count(self.partitions))
 
     @property
     def pieces_per_hop(self) -> int:

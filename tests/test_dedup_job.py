@@ -119,14 +119,14 @@ def test_same_output_however_staged_files_are_grouped(
     """Dedup's tasks read groups of consecutive staged files (so that the
     objects between its steps do not grow with the square of the files):
     one group of all eight files and a group per file decide alike."""
-    from dedupe_at_scale.steps.dedup import tasks
+    from dedupe_at_scale.steps import base
 
     single = tmp_path / "single.parquet"
     pq.write_table(pq.read_table(sample_dir), single, row_group_size=250)
     cfg = config_from_dict({**DEDUP_ONLY, "input": {"rows_per_task": 250}})
     outputs = []
     for per_partition, groups in ((1, 1), (100, 8)):
-        monkeypatch.setattr(tasks, "GROUPS_PER_PARTITION", per_partition)
+        monkeypatch.setattr(base, "GROUPS_PER_PARTITION", per_partition)
         out = tmp_path / f"out{groups}"
         result = run_job(str(single), str(out), cfg)
         assert result.manifest["dedup"]["partitions"] == 1
@@ -169,6 +169,18 @@ def test_custom_id_and_text_columns(ray_cluster, tmp_path):
     assert pq.read_table(tmp_path / "out" / "data").column("doc_id").to_pylist() == [9, 20]
     rejected = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
     assert [(r["id"], r["rule"], r["reason"]) for r in rejected] == [("30", "exact_duplicate", "9")]
+
+
+def test_groups_spread_few_partitions_and_stay_near_many():
+    """Four groups a partition where partitions are few (tasks to spread),
+    one more a partition past SPREAD_PARTITIONS (a hop's pieces are groups
+    x groups)."""
+    from dedupe_at_scale.steps.base import SPREAD_PARTITIONS, group_count
+
+    assert [group_count(p) for p in (1, 3)] == [4, 12]
+    assert group_count(SPREAD_PARTITIONS) == 4 * SPREAD_PARTITIONS
+    assert group_count(SPREAD_PARTITIONS + 1) == 4 * SPREAD_PARTITIONS + 1
+    assert group_count(10_000) == 10_000 + 3 * SPREAD_PARTITIONS
 
 
 def test_partitions_follow_the_data_volume_not_the_cluster():

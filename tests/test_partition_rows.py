@@ -14,7 +14,7 @@ import pytest
 import ray
 from ray import cloudpickle
 
-from dedupe_at_scale.steps.base import GROUPS_PER_PARTITION, group_files
+from dedupe_at_scale.steps.base import group_count, group_files
 from dedupe_at_scale.steps.partition_rows import reduce_by_partition
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
@@ -58,6 +58,6 @@ def test_each_partition_gets_the_plain_loops_rows_in_file_order(ray_cluster, mod
 def test_forty_files_make_eight_groups_for_two_partitions():
     # The senders reduce_by_partition starts: 8 for 40 files and 2
     # partitions (16 pieces), where one sender a file made 80 objects.
-    groups = group_files(list(range(40)), GROUPS_PER_PARTITION * 2)
+    groups = group_files(list(range(40)), group_count(2))
     assert len(groups) == 8
     assert [f for g in groups for f in g.files] == list(range(40))

@@ -23,7 +23,6 @@ from dedupe_at_scale.io.fanout import in_threads
 from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.stages.minhash import string_hashes
 from dedupe_at_scale.steps.base import (
-    GROUPS_PER_PARTITION,
     Decision,
     GlobalStep,
     StagedGroup,
@@ -31,6 +30,7 @@ from dedupe_at_scale.steps.base import (
     StepOutcome,
     decision_files,
     decision_paths,
+    group_count,
     group_files,
 )
 from dedupe_at_scale.steps.exchange import (
@@ -63,7 +63,7 @@ class IdCheck(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome | None:
         if not view.has_ids:
             return None  # generated ids are unique by construction
-        groups = group_files(view.files, GROUPS_PER_PARTITION * view.partitions)
+        groups = group_files(view.files, group_count(view.partitions))
         boxes = mailbox_count(
             view.cfg.dedup.exchange,
             len(groups) * view.partitions,

@@ -2,7 +2,7 @@
 partition: the hop of the global steps that need only that (boilerplate's
 units, the mixture's per-domain caps).
 
-The staged files are read in groups (GROUPS_PER_PARTITION per partition, as
+The staged files are read in groups (base.group_count per partition count, as
 the ids step and dedup read them), so a hop passes groups x partitions
 pieces, not files x partitions objects; past AUTO_MAX_OBJECTS pieces
 (`dedup.exchange: auto`) they go through mailboxes (steps/exchange.py), and
@@ -20,7 +20,7 @@ import pyarrow as pa
 import ray
 
 from dedupe_at_scale.io.fanout import in_threads
-from dedupe_at_scale.steps.base import GROUPS_PER_PARTITION, StagedGroup, group_files
+from dedupe_at_scale.steps.base import StagedGroup, group_count, group_files
 from dedupe_at_scale.steps.exchange import (
     Exchange,
     Outbox,
@@ -45,7 +45,7 @@ def reduce_by_partition(
     reduce(that partition's rows, *reduce_args); `name` names the step in
     the log when a lost mailbox makes it run again."""
     parts = view.partitions
-    groups = group_files(view.files, GROUPS_PER_PARTITION * parts)
+    groups = group_files(view.files, group_count(parts))
     boxes = mailbox_count(view.cfg.dedup.exchange, len(groups) * parts, max(len(groups), parts))
     return run_with_mailboxes(
         name, boxes, lambda ex: _hop(ex, groups, parts, rows, rows_args, reduce, reduce_args)

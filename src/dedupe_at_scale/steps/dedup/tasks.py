@@ -6,7 +6,7 @@ Works on the staged, annotated shards, whose kept rows carry `__dds_uid`
 increasing range of uids), the exact-text hash and the MinHash signature.
 SUB_STEPS lists the sub-steps in order; each is a function of a DedupRun
 (what the ones before it left) that runs Ray tasks over hash partitions or
-over groups of consecutive staged files (at most GROUPS_PER_PARTITION per
+over groups of consecutive staged files (base.group_count: at most four per
 partition, so the objects passed between sub-steps grow with the
 partitions, not with the files: the verify hop sends a piece from every
 group to every group); the driver only sees per-file metadata and counts.
@@ -40,9 +40,9 @@ from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.kernels.minhash import agreement_kernel
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps.base import (
-    GROUPS_PER_PARTITION,
     StagedGroup,
     StagedView,
+    group_count,
     group_files,
 )
 from dedupe_at_scale.steps.dedup.components import connected_components
@@ -131,7 +131,7 @@ def run_dedup(view: StagedView, bands: int, rows: int, keep: list[tuple[str, str
     """Dedup over the kept rows of every staged file (earlier steps'
     decisions applied); `keep` orders the members of a cluster."""
     partitions = view.partitions
-    groups = group_files(view.files, GROUPS_PER_PARTITION * partitions)
+    groups = group_files(view.files, group_count(partitions))
     destinations = max(partitions, len(groups))
     boxes, on_demand = mailbox_counts(
         view.cfg.dedup.exchange, len(groups) * destinations, destinations
