@@ -23,7 +23,6 @@ from dedupe_at_scale.steps.exchange import (
     Exchange,
     ExchangeLost,
     Outbox,
-    _packed,
     mailbox_count,
     mailbox_counts,
     receive,
@@ -77,6 +76,14 @@ def test_mailboxes_deliver_what_objects_deliver(ray_cluster, n_src, n_dst):
     assert sum(t.num_rows for t in reference) > 0 or n_src == 1
 
 
+def _packed(pieces: list[pa.Table], dests: range) -> tuple[pa.Table, np.ndarray]:
+    """The reference for Split.packed, as senders packed before it: the
+    pieces for `dests` concatenated, a table a piece, and their row counts."""
+    mine = [pieces[d] for d in dests]
+    counts = np.array([piece.num_rows for piece in mine], np.int64)
+    return pa.concat_tables(mine or [pieces[0].slice(0, 0)]).combine_chunks(), counts
+
+
 def _adversarial_splits():
     """(table, destinations, n): empty, one destination for every row, more
     mailboxes than destinations, a table of several chunks, unsorted."""
@@ -94,7 +101,7 @@ def _adversarial_splits():
 @pytest.mark.parametrize("boxes", [1, 2, 3, 8, 20])
 def test_split_packs_each_mailbox_as_its_pieces_concatenated(boxes):
     """Split.packed makes no table a piece; it must equal concatenating the
-    pieces a mailbox owns (exchange._packed, the reference)."""
+    pieces a mailbox owns (_packed, the reference)."""
     for table, dest, n in _adversarial_splits():
         pieces = split(table, dest, n)
         packs = pieces.packed(boxes)
@@ -176,7 +183,7 @@ def test_pieces_past_the_memory_limit_go_to_files_until_released(ray_cluster):
 
 @ray.remote
 def _send_ten_rows(out: Outbox):
-    return as_returns(out.send([pa.table({"row": np.arange(10)})]))
+    return as_returns(out.send(split(pa.table({"row": np.arange(10)}), np.zeros(10), 1)))
 
 
 def _folder_written(exchange: Exchange) -> str:
@@ -330,7 +337,7 @@ def _send_late(seconds: float, out: Outbox):
     import time
 
     time.sleep(seconds)
-    return as_returns(out.send([pa.table({"sent_at": [time.time()]})]))
+    return as_returns(out.send(split(pa.table({"sent_at": [time.time()]}), np.zeros(1), 1)))
 
 
 @ray.remote

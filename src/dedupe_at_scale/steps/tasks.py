@@ -124,7 +124,8 @@ class Split(Sequence):
         """Per mailbox b of `boxes` (owning destinations b, b + boxes, ...):
         the rows of its destinations, one destination after another, as one
         table, and each destination's row count. The same as concatenating
-        the pieces of its destinations (exchange._packed, the reference)."""
+        the pieces of its destinations (tests/test_exchange.py holds the
+        reference)."""
         owner = self.dest % boxes
         counts = np.bincount(self.dest, minlength=self.n)
         # By mailbox, then destination, then row: a stable sort on one key.
