@@ -122,10 +122,12 @@ class Sizing:
         )
 
     def dedup_tasks(self, rounds: int) -> int:
-        # scan, attach, verify, members, write decisions and the first round's
-        # extra senders per group; buckets, labels, keep and five per round
-        # (route, star, route, star, checksum) per partition.
-        return 6 * self.groups + (3 + 5 * rounds) * self.partitions
+        # Per group: scan, attach, verify, members, write decisions, and the
+        # graph's first senders; per partition: buckets, the graph's first
+        # senders, route labels, keep, and two per round (large-star and
+        # small-star, each sending its edges on). As counted in a job
+        # (docs/scaling.md, "Fewer tasks in dedup's graph").
+        return 6 * self.groups + (4 + 2 * rounds) * self.partitions
 
 
 def pass_gib(read_tasks: int, cores: int, c: Constants, waiting_blocks: int = 0) -> float:

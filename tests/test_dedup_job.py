@@ -13,7 +13,12 @@ import ray
 
 from dedupe_at_scale.config import config_from_dict
 from dedupe_at_scale.job.pipeline import run_job
-from dedupe_at_scale.steps.dedup.components import components_local, connected_components
+from dedupe_at_scale.steps.dedup.components import (
+    components_local,
+    connected_components,
+    large_star,
+    small_star,
+)
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.exchange import Exchange
 
@@ -22,24 +27,57 @@ pytestmark = [pytest.mark.timeout(300)]  # Ray tests are marked by conftest (ray
 DEDUP_ONLY = {"langid": {"enabled": False}, "quality": {"enabled": False}}
 
 
+def _rounds_in_one_process(hi: np.ndarray, lo: np.ndarray) -> int:
+    """The reference for the distributed rounds: the star steps on the whole
+    edge set at once (each works node by node, so partitions change
+    nothing), until the edges stop changing."""
+    rounds, edges = 0, None
+    while True:
+        rounds += 1
+        hi, lo = small_star(*large_star(np.r_[hi, lo], np.r_[lo, hi]))
+        if edges is not None and np.array_equal(hi, edges[0]) and np.array_equal(lo, edges[1]):
+            return rounds
+        edges = hi, lo
+
+
+def _adversarial_graphs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(5)
+    path = rng.permutation(300) * 1_000_003 + (1 << 40)  # a chain in random uid order
+    big = np.array([2**62 + 7, 2**62 + 3, 5, 2**62 + 5])
+    hub = np.arange(1, 200)
+    pairs = rng.permutation(400).reshape(-1, 2)
+    return {
+        "random": (rng.integers(0, 400, 600) * 977 + (1 << 32), rng.integers(0, 400, 600) * 977),
+        "no edges": (np.zeros(0, np.int64), np.zeros(0, np.int64)),
+        "one edge": (np.array([9]), np.array([4])),
+        "shuffled path": (path[1:], path[:-1]),
+        "uids near 2^62": (big[1:], big[:-1]),
+        "star around its largest": (np.full(len(hub), 10_000), hub),
+        "many pairs": (pairs[:, 0], pairs[:, 1]),
+    }
+
+
 @pytest.mark.parametrize("mailboxes", [0, 2], ids=["objects", "mailboxes"])
 @pytest.mark.parametrize("partitions", [1, 3, 7])
-def test_distributed_components_match_union_find(ray_cluster, partitions, mailboxes):
-    rng = np.random.default_rng(partitions)
-    a = rng.integers(0, 400, 600) * 977 + (1 << 32)
-    b = rng.integers(0, 400, 600) * 977 + (1 << 32)
-    hi, lo = unique_pairs(a, b)
-    pieces = np.array_split(np.arange(len(hi)), 4)
-    refs = [ray.put(pa.table({"hi": hi[p], "lo": lo[p]})) for p in pieces]
-    exchange = Exchange(mailboxes)
-    try:
-        label_refs, rounds = connected_components(exchange, refs, partitions)
-        labels = pa.concat_tables(ray.get(label_refs)).to_pylist()
-    finally:
-        exchange.close()
-    got = {r["node"]: r["label"] for r in labels}
-    assert got == components_local(hi, lo)
-    assert rounds >= 1
+def test_components_on_adversarial_graphs_match_the_references(ray_cluster, partitions, mailboxes):
+    """Labels as union-find gives them, in as many rounds as the star steps
+    take in one process (the rounds' tasks change how the steps are cut into
+    tasks, never what they compute)."""
+    for name, (a, b) in _adversarial_graphs().items():
+        hi, lo = unique_pairs(a, b)
+        senders = np.array_split(np.arange(len(hi)), 3)
+        refs = [ray.put(pa.table({"hi": hi[s], "lo": lo[s]})) for s in senders]
+        exchange = Exchange(mailboxes)
+        try:
+            label_refs, rounds = connected_components(exchange, refs, partitions)
+            labels = pa.concat_tables(ray.get(label_refs)).to_pylist()
+        finally:
+            exchange.close()
+        # A centre is listed by each partition holding one of its edges.
+        assert {(r["node"], r["label"]) for r in labels} == set(components_local(hi, lo).items()), (
+            name
+        )
+        assert rounds == _rounds_in_one_process(hi, lo), name
 
 
 def shingle_jaccard(a: str, b: str) -> float:
@@ -137,6 +175,45 @@ def test_same_output_however_staged_files_are_grouped(
     assert outputs[0]["duplicates"].num_rows > 150
     for name in ("data", "rejected", "duplicates"):
         assert outputs[1][name].equals(outputs[0][name]), name
+
+
+def test_dedup_submits_the_tasks_the_cost_model_counts(
+    ray_cluster, sample_dir, tmp_path, monkeypatch
+):
+    """The driver's tasks in dedup, counted where Ray submits them: 6 per
+    group and 4 + 2 per graph round per partition, the formula that
+    benchmarks/cost_model.py (Sizing.dedup_tasks) extrapolates to 1B documents."""
+    import collections
+
+    import ray.remote_function
+
+    from dedupe_at_scale.steps import dedup
+
+    submitted: collections.Counter = collections.Counter()
+    counting = [False]
+    remote = ray.remote_function.RemoteFunction._remote
+
+    def counted(self, *args, **kwargs):
+        submitted[self._function_name.rsplit(".", 1)[-1]] += counting[0]
+        return remote(self, *args, **kwargs)
+
+    def run_dedup(*args, **kwargs):
+        counting[0] = True
+        try:
+            return run(*args, **kwargs)
+        finally:
+            counting[0] = False
+
+    run = dedup.run_dedup
+    monkeypatch.setattr(ray.remote_function.RemoteFunction, "_remote", counted)
+    monkeypatch.setattr(dedup, "run_dedup", run_dedup)
+    cfg = config_from_dict({**DEDUP_ONLY, "input": {"rows_per_task": 250},
+                            "dedup": {"partitions": 3}})  # fmt: skip
+    stats = run_job(str(sample_dir), str(tmp_path / "out"), cfg).manifest["dedup"]
+    groups, partitions, rounds = stats["file_groups"], stats["partitions"], stats["graph_rounds"]
+    assert partitions == 3 and groups > 1 and rounds > 1, stats
+    assert sum(submitted.values()) == 6 * groups + (4 + 2 * rounds) * partitions, submitted
+    assert submitted["_large_star"] == submitted["_small_star"] == rounds * partitions
 
 
 def test_exact_only_and_keep_rule(ray_cluster, tmp_path):

@@ -18,7 +18,16 @@ from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.steps.dedup.edges import ends, pairs_table, partition_of
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
-from dedupe_at_scale.steps.tasks import TASK_RETRIES, Split, as_returns, call, split, takes_pieces
+from dedupe_at_scale.steps.tasks import (
+    TASK_RETRIES,
+    Returns,
+    Split,
+    as_returns,
+    call,
+    split,
+    submit,
+    takes_pieces,
+)
 
 
 def _grouped_min(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,69 +93,82 @@ MAX_ROUNDS = 64
 
 
 def connected_components(ex: Exchange, edge_refs: list, partitions: int) -> tuple[list, int]:
-    """Large-star / small-star rounds until the edge set stops changing."""
-    parts = edge_refs
+    """Large-star / small-star rounds until the edge set stops changing; the
+    (node, label) refs per partition and the rounds run.
+
+    Two tasks a partition a round: each star step sends its own output on to
+    the next hop (small-star sends it before knowing whether the round
+    converged, with its checksum and labels). Separate route, star and
+    checksum tasks were five a partition a round, the most of dedup's tasks
+    on the driver at scale (benchmarks/cost_model.py)."""
+    both = ex.hop(partitions)
+    routed = both.inboxes(
+        [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
+         for i, p in enumerate(edge_refs)]
+    )  # fmt: skip
     previous = None
     for round_ in range(1, MAX_ROUNDS + 1):
-        both = ex.hop(partitions)
-        routed = both.inboxes(
-            [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
-             for i, p in enumerate(parts)]
-        )  # fmt: skip
-        large = [call(_large_star, 1, routed[p])[0] for p in range(partitions)]
         by_larger = ex.hop(partitions)
-        routed = by_larger.inboxes(
-            [call(_route_by_larger, by_larger.returns, p, partitions, by_larger.outbox(i))
-             for i, p in enumerate(large)]
+        large = by_larger.inboxes(
+            [call(_large_star, by_larger.returns, routed[p], partitions, by_larger.outbox(p))
+             for p in range(partitions)]
         )  # fmt: skip
         both.release()
-        parts = [call(_small_star, 1, routed[p])[0] for p in range(partitions)]
-        sums = ray.get([_checksum.remote(p) for p in parts])
+        both = ex.hop(partitions)
+        returns = _small_star_returns(both.returns)
+        small = [
+            submit(_small_star, returns, large[p], partitions, both.outbox(p))
+            for p in range(partitions)
+        ]
+        routed = both.inboxes([s["edges"] for s in small])
+        sums = ray.get([s["checksum"] for s in small])
         by_larger.release()
         current = (sum(c for c, _ in sums), sum(s for _, s in sums) % 2**64)
         if current == previous:
-            return [call(_star_labels, 1, p)[0] for p in parts], round_
+            both.release()  # the round that would follow is not run
+            return [s["labels"] for s in small], round_
         previous = current
     raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
+
+
+def _small_star_returns(edges: int) -> Returns:
+    return Returns((("checksum", None), ("labels", None), ("edges", edges)))
 
 
 def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
     return split(pairs_table(hi, lo), partition_of(hi, partitions), partitions)
 
 
+def _both_ways(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
+    return _route(np.r_[hi, lo], np.r_[lo, hi], partitions)
+
+
 @ray.remote(max_retries=TASK_RETRIES)
 def _route_both_ways(edges, partitions, out: Outbox):
-    hi, lo = ends(edges)
-    return as_returns(out.send(_route(np.r_[hi, lo], np.r_[lo, hi], partitions)))
+    return as_returns(out.send(_both_ways(*ends(edges), partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
-def _large_star(pieces):
-    table = receive(pieces)
-    return pairs_table(*large_star(*ends(table)))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _route_by_larger(edges, partitions, out: Outbox):
-    return as_returns(out.send(_route(*ends(edges), partitions)))
+def _large_star(pieces, partitions, out: Outbox):
+    """Large-star on this partition's edges, sent on by their larger end."""
+    hi, lo = large_star(*ends(receive(pieces)))
+    return as_returns(out.send(_route(hi, lo, partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
-def _small_star(pieces):
-    table = receive(pieces)
-    return pairs_table(*small_star(*ends(table)))
+def _small_star(pieces, partitions, out: Outbox):
+    """Small-star on this partition's edges: their checksum, the labels they
+    give if the round converged, and the edges sent both ways for the next."""
+    hi, lo = small_star(*ends(receive(pieces)))
+    sent = out.send(_both_ways(hi, lo, partitions))
+    return _small_star_returns(len(sent)).pack(
+        checksum=edge_checksum(hi, lo), labels=star_labels(hi, lo), edges=sent
+    )
 
 
-@ray.remote(max_retries=TASK_RETRIES)
-def _checksum(edges):
-    return edge_checksum(*ends(edges))
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _star_labels(edges):
-    """(node, label) for every node of the converged stars in this partition."""
-    hi, lo = ends(edges)
+def star_labels(hi: np.ndarray, lo: np.ndarray) -> pa.Table:
+    """(node, label) for every node of converged stars (edges to centres)."""
     centres = np.unique(lo)
     return pa.table({"node": np.r_[hi, centres], "label": np.r_[lo, centres]})

@@ -101,8 +101,9 @@ class DedupRun:
     indexes: tuple[ray.ObjectRef, ray.ObjectRef] | None = None
     exact_in: list = field(default_factory=list)
     band_in: list = field(default_factory=list)
-    # buckets: exact edges per partition; candidate pairs per group
+    # buckets: exact edges per partition (and their number); candidate pairs per group
     edges: list = field(default_factory=list)
+    exact_edges: int = 0
     candidates: list = field(default_factory=list)
     # verify: the near edges that passed, per group
     verified: list = field(default_factory=list)
@@ -190,12 +191,13 @@ def buckets(run: DedupRun) -> None:
     ]  # fmt: skip
     run.edges = [b["exact_edges"] for b in tasks]
     run.candidates = pair_hop.inboxes([b["candidates"] for b in tasks])
-    # Wait here so that the sub-step's time is its own, not counted under verify.
-    ray.wait(run.edges, num_returns=len(run.edges), fetch_local=False)
+    # Waiting for the counts keeps the sub-step's time its own, not verify's.
+    counts = ray.get([b["counts"] for b in tasks])
     run.release()
     run.open_hops = [pair_hop]
     # Pairs from the band buckets before verification: what verify's work grows with.
-    run.stats["candidate_pairs"] = sum(ray.get([b["candidate_count"] for b in tasks]))
+    run.stats["candidate_pairs"] = sum(c for c, _ in counts)
+    run.exact_edges = sum(e for _, e in counts)
 
 
 def verify(run: DedupRun) -> None:
@@ -216,15 +218,15 @@ def verify(run: DedupRun) -> None:
         run.stats["signatures_sent"] = sum(ray.get([h["signatures"] for h in hop]))
         run.release()
         run.open_hops = [sig_hop]
-        run.verified = [
-            call(_verify, 1, groups[g], cfg.min_agreement(), signed[g])[0] for g in range(n_groups)
-        ]
+        verified = [call(_verify, 2, groups[g], cfg.min_agreement(), signed[g])
+                    for g in range(n_groups)]  # fmt: skip
     else:
-        run.verified = [call(_concat_pairs, 1, run.candidates[g])[0] for g in range(n_groups)]
-    counts = ray.get([_count.remote(r) for r in run.verified + run.edges])
+        verified = [call(_concat_pairs, 2, run.candidates[g]) for g in range(n_groups)]
+    run.verified = [edges for edges, _ in verified]
+    near_edges = sum(ray.get([count for _, count in verified]))
     run.release()
-    run.stats["near_edges"] = sum(counts[:n_groups])
-    run.stats["exact_edges"] = sum(counts[n_groups:])
+    run.stats["near_edges"] = near_edges
+    run.stats["exact_edges"] = run.exact_edges
 
 
 def graph(run: DedupRun) -> None:
@@ -261,7 +263,7 @@ def _signature_returns(pairs: int) -> Returns:
 
 
 def _bucket_returns(candidates: int) -> Returns:
-    return Returns((("exact_edges", None), ("candidate_count", None), ("candidates", candidates)))
+    return Returns((("exact_edges", None), ("counts", None), ("candidates", candidates)))
 
 
 # Tasks ---------------------------------------------------------------------------
@@ -330,10 +332,10 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
         band.column("exact").to_numpy(), cfg.all_pairs_limit,
     )  # fmt: skip
     sent = out.send(split(pairs_table(a, b), file_of(group_index, a), n_groups))
+    edges = pairs_table(*unique_pairs(e_hi, e_lo))
     return _bucket_returns(len(sent)).pack(
-        exact_edges=pairs_table(*unique_pairs(e_hi, e_lo)), candidate_count=len(a),
-        candidates=sent,
-    )  # fmt: skip
+        exact_edges=edges, counts=(len(a), edges.num_rows), candidates=sent
+    )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -369,7 +371,7 @@ def _verify(group: StagedGroup, threshold, pieces):
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
-        return pairs_table(hi, lo)
+        return _counted(pairs_table(hi, lo))
     table = group.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
     lo_rows = np.searchsorted(table.column(col.UID).to_numpy(), lo)
@@ -385,16 +387,16 @@ def _verify(group: StagedGroup, threshold, pieces):
     hi_rows = by_hi[np.searchsorted(carrier_hi[by_hi], hi)]
     agree = np.empty(len(hi), np.bool_)
     agreement_kernel(carried_sigs, hi_rows, sigs, lo_rows, float(threshold), agree)
-    return pairs_table(hi[agree], lo[agree])
+    return _counted(pairs_table(hi[agree], lo[agree]))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
 def _concat_pairs(pieces):
     pairs = receive(pieces)
-    return pairs_table(*unique_pairs(*ends(pairs)))
+    return _counted(pairs_table(*unique_pairs(*ends(pairs))))
 
 
-@ray.remote(max_retries=TASK_RETRIES)
-def _count(table):
-    return table.num_rows
+def _counted(edges: pa.Table) -> tuple[pa.Table, int]:
+    """A task's edges and their number (two returns: the driver gets the count alone)."""
+    return edges, edges.num_rows
