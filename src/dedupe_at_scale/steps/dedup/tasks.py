@@ -47,6 +47,7 @@ from dedupe_at_scale.steps.base import (
 )
 from dedupe_at_scale.steps.dedup.components import connected_components
 from dedupe_at_scale.steps.dedup.edges import (
+    counted,
     ends,
     file_indexes,
     file_of,
@@ -371,7 +372,7 @@ def _verify(group: StagedGroup, threshold, pieces):
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
-        return _counted(pairs_table(hi, lo))
+        return counted(pairs_table(hi, lo))
     table = group.read_kept([col.MINHASH])
     sigs = _signature_matrix(table)
     lo_rows = np.searchsorted(table.column(col.UID).to_numpy(), lo)
@@ -387,16 +388,11 @@ def _verify(group: StagedGroup, threshold, pieces):
     hi_rows = by_hi[np.searchsorted(carrier_hi[by_hi], hi)]
     agree = np.empty(len(hi), np.bool_)
     agreement_kernel(carried_sigs, hi_rows, sigs, lo_rows, float(threshold), agree)
-    return _counted(pairs_table(hi[agree], lo[agree]))
+    return counted(pairs_table(hi[agree], lo[agree]))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
 def _concat_pairs(pieces):
     pairs = receive(pieces)
-    return _counted(pairs_table(*unique_pairs(*ends(pairs))))
-
-
-def _counted(edges: pa.Table) -> tuple[pa.Table, int]:
-    """A task's edges and their number (two returns: the driver gets the count alone)."""
-    return edges, edges.num_rows
+    return counted(pairs_table(*unique_pairs(*ends(pairs))))
