@@ -144,6 +144,13 @@ def test_cli_end_to_end_on_local_ray(sample_dir, tmp_path):
                 assert reasons[m["id"]]["reason"] == cluster_id
     dedup = manifest["dedup"]
     assert dedup["clusters"] == len(clusters)
+    # The driver's own CPU for each phase it timed (all but planning and
+    # preparing, timed before the job starts, and the total).
+    timings = manifest["timings"]
+    driver_cpu = timings["driver_cpu_seconds"]
+    assert set(driver_cpu) == set(timings["wall_seconds"]) - {"plan", "prepare", "total"}
+    assert {"annotate", "ids", "dedup", "write", "account"} <= set(driver_cpu)
+    assert all(seconds >= 0 for seconds in driver_cpu.values()) and driver_cpu["annotate"] > 0
     removed = Counter(r["rule"] for r in reasons.values() if r["stage"] == "dedup")
     assert dedup["exact_duplicates_removed"] == removed["exact_duplicate"]
     assert dedup["near_duplicates_removed"] == removed["near_duplicate"]

@@ -20,6 +20,7 @@ from dedupe_at_scale.steps import REGISTRY as STEP_REGISTRY
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
     from dedupe_at_scale.io.inputs import InputFile
+    from dedupe_at_scale.job.phase_times import PhaseTimes
 
 FORMAT = "dedupe-at-scale/manifest/v1"
 PACKAGES = [
@@ -129,7 +130,7 @@ def build_manifest(
     rejected_shards: list[dict[str, Any]],
     step_shards: dict[str, list[dict[str, Any]]],
     steps: dict[str, dict[str, Any]],
-    timings: dict[str, float],
+    times: PhaseTimes,
     started: float,
 ) -> dict[str, Any]:
     total = sum(f.entries for f in files)
@@ -202,7 +203,9 @@ def build_manifest(
         # Each global step's section; its idle report where it did not run.
         **{step.name: steps.get(step.name) or step.idle_report(cfg) for step in STEP_REGISTRY},
         "timings": {
-            "wall_seconds": {k: round(v, 3) for k, v in timings.items()},
+            "wall_seconds": {k: round(v, 3) for k, v in times.wall.items()},
+            # The driver process's CPU in each phase it times (job/phase_times.py).
+            "driver_cpu_seconds": dict(times.driver_cpu),
             # Summed over all workers; stages overlap in time, so these are
             # busy seconds, not wall time.
             "stage_busy_seconds": {k: round(v, 3) for k, v in sorted(busy.items())},

@@ -42,6 +42,7 @@ from dedupe_at_scale.job.annotate import SharedResources, annotate, reusable_uni
 from dedupe_at_scale.job.block_parts import PROFILE
 from dedupe_at_scale.job.id_index import INDEX, build_index
 from dedupe_at_scale.job.manifest import build_manifest
+from dedupe_at_scale.job.phase_times import PhaseTimes
 from dedupe_at_scale.job.plan import JobPlan, plan_job
 from dedupe_at_scale.job.profile import ReportSpec, merge_profiles
 from dedupe_at_scale.job.ray_settings import configure_ray_data
@@ -109,7 +110,7 @@ def _raise_if_lease_lost(plan: JobPlan) -> None:
 def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
     started = time.time() - plan.planning_seconds
     # Planning includes preparing; each is reported on its own.
-    timings = {"plan": round(plan.planning_seconds - plan.prepare_seconds, 3)}
+    times = PhaseTimes(plan=round(plan.planning_seconds - plan.prepare_seconds, 3))
     if progress is not None:
         progress.phase_done("plan", plan.planning_seconds)
     cfg, source, layout, files = plan.cfg, plan.source, plan.layout, plan.files
@@ -118,13 +119,13 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         # An interrupted run already sealed this output: only publishing is left.
         ready = layout.read_ready()
         layout.publish(ready, *_fence(plan))
-        return JobResult(ready["manifest"], plan.output_uri, timings)
+        return JobResult(ready["manifest"], plan.output_uri, times.wall)
 
     configure_ray_data(ray.data.DataContext.get_current())
 
     if plan.shared:
-        timings["prepare"] = plan.prepare_seconds
-    with _timed(timings, "annotate", progress):
+        times.wall["prepare"] = plan.prepare_seconds
+    with times.phase("annotate", progress):
         # Every re-run checks each staged file (footer, rows) against its
         # unit, whatever phase the interrupted run reached, and annotates
         # again only the units that fail.
@@ -142,9 +143,9 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         reused = len(reuse)
 
     staged = staged_files(layout, plan.units)
-    outcomes = _run_global_steps(plan, staged, timings, progress)
+    outcomes = _run_global_steps(plan, staged, times, progress)
 
-    with _timed(timings, "write", progress):
+    with times.phase("write", progress):
         rows_per_shard = _rows_per_shard(cfg, staged)
         stats, summaries = (
             write_outputs(
@@ -157,7 +158,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         write_step_outputs(layout, cfg, outcomes, rows_per_shard)
         _write_empty_shards(plan, staged)
 
-    with _timed(timings, "account", progress):
+    with times.phase("account", progress):
         stats += quarantine_stats(files)
         reports = _step_reports(outcomes, summaries, stats)
         data_shards = layout.describe_shards("data")
@@ -172,10 +173,10 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         check_step_outputs(cfg, data_shards, step_shards)
     listed = {"data": data_shards, "rejected": rejected_shards, **step_shards}
     if cfg.output.index:
-        with _timed(timings, "index", progress):
+        with times.phase("index", progress):
             index = build_index(layout, cfg, listed)
 
-    timings["total"] = time.time() - started
+    times.wall["total"] = time.time() - started
     manifest = build_manifest(
         cfg=cfg,
         input_uri=plan.input_uri,
@@ -186,7 +187,7 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
         rejected_shards=rejected_shards,
         step_shards=step_shards,
         steps=reports,
-        timings=timings,
+        times=times,
         started=started,
     )
     if plan.input_schema is not None:
@@ -206,11 +207,11 @@ def _execute(plan: JobPlan, progress: Progress | None) -> JobResult:
     if cfg.output.index:
         manifest["output"][INDEX] = index
         shards += [s["path"] for s in index["files"]]
-    with _timed(timings, "publish", progress):
+    with times.phase("publish", progress):
         fence, release = _fence(plan)
         sealed = layout.seal(shards, manifest, fence)
         layout.publish(sealed, fence, release)  # removes _staging/ once released
-    return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=timings)
+    return JobResult(manifest=manifest, output_uri=plan.output_uri, timings=times.wall)
 
 
 def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -222,7 +223,7 @@ def _fence(plan: JobPlan) -> tuple[Callable[[], None], Callable[[], None]]:
 
 
 def _run_global_steps(
-    plan: JobPlan, staged: Staged, timings: dict[str, float], progress: Progress | None = None
+    plan: JobPlan, staged: Staged, times: PhaseTimes, progress: Progress | None = None
 ) -> dict[str, StepOutcome]:
     """The registered global steps in order, each seeing the decisions of
     those before it; their decisions go to the staged reader."""
@@ -251,13 +252,13 @@ def _run_global_steps(
     for step in STEP_REGISTRY:
         if not step.enabled(cfg):
             continue
-        with _timed(timings, step.name):
+        with times.phase(step.name):
             outcome = step().run(view)
         if outcome is None:
-            del timings[step.name]
+            times.drop(step.name)
             continue
         if progress is not None:
-            progress.phase_done(step.name, timings[step.name])
+            progress.phase_done(step.name, times.wall[step.name])
         outcomes[step.name] = outcome
         if outcome.decision is not None:
             view = view.with_decision(outcome.decision)
@@ -282,19 +283,6 @@ def _step_reports(
                 rules[row[col.RULE]] = rules.get(row[col.RULE], 0) + row["count"]
         reports[step.name] = outcome.finish(outcome.report, summaries.get(step.name, []), rules)
     return reports
-
-
-class _timed:
-    def __init__(self, timings: dict[str, float], name: str, progress: Progress | None = None):
-        self.timings, self.name, self.progress = timings, name, progress
-
-    def __enter__(self) -> None:
-        self.started = time.time()
-
-    def __exit__(self, kind: object, *exc: object) -> None:
-        self.timings[self.name] = round(time.time() - self.started, 3)
-        if self.progress is not None and kind is None:
-            self.progress.phase_done(self.name, self.timings[self.name])
 
 
 def check_step_outputs(
