@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 # The job's own sizing rules, from the package (not copies that could drift).
+from dedupe_at_scale.io.datasource import files_per_task
 from dedupe_at_scale.io.inputs import InputConfig
 from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
 from dedupe_at_scale.io.output import OutputConfig
@@ -83,6 +84,10 @@ class Constants:
     driver_bytes_per_read_task: float = READ_TASK_BYTES
     driver_bytes_per_task_in_flight: float = IN_FLIGHT_BYTES
     driver_bytes_per_waiting_block: float = WAITING_BLOCK_BYTES
+    # Manifests' timings.driver_cpu_seconds: the driver's CPU a read task of a
+    # Ray Data pass, in annotate (a task per unit): 17.4-18.1 s over 4,000
+    # units, 4.2-4.4 s over 1,000 (dedup only, 40,000 documents).
+    driver_s_per_read_task: float = 0.0044
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ class Sizing:
             else min(receivers, MAILBOXES_PER_NODE * self.nodes)
         )
 
+    @property
+    def write_tasks(self) -> int:
+        """The write pass's read tasks (io/datasource.files_per_task)."""
+        return -(-self.staged_files // files_per_task(self.staged_files))
+
     def dedup_tasks(self, rounds: int) -> int:
         # Per group: scan, attach, verify, members, write decisions, and the
         # graph's first senders; per partition: buckets, the graph's first
@@ -152,7 +162,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     # aside, which the model leaves out).
     annotate_gib = pass_gib(min(s.staged_files, units_per_pass(s.cores)), s.cores, c)
     waiting = min(s.staged_files, tasks_in_flight(s.cores, 1.0) + ROWS_PER_SHARD // ROWS_PER_TASK)
-    write_gib = pass_gib(s.staged_files, s.cores, c, waiting)
+    write_gib = pass_gib(s.write_tasks, s.cores, c, waiting)
     dedup_gib = 2 * refs * c.driver_bytes_per_ref / GiB
     driver_gib = c.driver_base_gib + max(dedup_gib, annotate_gib, write_gib)
     objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
@@ -168,11 +178,17 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     # Handling the pieces of every hop (senders, mailboxes, receivers) on all cores.
     exchange_min = s.pieces_per_hop * c.core_s_per_piece / s.cores / 60
     list_s = math.ceil(s.docs / c.docs_per_input_file / LIST_PAGE) * c.request_s
+    # Ray Data's passes: annotate (a task per unit), the write pass, and the
+    # pass writing duplicates/ from dedup's decision files (a task per file).
+    pass_tasks = 2 * s.staged_files + s.write_tasks
+    passes_min = pass_tasks * c.driver_s_per_read_task / 60
     limits = []
     if driver_gib > c.head_memory_gib:
         limits.append("driver memory")
     if s.mailboxes and on_disk > c.node_disk_gib:
         limits.append("mailbox disk")
+    if passes_min > compute_min:
+        limits.append("Ray Data's passes on the driver")
     if submit_min > compute_min:
         limits.append("dedup tasks on the driver")
     if list_s / 60 > compute_min:
@@ -185,6 +201,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "P": str(s.partitions),
         "groups": str(s.groups),
         "annotate tasks": str(s.staged_files),
+        "write tasks": str(s.write_tasks),
         "dedup tasks": str(tasks),
         "hop pieces": f"{s.pieces_per_hop:.1e}",
         "mailboxes": str(s.mailboxes),
@@ -197,6 +214,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "per node GiB": f"{per_node:,.1f}",
         "on disk GiB": f"{on_disk:,.1f}",
         "compute min": f"{compute_min:,.1f}",
+        "passes driver min": f"{passes_min:,.1f}",
         "dedup submit min": f"{submit_min:,.1f}",
         "pieces min": f"{exchange_min:,.1f}",
         "list s": f"{list_s:,.1f}",
@@ -252,6 +270,8 @@ def main() -> None:
                         default=Constants.driver_bytes_per_task_in_flight)  # fmt: skip
     parser.add_argument("--driver-bytes-per-waiting-block", type=float,
                         default=Constants.driver_bytes_per_waiting_block)  # fmt: skip
+    parser.add_argument("--driver-s-per-read-task", type=float,
+                        default=Constants.driver_s_per_read_task)  # fmt: skip
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -264,6 +284,7 @@ def main() -> None:
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
         args.core_s_per_piece, args.driver_bytes_per_read_task,
         args.driver_bytes_per_task_in_flight, args.driver_bytes_per_waiting_block,
+        args.driver_s_per_read_task,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -284,7 +305,8 @@ def main() -> None:
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "
-        f"listing the input or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
+        f"listing the input, Ray Data's read tasks ({1000 * c.driver_s_per_read_task:.1f} "
+        f"ms each on the driver) or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
         f"core-ms each) longer than the compute)"
     )
 

@@ -359,3 +359,53 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
     )
     assert code == 2
     assert "unknown key 'quality.fineweb.max_short_lines'" in capsys.readouterr().err
+
+
+def test_the_write_pass_writes_the_same_bytes_however_many_staged_files_a_task_reads(
+    ray_cluster, sample_dir, tmp_path, monkeypatch
+):
+    """The write pass reads several consecutive staged files a task (Ray
+    Data's driver spends about 10 ms a read task): a task per file and all
+    eight files in one task write the same bytes to every output, the
+    steps' views and duplicates/ included."""
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.io import datasource
+    from dedupe_at_scale.job.pipeline import run_job
+
+    cfg = config_from_dict({
+        "input": {"rows_per_task": 250},
+        "output": {"rows_per_shard": 300, "splits": {"train": 0.9, "test": 0.1},
+                   "subsets": [0.5, 1.0]},
+    })  # fmt: skip
+    digests = {}
+    for most, per_task in ((1, 1), (16, 8)):  # 8 read tasks, then 1
+        monkeypatch.setattr(datasource, "MAX_FILES_PER_TASK", most)
+        monkeypatch.setattr(datasource, "MIN_READ_TASKS", 1)
+        assert datasource.files_per_task(8) == per_task
+        out = tmp_path / str(most)
+        run_job(str(sample_dir), str(out), cfg)
+        files = sorted(p for p in out.rglob("*.parquet"))
+        digests[most] = {p.relative_to(out).as_posix(): p.read_bytes() for p in files}
+    assert {"data", "rejected", "duplicates", "splits", "subsets"} <= {
+        name.split("/")[0] for name in digests[1]
+    }
+    assert digests[16] == digests[1]
+
+
+def test_a_read_task_reads_its_units_in_order(ray_cluster, tmp_path):
+    from dedupe_at_scale.io.datasource import files_per_task, parquet_datasource, read_units
+    from dedupe_at_scale.io.storage import resolve
+
+    paths = []
+    for f in range(7):
+        path = tmp_path / f"f{f}.parquet"
+        pq.write_table(pa.table({"x": list(range(f * 10, f * 10 + f + 1))}), path)
+        paths.append(str(path))
+    source = parquet_datasource(resolve(str(tmp_path)), paths)
+    assert source.units_per_task == 1 and files_per_task(64 * 16 + 63) == 16
+    source.units_per_task = 3  # what the write pass would take for 192 files
+    tasks = source.get_read_tasks(1)
+    assert len(tasks) == source.read_tasks == 3
+    assert [list(t.metadata.input_files) for t in tasks] == [paths[:3], paths[3:6], paths[6:]]
+    rows = [r["x"] for r in read_units(source).take_all()]
+    assert rows == [x for f in range(7) for x in range(f * 10, f * 10 + f + 1)]

@@ -1,6 +1,7 @@
-"""Read units as a Ray Data datasource: one read task per unit, in order,
-so the units, not the cluster, decide the blocks; for the input shards and
-for the files the job wrote itself (staging)."""
+"""Read units as a Ray Data datasource, in order: one read task per unit, or
+per `units_per_task` consecutive units, so the units, not the cluster,
+decide the blocks; for the input shards and for the files the job wrote
+itself (staging)."""
 
 from __future__ import annotations
 
@@ -22,20 +23,37 @@ if TYPE_CHECKING:
 from dedupe_at_scale.io.inputs import FileSlice, InputFile, ReadUnit
 from dedupe_at_scale.io.rows import read_columns, read_unit
 
+# Ray Data's driver spends about 10 ms of CPU on each read task of a pass,
+# and about 1 ms on each further block a task yields (docs/scaling.md): at
+# a task per file, the write pass over the staged files of a billion
+# documents (50,000) would keep it busy for about 7 minutes. Passes that may read several files a
+# task (files_per_task) read up to MAX_FILES_PER_TASK, keeping at least
+# MIN_READ_TASKS tasks for the cores.
+MAX_FILES_PER_TASK = 16
+MIN_READ_TASKS = 64
+
+
+def files_per_task(files: int) -> int:
+    """Consecutive files a read task of a pass over `files` files reads."""
+    return max(1, min(MAX_FILES_PER_TASK, files // MIN_READ_TASKS))
+
 
 class UnitDatasource(Datasource):
-    """One read task per ReadUnit, in order: the units, not the cluster size,
-    decide block boundaries, so output is the same on any cluster."""
+    """The ReadUnits in order, `units_per_task` consecutive units a read
+    task, each read into a table of its own (which Ray Data may merge into
+    blocks of up to its target size): the units, not the cluster size,
+    decide the blocks, so output is the same on any cluster."""
 
     def __init__(
         self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table],
-        counted: bool = True,
+        counted: bool = True, units_per_task: int = 1,
     ):  # fmt: skip
         super().__init__()
         self.location = location
         self.units = units
         self.read = read
         self.counted = counted  # False: the units' rows and bytes are not known
+        self.units_per_task = units_per_task
 
     def read_for(self, unit: ReadUnit) -> Callable[[ReadUnit], pa.Table]:
         """What `unit`'s read task runs (and so carries to its worker)."""
@@ -46,15 +64,20 @@ class UnitDatasource(Datasource):
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
         tasks = []
-        for unit in self.units:
+        for at in range(0, len(self.units), self.units_per_task):
+            units = self.units[at : at + self.units_per_task]
             meta = BlockMetadata(
-                num_rows=unit.num_rows if self.counted else None,
-                size_bytes=_unit_bytes(unit) if self.counted else None,
+                num_rows=sum(u.num_rows for u in units) if self.counted else None,
+                size_bytes=sum(_unit_bytes(u) for u in units) if self.counted else None,
                 exec_stats=None,
-                input_files=[s.file.display for s in unit.slices],
+                input_files=[s.file.display for u in units for s in u.slices],
             )
-            tasks.append(ReadTask(_read_fn(self.read_for(unit), unit), meta))
+            tasks.append(ReadTask(_read_fn([(self.read_for(u), u) for u in units]), meta))
         return tasks
+
+    @property
+    def read_tasks(self) -> int:
+        return -(-len(self.units) // self.units_per_task)
 
 
 def read_units(source: UnitDatasource, **ray_remote_args) -> ray.data.Dataset:
@@ -64,7 +87,7 @@ def read_units(source: UnitDatasource, **ray_remote_args) -> ray.data.Dataset:
     serialized, and data/'s shards, written from whole blocks, would depend
     on the cluster's size."""
     return ray.data.read_datasource(
-        source, override_num_blocks=len(source.units), **ray_remote_args
+        source, override_num_blocks=source.read_tasks, **ray_remote_args
     )
 
 
@@ -73,11 +96,12 @@ def _unit_bytes(unit: ReadUnit) -> int:
 
 
 def _read_fn(
-    read: Callable[[ReadUnit], pa.Table], unit: ReadUnit
+    reads: list[tuple[Callable[[ReadUnit], pa.Table], ReadUnit]],
 ) -> Callable[[], Iterator[pa.Table]]:
     # A named function, not a partial: Ray Data reads the read function's __name__.
     def read_unit_block() -> Iterator[pa.Table]:
-        yield read(unit)
+        for read, unit in reads:
+            yield read(unit)
 
     return read_unit_block
 
@@ -114,7 +138,10 @@ def parquet_datasource(
     """Files the job wrote itself, one task per file, in the given order.
     The driver opens none of them: `counts` (path -> rows, bytes), where the
     caller knows them from the plan and the listing, become the blocks'
-    metadata; without them Ray Data learns the counts from the blocks."""
+    metadata; without them Ray Data learns the counts from the blocks. One
+    file a task, not files_per_task: a read task merges the tables it yields
+    into blocks of up to Ray Data's target size, and the steps' outputs
+    (duplicates/) are written a row group per block."""
     read = functools.partial(read_columns, location, columns=columns)
     units = file_units(location, paths, counts)
     return UnitDatasource(location, units, read, counted=counts is not None)

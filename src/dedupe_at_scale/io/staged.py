@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import UnitDatasource, file_units, read_units
+from dedupe_at_scale.io.datasource import UnitDatasource, file_units, files_per_task, read_units
 from dedupe_at_scale.io.fanout import file_task_cpus, in_threads
 from dedupe_at_scale.io.storage import read_parquet
 
@@ -128,14 +128,18 @@ class Staged:
         columns: list[str] | None = None,
         then: Callable[[ReadUnit, pa.Table], pa.Table] | None = None,
     ) -> ray.data.Dataset:
-        """One block per staged file, in order (whatever the cluster size),
-        the decisions applied, then `then(unit, rows)` in the same task."""
+        """The staged files' rows in order (whatever the cluster size), the
+        decisions applied, then `then(unit, rows)` in the same task, for each
+        staged file; datasource.files_per_task staged files a read task, whose
+        tables Ray Data may merge into larger blocks (data/'s row groups are
+        cut by rows, not blocks)."""
         if columns is not None and self.decisions:
             columns = columns_to_read(columns, self.decisions, self.schema_names())
         location = self.layout.location
         units = file_units(location, self.files, self.counts)
         source = StagedSource(location, units, columns, self.decisions, then,
-                              counted=self.counts is not None)  # fmt: skip
+                              counted=self.counts is not None,
+                              units_per_task=files_per_task(len(units)))  # fmt: skip
         return read_units(source, num_cpus=self.task_cpus)
 
     @property
@@ -174,10 +178,10 @@ class StagedSource(UnitDatasource):
     def __init__(
         self, location: Location, units: list[ReadUnit], columns: list[str] | None,
         decisions: Sequence[Decision], then: Callable[[ReadUnit, pa.Table], pa.Table] | None,
-        counted: bool = True,
+        counted: bool = True, units_per_task: int = 1,
     ):  # fmt: skip
         read = functools.partial(_read_unit, location, columns=columns, decisions=(), then=then)
-        super().__init__(location, units, read, counted=counted)
+        super().__init__(location, units, read, counted=counted, units_per_task=units_per_task)
         self.decisions = tuple(decisions)
 
     def read_for(self, unit: ReadUnit) -> Callable[[ReadUnit], pa.Table]:
