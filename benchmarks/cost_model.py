@@ -88,6 +88,11 @@ class Constants:
     # Ray Data pass, in annotate (a task per unit): 17.4-18.1 s over 4,000
     # units, 4.2-4.4 s over 1,000 (dedup only, 40,000 documents).
     driver_s_per_read_task: float = 0.0044
+    # ... and each further unit or staged file a grouped read task reads
+    # (io/datasource.files_per_task): annotate's driver CPU over 4,000 units
+    # in 250 tasks was 2.47 s and over 1,000 in 67 tasks 0.87 s, 0.36 and
+    # 0.61 ms a unit past the first of each task.
+    driver_s_per_grouped_file: float = 0.0005
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,13 @@ class Sizing:
     @property
     def write_tasks(self) -> int:
         """The write pass's read tasks (io/datasource.files_per_task)."""
-        return -(-self.staged_files // files_per_task(self.staged_files))
+        return _grouped(self.staged_files)
+
+    def annotate_tasks(self, pass_units: int) -> int:
+        """Annotate's read tasks, in passes of `pass_units` units (the last
+        may be shorter), each grouped as io/datasource.files_per_task says."""
+        full, rest = divmod(self.staged_files, pass_units)
+        return full * _grouped(pass_units) + (_grouped(rest) if rest else 0)
 
     def dedup_tasks(self, rounds: int) -> int:
         # Per group: scan, attach, verify, members, write decisions, and the
@@ -138,6 +149,10 @@ class Sizing:
         # small-star, each sending its edges on). As counted in a job
         # (docs/scaling.md, "Fewer tasks in dedup's graph").
         return 6 * self.groups + (4 + 2 * rounds) * self.partitions
+
+
+def _grouped(files: int) -> int:
+    return -(-files // files_per_task(files))
 
 
 def pass_gib(read_tasks: int, cores: int, c: Constants, waiting_blocks: int = 0) -> float:
@@ -160,7 +175,8 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     # shard is written once all its blocks are read, in order: the blocks
     # of the tasks in flight and of one shard wait at most (stragglers
     # aside, which the model leaves out).
-    annotate_gib = pass_gib(min(s.staged_files, units_per_pass(s.cores)), s.cores, c)
+    pass_units = units_per_pass(s.cores)
+    annotate_gib = pass_gib(_grouped(min(s.staged_files, pass_units)), s.cores, c)
     waiting = min(s.staged_files, tasks_in_flight(s.cores, 1.0) + ROWS_PER_SHARD // ROWS_PER_TASK)
     write_gib = pass_gib(s.write_tasks, s.cores, c, waiting)
     dedup_gib = 2 * refs * c.driver_bytes_per_ref / GiB
@@ -178,10 +194,14 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     # Handling the pieces of every hop (senders, mailboxes, receivers) on all cores.
     exchange_min = s.pieces_per_hop * c.core_s_per_piece / s.cores / 60
     list_s = math.ceil(s.docs / c.docs_per_input_file / LIST_PAGE) * c.request_s
-    # Ray Data's passes: annotate (a task per unit), the write pass, and the
-    # pass writing duplicates/ from dedup's decision files (a task per file).
-    pass_tasks = 2 * s.staged_files + s.write_tasks
-    passes_min = pass_tasks * c.driver_s_per_read_task / 60
+    # Ray Data's passes: annotate and the write pass (files_per_task units
+    # or staged files a task), and the pass writing duplicates/ from dedup's
+    # decision files (a task per file).
+    annotate_tasks = s.annotate_tasks(pass_units)
+    pass_tasks = annotate_tasks + s.write_tasks + s.staged_files
+    grouped = 3 * s.staged_files - pass_tasks  # files read past each task's first
+    passes_min = (pass_tasks * c.driver_s_per_read_task
+                  + grouped * c.driver_s_per_grouped_file) / 60  # fmt: skip
     limits = []
     if driver_gib > c.head_memory_gib:
         limits.append("driver memory")
@@ -200,7 +220,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "nodes": str(s.nodes),
         "P": str(s.partitions),
         "groups": str(s.groups),
-        "annotate tasks": str(s.staged_files),
+        "annotate tasks": str(annotate_tasks),
         "write tasks": str(s.write_tasks),
         "dedup tasks": str(tasks),
         "hop pieces": f"{s.pieces_per_hop:.1e}",
@@ -272,6 +292,8 @@ def main() -> None:
                         default=Constants.driver_bytes_per_waiting_block)  # fmt: skip
     parser.add_argument("--driver-s-per-read-task", type=float,
                         default=Constants.driver_s_per_read_task)  # fmt: skip
+    parser.add_argument("--driver-s-per-grouped-file", type=float,
+                        default=Constants.driver_s_per_grouped_file)  # fmt: skip
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -284,7 +306,7 @@ def main() -> None:
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
         args.core_s_per_piece, args.driver_bytes_per_read_task,
         args.driver_bytes_per_task_in_flight, args.driver_bytes_per_waiting_block,
-        args.driver_s_per_read_task,
+        args.driver_s_per_read_task, args.driver_s_per_grouped_file,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -306,7 +328,8 @@ def main() -> None:
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "
         f"listing the input, Ray Data's read tasks ({1000 * c.driver_s_per_read_task:.1f} "
-        f"ms each on the driver) or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
+        f"ms each on the driver, {1000 * c.driver_s_per_grouped_file:.1f} more for each further "
+        f"file a task reads) or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
         f"core-ms each) longer than the compute)"
     )
 

@@ -361,13 +361,13 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
     assert "unknown key 'quality.fineweb.max_short_lines'" in capsys.readouterr().err
 
 
-def test_the_write_pass_writes_the_same_bytes_however_many_staged_files_a_task_reads(
+def test_the_same_bytes_however_many_units_or_staged_files_a_task_reads(
     ray_cluster, sample_dir, tmp_path, monkeypatch
 ):
-    """The write pass reads several consecutive staged files a task (Ray
-    Data's driver spends about 10 ms a read task): a task per file and all
-    eight files in one task write the same bytes to every output, the
-    steps' views and duplicates/ included."""
+    """Annotate reads several consecutive units a task, and the write pass
+    several staged files (Ray Data's driver spends about 10 ms a read
+    task): a task per unit and file and all eight in one task write the same
+    bytes to every output, the steps' views and duplicates/ included."""
     from dedupe_at_scale.config import config_from_dict
     from dedupe_at_scale.io import datasource
     from dedupe_at_scale.job.pipeline import run_job
@@ -409,3 +409,30 @@ def test_a_read_task_reads_its_units_in_order(ray_cluster, tmp_path):
     assert [list(t.metadata.input_files) for t in tasks] == [paths[:3], paths[3:6], paths[6:]]
     rows = [r["x"] for r in read_units(source).take_all()]
     assert rows == [x for f in range(7) for x in range(f * 10, f * 10 + f + 1)]
+
+
+def test_the_staging_sink_stages_each_unit_of_a_task_whole(tmp_path):
+    """A task's blocks as Ray may hand them to the sink: a unit split over
+    two blocks, and a block holding the end of one unit, a whole unit and
+    the start of another. Each unit's staged file holds its rows in order."""
+    from dedupe_at_scale import columns as col
+    from dedupe_at_scale.config import config_from_dict
+    from dedupe_at_scale.io.storage import resolve
+    from dedupe_at_scale.job.annotate import StagingDatasink, staged_name
+
+    def rows(unit: int, first: int, count: int) -> pa.Table:
+        uids = [(unit << 32) + r for r in range(first, first + count)]
+        return pa.table({col.UID: pa.array(uids, pa.int64()), "text": [str(u) for u in uids]})
+
+    blocks = [
+        rows(4, 0, 3),
+        pa.concat_tables([rows(4, 3, 2), rows(5, 0, 4), rows(6, 0, 1)]),
+        rows(6, 1, 2).slice(0, 0),  # an empty block changes nothing
+        rows(6, 1, 2),
+    ]
+    cfg = config_from_dict({"output": {"rejected_text": True}})
+    StagingDatasink(resolve(str(tmp_path)), str(tmp_path), cfg).write(blocks, None)
+    staged = {p.name: pq.read_table(p) for p in tmp_path.glob("*.parquet")}
+    assert sorted(staged) == [staged_name(u) for u in (4, 5, 6)]
+    for unit, count in ((4, 5), (5, 4), (6, 3)):
+        assert staged[staged_name(unit)].equals(rows(unit, 0, count))

@@ -28,7 +28,7 @@ from ray.data._internal.execution.interfaces import TaskContext
 from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import input_datasource, read_units
+from dedupe_at_scale.io.datasource import files_per_task, input_datasource, read_units
 from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.job.write import parquet_compression
 from dedupe_at_scale.stages.annotate import annotate_batch
@@ -116,8 +116,9 @@ def annotate(
     schema: InputSchema | None, resources: SharedResources | None = None,
     fence: Fence | None = None, counter: Any = None,
 ) -> None:  # fmt: skip
-    """Annotate and stage the units `todo` (one fused Ray task per read
-    unit, each with rows), in passes of `units_per_pass` units. With a
+    """Annotate and stage the units `todo` (each with rows; one fused Ray
+    task for up to datasource.files_per_task consecutive units, which stages
+    each of them), in passes of `units_per_pass` units. With a
     `fence`, each task checks that the run still holds the output's lease
     before it stages a file; a `counter` (job/progress.py's UnitCounter) is
     told of each unit staged."""
@@ -129,7 +130,9 @@ def annotate(
     size = units_per_pass(ray.cluster_resources().get("CPU", 1.0))
     for start in range(0, len(todo), size):
         units = todo[start : start + size]
-        annotated = read_units(input_datasource(source, units, cfg.input, schema))
+        source_units = input_datasource(source, units, cfg.input, schema)
+        source_units.units_per_task = files_per_task(len(units))
+        annotated = read_units(source_units)
         annotated = annotated.map_batches(
             annotate_batch,
             fn_kwargs={"cfg": cfg, "resources": resources},
@@ -141,8 +144,11 @@ def annotate(
 
 class StagingDatasink(Datasink[None]):
     """Writes each unit's annotated rows to the unit's staged file. Ray runs
-    read, annotate and this write fused in one task per read unit and hands
-    it all of the unit's blocks (Ray may split a large read into several)."""
+    read, annotate and this write fused in one task and hands it the task's
+    blocks in order: a unit's rows may span several blocks (Ray splits a
+    large read) and a block may hold several units (Ray merges what a task
+    reads). Each unit is staged once its last row has arrived, so a task
+    holds one unit's rows at a time."""
 
     def __init__(
         self, location: Location, directory: str, cfg: JobConfig, fence: Fence | None = None,
@@ -154,22 +160,29 @@ class StagingDatasink(Datasink[None]):
         self.text_column = None if cfg.output.rejected_text else cfg.input.document_column
 
     def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
-        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
-        tables = [t for t in tables if t.num_rows]
-        if not tables:
-            return
-        table = pa.concat_tables(tables)
+        unit, pending = None, []  # the unit whose rows are arriving
+        for block in blocks:
+            table = BlockAccessor.for_block(block).to_arrow()
+            units = pc.shift_right(table.column(col.UID), 32)
+            distinct = pc.unique(units).to_pylist()  # in order of appearance
+            for next_unit in distinct:
+                if next_unit != unit and pending:
+                    self._stage(unit, pending)
+                    pending = []
+                unit = next_unit
+                pending.append(table.filter(pc.equal(units, unit)) if len(distinct) > 1 else table)
+        if pending:
+            self._stage(unit, pending)
+
+    def _stage(self, unit: int, tables: list[pa.Table]) -> None:
+        rows = pa.concat_tables(tables)
         if self.text_column is not None:
-            table = without_rejected_text(table, self.text_column)
+            rows = without_rejected_text(rows, self.text_column)
         if self.fence is not None:
             self.fence.check()  # a run that was taken over stages nothing more
-        units = pc.shift_right(table.column(col.UID), 32)
-        distinct = pc.unique(units).to_pylist()
-        for unit in distinct:
-            rows = table.filter(pc.equal(units, unit)) if len(distinct) > 1 else table
-            self._write(staged_name(unit), rows)
-            if self.counter is not None:
-                self.counter.add.remote(rows.num_rows)  # the progress bar's; not awaited
+        self._write(staged_name(unit), rows)
+        if self.counter is not None:
+            self.counter.add.remote(rows.num_rows)  # the progress bar's; not awaited
 
     def _write(self, name: str, table: pa.Table) -> None:
         path = posixpath.join(self.directory, name)

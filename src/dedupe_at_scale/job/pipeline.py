@@ -4,7 +4,7 @@ job/write.py, the only modules that build Ray datasets).
   1. plan      config, output and every input footer, before Ray starts
                (job/plan.py; past FOOTERS_IN_TASKS files, in Ray tasks)
   2. annotate  read shards -> the registered per-document stages (stages/),
-               fused into one task per read unit, each unit staged whole to
+               fused into one task for up to 16 read units, each staged whole to
                OUT/_staging/annotated/ (job/annotate.py); a re-run keeps them
   3. global    the registered global steps, in the order of steps/__init__.py's
                REGISTRY; each returns a decision the staged reader applies
