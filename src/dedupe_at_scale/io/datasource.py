@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 from dedupe_at_scale.io.inputs import FileSlice, InputFile, ReadUnit
 from dedupe_at_scale.io.rows import read_columns, read_unit
 
-# Ray Data's driver spends about 10 ms of CPU on each read task of a pass,
-# and about 1 ms on each further block a task yields (docs/scaling.md): at
-# a task per file, the write pass over the staged files of a billion
-# documents (50,000) would keep it busy for about 7 minutes. Passes that may read several files a
-# task (files_per_task) read up to MAX_FILES_PER_TASK, keeping at least
-# MIN_READ_TASKS tasks for the cores.
+# Ray Data's executor spends about 10 ms of the driver's CPU on each read
+# task of a pass, and little more for each further block the task yields
+# (benchmarks/pass_tasks.py): at a task a file, annotate and the write pass
+# over a billion documents (50,000 units) kept the driver busy for minutes.
+# Those passes read up to MAX_FILES_PER_TASK consecutive files a task,
+# keeping at least MIN_READ_TASKS tasks for the cores.
 MAX_FILES_PER_TASK = 16
 MIN_READ_TASKS = 64
 
@@ -81,8 +81,8 @@ class UnitDatasource(Datasource):
 
 
 def read_units(source: UnitDatasource, **ray_remote_args) -> ray.data.Dataset:
-    """The source as a Dataset of one block per unit. Ray Data would
-    otherwise split each read into slices to reach its own block count,
+    """The source as a Dataset read by the source's own read tasks. Ray Data
+    would otherwise split each read into slices to reach its own block count,
     max(200, 2 x the cluster's CPUs): each slice costs a copy when it is
     serialized, and data/'s shards, written from whole blocks, would depend
     on the cluster's size."""
@@ -110,10 +110,10 @@ def input_datasource(
     location: Location, units: list[ReadUnit], cfg: InputConfig, schema: InputSchema | None = None
 ) -> UnitDatasource:
     """Input shards, tagged with file and row, cast to the unified schema and
-    checked row by row."""
+    checked row by row; files_per_task units a read task."""
     shared = schema.for_tasks() if schema is not None else None
     read = functools.partial(read_unit, location, cfg=cfg, schema=shared)
-    return UnitDatasource(location, units, read)
+    return UnitDatasource(location, units, read, units_per_task=files_per_task(len(units)))
 
 
 def file_units(

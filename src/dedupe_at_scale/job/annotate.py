@@ -28,7 +28,7 @@ from ray.data._internal.execution.interfaces import TaskContext
 from ray.data.block import Block, BlockAccessor
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.datasource import files_per_task, input_datasource, read_units
+from dedupe_at_scale.io.datasource import input_datasource, read_units
 from dedupe_at_scale.io.fanout import map_files
 from dedupe_at_scale.job.write import parquet_compression
 from dedupe_at_scale.stages.annotate import annotate_batch
@@ -130,9 +130,7 @@ def annotate(
     size = units_per_pass(ray.cluster_resources().get("CPU", 1.0))
     for start in range(0, len(todo), size):
         units = todo[start : start + size]
-        source_units = input_datasource(source, units, cfg.input, schema)
-        source_units.units_per_task = files_per_task(len(units))
-        annotated = read_units(source_units)
+        annotated = read_units(input_datasource(source, units, cfg.input, schema))
         annotated = annotated.map_batches(
             annotate_batch,
             fn_kwargs={"cfg": cfg, "resources": resources},
