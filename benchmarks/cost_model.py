@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 # The job's own sizing rules, from the package (not copies that could drift).
-from dedupe_at_scale.io.datasource import files_per_task
+from dedupe_at_scale.io.datasource import files_per_task, read_task_count
 from dedupe_at_scale.io.inputs import InputConfig
 from dedupe_at_scale.io.mailbox import MAILBOXES_PER_NODE, STORE_SHARE
 from dedupe_at_scale.io.output import OutputConfig
@@ -152,7 +152,8 @@ class Sizing:
 
 
 def _grouped(files: int) -> int:
-    return -(-files // files_per_task(files))
+    """Read tasks of a pass over `files` files, as the job groups them."""
+    return read_task_count(files, files_per_task(files))
 
 
 def pass_gib(read_tasks: int, cores: int, c: Constants, waiting_blocks: int = 0) -> float:

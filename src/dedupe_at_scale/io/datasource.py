@@ -38,6 +38,11 @@ def files_per_task(files: int) -> int:
     return max(1, min(MAX_FILES_PER_TASK, files // MIN_READ_TASKS))
 
 
+def read_task_count(files: int, per_task: int) -> int:
+    """Read tasks of a pass over `files` files, `per_task` a task."""
+    return -(-files // per_task)
+
+
 class UnitDatasource(Datasource):
     """The ReadUnits in order, `units_per_task` consecutive units a read
     task, each read into a table of its own (which Ray Data may merge into
@@ -77,7 +82,7 @@ class UnitDatasource(Datasource):
 
     @property
     def read_tasks(self) -> int:
-        return -(-len(self.units) // self.units_per_task)
+        return read_task_count(len(self.units), self.units_per_task)
 
 
 def read_units(source: UnitDatasource, **ray_remote_args) -> ray.data.Dataset:

@@ -102,9 +102,8 @@ class DedupRun:
     indexes: tuple[ray.ObjectRef, ray.ObjectRef] | None = None
     exact_in: list = field(default_factory=list)
     band_in: list = field(default_factory=list)
-    # buckets: exact edges per partition (and their number); candidate pairs per group
+    # buckets: exact edges per partition; candidate pairs per group
     edges: list = field(default_factory=list)
-    exact_edges: int = 0
     candidates: list = field(default_factory=list)
     # verify: the near edges that passed, per group
     verified: list = field(default_factory=list)
@@ -198,7 +197,7 @@ def buckets(run: DedupRun) -> None:
     run.open_hops = [pair_hop]
     # Pairs from the band buckets before verification: what verify's work grows with.
     run.stats["candidate_pairs"] = sum(c for c, _ in counts)
-    run.exact_edges = sum(e for _, e in counts)
+    run.stats["exact_edges"] = sum(e for _, e in counts)
 
 
 def verify(run: DedupRun) -> None:
@@ -224,10 +223,8 @@ def verify(run: DedupRun) -> None:
     else:
         verified = [call(_concat_pairs, 2, run.candidates[g]) for g in range(n_groups)]
     run.verified = [edges for edges, _ in verified]
-    near_edges = sum(ray.get([count for _, count in verified]))
+    run.stats["near_edges"] = sum(ray.get([count for _, count in verified]))
     run.release()
-    run.stats["near_edges"] = near_edges
-    run.stats["exact_edges"] = run.exact_edges
 
 
 def graph(run: DedupRun) -> None:
