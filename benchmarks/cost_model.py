@@ -93,6 +93,9 @@ class Constants:
     # in 250 tasks was 2.47 s and over 1,000 in 67 tasks 0.87 s, 0.36 and
     # 0.61 ms a unit past the first of each task.
     driver_s_per_grouped_file: float = 0.0005
+    # Documents removed as duplicates, a share of the input: 6,836 of 28,606
+    # in the dedup-only job on the real text (benchmarks/dedup_speed.py).
+    duplicates_per_doc: float = 0.24
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,13 @@ class Sizing:
     def write_tasks(self) -> int:
         """The write pass's read tasks (io/datasource.files_per_task)."""
         return _grouped(self.staged_files)
+
+    def duplicates_tasks(self, duplicates_per_doc: float) -> int:
+        """The duplicates/ pass's read tasks: the decision files (one a
+        staged file) gathered until a shard's rows, as its write gathers
+        them (io/datasource.write_bundles)."""
+        shards = math.ceil(self.docs * duplicates_per_doc / ROWS_PER_SHARD)
+        return max(1, min(self.staged_files, shards))
 
     def annotate_tasks(self, pass_units: int) -> int:
         """Annotate's read tasks, in passes of `pass_units` units (the last
@@ -197,9 +207,10 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     list_s = math.ceil(s.docs / c.docs_per_input_file / LIST_PAGE) * c.request_s
     # Ray Data's passes: annotate and the write pass (files_per_task units
     # or staged files a task), and the pass writing duplicates/ from dedup's
-    # decision files (a task per file).
+    # decision files (a task per shard of duplicates).
     annotate_tasks = s.annotate_tasks(pass_units)
-    pass_tasks = annotate_tasks + s.write_tasks + s.staged_files
+    duplicates_tasks = s.duplicates_tasks(c.duplicates_per_doc)
+    pass_tasks = annotate_tasks + s.write_tasks + duplicates_tasks
     grouped = 3 * s.staged_files - pass_tasks  # files read past each task's first
     passes_min = (pass_tasks * c.driver_s_per_read_task
                   + grouped * c.driver_s_per_grouped_file) / 60  # fmt: skip
@@ -223,6 +234,7 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
         "groups": str(s.groups),
         "annotate tasks": str(annotate_tasks),
         "write tasks": str(s.write_tasks),
+        "duplicates tasks": str(duplicates_tasks),
         "dedup tasks": str(tasks),
         "hop pieces": f"{s.pieces_per_hop:.1e}",
         "mailboxes": str(s.mailboxes),
@@ -295,6 +307,8 @@ def main() -> None:
                         default=Constants.driver_s_per_read_task)  # fmt: skip
     parser.add_argument("--driver-s-per-grouped-file", type=float,
                         default=Constants.driver_s_per_grouped_file)  # fmt: skip
+    parser.add_argument("--duplicates-per-doc", type=float,
+                        default=Constants.duplicates_per_doc)  # fmt: skip
     args = parser.parse_args()
     per_task = args.driver_s_per_task
     if per_task is None:
@@ -307,7 +321,7 @@ def main() -> None:
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
         args.core_s_per_piece, args.driver_bytes_per_read_task,
         args.driver_bytes_per_task_in_flight, args.driver_bytes_per_waiting_block,
-        args.driver_s_per_read_task, args.driver_s_per_grouped_file,
+        args.driver_s_per_read_task, args.driver_s_per_grouped_file, args.duplicates_per_doc,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -324,7 +338,8 @@ def main() -> None:
         f"a Ray Data pass's driver bytes: {c.driver_bytes_per_read_task:,.0f} per read task, "
         f"{c.driver_bytes_per_task_in_flight:,.0f} per task in flight (at most "
         f"{TASKS_IN_FLIGHT_PER_SLOT} a core and {TASKS_QUEUED} more), "
-        f"{c.driver_bytes_per_waiting_block:,.0f} per block waiting for its shard. "
+        f"{c.driver_bytes_per_waiting_block:,.0f} per block waiting for its shard; "
+        f"duplicates/ read a task per shard, {c.duplicates_per_doc:.2f} duplicates a document. "
         f"(objects): the driver with dedup.exchange: objects. Limits: driver over "
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "

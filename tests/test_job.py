@@ -288,7 +288,9 @@ def test_the_write_pass_reads_two_staged_files_at_once_on_two_cpus(
         and "annotate" not in event["cat"]
         and started <= event["ts"] / 1e6 <= ended
     )
-    assert len(spans) >= 16  # 8 staged files, read by the write pass and duplicates/' copy
+    # 8 staged files read by the write pass, and the decision files behind
+    # duplicates/ (under a shard's rows: one task)
+    assert len(spans) >= 9
     most = max(sum(1 for begin, end in spans if begin <= start < end) for start, _ in spans)
     assert most == 2, f"at most {most} of {len(spans)} staged reads ran at once"
 

@@ -6,6 +6,7 @@ itself (staging)."""
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ class UnitDatasource(Datasource):
 
     def __init__(
         self, location: Location, units: list[ReadUnit], read: Callable[[ReadUnit], pa.Table],
-        counted: bool = True, units_per_task: int = 1,
+        counted: bool = True, units_per_task: int = 1, task_sizes: list[int] | None = None,
     ):  # fmt: skip
         super().__init__()
         self.location = location
@@ -59,6 +60,8 @@ class UnitDatasource(Datasource):
         self.read = read
         self.counted = counted  # False: the units' rows and bytes are not known
         self.units_per_task = units_per_task
+        # The consecutive units each task reads, where not units_per_task.
+        self.task_sizes = task_sizes
 
     def read_for(self, unit: ReadUnit) -> Callable[[ReadUnit], pa.Table]:
         """What `unit`'s read task runs (and so carries to its worker)."""
@@ -69,8 +72,8 @@ class UnitDatasource(Datasource):
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None):
         tasks = []
-        for at in range(0, len(self.units), self.units_per_task):
-            units = self.units[at : at + self.units_per_task]
+        for at, size in self._task_spans():
+            units = self.units[at : at + size]
             meta = BlockMetadata(
                 num_rows=sum(u.num_rows for u in units) if self.counted else None,
                 size_bytes=sum(_unit_bytes(u) for u in units) if self.counted else None,
@@ -82,7 +85,17 @@ class UnitDatasource(Datasource):
 
     @property
     def read_tasks(self) -> int:
+        if self.task_sizes is not None:
+            return len(self.task_sizes)
         return read_task_count(len(self.units), self.units_per_task)
+
+    def _task_spans(self) -> list[tuple[int, int]]:
+        """(first unit, units) of each read task."""
+        if self.task_sizes is None:
+            step = self.units_per_task
+            return [(at, step) for at in range(0, len(self.units), step)]
+        starts = itertools.accumulate(self.task_sizes, initial=0)
+        return list(zip(starts, self.task_sizes))
 
 
 def read_units(source: UnitDatasource, **ray_remote_args) -> ray.data.Dataset:
@@ -139,14 +152,37 @@ def parquet_datasource(
     paths: list[str],
     columns: list[str] | None = None,
     counts: dict[str, tuple[int, int]] | None = None,
+    rows_per_write: int | None = None,
 ) -> UnitDatasource:
-    """Files the job wrote itself, one task per file, in the given order.
-    The driver opens none of them: `counts` (path -> rows, bytes), where the
-    caller knows them from the plan and the listing, become the blocks'
-    metadata; without them Ray Data learns the counts from the blocks. One
-    file a task, not files_per_task: a read task merges the tables it yields
-    into blocks of up to Ray Data's target size, and the steps' outputs
-    (duplicates/) are written a row group per block."""
+    """Files the job wrote itself, in the given order, one task per file or,
+    with `counts` and `rows_per_write`, per write_bundles group. The driver
+    opens none of them: `counts` (path -> rows, bytes), where the caller
+    knows them from the plan and the listing, become the blocks' metadata;
+    without them Ray Data learns the counts from the blocks."""
     read = functools.partial(read_columns, location, columns=columns)
     units = file_units(location, paths, counts)
-    return UnitDatasource(location, units, read, counted=counts is not None)
+    sizes = None
+    if counts is not None and rows_per_write is not None:
+        sizes = write_bundles([counts[p][0] for p in paths], rows_per_write)
+    return UnitDatasource(location, units, read, counted=counts is not None, task_sizes=sizes)
+
+
+def write_bundles(rows: list[int], min_rows: int) -> list[int]:
+    """The consecutive files (of `rows` rows each) that a Ray Data write with
+    `min_rows_per_file=min_rows` hands to each of its write tasks: files are
+    gathered until they hold min_rows rows (RebundleQueue with EstimateSize,
+    ray 2.60), a file without rows joins the bundle being gathered. Reading
+    each bundle in one task makes the same write tasks, so the same files,
+    with a task per bundle instead of per file (10 ms of the driver's CPU
+    each)."""
+    sizes: list[int] = []
+    files = gathered = 0
+    for n in rows:
+        files += 1
+        gathered += n
+        if n > 0 and gathered >= min_rows:
+            sizes.append(files)
+            files = gathered = 0
+    if files:
+        sizes.append(files)
+    return sizes

@@ -175,9 +175,11 @@ def write_step_outputs(
         if outcome.output is not None:
             out = outcome.output
             counts = file_counts(layout.location, out.files)
-            ds = read_units(
-                parquet_datasource(layout.location, out.files, out.columns, counts=counts)
-            )
+            source = parquet_datasource(
+                layout.location, out.files, out.columns, counts=counts,
+                rows_per_write=rows_per_shard,
+            )  # fmt: skip
+            ds = read_units(source)
             write_parquet(
                 ds, posixpath.join(layout.publish_root, out.name), layout, cfg,
                 rows_per_shard, prefix="part",
