@@ -88,11 +88,12 @@ class Constants:
     # Ray Data pass, in annotate (a task per unit): 17.4-18.1 s over 4,000
     # units, 4.2-4.4 s over 1,000 (dedup only, 40,000 documents).
     driver_s_per_read_task: float = 0.0044
-    # ... and each further unit or staged file a grouped read task reads
-    # (io/datasource.files_per_task): annotate's driver CPU over 4,000 units
-    # in 250 tasks was 2.47 s and over 1,000 in 67 tasks 0.87 s, 0.36 and
-    # 0.61 ms a unit past the first of each task.
-    driver_s_per_grouped_file: float = 0.0005
+    # ... and for each second a pass runs: Ray Data's executor loop polls
+    # while its tasks run (benchmarks/pass_tasks.py --sleep-s 0,0.5,1: 0.026
+    # to 0.033 s a second). A read task of 16 files costs the driver no more
+    # than a task of one (9.45 against 9.39 ms, 16 blocks a task), so files
+    # past a task's first are not counted.
+    driver_cpu_per_pass_second: float = 0.03
     # Documents removed as duplicates, a share of the input: 6,836 of 28,606
     # in the dedup-only job on the real text (benchmarks/dedup_speed.py).
     duplicates_per_doc: float = 0.24
@@ -211,9 +212,9 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     annotate_tasks = s.annotate_tasks(pass_units)
     duplicates_tasks = s.duplicates_tasks(c.duplicates_per_doc)
     pass_tasks = annotate_tasks + s.write_tasks + duplicates_tasks
-    grouped = 3 * s.staged_files - pass_tasks  # files read past each task's first
-    passes_min = (pass_tasks * c.driver_s_per_read_task
-                  + grouped * c.driver_s_per_grouped_file) / 60  # fmt: skip
+    # The passes run within the job's compute time, at most all of it.
+    passes_min = (pass_tasks * c.driver_s_per_read_task / 60
+                  + compute_min * c.driver_cpu_per_pass_second)  # fmt: skip
     limits = []
     if driver_gib > c.head_memory_gib:
         limits.append("driver memory")
@@ -305,8 +306,8 @@ def main() -> None:
                         default=Constants.driver_bytes_per_waiting_block)  # fmt: skip
     parser.add_argument("--driver-s-per-read-task", type=float,
                         default=Constants.driver_s_per_read_task)  # fmt: skip
-    parser.add_argument("--driver-s-per-grouped-file", type=float,
-                        default=Constants.driver_s_per_grouped_file)  # fmt: skip
+    parser.add_argument("--driver-cpu-per-pass-second", type=float,
+                        default=Constants.driver_cpu_per_pass_second)  # fmt: skip
     parser.add_argument("--duplicates-per-doc", type=float,
                         default=Constants.duplicates_per_doc)  # fmt: skip
     args = parser.parse_args()
@@ -321,7 +322,7 @@ def main() -> None:
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
         args.core_s_per_piece, args.driver_bytes_per_read_task,
         args.driver_bytes_per_task_in_flight, args.driver_bytes_per_waiting_block,
-        args.driver_s_per_read_task, args.driver_s_per_grouped_file, args.duplicates_per_doc,
+        args.driver_s_per_read_task, args.driver_cpu_per_pass_second, args.duplicates_per_doc,
     )  # fmt: skip
     rows = [
         row(Sizing(docs, nodes, args.docs_per_partition), c)
@@ -344,8 +345,8 @@ def main() -> None:
         f"{c.head_memory_gib:.0f} GiB; what a node's mailboxes write of the largest hop over its "
         f"{c.node_disk_gib:,.0f} GiB of disk; submitting dedup's tasks, "
         f"listing the input, Ray Data's read tasks ({1000 * c.driver_s_per_read_task:.1f} "
-        f"ms each on the driver, {1000 * c.driver_s_per_grouped_file:.1f} more for each further "
-        f"file a task reads) or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
+        f"ms each on the driver, and {c.driver_cpu_per_pass_second:.2f} s a second a pass "
+        f"runs) or handling dedup's pieces ({1000 * c.core_s_per_piece:.2f} "
         f"core-ms each) longer than the compute)"
     )
 
