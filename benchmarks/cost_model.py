@@ -50,6 +50,10 @@ GiB = 2**30
 # waiting for the rest of its shard holds (one shard of every row, less
 # shards of 1,000 rows).
 READ_TASK_BYTES = 4_500
+# ... and per file a pass reads, with 16 files a read task (driver_memory.py
+# --ways bounded, 2026-12-07: the write pass's peak rose 1.9 KiB a file from
+# 250 to 4,000 staged files, while its tasks went 84, 67, 250).
+READ_FILE_BYTES = 1_900
 IN_FLIGHT_BYTES = 33_000
 WAITING_BLOCK_BYTES = 19_000
 ROWS_PER_SHARD = OutputConfig().rows_per_shard
@@ -82,6 +86,7 @@ class Constants:
     # per read task until it ends, per task in flight, and per block that
     # waits for the rest of its shard.
     driver_bytes_per_read_task: float = READ_TASK_BYTES
+    driver_bytes_per_read_file: float = READ_FILE_BYTES
     driver_bytes_per_task_in_flight: float = IN_FLIGHT_BYTES
     driver_bytes_per_waiting_block: float = WAITING_BLOCK_BYTES
     # Manifests' timings.driver_cpu_seconds: the driver's CPU a read task of a
@@ -167,13 +172,16 @@ def _grouped(files: int) -> int:
     return read_task_count(files, files_per_task(files))
 
 
-def pass_gib(read_tasks: int, cores: int, c: Constants, waiting_blocks: int = 0) -> float:
+def pass_gib(
+    read_tasks: int, cores: int, c: Constants, waiting_blocks: int = 0, files: int = 0
+) -> float:
     """The driver's memory in a Ray Data pass of `read_tasks` one-CPU read
-    tasks: some for each until the pass ends, more for each in flight
+    tasks over `files` files: some for each task or file (whichever is
+    more) until the pass ends, more for each task in flight
     (job/ray_settings.tasks_in_flight of them at most), and for each of the
     `waiting_blocks` that wait for their shard."""
     in_flight = min(read_tasks, tasks_in_flight(cores, 1.0))
-    held = read_tasks * c.driver_bytes_per_read_task
+    held = max(read_tasks * c.driver_bytes_per_read_task, files * c.driver_bytes_per_read_file)
     held += in_flight * c.driver_bytes_per_task_in_flight
     return (held + waiting_blocks * c.driver_bytes_per_waiting_block) / GiB
 
@@ -188,9 +196,10 @@ def row(s: Sizing, c: Constants) -> dict[str, str]:
     # of the tasks in flight and of one shard wait at most (stragglers
     # aside, which the model leaves out).
     pass_units = units_per_pass(s.cores)
-    annotate_gib = pass_gib(_grouped(min(s.staged_files, pass_units)), s.cores, c)
+    pass_files = min(s.staged_files, pass_units)
+    annotate_gib = pass_gib(_grouped(pass_files), s.cores, c, files=pass_files)
     waiting = min(s.staged_files, tasks_in_flight(s.cores, 1.0) + ROWS_PER_SHARD // ROWS_PER_TASK)
-    write_gib = pass_gib(s.write_tasks, s.cores, c, waiting)
+    write_gib = pass_gib(s.write_tasks, s.cores, c, waiting, files=s.staged_files)
     dedup_gib = 2 * refs * c.driver_bytes_per_ref / GiB
     driver_gib = c.driver_base_gib + max(dedup_gib, annotate_gib, write_gib)
     objects_gib = c.driver_base_gib + 2 * s.pieces_per_hop * c.driver_bytes_per_ref / GiB
@@ -300,6 +309,8 @@ def main() -> None:
     parser.add_argument("--core-s-per-piece", type=float, default=Constants.core_s_per_piece)
     parser.add_argument("--driver-bytes-per-read-task", type=float,
                         default=Constants.driver_bytes_per_read_task)  # fmt: skip
+    parser.add_argument("--driver-bytes-per-read-file", type=float,
+                        default=Constants.driver_bytes_per_read_file)  # fmt: skip
     parser.add_argument("--driver-bytes-per-task-in-flight", type=float,
                         default=Constants.driver_bytes_per_task_in_flight)  # fmt: skip
     parser.add_argument("--driver-bytes-per-waiting-block", type=float,
@@ -320,7 +331,7 @@ def main() -> None:
         args.driver_bytes_per_ref, args.driver_base_gib, per_task, args.docs_per_core_s,
         args.graph_rounds, args.request_s, args.docs_per_input_file, args.head_memory_gib,
         args.node_memory_gib, args.node_disk_gib, args.pairs_per_doc, args.signatures_per_doc,
-        args.core_s_per_piece, args.driver_bytes_per_read_task,
+        args.core_s_per_piece, args.driver_bytes_per_read_task, args.driver_bytes_per_read_file,
         args.driver_bytes_per_task_in_flight, args.driver_bytes_per_waiting_block,
         args.driver_s_per_read_task, args.driver_cpu_per_pass_second, args.duplicates_per_doc,
     )  # fmt: skip
@@ -336,7 +347,8 @@ def main() -> None:
     print(
         f"({CORES_PER_NODE} cores a node; {c.driver_bytes_per_ref:,.0f} driver bytes per ref; "
         f"{1000 * c.driver_s_per_task:.2f} ms per task; {c.docs_per_core_s:,.0f} docs/s a core; "
-        f"a Ray Data pass's driver bytes: {c.driver_bytes_per_read_task:,.0f} per read task, "
+        f"a Ray Data pass's driver bytes: {c.driver_bytes_per_read_task:,.0f} per read task or "
+        f"{c.driver_bytes_per_read_file:,.0f} per file read (the more), "
         f"{c.driver_bytes_per_task_in_flight:,.0f} per task in flight (at most "
         f"{TASKS_IN_FLIGHT_PER_SLOT} a core and {TASKS_QUEUED} more), "
         f"{c.driver_bytes_per_waiting_block:,.0f} per block waiting for its shard; "
