@@ -35,14 +35,15 @@ class _Layout:
         self.location = location
 
 
-def _write(tmp: Path, files: list[str], counts: dict, bundled: bool) -> dict[str, bytes]:
+def _write(tmp: Path, files: list[str], counts: dict, bundled: bool) -> tuple[dict, int]:
+    """The files written (name -> bytes), and the pass's read tasks."""
     location = resolve(str(tmp))
     rows_per_write = ROWS_PER_SHARD if bundled else None
     source = parquet_datasource(location, files, counts=counts, rows_per_write=rows_per_write)
     out = tmp / ("bundled" if bundled else "per-file")
     cfg = config_from_dict({})
     write_parquet(read_units(source), str(out), _Layout(location), cfg, ROWS_PER_SHARD, "part")
-    return {p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))}
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))}, source.read_tasks
 
 
 @pytest.mark.parametrize("rows", list(CASES.values()), ids=list(CASES))
@@ -57,9 +58,13 @@ def test_bundled_read_tasks_write_the_same_files(ray_cluster, tmp_path, rows):
         files.append(path)
         counts[path] = (n, Path(path).stat().st_size)
         first += n
-    per_file = _write(tmp_path, files, counts, bundled=False)
-    bundled = _write(tmp_path, files, counts, bundled=True)
+    per_file, file_tasks = _write(tmp_path, files, counts, bundled=False)
+    bundled, bundle_tasks = _write(tmp_path, files, counts, bundled=True)
     assert bundled == per_file
+    assert file_tasks == len(rows)
+    assert bundle_tasks == len(write_bundles(rows, ROWS_PER_SHARD))
+    # A task for each shard's rows, and one for what is left.
+    assert bundle_tasks <= sum(rows) // ROWS_PER_SHARD + 1
     if sum(rows):
         assert per_file, "the reference wrote nothing"
     shards = pq.read_table([str(tmp_path / "bundled" / n) for n in bundled]) if bundled else None
