@@ -1,5 +1,5 @@
 """Global exact and near-duplicate removal on Ray: the orchestration, and
-the scan, buckets and verify sub-steps.
+the buckets and verify sub-steps (scan is in scan.py).
 
 Works on the staged, annotated shards, whose kept rows carry `__dds_uid`
 (global document number, in input order; each staged file holds an
@@ -38,7 +38,6 @@ import ray
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.kernels.minhash import agreement_kernel
-from dedupe_at_scale.stages.minhash import EMPTY, band_keys
 from dedupe_at_scale.steps.base import (
     StagedGroup,
     StagedView,
@@ -49,14 +48,13 @@ from dedupe_at_scale.steps.dedup.components import connected_components
 from dedupe_at_scale.steps.dedup.edges import (
     counted,
     ends,
-    file_indexes,
     file_of,
     first_of_each,
     pairs_table,
-    uid_range,
 )
 from dedupe_at_scale.steps.dedup.keep import choose_keepers
 from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
+from dedupe_at_scale.steps.dedup.scan import scan, signature_matrix
 from dedupe_at_scale.steps.exchange import (
     Exchange,
     Hop,
@@ -163,21 +161,6 @@ def run_sub_steps(run: DedupRun, until: str | None = None) -> DedupOutcome:
     return DedupOutcome(decisions=run.decisions, stats=run.stats)
 
 
-def scan(run: DedupRun) -> None:
-    """Per file group: exact keys and LSH band keys, hash-partitioned."""
-    exact_hop, band_hop = run.ex.hop(run.partitions), run.ex.hop(run.partitions)
-    returns = _scan_returns(exact_hop.returns, band_hop.returns)
-    scans = [
-        submit(_scan, returns, g, run.cfg, run.bands, run.rows, run.partitions,
-               exact_hop.outbox(i), band_hop.outbox(i))
-        for i, g in enumerate(run.groups)
-    ]  # fmt: skip
-    run.indexes = file_indexes([s["uid_ranges"] for s in scans])
-    run.exact_in = exact_hop.inboxes([s["exact"] for s in scans])
-    run.band_in = band_hop.inboxes([s["bands"] for s in scans])
-    run.open_hops = [exact_hop, band_hop]
-
-
 def buckets(run: DedupRun) -> None:
     """Per partition: exact edges, and candidate pairs from the band buckets
     sent to the group holding each pair's first member."""
@@ -252,10 +235,6 @@ SUB_STEPS: tuple[tuple[str, Callable[[DedupRun], None]], ...] = (
 )
 
 
-def _scan_returns(exact: int, bands: int) -> Returns:
-    return Returns((("uid_ranges", None), ("exact", exact), ("bands", bands)))
-
-
 def _signature_returns(pairs: int) -> Returns:
     return Returns((("signatures", None), ("pairs", pairs)))
 
@@ -265,53 +244,6 @@ def _bucket_returns(candidates: int) -> Returns:
 
 
 # Tasks ---------------------------------------------------------------------------
-
-
-def _signature_matrix(table: pa.Table) -> np.ndarray:
-    sig = table.column(col.MINHASH).combine_chunks()
-    width = sig.type.list_size
-    return sig.values.to_numpy().reshape(-1, width) if len(sig) else np.zeros((0, width), np.uint32)
-
-
-@ray.remote(max_retries=TASK_RETRIES)
-def _scan(group: StagedGroup, cfg, bands, rows, partitions, exact_out: Outbox, band_out: Outbox):
-    tables = group.read_each([col.EXACT_HI, col.EXACT_LO, col.MINHASH])
-    # The ranges cover rejected rows too: they map every uid of each file.
-    uid_ranges = [uid_range(t) for t in tables]
-    table = col.kept_rows(pa.concat_tables(tables))
-    uid = table.column(col.UID).to_numpy()
-    hi = table.column(col.EXACT_HI).to_numpy()
-    lo = table.column(col.EXACT_LO).to_numpy()
-    exact = pa.table({"hi": hi, "lo": lo, "uid": uid}).slice(0, len(uid) if cfg.exact else 0)
-    exact_parts = split(
-        exact, (hi[: exact.num_rows] % np.uint64(partitions)).astype(np.int64), partitions
-    )
-    if cfg.near:
-        sigs = _signature_matrix(table)
-        has_tokens = ~(sigs == EMPTY).all(axis=1)
-        keys = band_keys(sigs[has_tokens], bands, rows)
-        # Buckets fold identical texts onto one copy, for the exact edges link
-        # them; without exact edges nothing may fold (a uid is no one else's).
-        fold = hi if cfg.exact else uid.astype(np.uint64)
-        band = pa.table(
-            {
-                "key": keys.reshape(-1),
-                "uid": np.repeat(uid[has_tokens], bands),
-                "exact": np.repeat(fold[has_tokens], bands),
-            }
-        )
-        dest = (keys.reshape(-1) % np.uint64(partitions)).astype(np.int64)
-    else:
-        band = pa.table({"key": pa.array([], pa.uint64()), "uid": pa.array([], pa.int64()),
-                         "exact": pa.array([], pa.uint64())})  # fmt: skip
-        dest = np.zeros(0, np.int64)
-    exact_sent, band_sent = (
-        exact_out.send(exact_parts),
-        band_out.send(split(band, dest, partitions)),
-    )
-    return _scan_returns(len(exact_sent), len(band_sent)).pack(
-        uid_ranges=uid_ranges, exact=exact_sent, bands=band_sent
-    )
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -347,7 +279,7 @@ def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox
     hi, lo = unique_pairs(*ends(pairs))
     table = group.read_kept([col.MINHASH])
     uids = table.column(col.UID).to_numpy()
-    sigs = _signature_matrix(table)
+    sigs = signature_matrix(table)
     dest = file_of(group_index, lo)
     carries = first_of_each(hi, dest)
     sig_hi = np.ascontiguousarray(sigs[np.searchsorted(uids, hi[carries])])
@@ -371,7 +303,7 @@ def _verify(group: StagedGroup, threshold, pieces):
     if len(hi) == 0:
         return counted(pairs_table(hi, lo))
     table = group.read_kept([col.MINHASH])
-    sigs = _signature_matrix(table)
+    sigs = signature_matrix(table)
     lo_rows = np.searchsorted(table.column(col.UID).to_numpy(), lo)
     # Each hi's signature came once, on one of its pairs (_attach_signatures).
     sig = pairs.column("sig").combine_chunks()
