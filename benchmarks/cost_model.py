@@ -159,12 +159,13 @@ class Sizing:
         return full * _grouped(pass_units) + (_grouped(rest) if rest else 0)
 
     def dedup_tasks(self, rounds: int) -> int:
-        # Per group: scan, attach, verify, members, write decisions, and the
-        # graph's first senders; per partition: buckets, the graph's first
-        # senders, route labels, keep, and two per round (large-star and
-        # small-star, each sending its edges on). As counted in a job
-        # (docs/scaling.md, "Fewer tasks in dedup's graph").
-        return 6 * self.groups + (4 + 2 * rounds) * self.partitions
+        # Per group: scan, attach, verify (which sends its edges into the
+        # graph), members, write decisions; per partition: buckets (which
+        # sends its exact edges into the graph), route labels, keep, and two
+        # per round (large-star and small-star, each sending its edges on).
+        # As counted in a job (tests/test_dedup_job.py; docs/scaling.md,
+        # "Fewer tasks in dedup's graph").
+        return 5 * self.groups + (3 + 2 * rounds) * self.partitions
 
 
 def _grouped(files: int) -> int:

@@ -158,9 +158,13 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     run.candidates = [Pieces((ray.put(pairs_table(hi[owner == g], lo[owner == g])),))
                       for g in range(len(run.groups))]  # fmt: skip
     run.stats["candidate_pairs"] = len(pairs)  # buckets counts them; verify sizes its hop by them
+    run.graph_hop = run.ex.hop(run.partitions)  # buckets opens it; verify sends its edges there
     verify(run)
-    verified = pa.concat_tables(ray.get(run.verified))
-    got = set(zip(verified.column("hi").to_pylist(), verified.column("lo").to_pylist()))
+    # The edges went into the graph's first hop both ways: (hi, lo) and (lo, hi).
+    sent = pa.concat_tables(ray.get([piece for pieces in run.verified for piece in pieces]))
+    got = {(h, lo) for h, lo in zip(sent.column("hi").to_pylist(), sent.column("lo").to_pylist())
+           if h > lo}  # fmt: skip
+    assert sent.num_rows == 2 * len(got)
     row = {int(u): i for i, u in enumerate(uids)}
     bound = run.cfg.min_agreement()
     want = {(x, y) for x, y in pairs

@@ -2,13 +2,15 @@
 
 Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014).
 Each step needs only the edges of one node at a time, so it runs on hash
-partitions of the edge list: `connected_components` drives the rounds as Ray
+partitions of the edge list: `components_of_routed` drives the rounds as Ray
 tasks, and the numpy functions below are each partition's work. Edges are undirected and kept as (larger, smaller). At
 convergence every component is a star around its smallest node, which becomes
 the component's label.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +19,7 @@ import ray
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
 from dedupe_at_scale.steps.dedup.edges import ends, pairs_table, partition_of
 from dedupe_at_scale.steps.dedup.lsh import unique_pairs
-from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
+from dedupe_at_scale.steps.exchange import Exchange, Hop, Outbox, receive
 from dedupe_at_scale.steps.tasks import (
     TASK_RETRIES,
     Returns,
@@ -93,19 +95,28 @@ MAX_ROUNDS = 64
 
 
 def connected_components(ex: Exchange, edge_refs: list, partitions: int) -> tuple[list, int]:
-    """Large-star / small-star rounds until the edge set stops changing; the
-    (node, label) refs per partition and the rounds run.
+    """The components of the edge tables `edge_refs`: each routed both ways
+    by a task of its own, then components_of_routed."""
+    both = ex.hop(partitions)
+    sent = [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
+            for i, p in enumerate(edge_refs)]  # fmt: skip
+    return components_of_routed(ex, both, sent, partitions)
+
+
+def components_of_routed(ex: Exchange, both: Hop, sent: list, partitions: int) -> tuple[list, int]:
+    """Large-star / small-star rounds until the edge set stops changing, from
+    the edges senders put in `both` both ways (both_ways; `sent` is their
+    returns for it, and the hop is released here); the (node, label) refs
+    per partition and the rounds run.
 
     Two tasks a partition a round: each star step sends its own output on to
     the next hop (small-star sends it before knowing whether the round
     converged, with its checksum and labels). Separate route, star and
     checksum tasks were five a partition a round, the most of dedup's tasks
-    on the driver at scale (benchmarks/cost_model.py)."""
-    both = ex.hop(partitions)
-    routed = both.inboxes(
-        [call(_route_both_ways, both.returns, p, partitions, both.outbox(i))
-         for i, p in enumerate(edge_refs)]
-    )  # fmt: skip
+    on the driver at scale (benchmarks/cost_model.py). The tasks that find
+    the edges (dedup's buckets and verify) send them into the first hop
+    themselves, which spares a task each."""
+    routed = both.inboxes(sent)
     previous = None
     for round_ in range(1, MAX_ROUNDS + 1):
         by_larger = ex.hop(partitions)
@@ -139,13 +150,30 @@ def _route(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
     return split(pairs_table(hi, lo), partition_of(hi, partitions), partitions)
 
 
-def _both_ways(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
+def send_edges(edges: pa.Table, partitions: int, out: Outbox) -> list:
+    """A task's edges into the first hop of components_of_routed: both ways."""
+    return out.send(both_ways(*ends(edges), partitions))
+
+
+def edge_returns(edges: int) -> Returns:
+    return Returns((("edges", edges), ("count", None)))
+
+
+def edges_sent(edges: pa.Table, partitions: int, out: Outbox) -> Any:
+    """The returns of a task that found `edges` (dedup's verify): the edges
+    sent into the graph's first hop, and their number."""
+    sent = send_edges(edges, partitions, out)
+    return edge_returns(len(sent)).pack(edges=sent, count=edges.num_rows)
+
+
+def both_ways(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
+    """Edges (hi, lo) to the partitions of both ends, as the rounds take them."""
     return _route(np.r_[hi, lo], np.r_[lo, hi], partitions)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _route_both_ways(edges, partitions, out: Outbox):
-    return as_returns(out.send(_both_ways(*ends(edges), partitions)))
+    return as_returns(out.send(both_ways(*ends(edges), partitions)))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -162,7 +190,7 @@ def _small_star(pieces, partitions, out: Outbox):
     """Small-star on this partition's edges: their checksum, the labels they
     give if the round converged, and the edges sent both ways for the next."""
     hi, lo = small_star(*ends(receive(pieces)))
-    sent = out.send(_both_ways(hi, lo, partitions))
+    sent = out.send(both_ways(hi, lo, partitions))
     return _small_star_returns(len(sent)).pack(
         checksum=edge_checksum(hi, lo), labels=star_labels(hi, lo), edges=sent
     )

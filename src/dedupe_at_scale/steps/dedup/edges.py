@@ -57,11 +57,6 @@ def pairs_table(hi: np.ndarray, lo: np.ndarray) -> pa.Table:
     return pa.table({"hi": pa.array(hi, pa.int64()), "lo": pa.array(lo, pa.int64())})
 
 
-def counted(edges: pa.Table) -> tuple[pa.Table, int]:
-    """A task's edges and their number (two returns: the driver gets the count alone)."""
-    return edges, edges.num_rows
-
-
 def partition_of(x: np.ndarray, partitions: int) -> np.ndarray:
     """Hash partition of integer keys (uids, labels)."""
     with np.errstate(over="ignore"):

@@ -44,9 +44,13 @@ from dedupe_at_scale.steps.base import (
     group_count,
     group_files,
 )
-from dedupe_at_scale.steps.dedup.components import connected_components
+from dedupe_at_scale.steps.dedup.components import (
+    components_of_routed,
+    edge_returns,
+    edges_sent,
+    send_edges,
+)
 from dedupe_at_scale.steps.dedup.edges import (
-    counted,
     ends,
     file_of,
     first_of_each,
@@ -66,7 +70,6 @@ from dedupe_at_scale.steps.exchange import (
 from dedupe_at_scale.steps.tasks import (
     TASK_RETRIES,
     Returns,
-    call,
     split,
     submit,
     takes_pieces,
@@ -100,10 +103,13 @@ class DedupRun:
     indexes: tuple[ray.ObjectRef, ray.ObjectRef] | None = None
     exact_in: list = field(default_factory=list)
     band_in: list = field(default_factory=list)
-    # buckets: exact edges per partition; candidate pairs per group
+    # buckets: the graph's first hop, which buckets and verify send their
+    # edges into (both ways); exact edges sent, per partition; candidate
+    # pairs per group
+    graph_hop: Hop | None = None
     edges: list = field(default_factory=list)
     candidates: list = field(default_factory=list)
-    # verify: the near edges that passed, per group
+    # verify: the near edges that passed, sent, per group
     verified: list = field(default_factory=list)
     # graph: (node, label) per partition, labels being component minima
     labels: list = field(default_factory=list)
@@ -166,10 +172,11 @@ def buckets(run: DedupRun) -> None:
     sent to the group holding each pair's first member."""
     n_groups, group_index = len(run.groups), run.indexes[1]
     pair_hop = run.ex.hop(n_groups)
-    returns = _bucket_returns(pair_hop.returns)
+    run.graph_hop = graph_hop = run.ex.hop(run.partitions)
+    returns = _bucket_returns(pair_hop.returns, graph_hop.returns)
     tasks = [
         submit(_buckets, returns, run.cfg, group_index, n_groups, run.exact_in[p],
-               run.band_in[p], pair_hop.outbox(p))
+               run.band_in[p], pair_hop.outbox(p), run.partitions, graph_hop.outbox(p))
         for p in range(run.partitions)
     ]  # fmt: skip
     run.edges = [b["exact_edges"] for b in tasks]
@@ -185,7 +192,8 @@ def buckets(run: DedupRun) -> None:
 
 def verify(run: DedupRun) -> None:
     """Two hops over the groups holding each side's signature: keep the pairs
-    whose signatures agree on >= dedup.verify_threshold of their values."""
+    whose signatures agree on >= dedup.verify_threshold of their values, and
+    send them into the graph's first hop."""
     cfg, groups, n_groups, group_index = run.cfg, run.groups, len(run.groups), run.indexes[1]
     if cfg.near and cfg.verify:
         # At most: every candidate pair (16 bytes) carries a signature.
@@ -201,19 +209,24 @@ def verify(run: DedupRun) -> None:
         run.stats["signatures_sent"] = sum(ray.get([h["signatures"] for h in hop]))
         run.release()
         run.open_hops = [sig_hop]
-        verified = [call(_verify, 2, groups[g], cfg.min_agreement(), signed[g])
-                    for g in range(n_groups)]  # fmt: skip
+        work = [(_verify, groups[g], cfg.min_agreement(), signed[g]) for g in range(n_groups)]
     else:
-        verified = [call(_concat_pairs, 2, run.candidates[g]) for g in range(n_groups)]
-    run.verified = [edges for edges, _ in verified]
-    run.stats["near_edges"] = sum(ray.get([count for _, count in verified]))
+        work = [(_concat_pairs, run.candidates[g]) for g in range(n_groups)]
+    # The groups send into the graph's first hop after buckets' P senders.
+    hop, first = run.graph_hop, run.partitions
+    verified = [
+        submit(fn, edge_returns(hop.returns), *args, run.partitions, hop.outbox(first + g))
+        for g, (fn, *args) in enumerate(work)
+    ]
+    run.verified = [v["edges"] for v in verified]
+    run.stats["near_edges"] = sum(ray.get([v["count"] for v in verified]))
     run.release()
 
 
 def graph(run: DedupRun) -> None:
     """Connected components of the exact and near edges (components.py)."""
-    run.labels, run.stats["graph_rounds"] = connected_components(
-        run.ex, run.edges + run.verified, run.partitions
+    run.labels, run.stats["graph_rounds"] = components_of_routed(
+        run.ex, run.graph_hop, run.edges + run.verified, run.partitions
     )
 
 
@@ -239,8 +252,8 @@ def _signature_returns(pairs: int) -> Returns:
     return Returns((("signatures", None), ("pairs", pairs)))
 
 
-def _bucket_returns(candidates: int) -> Returns:
-    return Returns((("exact_edges", None), ("counts", None), ("candidates", candidates)))
+def _bucket_returns(candidates: int, edges: int) -> Returns:
+    return Returns((("exact_edges", edges), ("counts", None), ("candidates", candidates)))
 
 
 # Tasks ---------------------------------------------------------------------------
@@ -248,7 +261,8 @@ def _bucket_returns(candidates: int) -> Returns:
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
-def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox):
+def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox, partitions,
+             edge_out: Outbox):  # fmt: skip
     exact = receive(exact_pieces)
     hi = exact.column("hi").to_numpy()
     lo = exact.column("lo").to_numpy()
@@ -263,8 +277,9 @@ def _buckets(cfg, group_index, n_groups, exact_pieces, band_pieces, out: Outbox)
     )  # fmt: skip
     sent = out.send(split(pairs_table(a, b), file_of(group_index, a), n_groups))
     edges = pairs_table(*unique_pairs(e_hi, e_lo))
-    return _bucket_returns(len(sent)).pack(
-        exact_edges=edges, counts=(len(a), edges.num_rows), candidates=sent
+    exact_sent = send_edges(edges, partitions, edge_out)
+    return _bucket_returns(len(sent), len(exact_sent)).pack(
+        exact_edges=exact_sent, counts=(len(a), edges.num_rows), candidates=sent
     )
 
 
@@ -296,12 +311,12 @@ def _attach_signatures(group: StagedGroup, group_index, n_groups, pieces, outbox
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
-def _verify(group: StagedGroup, threshold, pieces):
+def _verify(group: StagedGroup, threshold, pieces, partitions, out: Outbox):
     pairs = receive(pieces)
     hi = pairs.column("hi").to_numpy()
     lo = pairs.column("lo").to_numpy()
     if len(hi) == 0:
-        return counted(pairs_table(hi, lo))
+        return edges_sent(pairs_table(hi, lo), partitions, out)
     table = group.read_kept([col.MINHASH])
     sigs = signature_matrix(table)
     lo_rows = np.searchsorted(table.column(col.UID).to_numpy(), lo)
@@ -317,11 +332,11 @@ def _verify(group: StagedGroup, threshold, pieces):
     hi_rows = by_hi[np.searchsorted(carrier_hi[by_hi], hi)]
     agree = np.empty(len(hi), np.bool_)
     agreement_kernel(carried_sigs, hi_rows, sigs, lo_rows, float(threshold), agree)
-    return counted(pairs_table(hi[agree], lo[agree]))
+    return edges_sent(pairs_table(hi[agree], lo[agree]), partitions, out)
 
 
 @ray.remote(max_retries=TASK_RETRIES)
 @takes_pieces
-def _concat_pairs(pieces):
+def _concat_pairs(pieces, partitions, out: Outbox):
     pairs = receive(pieces)
-    return counted(pairs_table(*unique_pairs(*ends(pairs))))
+    return edges_sent(pairs_table(*unique_pairs(*ends(pairs))), partitions, out)
