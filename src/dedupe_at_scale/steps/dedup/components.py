@@ -173,7 +173,7 @@ def both_ways(hi: np.ndarray, lo: np.ndarray, partitions: int) -> Split:
 
 @ray.remote(max_retries=TASK_RETRIES)
 def _route_both_ways(edges, partitions, out: Outbox):
-    return as_returns(out.send(both_ways(*ends(edges), partitions)))
+    return as_returns(send_edges(edges, partitions, out))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
