@@ -214,8 +214,9 @@ def verify(run: DedupRun) -> None:
         work = [(_concat_pairs, run.candidates[g]) for g in range(n_groups)]
     # The groups send into the graph's first hop after buckets' P senders.
     hop, first = run.graph_hop, run.partitions
+    returns = edge_returns(hop.returns)
     verified = [
-        submit(fn, edge_returns(hop.returns), *args, run.partitions, hop.outbox(first + g))
+        submit(fn, returns, *args, run.partitions, hop.outbox(first + g))
         for g, (fn, *args) in enumerate(work)
     ]
     run.verified = [v["edges"] for v in verified]
