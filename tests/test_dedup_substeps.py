@@ -20,6 +20,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.config import config_from_dict
+from dedupe_at_scale.io.output import file_counts
 from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys, params_for
 from dedupe_at_scale.steps.base import StagedView, group_files
@@ -127,7 +128,7 @@ def test_scan_to_graph_finds_the_reference_components(ray_cluster, tmp_path, ded
     finally:
         run.ex.close()
     assert list(outcome.stats["seconds"]) == ["scan", "buckets", "verify", "graph"]
-    assert run.decisions == []  # keep did not run
+    assert run.decisions == {}  # keep did not run
     edges = reference_edges(docs, uids, run.cfg, run.bands, run.rows)
     assert edges, "the corpus has duplicates"
     hi, lo = (np.array(side, np.int64) for side in zip(*sorted(edges)))
@@ -176,6 +177,22 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     to_group = file_of(ray.get(run.indexes[1]), lo)
     assert run.stats["signatures_sent"] == len(set(zip(hi.tolist(), to_group.tolist())))
     assert run.stats["signatures_sent"] < len(pairs)
+
+
+def test_keep_counts_the_decision_files_it_writes(ray_cluster, tmp_path):
+    """keep's tasks return each decision file's rows and bytes, which the
+    write pass takes instead of reading footers and a listing: the same as
+    that reference (io/output.file_counts), the empty staged file included."""
+    run, docs, uids = dedup_run(tmp_path, {}, 3, 2)
+    try:
+        run_sub_steps(run)
+    finally:
+        run.ex.close()
+    paths = list(run.decisions)
+    assert len(paths) == len(FILE_SIZES)
+    assert run.decisions == file_counts(run.view.location, paths)
+    assert run.decisions[paths[1]][0] == 0 < run.decisions[paths[1]][1]  # empty file, a footer
+    assert sum(rows for rows, _ in run.decisions.values()) == run.stats["documents_in_components"]
 
 
 def test_the_sub_steps_are_declared_in_order():

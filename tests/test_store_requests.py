@@ -22,7 +22,13 @@ from dedupe_at_scale.io.inputs import FileSlice, InputFile
 from dedupe_at_scale.io.output import _move_into_place, file_counts
 from dedupe_at_scale.io.rows import _read_row_groups
 from dedupe_at_scale.io.staged import Decision, DecisionFiles, read_staged
-from dedupe_at_scale.io.storage import Location, StorageConfig, read_parquet, resolve
+from dedupe_at_scale.io.storage import (
+    Location,
+    StorageConfig,
+    put_parquet,
+    read_parquet,
+    resolve,
+)
 
 
 @pytest.fixture
@@ -113,6 +119,22 @@ def test_footers_of_written_files_are_read_with_the_listings_sizes(bucket, monke
     assert counts == {p: (10 * (k + 1), sizes[k]) for k, p in enumerate(paths)}
     on_files = sorted(method for method, name in sent if name.startswith("part-"))
     assert on_files == ["GET"] * 3
+
+
+def test_a_counted_write_is_one_put_and_counts_what_it_wrote(bucket):
+    """put_parquet (dedup's decision files): one PUT, and the rows and bytes
+    it returns are the footer's and the listing's, so that no reader asks."""
+    location, sent = bucket
+    path = location.join("decisions", "dedup-00000.parquet")
+    table = pa.table({col.UID: pa.array(range(37), pa.int64())})
+    sent.clear()
+    counted = put_parquet(location, path, table)
+    assert [method for method, name in sent if name.startswith("dedup-")] == ["PUT"]
+    location.refresh()
+    assert counted == file_counts(location, [path])[path] == (37, location.fs.size(path))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    assert location.fs.cat_file(path) == sink.getvalue().to_pybytes()  # pq.write_table's bytes
 
 
 def test_decision_files_are_read_with_the_listings_sizes(bucket):

@@ -358,6 +358,17 @@ def read_parquet(
         return pq.ParquetFile(handle).read(columns=columns)
 
 
+def put_parquet(location: Location, path: str, table: pa.Table) -> tuple[int, int]:
+    """Write `table` to `path` as pq.write_table does, one PUT; (rows, bytes)
+    of the file, so that no reader asks its footer or a listing for them."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    data = buffer.getvalue()
+    with location.arrow_fs.open_output_stream(path) as out:
+        out.write(data)
+    return table.num_rows, data.size
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a storage failure, with the hint users need most."""
     text = f"{type(exc).__name__}: {exc}".strip()

@@ -174,7 +174,7 @@ def write_step_outputs(
     for outcome in outcomes.values():
         if outcome.output is not None:
             out = outcome.output
-            counts = file_counts(layout.location, out.files)
+            counts = out.counts or file_counts(layout.location, out.files)
             source = parquet_datasource(
                 layout.location, out.files, out.columns, counts=counts,
                 rows_per_write=rows_per_shard,

@@ -47,6 +47,9 @@ class StepOutput:
     name: str
     files: list[str]
     columns: list[str]
+    # path -> (rows, bytes) of each file, from the tasks that wrote them;
+    # None: the write pass reads them (io/output.file_counts).
+    counts: dict[str, tuple[int, int]] | None = None
 
 
 @dataclass
@@ -333,12 +336,17 @@ def decision_paths(view: StagedView, prefix: str) -> list[str]:
     ]
 
 
-def decision_files(paths: list[str], view: StagedView, only: Collection[int] | None = None
-                   ) -> DecisionFiles:  # fmt: skip
-    """`paths` (decision_paths) as a Decision's files, with their sizes from
-    one listing of the decisions' folder; with `only`, the staged files
-    outside it have none."""
+def decision_files(
+    paths: list[str], view: StagedView, only: Collection[int] | None = None,
+    sizes: dict[str, int] | None = None,
+) -> DecisionFiles:  # fmt: skip
+    """`paths` (decision_paths) as a Decision's files, with their sizes
+    (path -> bytes, from the tasks that wrote them, or else from one listing
+    of the decisions' folder); with `only`, the staged files outside it have
+    none."""
     kept = [p if only is None or i in only else None for i, p in enumerate(paths)]
-    listed = parquet_sizes(view.location, view.decisions_dir) if any(kept) else {}
+    listed = sizes if sizes is not None else {}
+    if sizes is None and any(kept):
+        listed = parquet_sizes(view.location, view.decisions_dir)
     sizes = tuple(listed.get(p, 0) if p is not None else 0 for p in kept)
     return DecisionFiles(view.location, tuple(kept), sizes)

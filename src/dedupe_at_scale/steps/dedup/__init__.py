@@ -98,6 +98,8 @@ class Dedup(GlobalStep):
         params = params_for(cfg.dedup)
         keep, skipped = keep_rule(cfg, set(view.columns))
         outcome = run_dedup(view, params.bands, params.rows, keep)
+        written = outcome.decisions
+        paths = list(written)
         report = {
             **outcome.stats,
             "num_perm": params.num_perm,
@@ -112,10 +114,10 @@ class Dedup(GlobalStep):
             report,
             Decision(
                 functools.partial(_apply_file, remove=cfg.dedup.remove, checks=view.cluster_checks),
-                files=decision_files(outcome.decisions, view),
+                files=decision_files(paths, view, sizes={p: n for p, (_, n) in written.items()}),
             ),
             finish=summary,
-            output=StepOutput(DUPLICATES, outcome.decisions, PUBLISHED_COLUMNS),
+            output=StepOutput(DUPLICATES, paths, PUBLISHED_COLUMNS, counts=written),
         )
 
 

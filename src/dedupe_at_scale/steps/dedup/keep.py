@@ -17,6 +17,7 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.io.fanout import in_threads
+from dedupe_at_scale.io.storage import put_parquet
 from dedupe_at_scale.steps.base import ClusterCheck, StagedGroup, StagedView, decision_paths
 from dedupe_at_scale.steps.dedup.edges import file_of, partition_of
 from dedupe_at_scale.steps.exchange import Exchange, Outbox, receive
@@ -42,9 +43,11 @@ def choose_keepers(
     ex: Exchange, view: StagedView, groups: list[StagedGroup],
     indexes: tuple[ray.ObjectRef, ray.ObjectRef], keep: list[tuple[str, str]], labels: list,
     stats: dict[str, Any],
-) -> list[str]:  # fmt: skip
+) -> dict[str, tuple[int, int]]:  # fmt: skip
     """From each component's labels to the decision files of the staged
-    files (their paths, one per file); adds the cluster counts to `stats`."""
+    files, one per file: path -> (rows, bytes), in staged order, as the
+    tasks that wrote them count them (no footer or listing read later);
+    adds the cluster counts to `stats`."""
     staged_index, group_index = indexes
     partitions, n_groups = view.partitions, len(groups)
     label_hop = ex.hop(n_groups)
@@ -84,7 +87,7 @@ def choose_keepers(
     by_file = chosen_hop.inboxes([c[:-1] for c in chosen])
     member_hop.release()
     first = np.cumsum([0] + [len(g.files) for g in groups])
-    kept_counts = ray.get(
+    written = ray.get(
         [
             call(
                 _write_decisions, 1, view.location, decisions[first[g] : first[g + 1]],
@@ -99,9 +102,10 @@ def choose_keepers(
     for part in parts:
         sizes[: len(part)] += part
     stats["cluster_sizes"] = {str(k): int(v) for k, v in enumerate(sizes) if v}
-    stats["components"] = sum(k for k, _ in kept_counts)
-    stats["documents_in_components"] = sum(n for _, n in kept_counts)
-    return decisions
+    stats["components"] = sum(k for k, _, _ in written)
+    stats["documents_in_components"] = sum(n for _, n, _ in written)
+    files = [f for _, _, group_files in written for f in group_files]
+    return dict(zip(decisions, files, strict=True))
 
 
 @ray.remote(max_retries=TASK_RETRIES)
@@ -197,14 +201,13 @@ def similarity_to(signatures: pa.ChunkedArray | pa.Array, keeper: np.ndarray) ->
 @takes_pieces
 def _write_decisions(location, paths, staged_index, first, pieces):
     """Persist the decisions of a group's staged files, one file each (`paths`,
-    staged files first, first + 1, ...); (survivors, members)."""
+    staged files first, first + 1, ...); (survivors, members, (rows, bytes)
+    of each file)."""
     decisions = receive(pieces).cast(DECISION_SCHEMA).sort_by(col.UID)
     owner = file_of(staged_index, decisions.column(col.UID).to_numpy()) - first
-    parts = zip(paths, split(decisions, owner, len(paths)))
-    in_threads(
-        lambda pair: pq.write_table(pair[1], pair[0], filesystem=location.arrow_fs), list(parts)
-    )
-    return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows
+    parts = list(zip(paths, split(decisions, owner, len(paths))))
+    files = in_threads(lambda pair: put_parquet(location, *pair), parts)
+    return int(pc.sum(decisions.column("kept")).as_py() or 0), decisions.num_rows, files
 
 
 def apply_decisions(

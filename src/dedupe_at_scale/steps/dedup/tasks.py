@@ -81,7 +81,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class DedupOutcome:
-    decisions: list[str]  # per staged file: path of its DECISION_SCHEMA table
+    # per staged file, in order: path of its DECISION_SCHEMA table -> (rows, bytes)
+    decisions: dict[str, tuple[int, int]]
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,8 +114,8 @@ class DedupRun:
     verified: list = field(default_factory=list)
     # graph: (node, label) per partition, labels being component minima
     labels: list = field(default_factory=list)
-    # keep: a decision file per staged file
-    decisions: list[str] = field(default_factory=list)
+    # keep: a decision file per staged file, with its (rows, bytes)
+    decisions: dict[str, tuple[int, int]] = field(default_factory=dict)
     # hops still holding pieces a later sub-step reads
     open_hops: list[Hop] = field(default_factory=list)
 
