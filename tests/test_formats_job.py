@@ -88,6 +88,9 @@ def test_format_end_to_end(ray_cluster, samples, tmp_path, fmt):
         assert all(c["dropped_ids"] == [] for c in conflicts)
         section = manifest["consistency"]
         assert section["conflicts"] == len(groups) and section["rows_dropped"] == 0
+        # Counted from the conflict files in tasks (one per dedup partition).
+        assert section["rows_in_conflicts"] == sum(len(g) for g in groups.values())
+        assert sum(section["by_kind"].values()) == len(groups)
         assert manifest["counts"]["stages"]["consistency"]["rejected"] == 0
     else:
         assert manifest["consistency"] == {"enabled": False}

@@ -18,7 +18,7 @@ stage "consistency".
 from __future__ import annotations
 
 import posixpath
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedupe_at_scale import columns as col
+from dedupe_at_scale.io.fanout import map_files
+from dedupe_at_scale.io.output import parquet_sizes
 from dedupe_at_scale.io.storage import read_parquet
 from dedupe_at_scale.sections import Require, Section
 from dedupe_at_scale.steps.base import (
@@ -39,6 +41,7 @@ from dedupe_at_scale.steps.base import (
 
 if TYPE_CHECKING:
     from dedupe_at_scale.config import JobConfig
+    from dedupe_at_scale.io.storage import Location
 
 CONFLICTS = "conflicts"
 FILE_PREFIX = "conflicts-"
@@ -228,27 +231,35 @@ class Consistency(GlobalStep):
                         "rows_in_conflicts": 0}, [], {})  # fmt: skip
 
     def run(self, view: StagedView) -> StepOutcome:
-        fs = view.location.fs
-        view.location.refresh()
-        paths = sorted(
-            p for p in fs.find(view.decisions_dir)
+        sizes = {
+            p: n for p, n in parquet_sizes(view.location, view.decisions_dir).items()
             if posixpath.basename(p).startswith(FILE_PREFIX)
-        )  # fmt: skip
-        by_kind: dict[str, int] = {}
-        rows = 0
-        for path in paths:
-            table = read_parquet(view.location, path, ["kind", "ids"])
-            for kind in table.column("kind").to_pylist():
-                by_kind[kind] = by_kind.get(kind, 0) + 1
-            rows += sum(len(ids) for ids in table.column("ids").to_pylist())
+        }  # fmt: skip
+        # A file per dedup partition: read in tasks (io/fanout), not one
+        # after another on the driver.
+        found = map_files(view.location, list(sizes.items()), _conflict_counts)
+        by_kind: Counter[str] = Counter()
+        for kinds, _, _ in found:
+            by_kind.update(kinds)
         report = {
             "action": view.cfg.consistency.action,
             "conflicts": sum(by_kind.values()),
-            "by_kind": by_kind,
-            "rows_in_conflicts": rows,
+            "by_kind": dict(by_kind),
+            "rows_in_conflicts": sum(rows for _, rows, _ in found),
         }
-        columns = list(CONFLICT_SCHEMA.names)
-        return StepOutcome(report, finish=_finish, output=StepOutput(CONFLICTS, paths, columns))
+        counts = {p: (n, size) for (p, size), (_, _, n) in zip(sizes.items(), found)}
+        output = StepOutput(CONFLICTS, list(sizes), list(CONFLICT_SCHEMA.names), counts=counts)
+        return StepOutcome(report, finish=_finish, output=output)
+
+
+def _conflict_counts(location: Location, file: tuple[str, int]) -> tuple[dict[str, int], int, int]:
+    """A conflicts file's conflicts by kind, the rows in them, and its own
+    rows (path and bytes: one GET)."""
+    path, size = file
+    table = read_parquet(location, path, ["kind", "ids"], size)
+    kinds = Counter(table.column("kind").to_pylist())
+    rows = int(pc.sum(pc.list_value_length(table.column("ids"))).as_py() or 0)
+    return dict(kinds), rows, table.num_rows
 
 
 def _finish(report: dict[str, Any], summary: list[dict], rules: dict[str, int]) -> dict[str, Any]:
