@@ -13,6 +13,9 @@ import pytest
 
 from conftest import GOOD_EN
 from dedupe_at_scale.cli import main
+from dedupe_at_scale.io.datasource import parquet_datasource
+from dedupe_at_scale.io.output import file_counts
+from dedupe_at_scale.job import write
 from test_job import write_config
 
 QUESTIONS = [
@@ -52,8 +55,12 @@ def corpus(tmp_path) -> Path:
     return tmp_path
 
 
-def job(tmp_path: Path, eval_uri: str, storage: dict | None = None, **decontaminate) -> Path:
+def job(
+    tmp_path: Path, eval_uri: str, storage: dict | None = None, input_: dict | None = None,
+    **decontaminate,
+) -> Path:  # fmt: skip
     spec = {
+        "input": input_ or {},
         "quality": {"enabled": False},
         "dedup": {"enabled": False},
         "decontaminate": {
@@ -117,11 +124,22 @@ def test_drop_contaminated_and_redact_pii(ray_cluster, corpus, s3_server, capsys
         assert value not in written
 
 
-def test_cut_keeps_the_rest_of_a_long_document(ray_cluster, corpus):
+def test_cut_keeps_the_rest_of_a_long_document(ray_cluster, corpus, monkeypatch):
+    # The rows and bytes the contamination step's tasks return for its files
+    # are what their footers and a listing say (file_counts, the reference).
+    handed = []
+
+    def checked(location, paths, columns=None, counts=None, rows_per_write=None):
+        assert counts == file_counts(location, paths)
+        handed.append(len(paths))
+        return parquet_datasource(location, paths, columns, counts, rows_per_write)
+
+    monkeypatch.setattr(write, "parquet_datasource", checked)
     pq.write_table(eval_table(), corpus / "loom.parquet")
     config = job(
-        corpus, str(corpus / "loom.parquet"), action="cut", cut_margin=5, min_piece_chars=100
-    )
+        corpus, str(corpus / "loom.parquet"), input_={"min_rows_per_task": 1}, action="cut",
+        cut_margin=5, min_piece_chars=100,
+    )  # fmt: skip
     out = corpus / "out"
     assert (
         main(["run", "--input", str(corpus / "in"), "--output", str(out), "--config", str(config)])
@@ -143,3 +161,4 @@ def test_cut_keeps_the_rest_of_a_long_document(ray_cluster, corpus):
     assert data["lower"]["text"] == GOOD_EN[:-3]  # "\n\n" and "ow." were in the margin
     actions = {c["id"]: c["action"] for c in pq.read_table(out / "contamination").to_pylist()}
     assert actions == {"exact": "dropped", "lower": "cut", "punctuated": "cut", "inside": "cut"}
+    assert handed == [2]  # contamination/: a file per staged file (one per input file)

@@ -9,22 +9,25 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import ray
 
 from dedupe_at_scale import columns as col
-from dedupe_at_scale.io.fanout import fold_refs
+from dedupe_at_scale.io.fanout import fold_refs, in_threads
+from dedupe_at_scale.io.storage import put_parquet
 from dedupe_at_scale.report_parts import ReportSection
 from dedupe_at_scale.stages.decontaminate import RESOURCE as INDEX
 from dedupe_at_scale.steps.base import (
     GlobalStep,
-    StagedFile,
+    StagedGroup,
     StagedView,
     StepOutcome,
     StepOutput,
     decision_paths,
+    group_count,
+    group_files,
 )
 from dedupe_at_scale.steps.tasks import TASK_RETRIES, sum_by_key
 
@@ -92,13 +95,21 @@ class Contamination(GlobalStep):
     def run(self, view: StagedView) -> StepOutcome:
         paths = decision_paths(view, CONTAMINATION)
         id_column = view.cfg.input.id_column
-        # Documents hit per (set, item), per file, summed in tasks: the
-        # driver holds a few of the files' counts, not all of them.
-        found = [_gather.remote(f, id_column, path) for f, path in zip(view.files, paths)]
+        # A task per group of staged files (as ids and dedup read them):
+        # documents hit per (set, item), summed in tasks, so the driver holds
+        # a few groups' counts, not every file's; and each written file's
+        # rows and bytes, for the write pass.
+        groups = group_files(view.files, group_count(view.partitions))
+        first = np.cumsum([0] + [len(g.files) for g in groups])
+        tasks = [
+            _gather.options(num_returns=2).remote(g, id_column, paths[first[k] : first[k + 1]])
+            for k, g in enumerate(groups)
+        ]
+        written = [n for part in ray.get([t[1] for t in tasks]) for n in part]
         summary = view.prepared.get(INDEX, {})
         hits: Counter = Counter()
         items: dict[str, Counter] = {}
-        for (source, item), n in fold_refs(found, sum_by_key).items():
+        for (source, item), n in fold_refs([t[0] for t in tasks], sum_by_key).items():
             hits[source] += n
             items.setdefault(source, Counter())[item] += n
         sources = {
@@ -120,9 +131,9 @@ class Contamination(GlobalStep):
             "documents_hit": sum(hits.values()),
             "sources": sources,
         }
-        return StepOutcome(
-            report, finish=_finish, output=StepOutput(CONTAMINATION, paths, list(SCHEMA.names))
-        )
+        counts = dict(zip(paths, written, strict=True))
+        output = StepOutput(CONTAMINATION, paths, list(SCHEMA.names), counts=counts)
+        return StepOutcome(report, finish=_finish, output=output)
 
 
 def _finish(report: dict[str, Any], summary: list[dict], rules: dict[str, int]) -> dict[str, Any]:
@@ -130,19 +141,32 @@ def _finish(report: dict[str, Any], summary: list[dict], rules: dict[str, int]) 
 
 
 @ray.remote(max_retries=TASK_RETRIES)
-def _gather(staged_file: StagedFile, id_column: str, path: str) -> Counter:
-    """This file's contaminated documents, written to `path`; how many per
-    (set, item): what the driver receives is bounded by the eval items hit,
-    not by the documents."""
+def _gather(
+    group: StagedGroup, id_column: str, paths: list[str]
+) -> tuple[Counter, list[tuple[int, int]]]:
+    """The group's contaminated documents, a file per staged file (`paths`);
+    how many per (set, item), whose size is bounded by the eval items hit,
+    not by the documents; and each file's (rows, bytes)."""
     columns = [id_column, col.RULE, col.CONTAMINATION_SOURCE, col.CONTAMINATION_ITEM,
                col.CONTAMINATION_MATCHES]  # fmt: skip
-    table = staged_file.read(columns)
+    found = [_contaminated(t, id_column) for t in group.read_each(columns)]
+    location = group.files[0].location
+    written = in_threads(lambda pair: put_parquet(location, *pair), list(zip(paths, found)))
+    hits = Counter(
+        pair for out in found
+        for pair in zip(out.column("eval_set").to_pylist(), out.column("item_id").to_pylist())
+    )  # fmt: skip
+    return hits, written
+
+
+def _contaminated(table: pa.Table, id_column: str) -> pa.Table:
+    """A staged file's contaminated documents, as contamination/ lists them."""
     table = table.filter(pc.is_valid(table.column(col.CONTAMINATION_SOURCE)))
     dropped = pc.and_(
         pc.fill_null(pc.equal(table.column(col.STAGE), "decontaminate"), False),
         pc.fill_null(pc.equal(table.column(col.RULE), "contaminated"), False),
     )
-    out = pa.table(
+    return pa.table(
         {
             "id": pc.cast(table.column(id_column), pa.string()),
             "eval_set": table.column(col.CONTAMINATION_SOURCE),
@@ -152,8 +176,6 @@ def _gather(staged_file: StagedFile, id_column: str, path: str) -> Counter:
         },
         schema=SCHEMA,
     )
-    pq.write_table(out, path, filesystem=staged_file.location.arrow_fs)
-    return Counter(zip(out.column("eval_set").to_pylist(), out.column("item_id").to_pylist()))
 
 
 __all__ = ["CONTAMINATION", "Contamination"]
