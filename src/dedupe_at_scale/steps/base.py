@@ -345,8 +345,7 @@ def decision_files(
     of the decisions' folder); with `only`, the staged files outside it have
     none."""
     kept = [p if only is None or i in only else None for i, p in enumerate(paths)]
-    listed = sizes if sizes is not None else {}
-    if sizes is None and any(kept):
-        listed = parquet_sizes(view.location, view.decisions_dir)
-    sizes = tuple(listed.get(p, 0) if p is not None else 0 for p in kept)
-    return DecisionFiles(view.location, tuple(kept), sizes)
+    if sizes is None:
+        sizes = parquet_sizes(view.location, view.decisions_dir) if any(kept) else {}
+    in_order = tuple(sizes.get(p, 0) if p is not None else 0 for p in kept)
+    return DecisionFiles(view.location, tuple(kept), in_order)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -100,10 +99,9 @@ class Contamination(GlobalStep):
         # a few groups' counts, not every file's; and each written file's
         # rows and bytes, for the write pass.
         groups = group_files(view.files, group_count(view.partitions))
-        first = np.cumsum([0] + [len(g.files) for g in groups])
         tasks = [
-            _gather.options(num_returns=2).remote(g, id_column, paths[first[k] : first[k + 1]])
-            for k, g in enumerate(groups)
+            _gather.options(num_returns=2).remote(g, id_column, [paths[f.index] for f in g.files])
+            for g in groups
         ]
         written = [n for part in ray.get([t[1] for t in tasks]) for n in part]
         summary = view.prepared.get(INDEX, {})
