@@ -51,12 +51,11 @@ from dedupe_at_scale.kernels.codepoints import (
     strip,
     unicode_tables,
 )  # fmt: skip
-from dedupe_at_scale.kernels.hashing import FNV_PRIME
+from dedupe_at_scale.kernels.hashing import FNV_PRIME, mix
 from dedupe_at_scale.stages.base import string_buffers
 from dedupe_at_scale.stages.quality.ngrams import (
     ascending,
     doc_ngram_chars,
-    mix,
     new_tables,
     table_size,
 )
@@ -394,9 +393,11 @@ def _kernel(
         low = _fit(low, offsets[d + 1] - offsets[d])
         n = decode(data, offsets[d], offsets[d + 1], cps)
         row[CHARS] = n
-        # Characters, in the lowering pass and without a branch: '#', '{',
-        # "\n" (and where each is), '…' and '...' as str.count counts it (a
-        # run of k dots holds k // 3: `dots` counts the run's dots modulo 3).
+        # Characters, in the lowering pass: '#', '{', "\n" (and where each
+        # is), '…' and '...' as str.count counts it (a run of k dots holds
+        # k // 3: `dots` counts the run's dots modulo 3). The dots take a
+        # branch: dots are rare, and a branch-free count chained a multiply
+        # through every character (0.12 s of the kernel's 3.75 on real text).
         newline_at = _fit(newline_at, n + 1)
         newlines = n_hashes = ellipses = braces = dots = 0
         for i in range(n):
@@ -407,10 +408,13 @@ def _kernel(
             n_hashes += np.int64(c == 35)
             braces += np.int64(c == 123)
             ellipses += np.int64(c == 0x2026)
-            dots = (dots + 1) * np.int64(c == 46)
-            third = np.int64(dots == 3)
-            ellipses += third
-            dots -= 3 * third
+            if c == 46:
+                dots += 1
+                if dots == 3:
+                    ellipses += 1
+                    dots = 0
+            else:
+                dots = 0
         seg = segmented[d]
         row[HASHES], row[ELLIPSES], row[NEWLINES], row[CURLY_BRACES] = (
             n_hashes,

@@ -21,14 +21,17 @@ from itertools import chain
 import numba
 import numpy as np
 
-from dedupe_at_scale.kernels.hashing import MULTIPLIER, mix
+from dedupe_at_scale.kernels.hashing import MULTIPLIER
 
 
 @numba.njit(cache=True, inline="always")
 def _slot(keys, stamps, key, stamp, size):
     """Where `key` is in this round's table (slots stamped `stamp`), or the
-    free slot it goes to: open addressing, linear probing."""
-    slot = np.int64(mix(key) & np.uint64(size - 1))
+    free slot it goes to: open addressing, linear probing. A key is a
+    polynomial in mixed word hashes, so its bits are mixed already: folding
+    the high half in is enough, where a `mix` here was 0.15 s of the quality
+    kernel's 3.75 on real text (its latency sits before every probe)."""
+    slot = np.int64((key ^ (key >> np.uint64(32))) & np.uint64(size - 1))
     while stamps[slot] == stamp and keys[slot] != key:
         slot = (slot + 1) & (size - 1)
     return slot
