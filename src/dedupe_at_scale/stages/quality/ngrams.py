@@ -117,28 +117,28 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
                 at_word = start + best_first
                 top_row[t] = best_count * (cumulative[at_word + n] - cumulative[at_word])
             t += 1
+        # Only the positions whose n-gram repeated go on. Without a branch:
+        # on real text about half of them repeat, and a branch on each
+        # mispredicted (0.2 s of the n-grams' 1.1 on 268 MB of real text).
+        kept = 0
+        for c in range(count):
+            at[kept], gram[kept] = at[c], gram[c]
+            kept += np.int64(repeats[c])
+            repeats[c] = False
+        count = kept
         if is_dup:
             if any_repeat:
                 # The repeated n-grams' words, as runs of overlapping n-grams
                 # (their positions ascend), each run's characters once.
                 chars = run_start = run_end = 0
                 for c in range(count):
-                    if repeats[c]:
-                        if at[c] > run_end:
-                            chars += cumulative[start + run_end] - cumulative[start + run_start]
-                            run_start = at[c]
-                        run_end = at[c] + n
+                    if at[c] > run_end:
+                        chars += cumulative[start + run_end] - cumulative[start + run_start]
+                        run_start = at[c]
+                    run_end = at[c] + n
                 chars += cumulative[start + run_end] - cumulative[start + run_start]
                 dup_row[d] = chars
             d += 1
-        # Only the positions whose n-gram repeated go on.
-        kept = 0
-        for c in range(count):
-            if repeats[c]:
-                at[kept], gram[kept] = at[c], gram[c]
-                kept += 1
-            repeats[c] = False
-        count = kept
     return stamp
 
 
