@@ -77,25 +77,31 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
     """
     keys, first, seen, stamps, at, gram, repeats = tables
     doc = hashes[start : start + m]
-    count = m
-    for c in range(m):
-        at[c], gram[c], repeats[c] = c, np.uint64(0), False
-    length, t, d = 0, 0, 0
+    # `repeats` is all False here: each n clears the flags it set.
+    count, length, t, d = m, 0, 0, 0
     while count and (t < len(top_ns) or d < len(dup_ns)):
         n = min(top_ns[t] if t < len(top_ns) else m + 1, dup_ns[d] if d < len(dup_ns) else m + 1)
         is_top = t < len(top_ns) and top_ns[t] == n
         is_dup = d < len(dup_ns) and dup_ns[d] == n
         # Grow the candidates' keys to n words; drop those that run past the end.
         kept = 0
-        for c in range(count):
-            i = at[c]
-            if i + n > m:
-                break
-            key = gram[c]
-            for k in range(length, n):
-                key = key * MULTIPLIER + doc[i + k]
-            at[kept], gram[kept] = i, key
-            kept += 1
+        if length == 0:  # the first n: every position where one fits
+            kept = max(m - n + 1, 0)
+            for i in range(kept):
+                key = np.uint64(0)
+                for k in range(n):
+                    key = key * MULTIPLIER + doc[i + k]
+                at[i], gram[i] = i, key
+        else:
+            for c in range(count):
+                i = at[c]
+                if i + n > m:
+                    break
+                key = gram[c]
+                for k in range(length, n):
+                    key = key * MULTIPLIER + doc[i + k]
+                at[kept], gram[kept] = i, key
+                kept += 1
         count, length = kept, n
         stamp += 1
         size = table_size(count)
