@@ -165,3 +165,30 @@ def test_nulls_count_as_empty_text_and_a_sliced_array_starts_where_it_says():
         got = batch.verdict(i)
         assert (got.rule, got.value, got.signals) == (want.rule, want.value, want.signals)
     assert batch.verdict(3).rule.name == "gopher_top_2gram"  # not an empty text
+
+
+@pytest.mark.parametrize("case", ["default", "other_settings"])
+def test_rows_measured_in_place_give_the_verdicts_of_the_rows_taken(sample_dir, case):
+    # The stage hands the kernel its active rows' positions, not a copy of
+    # their text: the reference is the take it replaced, on a sliced array,
+    # with C4's cleaning ("other_settings"), which reads the texts again.
+    engine = QualityFilter(config_from_dict(CONFIGS[case]).quality)
+    table = pq.read_table(sample_dir, columns=["text", "language_planted"]).slice(0, 600)
+    texts = table.column("text").to_pylist() + random_texts(seed=7, count=300)
+    languages = table.column("language_planted").to_pylist()
+    languages += [LANGUAGES[i % len(LANGUAGES)] for i in range(len(texts) - len(languages))]
+    arrow_texts = pa.array(["not this one", *texts], pa.string()).slice(1)
+    arrow_languages = pa.array(languages, pa.string())
+    rows = np.flatnonzero(np.random.default_rng(3).random(len(texts)) < 0.6)
+    taken = engine.evaluate_batch(
+        arrow_texts.take(pa.array(rows)), arrow_languages.take(pa.array(rows))
+    )
+    in_place = engine.evaluate_batch(arrow_texts, arrow_languages, rows)
+    assert len(in_place.kept) == len(rows) < len(texts)
+    for i in range(len(rows)):
+        got, want = in_place.verdict(i), taken.verdict(i)
+        assert (got.rule, got.value, got.text) == (want.rule, want.value, want.text)
+        assert got.signals == want.signals
+    assert in_place.texts == taken.texts
+    if case == "other_settings":
+        assert in_place.texts, "C4 cleaned no text: the rows' texts were not read again"

@@ -136,19 +136,24 @@ class QualityFilter:
         return verdict
 
     def evaluate_batch(
-        self, texts: pa.Array | list[str], languages: pa.Array | list[str | None]
-    ) -> BatchVerdicts:
+        self, texts: pa.Array | list[str], languages: pa.Array | list[str | None],
+        rows: np.ndarray | None = None,
+    ) -> BatchVerdicts:  # fmt: skip
         """A batch, measured by the native kernel; the same verdicts as
-        `evaluate` gives each document (tests/test_quality_measure.py)."""
+        `evaluate` gives each document (tests/test_quality_measure.py).
+        With `rows` (ascending positions), only those texts are measured, in
+        place, and verdict i is that of rows[i]."""
         texts = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
         languages = pa.array(languages, pa.string()) if isinstance(languages, list) else languages
         languages = languages.cast(pa.string())
+        if rows is not None:
+            languages = take_rows(languages, rows)
         unsegmented = pa.array(sorted(self.unsegmented), pa.string())
         segmented = ~pc.fill_null(pc.is_in(languages, value_set=unsegmented), False).to_numpy(
             zero_copy_only=False
         )
-        counts = self.measurer.count(texts, languages, segmented)
-        n = len(texts)
+        counts = self.measurer.count(texts, languages, segmented, rows)
+        n = len(languages)
         rules = [rule for group in self.groups for rule in group.rules]
         signals: dict[str, np.ndarray] = {}
         signals_until: list[list[str]] = []
@@ -168,13 +173,14 @@ class QualityFilter:
                 open_rows &= ~failed
         result = BatchVerdicts(rules, rule_at, value, signals, {}, signals_until)
         if any(group.cleans for group in self.groups):
-            self._clean(result, texts, languages)
+            self._clean(result, texts, languages, rows)
         return result
 
-    def _clean(self, result: BatchVerdicts, texts, languages) -> None:
+    def _clean(self, result: BatchVerdicts, texts, languages, rows) -> None:
         """Replacement texts of kept documents (C4's clean_text), in Python."""
         for i in np.flatnonzero(result.kept).tolist():
-            doc = Doc(texts[i].as_py(), languages[i].as_py(), self.unsegmented)
+            text = texts[i if rows is None else int(rows[i])].as_py()
+            doc = Doc(text, languages[i].as_py(), self.unsegmented)
             for group in self.groups:
                 cleaned = group.clean(doc)
                 if cleaned is not None:
@@ -241,8 +247,7 @@ class QualityRulesStage(Stage):
         active = batch.active()
         n = batch.num_rows
         result = self.filter.evaluate_batch(
-            take_rows(batch.text_array(self.view), active),
-            take_rows(batch.languages(self.view)[0], active),
+            batch.text_array(self.view), batch.languages(self.view)[0], active
         )
         columns = {}
         # Rejected rows keep the signals measured up to their failing rule
