@@ -301,3 +301,34 @@ def test_no_ctrl_c_during_the_teardown_escapes(tmp_path):
     assert code == 0
     assert "stop_own_ray" in probed, probed
     assert escaped == [], escaped
+
+
+def test_what_ray_s_teardown_writes_to_fd_2_stays_off_the_terminal(capfd, monkeypatch):
+    # After a Ctrl-C that reached Ray's processes too, the driver's gRPC
+    # channels logged the servers' GOAWAY to fd 2 during ray.shutdown, after
+    # the command's last line (CI, 2026-12-07): C code, under any Python
+    # handler. The teardown runs with fd 2 silenced, and fd 2 comes back,
+    # also when the shutdown fails, so that its traceback shows.
+    import ray
+
+    from dedupe_at_scale.cli import ray_cluster
+
+    def noisy_shutdown() -> None:
+        os.write(2, b"E1207 chttp2_transport.cc: Got goaway [2]\n")
+
+    monkeypatch.setattr(ray, "shutdown", noisy_shutdown)
+    monkeypatch.setattr(ray_cluster, "_started_ray", True)
+    ray_cluster.stop_own_ray()
+    os.write(2, b"after the teardown\n")
+    assert capfd.readouterr().err == "after the teardown\n"
+
+    def failing_shutdown() -> None:
+        os.write(2, b"noise\n")
+        raise RuntimeError("the shutdown failed")
+
+    monkeypatch.setattr(ray, "shutdown", failing_shutdown)
+    monkeypatch.setattr(ray_cluster, "_started_ray", True)
+    with pytest.raises(RuntimeError, match="the shutdown failed"):
+        ray_cluster.stop_own_ray()
+    os.write(2, b"shown\n")
+    assert capfd.readouterr().err == "shown\n"

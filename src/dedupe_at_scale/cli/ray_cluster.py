@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from contextlib import suppress
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 from dedupe_at_scale.config import ConfigError
 
@@ -31,8 +33,28 @@ def stop_own_ray() -> None:
         return
     import ray
 
-    ray.shutdown()
+    with stderr_silenced():
+        ray.shutdown()
     _started_ray = False
+
+
+@contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null while Ray's processes exit. A Ctrl-C
+    in a terminal reaches them too (the whole foreground group); as they stop
+    first, this process's gRPC channels log the servers' GOAWAY to fd 2, after
+    the command's last line (seen once in CI, 2026-12-07). Put back
+    afterwards, also when the shutdown raises, so that a traceback shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def refuse_ray_client(address: str | None) -> None:
