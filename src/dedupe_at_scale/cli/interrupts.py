@@ -6,7 +6,8 @@ Ctrl-C that lands as the teardown function is entered raises there, after
 the run's last line, as a traceback. Here the handler itself decides, from a
 flag the command clears with a plain attribute store (Python runs signal
 handlers at calls and loops, never inside a store), so there is no window.
-A Ctrl-C that lands inside a finalizer is delivered again after it."""
+A Ctrl-C that lands inside a finalizer, or inside Ray code that an
+exception leaves hung, is delivered again after it."""
 
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ GATE = Gate()
 def _handler(signum: int, frame: FrameType | None) -> None:
     if not GATE.open:
         return
-    if _in_finalizer(frame):
+    if _in_finalizer(frame) or _in_unsafe_ray_code(frame):
         # Raised inside a __del__ (Ray Data's Dataset has one), the interrupt
-        # would be printed as "Exception ignored" and dropped: deliver it again
-        # once the finalizer has returned.
+        # would be printed as "Exception ignored" and dropped; inside
+        # UNSAFE_RAY_CODE it hangs the process. Deliver it again once the
+        # frame has returned.
         again = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signal.SIGINT))
         again.daemon = True  # never holds the interpreter's exit
         again.start()
@@ -50,6 +52,24 @@ REDELIVER_S = 0.05
 def _in_finalizer(frame: FrameType | None) -> bool:
     while frame is not None:
         if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+# (file, function) of Ray code that a KeyboardInterrupt leaves hung. Ray
+# Data asks the GCS for spill stats at the end of every execution, through a
+# new GlobalStateAccessor; an interrupt raised after the accessor is made
+# and before it is stored drops it unconnected, and its destructor then
+# waits forever in pthread_cond_destroy (CI, 2026-12-07: a run that never
+# ended after Ctrl-C; py-spy --native showed the main thread there).
+UNSAFE_RAY_CODE = frozenset({("ray/_private/state.py", "_connect_and_get_accessor")})
+
+
+def _in_unsafe_ray_code(frame: FrameType | None) -> bool:
+    while frame is not None:
+        path = frame.f_code.co_filename.replace("\\", "/")
+        if any(path.endswith(f) and frame.f_code.co_name == name for f, name in UNSAFE_RAY_CODE):
             return True
         frame = frame.f_back
     return False
