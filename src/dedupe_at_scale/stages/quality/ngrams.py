@@ -105,7 +105,7 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
         count, length = kept, n
         stamp += 1
         size = table_size(count)
-        best_count, best_first, any_repeat = 0, 0, False
+        best_count, best_first = 0, 0
         for c in range(count):
             key = gram[c]
             slot = _slot(keys, stamps, key, stamp, size)
@@ -113,7 +113,7 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
                 stamps[slot], keys[slot], first[slot], seen[slot] = stamp, key, c, 1
                 continue
             seen[slot] += 1
-            any_repeat = repeats[c] = repeats[first[slot]] = True
+            repeats[c] = repeats[first[slot]] = True
             # Counter.most_common: the highest count, the earliest seen on ties.
             s, f = seen[slot], at[first[slot]]
             if s > best_count or (s == best_count and f < best_first):
@@ -133,7 +133,7 @@ def doc_ngram_chars(hashes, cumulative, start, m, top_ns, dup_ns, top_row, dup_r
             repeats[c] = False
         count = kept
         if is_dup:
-            if any_repeat:
+            if count:  # some n-gram repeated
                 # The repeated n-grams' words, as runs of overlapping n-grams
                 # (their positions ascend), each run's characters once.
                 chars = run_start = run_end = 0
