@@ -33,7 +33,7 @@ GATE = Gate()
 def _handler(signum: int, frame: FrameType | None) -> None:
     if not GATE.open:
         return
-    if _in_finalizer(frame) or _in_unsafe_ray_code(frame):
+    if _must_wait(frame):
         # Raised inside a __del__ (Ray Data's Dataset has one), the interrupt
         # would be printed as "Exception ignored" and dropped; inside
         # UNSAFE_RAY_CODE it hangs the process. Deliver it again once the
@@ -49,14 +49,6 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 REDELIVER_S = 0.05
 
 
-def _in_finalizer(frame: FrameType | None) -> bool:
-    while frame is not None:
-        if frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
-
-
 # (file, function) of Ray code that a KeyboardInterrupt leaves hung. Ray
 # Data asks the GCS for spill stats at the end of every execution, through a
 # new GlobalStateAccessor; an interrupt raised after the accessor is made
@@ -66,10 +58,14 @@ def _in_finalizer(frame: FrameType | None) -> bool:
 UNSAFE_RAY_CODE = frozenset({("ray/_private/state.py", "_connect_and_get_accessor")})
 
 
-def _in_unsafe_ray_code(frame: FrameType | None) -> bool:
+def _must_wait(frame: FrameType | None) -> bool:
+    """Whether the interrupt lands inside a finalizer or UNSAFE_RAY_CODE."""
     while frame is not None:
-        path = frame.f_code.co_filename.replace("\\", "/")
-        if any(path.endswith(f) and frame.f_code.co_name == name for f, name in UNSAFE_RAY_CODE):
+        code = frame.f_code
+        if code.co_name == "__del__":
+            return True
+        path = code.co_filename.replace("\\", "/")
+        if any(path.endswith(f) and code.co_name == name for f, name in UNSAFE_RAY_CODE):
             return True
         frame = frame.f_back
     return False
