@@ -6,10 +6,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -91,6 +95,34 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, Memor
     if code != 0:
         raise SystemExit(f"dedupe-at-scale {' '.join(args)} failed with exit code {code}")
     return time.perf_counter() - started, sampler
+
+
+CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "cluster" / "local"
+
+
+@contextmanager
+def running_local_ray(cpus: int) -> Iterator[str]:
+    """A Ray that is already running when the job starts, as on a cluster that
+    jobs are sent to: one node of `cpus` CPUs on this machine
+    (cluster/local/start.sh), with Ray's local defaults for memory (70%) and
+    object store (30%). Yields its address for `run --address`."""
+    total_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "RAY": str(bin_dir / "ray"), "PYTHON": sys.executable}
+    with tempfile.TemporaryDirectory() as state:
+        subprocess.run(
+            ["bash", str(CLUSTER_SCRIPTS / "start.sh"), "--workers", "0", "--cpus", str(cpus),
+             "--memory", f"{total_gb * 0.7:.1f}", "--object-store", f"{total_gb * 0.3:.1f}",
+             "--state", state],
+            env=env, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        temp_dir = Path(state, "temp_dir").read_text().strip()
+        try:
+            yield Path(state, "address").read_text().strip()
+        finally:
+            subprocess.run(["bash", str(CLUSTER_SCRIPTS / "stop.sh"), "--state", state],
+                           env=env, check=False, stdout=subprocess.DEVNULL)  # fmt: skip
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 # One driver, one local Ray (started as the CLI starts it), the default job

@@ -95,7 +95,8 @@ def edit_to_jaccard(rng: random.Random, text: str, target: float) -> tuple[str, 
         best, best_j = candidate, j
 
 
-def run_job(input_dir: Path, output: Path) -> tuple[float, dict, MemorySampler]:
+def run_job(input_dir: Path, output: Path, *more: str) -> tuple[float, dict, MemorySampler]:
+    """The dedup-only job through the CLI (`more`: e.g. --address of a running Ray)."""
     config = output.parent / "dedup_only.yaml"
     config.write_text(json.dumps({"langid": {"enabled": False}, "quality": {"enabled": False}}))
     wall, sampler = run_cli(
@@ -107,6 +108,7 @@ def run_job(input_dir: Path, output: Path) -> tuple[float, dict, MemorySampler]:
         "--config",
         str(config),
         "--quiet",
+        *more,
     )
     clusters: dict[str, str] = {}
     for row in pq.read_table(output / "duplicates").to_pylist():
