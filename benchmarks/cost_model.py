@@ -29,6 +29,7 @@ from dedupe_at_scale.io.output import OutputConfig
 from dedupe_at_scale.job.annotate import units_per_pass
 from dedupe_at_scale.job.ray_settings import TASKS_IN_FLIGHT_PER_SLOT, TASKS_QUEUED, tasks_in_flight
 from dedupe_at_scale.steps.base import DOCS_PER_PARTITION, group_count
+from dedupe_at_scale.steps.dedup.components import graph_partitions
 from dedupe_at_scale.steps.exchange import AUTO_MAX_OBJECTS
 
 ROWS_PER_TASK = InputConfig().rows_per_task  # one staged file each
@@ -161,11 +162,13 @@ class Sizing:
     def dedup_tasks(self, rounds: int) -> int:
         # Per group: scan, attach, verify (which sends its edges into the
         # graph), members, write decisions; per partition: buckets (which
-        # sends its exact edges into the graph), route labels, keep, and two
-        # per round (large-star and small-star, each sending its edges on).
-        # As counted in a job (tests/test_dedup_job.py; docs/scaling.md,
-        # "Fewer tasks in dedup's graph").
-        return 5 * self.groups + (3 + 2 * rounds) * self.partitions
+        # sends its exact edges into the graph), keep; per graph partition
+        # (a tenth of the partitions): route labels, and two per round
+        # (large-star and small-star, each sending its edges on). As counted
+        # in a job (tests/test_dedup_job.py; docs/scaling.md, "Fewer tasks in
+        # dedup's graph" and "The graph on a tenth of the partitions").
+        graph = graph_partitions(self.partitions)
+        return 5 * self.groups + 2 * self.partitions + (1 + 2 * rounds) * graph
 
 
 def _grouped(files: int) -> int:

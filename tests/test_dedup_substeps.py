@@ -24,6 +24,7 @@ from dedupe_at_scale.io.output import file_counts
 from dedupe_at_scale.io.storage import resolve
 from dedupe_at_scale.stages.minhash import EMPTY, band_keys, params_for
 from dedupe_at_scale.steps.base import StagedView, group_files
+from dedupe_at_scale.steps.dedup import components
 from dedupe_at_scale.steps.dedup.components import components_local
 from dedupe_at_scale.steps.dedup.edges import file_indexes, file_of, pairs_table
 from dedupe_at_scale.steps.dedup.tasks import SUB_STEPS, DedupRun, run_sub_steps, verify
@@ -114,14 +115,17 @@ def reference_edges(docs, uids, cfg, bands: int, rows: int) -> set[tuple[int, in
 
 
 @pytest.mark.parametrize(
-    ("dedup", "partitions", "mailboxes"),
-    [({}, 1, 0), ({}, 3, 2), ({"verify": False}, 2, 0), ({"near": False}, 2, 0),
-     ({"exact": False, "threshold": 0.7}, 3, 0)],
+    ("dedup", "partitions", "mailboxes", "graph_share"),
+    [({}, 1, 0, 10), ({}, 3, 2, 1), ({"verify": False}, 2, 0, 10), ({"near": False}, 2, 0, 1),
+     ({"exact": False, "threshold": 0.7}, 3, 0, 10)],
     ids=["default", "mailboxes", "no-verify", "exact-only", "near-only"],
 )  # fmt: skip
 def test_scan_to_graph_finds_the_reference_components(ray_cluster, tmp_path, dedup, partitions,
-                                                      mailboxes):  # fmt: skip
+                                                      mailboxes, graph_share, monkeypatch):  # fmt: skip
+    # A graph partition per `graph_share` partitions: one, or one each.
+    monkeypatch.setattr(components, "GRAPH_SHARE", graph_share)
     run, docs, uids = dedup_run(tmp_path, dedup, partitions, mailboxes)
+    assert run.graph_partitions == (1 if graph_share == 10 else partitions)
     try:
         outcome = run_sub_steps(run, until="graph")
         labels = pa.concat_tables(ray.get(run.labels))
@@ -159,7 +163,9 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     run.candidates = [Pieces((ray.put(pairs_table(hi[owner == g], lo[owner == g])),))
                       for g in range(len(run.groups))]  # fmt: skip
     run.stats["candidate_pairs"] = len(pairs)  # buckets counts them; verify sizes its hop by them
-    run.graph_hop = run.ex.hop(run.partitions)  # buckets opens it; verify sends its edges there
+    run.graph_hop = run.ex.hop(
+        run.graph_partitions
+    )  # buckets opens it; verify sends its edges there
     verify(run)
     # The edges went into the graph's first hop both ways: (hi, lo) and (lo, hi).
     sent = pa.concat_tables(ray.get([piece for pieces in run.verified for piece in pieces]))

@@ -15,7 +15,8 @@ group to every group); the driver only sees per-file metadata and counts.
   buckets   per partition: exact edges, candidate pairs from band buckets
   verify    two hops over the groups holding each side's signature: keep pairs
             whose signatures agree on >= verify_threshold of their values
-  graph     connected components (large-star / small-star, components.py)
+  graph     connected components (large-star / small-star, components.py),
+            over a partition per ten of the others (components.graph_partitions)
   keep      per component, the best document by the keep rule survives, and
             decisions go back to the staged file of each document (keep.py)
 
@@ -48,6 +49,7 @@ from dedupe_at_scale.steps.dedup.components import (
     components_of_routed,
     edge_returns,
     edges_sent,
+    graph_partitions,
     send_edges,
 )
 from dedupe_at_scale.steps.dedup.edges import (
@@ -127,6 +129,10 @@ class DedupRun:
     def partitions(self) -> int:
         return self.view.partitions
 
+    @property
+    def graph_partitions(self) -> int:
+        return graph_partitions(self.partitions)
+
     def release(self) -> None:
         for hop in self.open_hops:
             hop.release()
@@ -150,6 +156,7 @@ def run_sub_steps(run: DedupRun, until: str | None = None) -> DedupOutcome:
     """The sub-steps in order (through `until`, by name), each timed."""
     run.stats.update({
         "bands": run.bands, "rows": run.rows, "partitions": run.partitions,
+        "graph_partitions": run.graph_partitions,
         "file_groups": len(run.groups), "exchange": "mailboxes" if run.ex.mailboxes else "objects",
     })  # fmt: skip
     if run.cfg.near and run.cfg.verify:
@@ -173,11 +180,11 @@ def buckets(run: DedupRun) -> None:
     sent to the group holding each pair's first member."""
     n_groups, group_index = len(run.groups), run.indexes[1]
     pair_hop = run.ex.hop(n_groups)
-    run.graph_hop = graph_hop = run.ex.hop(run.partitions)
+    run.graph_hop = graph_hop = run.ex.hop(run.graph_partitions)
     returns = _bucket_returns(pair_hop.returns, graph_hop.returns)
     tasks = [
         submit(_buckets, returns, run.cfg, group_index, n_groups, run.exact_in[p],
-               run.band_in[p], pair_hop.outbox(p), run.partitions, graph_hop.outbox(p))
+               run.band_in[p], pair_hop.outbox(p), run.graph_partitions, graph_hop.outbox(p))
         for p in range(run.partitions)
     ]  # fmt: skip
     run.edges = [b["exact_edges"] for b in tasks]
@@ -217,7 +224,7 @@ def verify(run: DedupRun) -> None:
     hop, first = run.graph_hop, run.partitions
     returns = edge_returns(hop.returns)
     verified = [
-        submit(fn, returns, *args, run.partitions, hop.outbox(first + g))
+        submit(fn, returns, *args, run.graph_partitions, hop.outbox(first + g))
         for g, (fn, *args) in enumerate(work)
     ]
     run.verified = [v["edges"] for v in verified]
@@ -228,7 +235,7 @@ def verify(run: DedupRun) -> None:
 def graph(run: DedupRun) -> None:
     """Connected components of the exact and near edges (components.py)."""
     run.labels, run.stats["graph_rounds"] = components_of_routed(
-        run.ex, run.graph_hop, run.edges + run.verified, run.partitions
+        run.ex, run.graph_hop, run.edges + run.verified, run.graph_partitions
     )
 
 
