@@ -9,11 +9,15 @@ script a user would write, benchmarks/baselines.py).
     .venv/bin/python benchmarks/throughput.py --docs 1000000
     .venv/bin/python benchmarks/throughput.py --workers 1,4,16 --baseline-docs 50000
     .venv/bin/python benchmarks/throughput.py --real-mb 100 --workers 2   # real text
-    .venv/bin/python benchmarks/throughput.py --real-mb 280 --workers 2 --again
+    .venv/bin/python benchmarks/throughput.py --real-mb 280 --workers 2 --again --sent
 
 --again also runs the job twice in one driver on the widest worker count: the
 second run finds Ray's worker processes started and their models loaded, so
 the difference is the job's fixed cost, paid once a job however large.
+--sent also sends the job (the CLI, `run --address`) to a Ray that is already
+running, one node of the widest worker count's CPUs (cluster/local/start.sh):
+the wall time of a job sent to a cluster, which starts its worker processes
+but not Ray.
 
 The baseline does less than the job (no quality rules, no staging, no
 manifest); its time is measured on --baseline-docs documents (default: all)
@@ -36,7 +40,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).parent))
 
 from baselines import datasketch_dedup, fasttext_languages  # noqa: E402
-from common import job_totals_in_one_driver, run_cli  # noqa: E402
+from common import job_totals_in_one_driver, run_cli, running_local_ray  # noqa: E402
 from dedupe_at_scale.config import JobConfig  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
 from real_text import write_real_corpus  # noqa: E402
@@ -101,6 +105,10 @@ def main() -> None:
         "--again", action="store_true",
         help="also run the job twice in one driver (its fixed cost; the rate once workers are up)",
     )  # fmt: skip
+    parser.add_argument(
+        "--sent", action="store_true",
+        help="also send the job to a running local Ray of the widest worker count's CPUs",
+    )  # fmt: skip
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     shards = args.shards or max(16, 4 * cores)
@@ -129,6 +137,11 @@ def main() -> None:
         again = (
             job_totals_in_one_driver(input_dir, Path(tmp) / "again", widest) if args.again else []
         )
+        sent = None
+        if args.sent:
+            with running_local_ray(widest) as address:
+                sent = run_cli("run", "--input", str(input_dir), "--output",
+                               str(Path(tmp) / "sent"), "--address", address, "--quiet")[0]  # fmt: skip
         base_seconds, predict_seconds, base_docs = baseline(
             input_dir, args.baseline_docs or args.docs
         )
@@ -220,6 +233,13 @@ def main() -> None:
                 f"the same job twice in one driver: {first:.1f} s, then {second:.1f} s with the "
                 f"workers up and their models loaded ({first - second:.1f} s of fixed cost a job); "
                 f"then {rate:.1f} MB/s per core = {rate / langid_rate:.0%} of the language-ID stage"
+            )
+        if sent:
+            rate = text_mb / sent / widest
+            print(
+                f"the same job sent to a running Ray of {widest} CPUs: {sent:.1f} s (the command's "
+                f"wall time) = {rate:.1f} MB/s per core = {rate / langid_rate:.0%} of the "
+                "language-ID stage"
             )
 
 
