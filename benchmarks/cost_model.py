@@ -163,7 +163,7 @@ class Sizing:
         # Per group: scan, attach, verify (which sends its edges into the
         # graph), members, write decisions; per partition: buckets (which
         # sends its exact edges into the graph), keep; per graph partition
-        # (a tenth of the partitions): route labels, and two per round
+        # (a tenth of the partitions past 160): route labels, and two per round
         # (large-star and small-star, each sending its edges on). As counted
         # in a job (tests/test_dedup_job.py; docs/scaling.md, "Fewer tasks in
         # dedup's graph" and "The graph on a tenth of the partitions").

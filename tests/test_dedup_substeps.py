@@ -115,17 +115,19 @@ def reference_edges(docs, uids, cfg, bands: int, rows: int) -> set[tuple[int, in
 
 
 @pytest.mark.parametrize(
-    ("dedup", "partitions", "mailboxes", "graph_share"),
-    [({}, 1, 0, 10), ({}, 3, 2, 1), ({"verify": False}, 2, 0, 10), ({"near": False}, 2, 0, 1),
-     ({"exact": False, "threshold": 0.7}, 3, 0, 10)],
+    ("dedup", "partitions", "mailboxes", "graph"),
+    [({}, 1, 0, 1), ({}, 3, 2, 3), ({"verify": False}, 2, 0, 1), ({"near": False}, 2, 0, 2),
+     ({"exact": False, "threshold": 0.7}, 3, 0, 1)],
     ids=["default", "mailboxes", "no-verify", "exact-only", "near-only"],
 )  # fmt: skip
 def test_scan_to_graph_finds_the_reference_components(ray_cluster, tmp_path, dedup, partitions,
-                                                      mailboxes, graph_share, monkeypatch):  # fmt: skip
-    # A graph partition per `graph_share` partitions: one, or one each.
-    monkeypatch.setattr(components, "GRAPH_SHARE", graph_share)
+                                                      mailboxes, graph, monkeypatch):  # fmt: skip
+    # The graph on as many partitions as the rest, or on fewer (as past
+    # GRAPH_SPREAD partitions): here one.
+    if graph < partitions:
+        monkeypatch.setattr(components, "GRAPH_SPREAD", 1)
     run, docs, uids = dedup_run(tmp_path, dedup, partitions, mailboxes)
-    assert run.graph_partitions == (1 if graph_share == 10 else partitions)
+    assert run.graph_partitions == graph
     try:
         outcome = run_sub_steps(run, until="graph")
         labels = pa.concat_tables(ray.get(run.labels))

@@ -94,17 +94,20 @@ def components_local(hi: np.ndarray, lo: np.ndarray) -> dict[int, int]:
 MAX_ROUNDS = 64
 # The graph holds only the documents that have a duplicate, by an edge or a
 # few each (0.1 to 0.6 edges a document on the generator and on real text),
-# so its rounds take a partition per GRAPH_SHARE of dedup's hash partitions:
-# a million documents' edges at the default, a few MB a task. Its rounds are
-# two tasks a partition each; at dedup's partition count they were half of
-# dedup's tasks, which the driver submits one by one (docs/scaling.md). The
-# labels, component minima, do not depend on the partitions.
+# so past GRAPH_SPREAD partitions its rounds take one per GRAPH_SHARE of
+# dedup's hash partitions: a million documents' edges at the default, a few
+# MB a task. Its rounds are two tasks a partition each; at dedup's partition
+# count they were half of dedup's tasks, which the driver submits one by one
+# (docs/scaling.md). Up to GRAPH_SPREAD partitions each round keeps as many
+# tasks as dedup has partitions, to spread a small job over a large machine.
+# The labels, component minima, do not depend on the partitions.
 GRAPH_SHARE = 10
+GRAPH_SPREAD = 16
 
 
 def graph_partitions(partitions: int) -> int:
     """Hash partitions of the graph's rounds for dedup's `partitions`."""
-    return max(1, -(-partitions // GRAPH_SHARE))
+    return min(partitions, max(GRAPH_SPREAD, -(-partitions // GRAPH_SHARE)))
 
 
 def connected_components(ex: Exchange, edge_refs: list, partitions: int) -> tuple[list, int]:

@@ -16,7 +16,7 @@ group to every group); the driver only sees per-file metadata and counts.
   verify    two hops over the groups holding each side's signature: keep pairs
             whose signatures agree on >= verify_threshold of their values
   graph     connected components (large-star / small-star, components.py),
-            over a partition per ten of the others (components.graph_partitions)
+            over a partition per ten of the others past 160 (graph_partitions)
   keep      per component, the best document by the keep rule survives, and
             decisions go back to the staged file of each document (keep.py)
 
