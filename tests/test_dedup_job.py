@@ -226,6 +226,24 @@ def test_dedup_submits_the_tasks_the_cost_model_counts(
     assert submitted["_route_labels"] == graph and submitted["_buckets"] == partitions
 
 
+def test_same_output_with_the_graph_on_fewer_partitions(ray_cluster, sample_dir, tmp_path):
+    """The graph's rounds on fewer partitions than the other sub-steps (past
+    GRAPH_SPREAD) decide as one partition for everything does."""
+    outputs = []
+    for partitions, graph in ((1, 1), (20, 16)):
+        cfg = config_from_dict({**DEDUP_ONLY, "input": {"rows_per_task": 250},
+                                "dedup": {"partitions": partitions}})  # fmt: skip
+        out = tmp_path / f"out{partitions}"
+        stats = run_job(str(sample_dir), str(out), cfg).manifest["dedup"]
+        assert (stats["partitions"], stats["graph_partitions"]) == (partitions, graph)
+        outputs.append(
+            {name: pq.read_table(out / name) for name in ("data", "rejected", "duplicates")}
+        )
+    assert outputs[0]["duplicates"].num_rows > 100
+    for name in ("data", "rejected", "duplicates"):
+        assert outputs[1][name].equals(outputs[0][name]), name
+
+
 def test_exact_only_and_keep_rule(ray_cluster, tmp_path):
     texts = ["the same words in the same order here"] * 3 + ["something else entirely different"]
     table = pa.table(
