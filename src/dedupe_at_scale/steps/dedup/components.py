@@ -95,8 +95,8 @@ MAX_ROUNDS = 64
 # The graph holds only the documents that have a duplicate, by an edge or a
 # few each (0.1 to 0.45 edges a document in the runs measured, 0.36 on real text),
 # so past GRAPH_SPREAD partitions its rounds take one per GRAPH_SHARE of
-# dedup's hash partitions: a million documents' edges at the default, a few
-# MB a task. Its rounds are two tasks a partition each; at dedup's partition
+# dedup's hash partitions: a million documents' edges at the default, about
+# 10 MB a task. Its rounds are two tasks a partition each; at dedup's partition
 # count they were half of dedup's tasks, which the driver submits one by one
 # (docs/scaling.md). Up to GRAPH_SPREAD partitions each round keeps as many
 # tasks as dedup has partitions, to spread a small job over a large machine.
