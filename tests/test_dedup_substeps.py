@@ -116,8 +116,8 @@ def reference_edges(docs, uids, cfg, bands: int, rows: int) -> set[tuple[int, in
 
 @pytest.mark.parametrize(
     ("dedup", "partitions", "mailboxes", "graph"),
-    [({}, 1, 0, 1), ({}, 3, 2, 3), ({"verify": False}, 2, 0, 1), ({"near": False}, 2, 0, 2),
-     ({"exact": False, "threshold": 0.7}, 3, 0, 1)],
+    [({}, 1, 0, 1), ({}, 3, 2, 1), ({"verify": False}, 2, 0, 1), ({"near": False}, 2, 0, 2),
+     ({"exact": False, "threshold": 0.7}, 3, 0, 3)],
     ids=["default", "mailboxes", "no-verify", "exact-only", "near-only"],
 )  # fmt: skip
 def test_scan_to_graph_finds_the_reference_components(ray_cluster, tmp_path, dedup, partitions,
