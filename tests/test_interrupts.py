@@ -39,11 +39,10 @@ def test_a_ctrl_c_landing_where_ray_would_hang_is_delivered_after_it():
     the handler delivers it again once that code has returned."""
     import ray._private.state
 
-    from dedupe_at_scale.cli.interrupts import UNSAFE_RAY_CODE
+    from dedupe_at_scale.cli.interrupts import in_unsafe_ray_code
 
     # The pinned Ray still has the code the handler names.
-    code = ray._private.state.GlobalState._connect_and_get_accessor.__code__
-    assert any(code.co_filename.endswith(f) and code.co_name == n for f, n in UNSAFE_RAY_CODE)
+    assert in_unsafe_ray_code(ray._private.state.GlobalState._connect_and_get_accessor.__code__)
 
     # A function of that name and file, in which the Ctrl-C lands.
     namespace: dict = {"_handler": _handler, "signal": signal, "sys": sys}

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 
@@ -58,14 +58,16 @@ REDELIVER_S = 0.05
 UNSAFE_RAY_CODE = frozenset({("ray/_private/state.py", "_connect_and_get_accessor")})
 
 
+def in_unsafe_ray_code(code: CodeType) -> bool:
+    """Whether `code` is one of UNSAFE_RAY_CODE."""
+    path = code.co_filename.replace("\\", "/")
+    return any(path.endswith(f) and code.co_name == name for f, name in UNSAFE_RAY_CODE)
+
+
 def _must_wait(frame: FrameType | None) -> bool:
     """Whether the interrupt lands inside a finalizer or UNSAFE_RAY_CODE."""
     while frame is not None:
-        code = frame.f_code
-        if code.co_name == "__del__":
-            return True
-        path = code.co_filename.replace("\\", "/")
-        if any(path.endswith(f) and code.co_name == name for f, name in UNSAFE_RAY_CODE):
+        if frame.f_code.co_name == "__del__" or in_unsafe_ray_code(frame.f_code):
             return True
         frame = frame.f_back
     return False
