@@ -165,9 +165,8 @@ def test_verify_alone_keeps_the_pairs_that_agree_enough(ray_cluster, tmp_path):
     run.candidates = [Pieces((ray.put(pairs_table(hi[owner == g], lo[owner == g])),))
                       for g in range(len(run.groups))]  # fmt: skip
     run.stats["candidate_pairs"] = len(pairs)  # buckets counts them; verify sizes its hop by them
-    run.graph_hop = run.ex.hop(
-        run.graph_partitions
-    )  # buckets opens it; verify sends its edges there
+    # Buckets opens the graph's first hop; verify sends its edges there.
+    run.graph_hop = run.ex.hop(run.graph_partitions)
     verify(run)
     # The edges went into the graph's first hop both ways: (hi, lo) and (lo, hi).
     sent = pa.concat_tables(ray.get([piece for pieces in run.verified for piece in pieces]))
