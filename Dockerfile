@@ -17,6 +17,10 @@ COPY --chown=ray:users src ./src
 COPY --chown=ray:users jobs ./jobs
 RUN pip install --no-cache-dir . \
     && python -c "import dedupe_at_scale, fasttext; assert hasattr(fasttext, 'train_supervised')"
+# numba's kernels compiled into the image, so that a node's workers load them
+# instead of each compiling them on its first job (a node with another CPU
+# model than the build machine's still compiles: numba's cache is per CPU).
+RUN dedupe-at-scale compile
 
 # The bundled language-ID model ships inside the package (CC BY-SA 3.0, see
 # src/dedupe_at_scale/models/NOTICE.md); nothing is downloaded at run time.

@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -c "import fasttext; assert hasattr(fasttext, 'train_supervised'), 'fasttext was replaced by a predict-only build'"
+	$(BIN)/dedupe-at-scale compile
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,5 @@
-"""Command line: `dedupe-at-scale run | generate | report | trace | audit | submit | train-quality`."""
+"""Command line: `dedupe-at-scale run | generate | report | trace | audit | submit | train-quality
+| compile`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from dedupe_at_scale.cli.ray_cluster import (
     stop_own_ray,
 )
 from dedupe_at_scale.cli.submit import SubmitError
-from dedupe_at_scale.config import ConfigError, job_uris, load_config
+from dedupe_at_scale.config import ConfigError, JobConfig, job_uris, load_config
 from dedupe_at_scale.io.inputs import InputError
 from dedupe_at_scale.io.mailbox import MailboxDiskError
 from dedupe_at_scale.io.storage import StorageError
@@ -151,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="text of any size for scaling runs, written shard by shard on every core in "
         "bounded memory; unrelated documents share almost no shingles (docs/sample.md)",
     )  # fmt: skip
+    sub.add_parser(
+        "compile", help="compile the job's numba kernels into numba's cache, once after "
+        "installing, so that a first job's workers do not each compile them",
+    )  # fmt: skip
     return parser
 
 
@@ -190,6 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             storage = load_config(args.config).storage
             print(audit(args.output, args.sample, args.seed, storage, finder=shard_finder))
+            return 0
+        if args.command == "compile":
+            from dedupe_at_scale.cli.compile_kernels import compile_kernels, describe
+
+            print(describe(compile_kernels(JobConfig())))
             return 0
         if args.command == "submit":
             from dedupe_at_scale.cli.submit import submit_job

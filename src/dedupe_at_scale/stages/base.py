@@ -94,7 +94,9 @@ def take_rows(array: pa.Array, rows: np.ndarray) -> pa.Array:
 
 def string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 bytes and int64 offsets of a string array, for numba kernels
-    (nulls become empty strings)."""
+    (nulls become empty strings). Both read-only whatever made the buffers:
+    numba compiles a kernel once per writability, and an Arrow buffer is
+    writable when a cast or fill made it, read-only when a file's read did."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
@@ -102,7 +104,14 @@ def string_buffers(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     _, offsets, data = array.buffers()
     offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return data, offsets
+    return read_only(data), read_only(offsets)
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of `array` (the array itself is left as it was)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 @dataclass

@@ -242,8 +242,9 @@ class MinHashStage(Stage):
 
     def warm_up(self) -> None:
         text = pa.array(["warm up the kernel"], pa.string())
-        for char_mode in (False, True):
-            text_signatures(text, np.array([char_mode]), self.params, self.form)
+        sparse = sparse_spaces(text)  # for texts whose language is unknown or unsure
+        for char_mode in (sparse, ~sparse):
+            text_signatures(text, char_mode, self.params, self.form)
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:

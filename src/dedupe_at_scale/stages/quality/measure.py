@@ -52,7 +52,7 @@ from dedupe_at_scale.kernels.codepoints import (
     unicode_tables,
 )  # fmt: skip
 from dedupe_at_scale.kernels.hashing import FNV_PRIME, mix
-from dedupe_at_scale.stages.base import string_buffers
+from dedupe_at_scale.stages.base import read_only, string_buffers
 from dedupe_at_scale.stages.quality.ngrams import (
     ascending,
     doc_ngram_chars,
@@ -169,8 +169,8 @@ class Measurer:
         data, offsets = string_buffers(texts)
         if rows is None:
             starts, ends = offsets[:-1], offsets[1:]
-        else:
-            starts, ends = offsets[rows], offsets[rows + 1]
+        else:  # read-only like the slices: one compiled kernel, not two
+            starts, ends = read_only(offsets[rows]), read_only(offsets[rows + 1])
         n = len(starts)
         stop_index = (
             pc.fill_null(

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedupe_at_scale.stages.base import string_buffers
+from dedupe_at_scale.stages.base import read_only, string_buffers
 from dedupe_at_scale.stages.tokens.bpe import bpe_tables, count_tokens
 from dedupe_at_scale.stages.tokens.pretokens import CL100K, GPT2, count_pieces, distinct, insert
 
@@ -126,7 +126,8 @@ class TokenCounter:
         self.pattern, self.problem = pretokenizer(spec)
         if classes is None:
             self.pattern, self.problem = None, "no code point table"
-        self.classes = classes
+        # Read-only as the job's shared copy is: one compiled kernel, not two.
+        self.classes = None if classes is None else read_only(classes)
         # The texts the pre-tokenizer sees are the normalizer's output.
         self.normalizer = self.tokenizer.normalizer if spec.get("normalizer") else None
         self.ascii_invariant = ascii_invariant(spec.get("normalizer"))

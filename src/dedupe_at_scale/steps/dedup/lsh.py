@@ -17,6 +17,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dedupe_at_scale.kernels.minhash import agreement_kernel
+from dedupe_at_scale.stages.base import read_only
+from dedupe_at_scale.stages.minhash import band_keys
+
 
 def exact_edges(keys: np.ndarray, uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(member, first member) for every member after the first of each group."""
@@ -58,6 +62,29 @@ def band_candidates(
     keys, uids = keys[order], uids[order]
     a, b = _pairs_kernel(keys, uids, all_pairs_limit)
     return unique_pairs(a, b)
+
+
+def agreeing(
+    left: np.ndarray, left_rows: np.ndarray, right: np.ndarray, right_rows: np.ndarray,
+    threshold: float,
+) -> np.ndarray:  # fmt: skip
+    """Whether signatures left[left_rows[i]] and right[right_rows[i]] agree
+    on at least `threshold` of their values (kernels.minhash.agreement_kernel).
+    The signatures go in read-only, as a staged file's read makes them, so
+    that the kernel is compiled once."""
+    agree = np.empty(len(left_rows), np.bool_)
+    agreement_kernel(read_only(left), left_rows, read_only(right), right_rows, threshold, agree)
+    return agree
+
+
+def warm_up(num_perm: int) -> None:
+    """Compile (or load from numba's cache) the dedup step's kernels, with
+    the argument types its tasks pass: band keys, candidate pairs, agreement."""
+    sigs = np.zeros((2, num_perm), np.uint32)
+    keys = band_keys(sigs, 1, num_perm).reshape(-1)
+    uids = np.arange(2, dtype=np.int64)
+    band_candidates(keys, uids, uids.astype(np.uint64))
+    agreeing(sigs, uids, sigs, uids, 0.5)
 
 
 def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,6 @@ import ray
 
 from dedupe_at_scale import columns as col
 from dedupe_at_scale.kernels.hashing import MULTIPLIER
-from dedupe_at_scale.kernels.minhash import agreement_kernel
 from dedupe_at_scale.steps.base import (
     StagedGroup,
     StagedView,
@@ -59,7 +58,7 @@ from dedupe_at_scale.steps.dedup.edges import (
     pairs_table,
 )
 from dedupe_at_scale.steps.dedup.keep import choose_keepers
-from dedupe_at_scale.steps.dedup.lsh import band_candidates, exact_edges, unique_pairs
+from dedupe_at_scale.steps.dedup.lsh import agreeing, band_candidates, exact_edges, unique_pairs
 from dedupe_at_scale.steps.dedup.scan import scan, signature_matrix
 from dedupe_at_scale.steps.exchange import (
     Exchange,
@@ -339,8 +338,7 @@ def _verify(group: StagedGroup, threshold, pieces, partitions, out: Outbox):
         sig.buffers()[2], sigs.dtype, (offsets[-1] - offsets[0]) // sigs.itemsize, offsets[0]
     ).reshape(-1, sigs.shape[1])
     hi_rows = by_hi[np.searchsorted(carrier_hi[by_hi], hi)]
-    agree = np.empty(len(hi), np.bool_)
-    agreement_kernel(carried_sigs, hi_rows, sigs, lo_rows, float(threshold), agree)
+    agree = agreeing(carried_sigs, hi_rows, sigs, lo_rows, float(threshold))
     return edges_sent(pairs_table(hi[agree], lo[agree]), partitions, out)
 
 
