@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from dedupe_at_scale.stages.annotate import Annotator
+from dedupe_at_scale.stages.decontaminate import RESOURCE, DecontaminateStage, EvalItem, build_index
 from dedupe_at_scale.stages.minhash import params_for, string_hashes
 from dedupe_at_scale.steps.dedup import lsh
 
@@ -28,9 +29,15 @@ if TYPE_CHECKING:
 
 def compile_kernels(cfg: JobConfig) -> dict[str, float]:
     """Seconds spent per part: each running stage's set-up (its warm-up
-    calls its kernels with the types a job passes), numba's own, the dedup
-    step's kernels, and the string hash the global steps share."""
+    calls its kernels with the types a job passes), numba's own,
+    decontamination's, the dedup step's kernels, and the string hash the
+    global steps share."""
     seconds = dict(Annotator(cfg).setup)
+    started = time.perf_counter()
+    # Off by default, and its stage needs the eval sets' index: one of a line.
+    item = EvalItem("warm-up", "0", ["one two three four five six seven eight nine ten"])
+    DecontaminateStage(cfg, {RESOURCE: build_index([item], cfg.decontaminate)}).warm_up()
+    seconds["decontaminate"] = time.perf_counter() - started
     if cfg.dedup.enabled:
         started = time.perf_counter()
         lsh.warm_up(params_for(cfg.dedup).num_perm)

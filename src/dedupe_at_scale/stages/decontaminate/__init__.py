@@ -19,7 +19,7 @@ than max_pieces, or none, remain).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -40,6 +40,7 @@ from dedupe_at_scale.stages.base import (
     Batch,
     Stage,
     StageResult,
+    read_only,
     rejections,
     scatter,
     string_buffers,
@@ -215,6 +216,14 @@ def build_index(items: list[EvalItem], cfg: DecontaminateConfig) -> EvalIndex:
     return index
 
 
+def kernel_ready(index: EvalIndex) -> EvalIndex:
+    """The index with the arrays its kernel reads made read-only, as Ray's
+    object store hands them to workers: one compiled kernel wherever the
+    index came from (`dedupe-at-scale compile` builds its own)."""
+    return replace(index, table=read_only(index.table), values=read_only(index.values),
+                   bits=read_only(index.bits), short_lengths=read_only(index.short_lengths))  # fmt: skip
+
+
 @dataclass
 class Hit:
     """A contaminated document: its best item, the distinct n-grams matched,
@@ -299,9 +308,12 @@ class DecontaminateStage(Stage):
     def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
         super().__init__(cfg)
         self.section = cfg.decontaminate
-        self.index: EvalIndex = resources[RESOURCE]
+        self.index = kernel_ready(resources[RESOURCE])
         self.view = stage_views(cfg)["decontaminate"]
         self.text_rows = cfg.input.format == "text"
+
+    def warm_up(self) -> None:
+        find_hits(pa.array(["warm up the kernel"]), np.arange(1), self.index, self.section)
 
     @staticmethod
     def enabled(cfg: JobConfig) -> bool:
