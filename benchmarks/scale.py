@@ -37,6 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from common import kernels_compiled  # noqa: E402
 from dedupe_at_scale.sample import generate_sample  # noqa: E402
 from s3_proxy import LatencyProxy, Request  # noqa: E402
 
@@ -103,6 +104,7 @@ def run_job(
     config = work / f"{prefix}.yaml"
     settings = {**(extra or {}), "storage": {"endpoint_url": proxy.endpoint}}
     config.write_text(yaml.safe_dump(settings))
+    kernels_compiled()
     proxy.reset()
     started = time.time()
     job = subprocess.Popen(
