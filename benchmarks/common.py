@@ -92,9 +92,12 @@ def kernels_compiled(env: dict[str, str] | None = None) -> None:
     if tree in _COMPILED:
         return
     _COMPILED.add(tree)
-    subprocess.run(
-        [sys.executable, "-m", "dedupe_at_scale.cli", "compile"], env=env, capture_output=True
-    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dedupe_at_scale.cli", "compile"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0 and "invalid choice: 'compile'" not in done.stderr:
+        raise SystemExit(f"dedupe-at-scale compile failed:\n{done.stderr[-3000:]}")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, MemorySampler]:

@@ -14,6 +14,7 @@ another CPU compiles again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -33,18 +34,20 @@ def compile_kernels(cfg: JobConfig) -> dict[str, float]:
     decontamination's, the dedup step's kernels, and the string hash the
     global steps share."""
     seconds = dict(Annotator(cfg).setup)
-    started = time.perf_counter()
     # Off by default, and its stage needs the eval sets' index: one of a line.
     item = EvalItem("warm-up", "0", ["one two three four five six seven eight nine ten"])
-    DecontaminateStage(cfg, {RESOURCE: build_index([item], cfg.decontaminate)}).warm_up()
-    seconds["decontaminate"] = time.perf_counter() - started
+    parts: dict[str, Callable[[], object]] = {
+        "decontaminate": lambda: DecontaminateStage(
+            cfg, {RESOURCE: build_index([item], cfg.decontaminate)}
+        ).warm_up(),
+        "string hash": lambda: string_hashes(pa.array(["ids, mixture, caps"])),
+    }
     if cfg.dedup.enabled:
+        parts["dedup step"] = lambda: lsh.warm_up(params_for(cfg.dedup).num_perm)
+    for name, warm_up in parts.items():
         started = time.perf_counter()
-        lsh.warm_up(params_for(cfg.dedup).num_perm)
-        seconds["dedup step"] = time.perf_counter() - started
-    started = time.perf_counter()
-    string_hashes(pa.array(["ids, mixture, caps"]))
-    seconds["string hash"] = time.perf_counter() - started
+        warm_up()
+        seconds[name] = time.perf_counter() - started
     return seconds
 
 

@@ -19,7 +19,7 @@ than max_pieces, or none, remain).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -207,6 +207,9 @@ def build_index(items: list[EvalItem], cfg: DecontaminateConfig) -> EvalIndex:
         "frequent_ngrams_ignored": int(frequent.sum()),
         "sources": summary,
     }
+    # The kernel's arrays read-only, as Ray's object store hands them to the
+    # workers: one compiled kernel wherever the index is used.
+    table, values, bits, short = (read_only(a) for a in (table, values, bits, short))
     index = EvalIndex(
         n, kept_keys, table, values, bits, shift, key_start, item_at, item_keys, item_source,
         [i.item_id for i in items], sources, short, {},
@@ -214,14 +217,6 @@ def build_index(items: list[EvalItem], cfg: DecontaminateConfig) -> EvalIndex:
     index.summary = {**summary_all, "index_bytes": index.nbytes()}
     index.digest = items_digest(items)
     return index
-
-
-def kernel_ready(index: EvalIndex) -> EvalIndex:
-    """The index with the arrays its kernel reads made read-only, as Ray's
-    object store hands them to workers: one compiled kernel wherever the
-    index came from (`dedupe-at-scale compile` builds its own)."""
-    return replace(index, table=read_only(index.table), values=read_only(index.values),
-                   bits=read_only(index.bits), short_lengths=read_only(index.short_lengths))  # fmt: skip
 
 
 @dataclass
@@ -308,7 +303,7 @@ class DecontaminateStage(Stage):
     def __init__(self, cfg: JobConfig, resources: dict[str, Any]):
         super().__init__(cfg)
         self.section = cfg.decontaminate
-        self.index = kernel_ready(resources[RESOURCE])
+        self.index: EvalIndex = resources[RESOURCE]
         self.view = stage_views(cfg)["decontaminate"]
         self.text_rows = cfg.input.format == "text"
 
