@@ -78,7 +78,8 @@ class MemorySampler(threading.Thread):
         )
 
 
-_COMPILED: set[str] = set()
+_COMPILE_KEYS = ("PYTHONPATH", "NUMBA_CACHE_DIR", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+_COMPILED: set[tuple[str, ...]] = set()
 
 
 def kernels_compiled(env: dict[str, str] | None = None) -> None:
@@ -87,11 +88,13 @@ def kernels_compiled(env: dict[str, str] | None = None) -> None:
     worktree, numba's cache misses, and the first job's workers compiled
     the kernels inside its time (36.0 s against 20.2 s the next run, on
     dedup_speed.py --real-mb 280). A tree older than the command is left
-    as it is."""
-    tree = (env if env is not None else os.environ).get("PYTHONPATH", "")
-    if tree in _COMPILED:
+    as it is. Once per cache as well: numba's (NUMBA_CACHE_DIR) and the
+    CPU it compiles for (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES)."""
+    env_now = env if env is not None else os.environ
+    key = tuple(env_now.get(k, "") for k in _COMPILE_KEYS)
+    if key in _COMPILED:
         return
-    _COMPILED.add(tree)
+    _COMPILED.add(key)
     done = subprocess.run(
         [sys.executable, "-m", "dedupe_at_scale.cli", "compile"],
         env=env, capture_output=True, text=True,
