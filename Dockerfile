@@ -18,8 +18,9 @@ COPY --chown=ray:users jobs ./jobs
 RUN pip install --no-cache-dir . \
     && python -c "import dedupe_at_scale, fasttext; assert hasattr(fasttext, 'train_supervised')"
 # numba's kernels compiled into the image, so that a node's workers load them
-# instead of each compiling them on its first job (a node with another CPU
-# model than the build machine's still compiles: numba's cache is per CPU).
+# instead of each compiling them on its first job. numba's cache is per CPU
+# model: the cluster configs compile again at node start for the node's own
+# (a portable target would cost MinHash 1.4-2.8x, docs/performance.md).
 RUN dedupe-at-scale compile
 
 # The bundled language-ID model ships inside the package (CC BY-SA 3.0, see

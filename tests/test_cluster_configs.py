@@ -87,6 +87,32 @@ def test_raycluster_serves_the_jobs_api():
             check_resources(container)
 
 
+COMPILE = ["dedupe-at-scale", "compile"]
+
+
+def worker_templates(path: str) -> list[dict]:
+    spec = load(path)["spec"]
+    spec = spec.get("rayClusterSpec", spec)
+    return [group["template"] for group in spec["workerGroupSpecs"]]
+
+
+@pytest.mark.parametrize("path", ["cluster/kuberay/rayjob.yaml", "cluster/kuberay/raycluster.yaml"])
+def test_kuberay_workers_compile_the_kernels_for_their_cpu(path):
+    """numba's cache in the image holds the build machine's CPU only: each
+    worker pod compiles for its own before Kubernetes counts it running."""
+    for template in worker_templates(path):
+        for container in containers(template):
+            command = container["lifecycle"]["postStart"]["exec"]["command"]
+            assert command == COMPILE
+            assert build_parser().parse_args(command[1:]).command == "compile"
+
+
+def test_aws_nodes_compile_the_kernels_for_their_cpu():
+    commands = load("cluster/aws/cluster.yaml")["setup_commands"]
+    assert [shlex.split(c) for c in commands] == [COMPILE]
+    assert build_parser().parse_args(COMPILE[1:]).command == "compile"
+
+
 # `ray start` flags KubeRay accepts with an explicit false (convertParamMap).
 KUBERAY_FALSE_KEPT = ("log-color", "include-dashboard", "include-log-monitor")
 
