@@ -10,10 +10,11 @@ features) would make one cache serve every node; this measures what the
 kernels lose for it. Each target gets a cache of its own, filled by
 `dedupe-at-scale compile` (untimed); then the default job and the dedup-only
 job (language ID and quality off) run on the real-text corpus
-(benchmarks/real_text.py), targets alternating (each repeat starting with the next), --repeats times. Prints the
-median of the manifest's busy seconds per stage (summed over workers,
-set-up apart), each against the host's, whether any run compiled a kernel
-(a file added to its cache), and whether data/ came out the same bytes.
+(benchmarks/real_text.py), --repeats times, the targets alternating and each
+repeat starting with the next. Prints the median of the manifest's busy
+seconds per stage (summed over workers, set-up apart), each against the
+host's, whether any run compiled a kernel (a file added to its cache), and
+whether data/ came out the same bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import kernels_compiled, run_job  # noqa: E402
 from real_text import write_real_corpus  # noqa: E402
-from stage_busy import JOBS, data_digest  # noqa: E402
+from stage_busy import JOBS, data_digest, stage_seconds  # noqa: E402
 
 TARGETS = {
     "host": {},
@@ -78,11 +79,7 @@ def main() -> None:
                     _, manifest = run_job(root / "input", output, args.workers, spec, env)
                     added = cache_files(Path(env["NUMBA_CACHE_DIR"])) - before
                     compiled[name] = compiled.get(name, 0) + added
-                    timings = manifest["timings"]
-                    seconds = {**timings["stage_busy_seconds"],
-                               "set-up": sum(timings["stage_setup_seconds"].values()),
-                               "job total": timings["wall_seconds"]["total"]}  # fmt: skip
-                    for stage, value in seconds.items():
+                    for stage, value in stage_seconds(manifest, setup=True).items():
                         busy.setdefault((job, stage), {}).setdefault(name, []).append(value)
                     digests.setdefault(job, set()).add(data_digest(output))
                     shutil.rmtree(output)

@@ -48,6 +48,16 @@ def data_digest(output: Path) -> str:
     return digest.hexdigest()
 
 
+def stage_seconds(manifest: dict, setup: bool = False) -> dict[str, float]:
+    """The manifest's busy seconds per stage and the job's total; with
+    `setup`, the stages' one-time set-up too, summed."""
+    timings = manifest["timings"]
+    seconds = dict(timings["stage_busy_seconds"])
+    if setup:
+        seconds["set-up"] = sum(timings["stage_setup_seconds"].values())
+    return {**seconds, "job total": timings["wall_seconds"]["total"]}
+
+
 def worktree(commit: str, where: Path) -> Path:
     subprocess.run(
         ["git", "-C", str(REPO), "worktree", "add", "--detach", "-f", str(where), commit],
@@ -86,10 +96,7 @@ def main() -> None:
                     for tree, env in envs.items():
                         _, manifest = run_job(root / "input", output, args.workers, spec, env)
                         if repeat:  # the first run of each tree compiles its kernels
-                            timings = manifest["timings"]
-                            seconds = {**timings["stage_busy_seconds"],
-                                       "job total": timings["wall_seconds"]["total"]}  # fmt: skip
-                            for stage, value in seconds.items():
+                            for stage, value in stage_seconds(manifest).items():
                                 busy.setdefault((job, stage), {}).setdefault(tree, []).append(value)
                         digests.setdefault((job, tree), set()).add(data_digest(output))
                         shutil.rmtree(output)
